@@ -1,1 +1,55 @@
-//! placeholder
+//! Registry I/O for qus: what the Docker Engine API cannot do.
+//!
+//! The daemon builds and pushes the per-host images; this crate does the rest of the
+//! publishing against the OCI distribution API: parse references, find credentials
+//! (Docker config, credential helpers, explicit), check what a registry already holds
+//! (HEAD manifests and blobs), read manifests byte-exact with verified digests, and
+//! publish multi-platform lists (Docker manifest list by default, OCI index on
+//! request) only after verifying every entry, never rewriting an unchanged one.
+//!
+//! Pure logic (references, platforms, list bytes, challenge and envelope parsing,
+//! protocol choice, Docker config lookup) lives in modules without I/O; [`Client`]
+//! and the `transport` module do the HTTP.
+//!
+//! ```no_run
+//! # async fn demo() -> qus_registry::Result<()> {
+//! use qus_registry::{Client, ClientConfig, DockerConfig, IndexEntry, ListKind, Platform, Reference};
+//! let target = Reference::parse("127.0.0.1:5000/qus:aarch64")?;
+//! let auth = DockerConfig::load_default()?.resolve(target.registry())?;
+//! let client = Client::new(ClientConfig::default())?.with_auth(target.registry(), auth);
+//! let entries = vec![
+//!     IndexEntry::new(target.with_tag("amd64-d7.2-aarch64")?, Platform::parse("linux/amd64").unwrap()),
+//!     IndexEntry::new(target.with_tag("arm64v8-d7.2-aarch64")?, Platform::parse("linux/arm64/v8").unwrap()),
+//! ];
+//! let outcome = client.publish_index(&target, &entries, ListKind::default()).await?;
+//! println!("{target} -> {}", outcome.digest());
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod auth;
+mod client;
+mod digest;
+mod docker_config;
+mod error;
+mod manifest;
+pub mod media;
+mod protocol;
+mod publish;
+mod reference;
+mod storage;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+mod transport;
+
+pub use auth::{Auth, Challenge, PushCredentials, Secret};
+pub use client::{BlobUpload, Client, ClientConfig, RawManifest};
+pub use digest::{Digest, InvalidDigest};
+pub use docker_config::{resolve_auth, DockerConfig, Lookup};
+pub use error::{Error, ErrorEnvelope, RegistryError, Result};
+pub use manifest::{config_platform, Descriptor, ImageManifest, Index, Platform};
+pub use media::ListKind;
+pub use protocol::{is_loopback, ProtocolPolicy, Scheme};
+pub use publish::{IndexEntry, Outcome, PreparedIndex, Source};
+pub use reference::{Reference, DOCKER_HUB};
+pub use storage::{storage_stats, StorageStats};

@@ -1,0 +1,319 @@
+//! Host architecture names.
+//!
+//! Three naming schemes meet in qus: the image tags use dbhi/qus's names (`arm64v8`,
+//! `arm32v7`), Debian's archive uses its own (`arm64`, `armhf`), and registries use OCI
+//! platforms (`linux/arm/v7`). Users type any of them, or `uname -m`. Every name is
+//! normalised here, once, to a [`Host`]; the rest of qus only ever sees a `Host`.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// A host architecture that qus can build images for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Host {
+    /// x86-64.
+    Amd64,
+    /// 64-bit Arm.
+    Arm64v8,
+    /// 32-bit Arm, hard float (Debian armhf).
+    Arm32v7,
+    /// 32-bit Arm, soft float (Debian armel).
+    Arm32v6,
+    /// 32-bit x86.
+    I386,
+    /// 64-bit little-endian POWER.
+    Ppc64le,
+    /// IBM Z.
+    S390x,
+    /// 64-bit RISC-V.
+    Riscv64,
+    /// 64-bit little-endian MIPS.
+    Mips64le,
+}
+
+/// An OCI platform: what a registry's manifest list and an image config say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    /// Always `linux` for qus.
+    pub os: String,
+    /// GOARCH spelling: `amd64`, `arm64`, `arm`, `386` …
+    pub architecture: String,
+    /// `v8` for arm64, `v7`/`v6` for arm, absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub variant: Option<String>,
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+struct Row {
+    host: Host,
+    qus: &'static str,
+    debian: &'static str,
+    architecture: &'static str,
+    variant: Option<&'static str>,
+    /// Other spellings users type: `uname -m`, GOARCH, Debian and distro names.
+    aliases: &'static [&'static str],
+}
+
+/// The one table of host names. Order is the order hosts appear in plans and tables.
+const TABLE: &[Row] = &[
+    Row {
+        host: Host::Amd64,
+        qus: "amd64",
+        debian: "amd64",
+        architecture: "amd64",
+        variant: None,
+        aliases: &["x86_64", "x86-64", "x64", "linux/amd64"],
+    },
+    Row {
+        host: Host::Arm64v8,
+        qus: "arm64v8",
+        debian: "arm64",
+        architecture: "arm64",
+        variant: Some("v8"),
+        aliases: &["arm64", "aarch64", "armv8", "armv8l", "linux/arm64", "linux/arm64/v8"],
+    },
+    Row {
+        host: Host::Arm32v7,
+        qus: "arm32v7",
+        debian: "armhf",
+        architecture: "arm",
+        variant: Some("v7"),
+        aliases: &["armhf", "armv7", "armv7l", "armv7hl", "arm", "linux/arm", "linux/arm/v7"],
+    },
+    Row {
+        host: Host::Arm32v6,
+        qus: "arm32v6",
+        debian: "armel",
+        architecture: "arm",
+        variant: Some("v6"),
+        aliases: &["armel", "armv6", "armv6l", "linux/arm/v6"],
+    },
+    Row {
+        host: Host::I386,
+        qus: "i386",
+        debian: "i386",
+        architecture: "386",
+        variant: None,
+        aliases: &["386", "i686", "i586", "i486", "x86", "linux/386"],
+    },
+    Row {
+        host: Host::Ppc64le,
+        qus: "ppc64le",
+        debian: "ppc64el",
+        architecture: "ppc64le",
+        variant: None,
+        aliases: &["ppc64el", "powerpc64le", "linux/ppc64le"],
+    },
+    Row {
+        host: Host::S390x,
+        qus: "s390x",
+        debian: "s390x",
+        architecture: "s390x",
+        variant: None,
+        aliases: &["linux/s390x"],
+    },
+    Row {
+        host: Host::Riscv64,
+        qus: "riscv64",
+        debian: "riscv64",
+        architecture: "riscv64",
+        variant: None,
+        aliases: &["linux/riscv64"],
+    },
+    Row {
+        host: Host::Mips64le,
+        qus: "mips64le",
+        debian: "mips64el",
+        architecture: "mips64le",
+        variant: None,
+        aliases: &["mips64el", "linux/mips64le"],
+    },
+];
+
+/// An architecture name that is not in the table.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown host architecture '{name}': valid names are {}", Host::valid_names())]
+pub struct UnknownArch {
+    /// What the user typed.
+    pub name: String,
+}
+
+impl Host {
+    fn row(self) -> &'static Row {
+        TABLE
+            .iter()
+            .find(|r| r.host == self)
+            .expect("every Host variant has a row in TABLE")
+    }
+
+    /// Every host qus knows, in table order.
+    pub fn all() -> impl Iterator<Item = Host> {
+        TABLE.iter().map(|r| r.host)
+    }
+
+    /// The qus/dbhi name used in image tags: `arm64v8`.
+    pub fn name(self) -> &'static str {
+        self.row().qus
+    }
+
+    /// Debian's architecture name: `arm64`.
+    pub fn debian(self) -> &'static str {
+        self.row().debian
+    }
+
+    /// The OCI platform the image config and manifest list entry carry.
+    pub fn platform(self) -> Platform {
+        let r = self.row();
+        Platform {
+            os: "linux".into(),
+            architecture: r.architecture.into(),
+            variant: r.variant.map(Into::into),
+        }
+    }
+
+    /// `qus` names joined for error messages.
+    pub fn valid_names() -> String {
+        TABLE
+            .iter()
+            .map(|r| r.qus)
+            .collect::<Vec<_>>()
+            .join(", ")
+            + " (or their Debian, uname -m and OCI platform spellings)"
+    }
+
+    /// The host this process runs on, from the compile-time target. Used for defaults only.
+    pub fn native() -> Option<Host> {
+        let name = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64v8",
+            "arm" => "arm32v7",
+            "x86" => "i386",
+            "powerpc64" => "ppc64le",
+            "s390x" => "s390x",
+            "riscv64" => "riscv64",
+            "mips64" => "mips64le",
+            _ => return None,
+        };
+        name.parse().ok()
+    }
+}
+
+impl FromStr for Host {
+    type Err = UnknownArch;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_ascii_lowercase();
+        TABLE
+            .iter()
+            .find(|r| r.qus == wanted || r.debian == wanted || r.aliases.contains(&wanted.as_str()))
+            .map(|r| r.host)
+            .ok_or_else(|| UnknownArch { name: s.to_string() })
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for Host {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Host {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses a comma-separated list of host names (`amd64,aarch64,armhf`), keeping the order
+/// given and dropping repeats.
+pub fn parse_hosts(list: &str) -> Result<Vec<Host>, UnknownArch> {
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let h: Host = item.parse()?;
+        if !out.contains(&h) {
+            out.push(h);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_normalise_to_one_host() {
+        for (input, want) in [
+            ("amd64", Host::Amd64),
+            ("x86_64", Host::Amd64),
+            ("aarch64", Host::Arm64v8),
+            ("arm64", Host::Arm64v8),
+            ("ARM64V8", Host::Arm64v8),
+            ("armhf", Host::Arm32v7),
+            ("armv7l", Host::Arm32v7),
+            ("linux/arm/v7", Host::Arm32v7),
+            ("armel", Host::Arm32v6),
+            ("ppc64el", Host::Ppc64le),
+            ("i686", Host::I386),
+            ("386", Host::I386),
+            ("riscv64", Host::Riscv64),
+            ("s390x", Host::S390x),
+        ] {
+            assert_eq!(input.parse::<Host>().unwrap(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn unknown_name_lists_valid_ones() {
+        let err = "sparc".parse::<Host>().unwrap_err().to_string();
+        assert!(err.contains("'sparc'"), "{err}");
+        assert!(err.contains("arm64v8"), "{err}");
+        assert!(err.contains("riscv64"), "{err}");
+    }
+
+    #[test]
+    fn platforms_match_oci_spellings() {
+        assert_eq!(Host::Arm64v8.platform().to_string(), "linux/arm64/v8");
+        assert_eq!(Host::Arm32v7.platform().to_string(), "linux/arm/v7");
+        assert_eq!(Host::Arm32v6.platform().to_string(), "linux/arm/v6");
+        assert_eq!(Host::I386.platform().to_string(), "linux/386");
+        assert_eq!(Host::Ppc64le.debian(), "ppc64el");
+    }
+
+    #[test]
+    fn every_spelling_is_unique() {
+        let mut seen = std::collections::HashMap::new();
+        for r in TABLE {
+            for n in [r.qus, r.debian].iter().chain(r.aliases) {
+                if let Some(prev) = seen.insert(*n, r.host) {
+                    assert_eq!(prev, r.host, "{n} names two hosts");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn list_keeps_order_and_drops_repeats() {
+        assert_eq!(
+            parse_hosts("arm64, amd64,aarch64").unwrap(),
+            vec![Host::Arm64v8, Host::Amd64]
+        );
+        assert!(parse_hosts("amd64,bogus").is_err());
+    }
+}

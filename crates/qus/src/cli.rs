@@ -1,0 +1,214 @@
+//! Command-line flags, as data. Parsing only: nothing here touches the disk or the network,
+//! so every flag has a parse test beside it.
+
+use crate::arch::Host;
+use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// qus builds, pushes and publishes container images of QEMU's user-mode emulators with a
+/// binfmt_misc registration entrypoint.
+#[derive(Debug, Parser)]
+#[command(name = "qus", version = crate::VERSION, about, long_about = None)]
+pub struct Cli {
+    /// Matrix file (default: the built-in images/qus.yml).
+    #[arg(long, global = true, env = "QUS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Only warnings and errors on stderr.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Also show the builder's and the push's own output.
+    #[arg(long, short, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print every image and manifest list the matrix implies (no I/O).
+    Plan(PlanArgs),
+    /// Fetch, verify and extract the packages, and build the images into the local daemon.
+    Build(BuildArgs),
+    /// Build, push every image and publish the manifest lists.
+    Release(ReleaseArgs),
+    /// Register QEMU interpreters with binfmt_misc on this host (dbhi/qus, multiarch and
+    /// tonistiigi/binfmt flags are all accepted; see `qus register -h`).
+    #[command(disable_help_flag = true)]
+    Register(RegisterArgs),
+}
+
+/// Narrowing the matrix (shared by every command that plans).
+#[derive(Debug, Args, Clone, Default)]
+pub struct MatrixArgs {
+    /// Hosts, comma-separated (amd64,arm64v8,armhf,… any spelling).
+    #[arg(long, value_delimiter = ',', value_parser = parse_host_arg, value_name = "LIST")]
+    pub hosts: Option<Vec<Host>>,
+    /// QEMU targets, comma-separated (aarch64,riscv64,…).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub targets: Option<Vec<String>>,
+    /// QEMU sources by name, comma-separated (d10.0,d7.2).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub sources: Option<Vec<String>>,
+    /// Image repository, overriding the config's `repo`.
+    #[arg(long, value_name = "REPO")]
+    pub repo: Option<String>,
+}
+
+fn parse_host_arg(s: &str) -> Result<Host, String> {
+    s.parse().map_err(|e: crate::arch::UnknownArch| e.to_string())
+}
+
+impl MatrixArgs {
+    /// The hosts asked for, without repeats (`amd64,x86_64` is one host).
+    pub fn hosts(&self) -> Option<Vec<Host>> {
+        self.hosts.as_ref().map(|hs| {
+            let mut out: Vec<Host> = Vec::new();
+            for h in hs {
+                if !out.contains(h) {
+                    out.push(*h);
+                }
+            }
+            out
+        })
+    }
+}
+
+/// `qus plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub matrix: MatrixArgs,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where packages come from.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SourceArgs {
+    /// Read packages from this folder (as `apt-get download` leaves them) instead of a mirror.
+    #[arg(long, value_name = "DIR", conflicts_with = "mirror")]
+    pub debs: Option<PathBuf>,
+    /// Debian mirror base URL (default: QUS_MIRROR, then this machine's apt sources).
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+    /// Cache folder for downloads and extracted emulators (default: ~/.cache/qus).
+    #[arg(long, env = "QUS_CACHE", value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+}
+
+/// `qus build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub matrix: MatrixArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub source: SourceArgs,
+    /// Do not use the daemon's build cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Rebuild images even when the daemon has them with the same inputs.
+    #[arg(long)]
+    pub force: bool,
+    /// Print what was built as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `qus release`.
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub build: BuildArgs,
+    /// Registry user (default: the Docker config's credentials for the registry).
+    #[arg(long, value_name = "USER", requires = "password_stdin")]
+    pub username: Option<String>,
+    /// Read the registry password from stdin (with --username).
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+    /// Registries to reach over plain HTTP besides loopback ones, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "HOSTS")]
+    pub insecure_registry: Vec<String>,
+}
+
+/// `qus register`: everything after it goes to the binfmt front end untouched.
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// Arguments in any of the three dialects.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub args: Vec<OsString>,
+}
+
+/// Parses `args` (including the program name).
+pub fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    Cli::try_parse_from(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &str) -> Result<Cli, clap::Error> {
+        parse(std::iter::once("qus").chain(args.split_whitespace()))
+    }
+
+    #[test]
+    fn plan_with_matrix_and_json() {
+        let c = p("plan --hosts amd64,aarch64,armhf --targets aarch64,riscv64 --json").unwrap();
+        let Command::Plan(a) = c.command else { panic!() };
+        assert!(a.json);
+        assert_eq!(a.matrix.hosts.unwrap(), [Host::Amd64, Host::Arm64v8, Host::Arm32v7]);
+        assert_eq!(a.matrix.targets.unwrap(), ["aarch64", "riscv64"]);
+    }
+
+    #[test]
+    fn unknown_host_is_a_parse_error_naming_valid_ones() {
+        let e = p("plan --hosts vax").unwrap_err().to_string();
+        assert!(e.contains("'vax'") && e.contains("arm64v8"), "{e}");
+    }
+
+    #[test]
+    fn build_sources() {
+        let c = p("build --debs ./debs --no-cache").unwrap();
+        let Command::Build(a) = c.command else { panic!() };
+        assert_eq!(a.source.debs.unwrap(), PathBuf::from("./debs"));
+        assert!(a.no_cache);
+        assert!(p("build --debs d --mirror http://127.0.0.1:1/debian").is_err(), "conflict");
+    }
+
+    #[test]
+    fn release_credentials_go_together() {
+        assert!(p("release --repo 127.0.0.1:5000/qus --username u").is_err());
+        assert!(p("release --repo 127.0.0.1:5000/qus --password-stdin").is_err());
+        let c = p("release --repo 127.0.0.1:5000/qus --username u --password-stdin --json").unwrap();
+        let Command::Release(a) = c.command else { panic!() };
+        assert_eq!(a.build.matrix.repo.as_deref(), Some("127.0.0.1:5000/qus"));
+        assert!(a.build.json);
+    }
+
+    #[test]
+    fn quiet_and_verbose_conflict() {
+        assert!(p("-q -v plan").is_err());
+    }
+
+    #[test]
+    fn register_passes_every_dialect_through() {
+        for args in ["-s -- -p aarch64", "--reset -p yes", "--install arm64,riscv64", "-h"] {
+            let c = p(&format!("register {args}")).unwrap();
+            let Command::Register(r) = c.command else { panic!() };
+            let got: Vec<String> = r.args.iter().map(|a| a.to_string_lossy().into()).collect();
+            assert_eq!(got.join(" "), args);
+        }
+    }
+}

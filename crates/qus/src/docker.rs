@@ -1,0 +1,422 @@
+//! The Docker Engine, through bollard: the narrow set of calls qus makes (build, inspect,
+//! tag, push, remove), with bollard's types kept inside this module.
+//!
+//! Builds use the classic builder, which honours `platform` for `FROM scratch` but whose
+//! cache does not tell platforms apart: a cached layer built for another platform carries
+//! that platform's config. Every build is therefore checked against its platform after it
+//! finishes, and rebuilt without the cache when it does not match.
+
+use crate::arch::Platform;
+use crate::context::{self, ContextError, LayerFiles};
+use crate::plan::ImagePlan;
+use crate::progress::Progress;
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, PushImageOptionsBuilder, RemoveImageOptionsBuilder,
+};
+use bollard::Docker;
+use bytes::Bytes;
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::time::Duration;
+
+/// What can go wrong talking to the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    /// No daemon answers.
+    #[error(
+        "cannot reach the Docker daemon at {host}: {message}. Is it running? \
+         (DOCKER_HOST selects another daemon)"
+    )]
+    Unreachable {
+        /// Where we looked.
+        host: String,
+        /// What the connection said.
+        message: String,
+    },
+    /// The builder reported an error.
+    #[error("building {reference} failed: {message}")]
+    Build {
+        /// The image.
+        reference: String,
+        /// The builder's message.
+        message: String,
+    },
+    /// The build context could not be written.
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    /// The built image does not say the platform it was built for.
+    #[error("{reference} was built as {got}, not {want}, even without the build cache")]
+    Platform {
+        /// The image.
+        reference: String,
+        /// Expected.
+        want: String,
+        /// What the image config says.
+        got: String,
+    },
+    /// Pushing failed.
+    #[error("pushing {reference} failed: {message}")]
+    Push {
+        /// The image.
+        reference: String,
+        /// The daemon's message.
+        message: String,
+    },
+    /// Any other API call failed.
+    #[error("{what}: {source}")]
+    Api {
+        /// What qus was doing.
+        what: String,
+        /// bollard's error.
+        source: bollard::errors::Error,
+    },
+}
+
+/// What qus needs to know about an image in the daemon.
+#[derive(Debug, Clone)]
+pub struct ImageInfo {
+    /// Image ID (`sha256:` of the config).
+    pub id: String,
+    /// Platform from the image config.
+    pub platform: Platform,
+    /// Layer diffIDs, bottom first.
+    pub layers: Vec<String>,
+    /// Labels.
+    pub labels: HashMap<String, String>,
+    /// `repo@sha256:` digests of pushes.
+    pub repo_digests: Vec<String>,
+}
+
+/// Credentials for a push; `Debug` never shows them.
+#[derive(Clone, Default)]
+pub struct PushAuth {
+    /// User name.
+    pub username: Option<String>,
+    /// Password.
+    pub password: Option<String>,
+    /// An identity token instead of a password.
+    pub identity_token: Option<String>,
+    /// The registry they are for.
+    pub server: Option<String>,
+}
+
+impl std::fmt::Debug for PushAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushAuth")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("identity_token", &self.identity_token.as_ref().map(|_| "<redacted>"))
+            .field("server", &self.server)
+            .finish()
+    }
+}
+
+/// Per-push counts, from the daemon's stream.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PushStats {
+    /// Layers uploaded.
+    pub pushed: u32,
+    /// Layers the registry already had (or mounted from another repository).
+    pub existing: u32,
+    /// Bytes uploaded, as the daemon reported them.
+    pub bytes: u64,
+}
+
+/// A connected daemon.
+#[derive(Clone)]
+pub struct Daemon {
+    docker: Docker,
+    host: String,
+}
+
+/// The daemon address qus uses: `DOCKER_HOST`, else the local socket.
+pub fn daemon_host() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
+impl Daemon {
+    /// Connects to `DOCKER_HOST` (or the local socket) and agrees on an API version.
+    pub async fn connect() -> Result<Daemon, DockerError> {
+        let host = daemon_host();
+        let unreachable = |e: bollard::errors::Error| DockerError::Unreachable {
+            host: host.clone(),
+            message: e.to_string(),
+        };
+        // Builds and pushes of the full matrix stream for minutes; bollard's default of two
+        // minutes would cut them off.
+        let docker = Docker::connect_with_defaults()
+            .map_err(unreachable)?
+            .with_timeout(Duration::from_secs(3600));
+        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        docker.ping().await.map_err(unreachable)?;
+        Ok(Daemon { docker, host })
+    }
+
+    /// The address connected to.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Inspects an image; `None` when the daemon does not have it.
+    pub async fn inspect(&self, reference: &str) -> Result<Option<ImageInfo>, DockerError> {
+        match self.docker.inspect_image(reference).await {
+            Ok(i) => Ok(Some(ImageInfo {
+                id: i.id.unwrap_or_default(),
+                platform: Platform {
+                    os: i.os.unwrap_or_default(),
+                    architecture: i.architecture.unwrap_or_default(),
+                    variant: i.variant.filter(|v| !v.is_empty()),
+                },
+                layers: i.root_fs.and_then(|r| r.layers).unwrap_or_default(),
+                labels: i.config.and_then(|c| c.labels).unwrap_or_default(),
+                repo_digests: i.repo_digests.unwrap_or_default(),
+            })),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(source) => Err(DockerError::Api {
+                what: format!("inspecting {reference}"),
+                source,
+            }),
+        }
+    }
+
+    /// Builds `image` from its rendered Dockerfile and layer files, tags it, and checks that
+    /// the result carries the image's platform. Returns the image ID.
+    pub async fn build(
+        &self,
+        image: &ImagePlan,
+        dockerfile: &str,
+        files: &LayerFiles,
+        mtime: u64,
+        no_cache: bool,
+        progress: &Progress,
+    ) -> Result<String, DockerError> {
+        let id = self
+            .build_once(image, dockerfile, files, mtime, no_cache, progress)
+            .await?;
+        let info = self.inspect(&id).await?.ok_or_else(|| DockerError::Build {
+            reference: image.reference.clone(),
+            message: format!("the daemon reported image {id} but does not have it"),
+        })?;
+        if info.platform == image.platform {
+            return Ok(id);
+        }
+        if no_cache {
+            return Err(DockerError::Platform {
+                reference: image.reference.clone(),
+                want: image.platform.to_string(),
+                got: info.platform.to_string(),
+            });
+        }
+        progress.step(format!(
+            "{}: the build cache gave a {} layer; rebuilding without the cache",
+            image.reference, info.platform
+        ));
+        let id = self
+            .build_once(image, dockerfile, files, mtime, true, progress)
+            .await?;
+        match self.inspect(&id).await? {
+            Some(i) if i.platform == image.platform => Ok(id),
+            other => Err(DockerError::Platform {
+                reference: image.reference.clone(),
+                want: image.platform.to_string(),
+                got: other.map(|i| i.platform.to_string()).unwrap_or_default(),
+            }),
+        }
+    }
+
+    async fn build_once(
+        &self,
+        image: &ImagePlan,
+        dockerfile: &str,
+        files: &LayerFiles,
+        mtime: u64,
+        no_cache: bool,
+        progress: &Progress,
+    ) -> Result<String, DockerError> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(8);
+        let (img, df, fl) = (image.clone(), dockerfile.to_string(), files.clone());
+        // The context of a full image is hundreds of MB: it is written by a blocking thread
+        // into a bounded channel while the daemon reads it, never held whole in memory.
+        let writer = tokio::task::spawn_blocking(move || {
+            let sink = ChannelWriter { tx: tx.clone() };
+            let out = io::BufWriter::with_capacity(1 << 20, sink);
+            let res = context::write_context(out, &img, &df, &fl, mtime).and_then(|mut w| {
+                w.flush().map_err(|source| ContextError::Io {
+                    tag: img.tag.clone(),
+                    source,
+                })
+            });
+            if let Err(e) = &res {
+                let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+            }
+            res.map(|_| ())
+        });
+        let body = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let options = BuildImageOptionsBuilder::default()
+            .dockerfile("Dockerfile")
+            .t(&image.reference)
+            .platform(&image.platform.to_string())
+            .nocache(no_cache)
+            .rm(true)
+            .forcerm(true)
+            .build();
+        let mut stream = self
+            .docker
+            .build_image(options, None, Some(bollard::body_try_stream(body)));
+        let mut id = None;
+        let mut failure = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(s) = info.stream {
+                        progress.detail(s);
+                    }
+                    if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                        failure = Some(e);
+                    }
+                    if let Some(aux) = info.aux {
+                        if let Some(i) = aux.id {
+                            id = Some(i);
+                        }
+                    }
+                }
+                Err(e) => {
+                    failure = Some(error_message(e));
+                    break;
+                }
+            }
+        }
+        drop(stream);
+        // A context error explains a failed build better than the daemon's "unexpected EOF".
+        match writer.await {
+            Ok(Err(e)) => return Err(e.into()),
+            Err(join) => {
+                return Err(DockerError::Build {
+                    reference: image.reference.clone(),
+                    message: format!("writing the build context panicked: {join}"),
+                })
+            }
+            Ok(Ok(())) => {}
+        }
+        if let Some(message) = failure {
+            return Err(DockerError::Build {
+                reference: image.reference.clone(),
+                message,
+            });
+        }
+        id.ok_or_else(|| DockerError::Build {
+            reference: image.reference.clone(),
+            message: "the builder finished without reporting an image ID".into(),
+        })
+    }
+
+    /// Tags `source` (an ID or reference) as `repo:tag`.
+    pub async fn tag(&self, source: &str, repo: &str, tag: &str) -> Result<(), DockerError> {
+        let opts = bollard::query_parameters::TagImageOptionsBuilder::default()
+            .repo(repo)
+            .tag(tag)
+            .build();
+        self.docker
+            .tag_image(source, Some(opts))
+            .await
+            .map_err(|source_err| DockerError::Api {
+                what: format!("tagging {source} as {repo}:{tag}"),
+                source: source_err,
+            })
+    }
+
+    /// Pushes `repo:tag`, reporting per-layer progress; the registry is the judge of what
+    /// was pushed (see `qus_registry`), the stream only feeds progress.
+    pub async fn push(
+        &self,
+        repo: &str,
+        tag: &str,
+        auth: Option<&PushAuth>,
+        progress: &Progress,
+    ) -> Result<PushStats, DockerError> {
+        let reference = format!("{repo}:{tag}");
+        let opts = PushImageOptionsBuilder::default().tag(tag).build();
+        let creds = auth.map(|a| bollard::auth::DockerCredentials {
+            username: a.username.clone(),
+            password: a.password.clone(),
+            identitytoken: a.identity_token.clone(),
+            serveraddress: a.server.clone(),
+            ..Default::default()
+        });
+        let mut stream = self.docker.push_image(repo, Some(opts), creds);
+        let mut stats = PushStats::default();
+        let mut current: HashMap<String, u64> = HashMap::new();
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| DockerError::Push {
+                reference: reference.clone(),
+                message: error_message(e),
+            })?;
+            let status = info.status.unwrap_or_default();
+            match status.as_str() {
+                "Pushed" => stats.pushed += 1,
+                "Layer already exists" => stats.existing += 1,
+                s if s.starts_with("Mounted from") => stats.existing += 1,
+                "Pushing" => {
+                    if let Some(d) = info.progress_detail {
+                        if let (Some(c), Some(t)) = (d.current, d.total) {
+                            // Without a layer id in the stream, key by total size.
+                            current.insert(t.to_string(), c.max(0) as u64);
+                        }
+                    }
+                }
+                _ => progress.detail(&status),
+            }
+        }
+        stats.bytes = current.values().sum();
+        Ok(stats)
+    }
+
+    /// Removes an image by reference or ID (tests and clean-up).
+    pub async fn remove(&self, reference: &str, force: bool) -> Result<(), DockerError> {
+        let opts = RemoveImageOptionsBuilder::default().force(force).build();
+        match self.docker.remove_image(reference, Some(opts), None).await {
+            Ok(_)
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(source) => Err(DockerError::Api {
+                what: format!("removing {reference}"),
+                source,
+            }),
+        }
+    }
+
+    /// The underlying client, for the few tests that need a call qus itself never makes.
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+}
+
+fn error_message(e: bollard::errors::Error) -> String {
+    match e {
+        bollard::errors::Error::DockerStreamError { error } => error,
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
+/// A `Write` that hands chunks to the async side.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, io::Error>>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tx
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the daemon stopped reading the build context"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,659 @@
+//! The plan: every image and manifest list a matrix implies. Pure, no I/O.
+//!
+//! Everything that later stages do is decided here, once: which images exist, what tags they
+//! get, which layers they are made of, what labels they carry and which digest of inputs
+//! identifies them. `qus plan --json` prints this value; `build`, `release` and `assets`
+//! consume it and never re-decide it. Keeping it pure means the whole tag scheme is tested
+//! with plain values.
+
+use crate::arch::{Host, Platform};
+use crate::config::{validate_targets, Config, Source};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// What the user asked for on the command line; `None` means "everything the config has".
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Hosts (`--hosts`).
+    pub hosts: Option<Vec<Host>>,
+    /// QEMU targets (`--targets`).
+    pub targets: Option<Vec<String>>,
+    /// Source names (`--sources d10.0`).
+    pub sources: Option<Vec<String>>,
+}
+
+/// Facts about qus itself that go into every image's digest of inputs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recipe {
+    /// qus's version.
+    pub qus_version: String,
+    /// sha256 of the Dockerfile template.
+    pub template_sha256: String,
+    /// sha256 of the entrypoint files (script and generated table).
+    pub entrypoint_sha256: String,
+}
+
+/// The four image kinds of the tag scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// `H-dV-register`: the entrypoint only.
+    Register,
+    /// `H-dV-pkg`: every emulator, no entrypoint.
+    Pkg,
+    /// `H-dV`: entrypoint and every emulator.
+    Full,
+    /// `H-dV-T`: entrypoint and one emulator.
+    Single,
+}
+
+/// One layer of an image; each is one `COPY` of one context folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "layer", rename_all = "lowercase")]
+pub enum Layer {
+    /// busybox, the entrypoint script and its table.
+    Register,
+    /// `/usr/bin/qemu-T-static`.
+    Emulator {
+        /// The QEMU target.
+        target: String,
+    },
+}
+
+impl Layer {
+    /// The folder name of this layer in a build context.
+    pub fn dir_name(&self) -> String {
+        match self {
+            Layer::Register => "register".into(),
+            Layer::Emulator { target } => format!("qemu-{target}"),
+        }
+    }
+}
+
+/// One image to build.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImagePlan {
+    /// The tag, without repository: `arm64v8-d10.0-aarch64`.
+    pub tag: String,
+    /// `repo:tag`.
+    pub reference: String,
+    /// The host it runs on.
+    pub host: Host,
+    /// The host's OCI platform.
+    pub platform: Platform,
+    /// Which of the four kinds.
+    pub kind: Kind,
+    /// The source name (`d10.0`).
+    pub source: String,
+    /// The emulators it contains.
+    pub targets: Vec<String>,
+    /// An image of this plan it is built on (`FROM`), whose layers it shares.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// Layers added on top of `base` (or of scratch), in order.
+    pub layers: Vec<Layer>,
+    /// Labels written into the image config.
+    pub labels: BTreeMap<String, String>,
+    /// sha256 over everything that decides the image's content.
+    pub inputs: String,
+}
+
+/// One entry of a manifest list.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestEntry {
+    /// The per-host tag it points at.
+    pub tag: String,
+    /// Host.
+    pub host: Host,
+    /// Platform written into the list.
+    pub platform: Platform,
+}
+
+/// One manifest list to publish.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestPlan {
+    /// Tag: `d10.0-aarch64`, `latest` …
+    pub tag: String,
+    /// `repo:tag`.
+    pub reference: String,
+    /// Source name.
+    pub source: String,
+    /// Kind of the images it lists.
+    pub kind: Kind,
+    /// The target, for single-target lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Per-host images.
+    pub entries: Vec<ManifestEntry>,
+}
+
+/// A combination the selection asked for that the pinned packages cannot give.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skip {
+    /// Source name.
+    pub source: String,
+    /// Host.
+    pub host: Host,
+    /// Target, when only one target is missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Image repository.
+    pub repo: String,
+    /// The default source (gets the unversioned tags).
+    pub default: String,
+    /// Images in build order: a base always comes before the images built on it.
+    pub images: Vec<ImagePlan>,
+    /// Manifest lists.
+    pub manifests: Vec<ManifestPlan>,
+    /// What was asked for but does not exist.
+    pub skipped: Vec<Skip>,
+}
+
+/// A selection that cannot be planned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// `--sources` names a source the config does not have.
+    #[error("unknown source '{name}': the config has {known}")]
+    UnknownSource {
+        /// What was asked.
+        name: String,
+        /// What exists.
+        known: String,
+    },
+    /// A host is pinned in none of the selected sources.
+    #[error("host {host} has no package pinned in source(s) {sources}; add it to the config's files")]
+    HostNotPinned {
+        /// The host.
+        host: Host,
+        /// The selected sources.
+        sources: String,
+    },
+    /// A target is not a QEMU target, or is listed twice.
+    #[error("--targets: {0}")]
+    BadTarget(String),
+    /// A target no selected package ships.
+    #[error("target '{target}' is not shipped by any selected package ({detail})")]
+    TargetNotShipped {
+        /// The target.
+        target: String,
+        /// Which packages were looked at.
+        detail: String,
+    },
+    /// The selection is empty.
+    #[error("nothing to do: {0}")]
+    Empty(String),
+}
+
+impl Plan {
+    /// Images for one host, in build order.
+    pub fn images_for(&self, host: Host) -> impl Iterator<Item = &ImagePlan> {
+        self.images.iter().filter(move |i| i.host == host)
+    }
+
+    /// The image with tag `tag`.
+    pub fn image(&self, tag: &str) -> Option<&ImagePlan> {
+        self.images.iter().find(|i| i.tag == tag)
+    }
+
+    /// Hosts that have at least one image, in table order.
+    pub fn hosts(&self) -> Vec<Host> {
+        let mut v: Vec<Host> = self.images.iter().map(|i| i.host).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+/// Computes the plan for `config` narrowed by `sel`.
+pub fn plan(config: &Config, sel: &Selection, recipe: &Recipe) -> Result<Plan, PlanError> {
+    let sources: Vec<&Source> = match &sel.sources {
+        None => config.sources.iter().collect(),
+        Some(names) => names
+            .iter()
+            .map(|n| {
+                config.source(n).ok_or_else(|| PlanError::UnknownSource {
+                    name: n.clone(),
+                    known: config
+                        .sources
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    if sources.is_empty() {
+        return Err(PlanError::Empty("no source selected".into()));
+    }
+    let hosts = sel.hosts.clone().unwrap_or_else(|| config.hosts.clone());
+    if hosts.is_empty() {
+        return Err(PlanError::Empty("no host selected".into()));
+    }
+    let source_names = || {
+        sources
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for h in &hosts {
+        if !sources.iter().any(|s| s.files.contains_key(h)) {
+            return Err(PlanError::HostNotPinned {
+                host: *h,
+                sources: source_names(),
+            });
+        }
+    }
+    if let Some(t) = &sel.targets {
+        validate_targets(t).map_err(PlanError::BadTarget)?;
+        if t.is_empty() {
+            return Err(PlanError::Empty("--targets is empty".into()));
+        }
+        for target in t {
+            let shipped = sources.iter().any(|s| {
+                hosts
+                    .iter()
+                    .any(|h| s.files.contains_key(h) && s.targets_for(*h).contains(target))
+            });
+            if !shipped {
+                return Err(PlanError::TargetNotShipped {
+                    target: target.clone(),
+                    detail: format!("sources {}, hosts {}", source_names(), join_hosts(&hosts)),
+                });
+            }
+        }
+    }
+
+    let mut out = Plan {
+        repo: config.repo.clone(),
+        default: config.default.clone(),
+        images: Vec::new(),
+        manifests: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for source in &sources {
+        for &host in &hosts {
+            plan_host(config, source, host, sel, recipe, &mut out);
+        }
+    }
+    out.manifests = manifests(&out, &sources, &config.default);
+    Ok(out)
+}
+
+fn join_hosts(hosts: &[Host]) -> String {
+    hosts.iter().map(|h| h.name()).collect::<Vec<_>>().join(", ")
+}
+
+fn plan_host(
+    config: &Config,
+    source: &Source,
+    host: Host,
+    sel: &Selection,
+    recipe: &Recipe,
+    out: &mut Plan,
+) {
+    let Some(file) = source.files.get(&host) else {
+        out.skipped.push(Skip {
+            source: source.name.clone(),
+            host,
+            target: None,
+            reason: format!("{} has no {} package for {host}", source.name, source.package),
+        });
+        return;
+    };
+    let shipped = source.targets_for(host);
+    let targets: Vec<String> = match &sel.targets {
+        None => shipped.to_vec(),
+        Some(wanted) => {
+            for t in wanted.iter().filter(|t| !shipped.contains(t)) {
+                out.skipped.push(Skip {
+                    source: source.name.clone(),
+                    host,
+                    target: Some(t.clone()),
+                    reason: format!(
+                        "{} {} for {} ({}) does not ship qemu-{t}",
+                        source.package,
+                        source.version,
+                        host,
+                        host.debian()
+                    ),
+                });
+            }
+            wanted.iter().filter(|t| shipped.contains(t)).cloned().collect()
+        }
+    };
+    // Always present when the host is: config validation guarantees a busybox pin per host.
+    let busybox_sha = config
+        .busybox
+        .files
+        .get(&host)
+        .map(|f| f.sha256.as_str())
+        .unwrap_or("");
+
+    let tag = |suffix: &str| {
+        if suffix.is_empty() {
+            format!("{host}-{}", source.name)
+        } else {
+            format!("{host}-{}-{suffix}", source.name)
+        }
+    };
+    let mk = |kind: Kind, tag: String, targets: Vec<String>, base: Option<&ImagePlan>, layers: Vec<Layer>| {
+        let mut labels = BTreeMap::new();
+        let title = match kind {
+            Kind::Register => "binfmt_misc registration entrypoint".to_string(),
+            Kind::Pkg => format!("QEMU user-mode emulators for {host}"),
+            Kind::Full | Kind::Single => format!(
+                "QEMU user-mode emulators for {host} with a binfmt_misc registration entrypoint"
+            ),
+        };
+        labels.insert("org.opencontainers.image.title".into(), "qus".into());
+        labels.insert("org.opencontainers.image.description".into(), title);
+        labels.insert("org.opencontainers.image.version".into(), source.version.clone());
+        labels.insert("org.opencontainers.image.licenses".into(), "GPL-2.0-only".into());
+        labels.insert("org.opencontainers.image.ref.name".into(), tag.clone());
+        labels.insert("qus.kind".into(), kind_name(kind).into());
+        labels.insert("qus.host".into(), host.name().into());
+        labels.insert("qus.platform".into(), host.platform().to_string());
+        labels.insert("qus.source".into(), source.name.clone());
+        labels.insert("qus.qemu.package".into(), source.package.clone());
+        labels.insert("qus.qemu.version".into(), source.version.clone());
+        labels.insert("qus.qemu.file".into(), file.file.clone());
+        labels.insert("qus.qemu.sha256".into(), file.sha256.clone());
+        labels.insert("qus.targets".into(), targets.join(","));
+        if kind != Kind::Pkg {
+            labels.insert("qus.busybox.sha256".into(), busybox_sha.to_string());
+        }
+        let inputs = inputs_digest(&InputsDoc {
+            recipe,
+            tag: &tag,
+            platform: host.platform(),
+            base: base.map(|b| b.inputs.as_str()),
+            layers: &layers,
+            labels: &labels,
+        });
+        labels.insert("qus.inputs".into(), inputs.clone());
+        ImagePlan {
+            reference: format!("{}:{tag}", config.repo),
+            tag,
+            host,
+            platform: host.platform(),
+            kind,
+            source: source.name.clone(),
+            targets,
+            base: base.map(|b| b.tag.clone()),
+            layers,
+            labels,
+            inputs,
+        }
+    };
+
+    out.images
+        .push(mk(Kind::Register, tag("register"), Vec::new(), None, vec![Layer::Register]));
+    if targets.is_empty() {
+        out.skipped.push(Skip {
+            source: source.name.clone(),
+            host,
+            target: None,
+            reason: "none of the selected targets is shipped for this host: only the register \
+                     image is built"
+                .into(),
+        });
+        return;
+    }
+    let emulator_layers: Vec<Layer> = targets
+        .iter()
+        .map(|t| Layer::Emulator { target: t.clone() })
+        .collect();
+    let pkg = mk(Kind::Pkg, tag("pkg"), targets.clone(), None, emulator_layers);
+    // H-dV is the pkg image plus the register layer on top: the emulator layers are stored
+    // once in the daemon and once in the registry for both tags.
+    let full = mk(Kind::Full, tag(""), targets.clone(), Some(&pkg), vec![Layer::Register]);
+    out.images.push(pkg);
+    out.images.push(full);
+    for t in &targets {
+        out.images.push(mk(
+            Kind::Single,
+            tag(t),
+            vec![t.clone()],
+            None,
+            vec![Layer::Register, Layer::Emulator { target: t.clone() }],
+        ));
+    }
+}
+
+/// The lower-case kind name used in labels and JSON.
+pub fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Register => "register",
+        Kind::Pkg => "pkg",
+        Kind::Full => "full",
+        Kind::Single => "single",
+    }
+}
+
+#[derive(Serialize)]
+struct InputsDoc<'a> {
+    recipe: &'a Recipe,
+    tag: &'a str,
+    platform: Platform,
+    base: Option<&'a str>,
+    layers: &'a [Layer],
+    labels: &'a BTreeMap<String, String>,
+}
+
+fn inputs_digest(doc: &InputsDoc<'_>) -> String {
+    // serde_json of structs and BTreeMaps is deterministic: same inputs, same digest.
+    let bytes = serde_json::to_vec(doc).unwrap_or_default();
+    format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
+}
+
+fn manifests(plan: &Plan, sources: &[&Source], default: &str) -> Vec<ManifestPlan> {
+    let mut out = Vec::new();
+    for source in sources {
+        let images: Vec<&ImagePlan> = plan.images.iter().filter(|i| i.source == source.name).collect();
+        let mut groups: Vec<(String, Kind, Option<String>)> = vec![
+            ("register".into(), Kind::Register, None),
+            ("pkg".into(), Kind::Pkg, None),
+            (String::new(), Kind::Full, None),
+        ];
+        let mut targets: Vec<String> = Vec::new();
+        for i in images.iter().filter(|i| i.kind == Kind::Single) {
+            if !targets.contains(&i.targets[0]) {
+                targets.push(i.targets[0].clone());
+            }
+        }
+        for t in targets {
+            groups.push((t.clone(), Kind::Single, Some(t)));
+        }
+        for (suffix, kind, target) in groups {
+            let entries: Vec<ManifestEntry> = images
+                .iter()
+                .filter(|i| i.kind == kind && (target.is_none() || i.targets.first() == target.as_ref()))
+                .map(|i| ManifestEntry {
+                    tag: i.tag.clone(),
+                    host: i.host,
+                    platform: i.platform.clone(),
+                })
+                .collect();
+            if entries.is_empty() {
+                continue;
+            }
+            let mut tags = vec![if suffix.is_empty() {
+                source.name.clone()
+            } else {
+                format!("{}-{suffix}", source.name)
+            }];
+            if source.name == default {
+                tags.push(if suffix.is_empty() { "latest".into() } else { suffix.clone() });
+            }
+            for tag in tags {
+                out.push(ManifestPlan {
+                    reference: format!("{}:{tag}", plan.repo),
+                    tag,
+                    source: source.name.clone(),
+                    kind,
+                    target: target.clone(),
+                    entries: entries.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::parse_hosts;
+
+    fn recipe() -> Recipe {
+        Recipe {
+            qus_version: "0.0.0-test".into(),
+            template_sha256: "t".into(),
+            entrypoint_sha256: "e".into(),
+        }
+    }
+
+    fn sel(hosts: &str, targets: &str) -> Selection {
+        Selection {
+            hosts: Some(parse_hosts(hosts).unwrap()),
+            targets: Some(targets.split(',').map(String::from).collect()),
+            sources: Some(vec!["d10.0".into()]),
+        }
+    }
+
+    fn cfg() -> Config {
+        Config::load(None).unwrap()
+    }
+
+    #[test]
+    fn issue_example_tags_and_platforms() {
+        let p = plan(&cfg(), &sel("amd64,arm64v8,arm32v7", "aarch64,riscv64"), &recipe()).unwrap();
+        let tags: Vec<&str> = p.images.iter().map(|i| i.tag.as_str()).collect();
+        assert_eq!(
+            tags,
+            [
+                "amd64-d10.0-register",
+                "amd64-d10.0-pkg",
+                "amd64-d10.0",
+                "amd64-d10.0-aarch64",
+                "amd64-d10.0-riscv64",
+                "arm64v8-d10.0-register",
+                "arm64v8-d10.0-pkg",
+                "arm64v8-d10.0",
+                "arm64v8-d10.0-aarch64",
+                "arm64v8-d10.0-riscv64",
+                "arm32v7-d10.0-register",
+            ]
+        );
+        let img = p.image("arm64v8-d10.0-riscv64").unwrap();
+        assert_eq!(img.platform.to_string(), "linux/arm64/v8");
+        assert_eq!(img.reference, "qus:arm64v8-d10.0-riscv64");
+        assert_eq!(img.layers, [Layer::Register, Layer::Emulator { target: "riscv64".into() }]);
+        let full = p.image("amd64-d10.0").unwrap();
+        assert_eq!(full.base.as_deref(), Some("amd64-d10.0-pkg"));
+        assert_eq!(full.layers, [Layer::Register]);
+        // armhf's 10.0 package has no 64-bit guests: noted, not an error.
+        assert_eq!(p.skipped.iter().filter(|s| s.host == Host::Arm32v7).count(), 3);
+    }
+
+    #[test]
+    fn manifest_lists_and_default_aliases() {
+        let p = plan(&cfg(), &sel("amd64,arm64v8,arm32v7", "aarch64"), &recipe()).unwrap();
+        let tags: Vec<&str> = p.manifests.iter().map(|m| m.tag.as_str()).collect();
+        assert_eq!(
+            tags,
+            [
+                "d10.0-register",
+                "register",
+                "d10.0-pkg",
+                "pkg",
+                "d10.0",
+                "latest",
+                "d10.0-aarch64",
+                "aarch64"
+            ]
+        );
+        let reg = &p.manifests[0];
+        let plats: Vec<String> = reg.entries.iter().map(|e| e.platform.to_string()).collect();
+        assert_eq!(plats, ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"]);
+        let a = p.manifests.iter().find(|m| m.tag == "aarch64").unwrap();
+        assert_eq!(a.entries.len(), 2);
+    }
+
+    #[test]
+    fn non_default_source_has_no_unversioned_tags() {
+        let mut s = sel("amd64", "aarch64");
+        s.sources = Some(vec!["d7.2".into()]);
+        let p = plan(&cfg(), &s, &recipe()).unwrap();
+        assert!(p.manifests.iter().all(|m| m.tag.starts_with("d7.2")));
+        assert!(p.image("amd64-d7.2-aarch64").is_some());
+    }
+
+    #[test]
+    fn whole_default_matrix() {
+        let p = plan(&cfg(), &Selection::default(), &recipe()).unwrap();
+        // riscv64 has no bookworm package.
+        assert!(p.skipped.iter().any(|s| s.host == Host::Riscv64 && s.source == "d7.2"));
+        assert!(p.image("riscv64-d10.0-x86_64").is_some());
+        assert!(p.image("i386-d10.0-aarch64").is_none());
+        assert!(p.image("i386-d7.2-aarch64").is_some());
+        // Every base is planned before the image built on it.
+        for (i, img) in p.images.iter().enumerate() {
+            if let Some(b) = &img.base {
+                assert!(p.images[..i].iter().any(|x| &x.tag == b), "{} before {b}", img.tag);
+            }
+        }
+        let mut tags: Vec<&str> = p.images.iter().map(|i| i.tag.as_str()).collect();
+        let n = tags.len();
+        tags.sort();
+        tags.dedup();
+        assert_eq!(tags.len(), n, "tags are unique");
+    }
+
+    #[test]
+    fn inputs_change_with_pins_and_recipe_only() {
+        let a = plan(&cfg(), &sel("amd64", "aarch64"), &recipe()).unwrap();
+        let b = plan(&cfg(), &sel("amd64", "aarch64"), &recipe()).unwrap();
+        assert_eq!(a.images[0].inputs, b.images[0].inputs);
+        let mut r = recipe();
+        r.entrypoint_sha256 = "changed".into();
+        let c = plan(&cfg(), &sel("amd64", "aarch64"), &r).unwrap();
+        assert_ne!(a.images[0].inputs, c.images[0].inputs);
+        let text = crate::config::DEFAULT_CONFIG.replace(
+            "ca6ede739327a20ae5a3498230c8a3a9a072c586e131bc6bcc1201eb1725e336",
+            &"0".repeat(64),
+        );
+        let changed = Config::parse(&text, "x").unwrap();
+        let d = plan(&changed, &sel("amd64,arm64v8", "aarch64"), &recipe()).unwrap();
+        let e = plan(&cfg(), &sel("amd64,arm64v8", "aarch64"), &recipe()).unwrap();
+        assert_ne!(d.image("amd64-d10.0-aarch64").unwrap().inputs, e.image("amd64-d10.0-aarch64").unwrap().inputs);
+        assert_eq!(d.image("arm64v8-d10.0").unwrap().inputs, e.image("arm64v8-d10.0").unwrap().inputs);
+    }
+
+    #[test]
+    fn bad_selections() {
+        let c = cfg();
+        let r = recipe();
+        let e = plan(&c, &sel("amd64", "vax"), &r).unwrap_err();
+        assert!(matches!(e, PlanError::BadTarget(_)), "{e}");
+        let e = plan(&c, &sel("arm32v7", "aarch64"), &r).unwrap_err();
+        assert!(e.to_string().contains("not shipped by any selected package"), "{e}");
+        let mut s = sel("riscv64", "aarch64");
+        s.sources = Some(vec!["d7.2".into()]);
+        let e = plan(&c, &s, &r).unwrap_err();
+        assert!(matches!(e, PlanError::HostNotPinned { .. }), "{e}");
+        let mut s = sel("amd64", "aarch64");
+        s.sources = Some(vec!["d1.0".into()]);
+        assert!(plan(&c, &s, &r).unwrap_err().to_string().contains("d10.0, d7.2"));
+    }
+}

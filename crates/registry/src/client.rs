@@ -1,0 +1,475 @@
+//! The registry operations the Docker Engine API does not offer.
+//!
+//! The daemon pushes images (bollard), but it cannot tell whether a manifest exists,
+//! read a manifest's exact bytes, or write a manifest list; these few distribution-API
+//! calls do. Each verifies what it gets: digests are recomputed from the bytes and
+//! compared with what was asked for and what the registry claims, because
+//! "idempotent, identical digests on every run" is only as good as that check.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::{Method, Url};
+
+use crate::auth::Auth;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::manifest::Descriptor;
+use crate::media;
+use crate::protocol::ProtocolPolicy;
+use crate::reference::Reference;
+use crate::transport::{Answer, Call, Retry, Transport};
+
+/// Largest manifest we read (distribution refuses to store more than 4 MiB).
+const MANIFEST_MAX: usize = 4 * 1024 * 1024;
+/// Largest blob [`Client::blob_get`] reads into memory (it is meant for configs).
+const BLOB_GET_MAX: usize = 64 * 1024 * 1024;
+/// Largest error or status body we read.
+const SMALL_MAX: usize = 64 * 1024;
+
+/// Settings of a [`Client`]. `Default` suits real registries and loopback alike.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// HTTP or HTTPS per registry.
+    pub protocol: ProtocolPolicy,
+    /// Limit for establishing a connection.
+    pub connect_timeout: Duration,
+    /// Limit for one whole request, body included.
+    pub request_timeout: Duration,
+    /// Extra attempts after a temporary error (timeouts, lost connections, 5xx, 429).
+    pub retries: u32,
+    /// Wait before the first retry; doubles each time (capped at 8 s).
+    pub backoff: Duration,
+    /// `User-Agent` header.
+    pub user_agent: String,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            protocol: ProtocolPolicy::default(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(120),
+            retries: 3,
+            backoff: Duration::from_millis(500),
+            user_agent: concat!("qus-registry/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+/// A manifest as stored: exact bytes, media type, and their verified digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawManifest {
+    /// The bytes, exactly as the registry holds them.
+    pub bytes: Bytes,
+    /// The media type (from `Content-Type`, else the body's `mediaType`).
+    pub media_type: String,
+    /// sha256 of `bytes`, checked against the registry's `Docker-Content-Digest`.
+    pub digest: Digest,
+}
+
+impl RawManifest {
+    /// A descriptor of this manifest.
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor {
+            media_type: self.media_type.clone(),
+            size: self.bytes.len() as u64,
+            digest: self.digest.clone(),
+            platform: None,
+        }
+    }
+}
+
+/// Result of [`Client::upload_blob`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobUpload {
+    /// The blob.
+    pub descriptor: Descriptor,
+    /// True when the registry already had it and nothing was sent.
+    pub skipped: bool,
+}
+
+/// A registry client: cheap to clone, safe to share between tasks.
+#[derive(Clone)]
+pub struct Client {
+    transport: std::sync::Arc<Transport>,
+    protocol: ProtocolPolicy,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Builds a client.
+    pub fn new(config: ClientConfig) -> Result<Client> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .user_agent(config.user_agent.clone())
+            .build()
+            .map_err(|e| Error::Client(e.to_string()))?;
+        let retry = Retry {
+            retries: config.retries,
+            backoff: config.backoff,
+        };
+        Ok(Client {
+            transport: std::sync::Arc::new(Transport::new(
+                http,
+                config.connect_timeout,
+                config.request_timeout,
+                retry,
+            )),
+            protocol: config.protocol,
+        })
+    }
+
+    /// Uses `auth` for `registry` (as named in references: `127.0.0.1:5000`, `docker.io`).
+    pub fn with_auth(self, registry: &str, auth: Auth) -> Client {
+        self.transport.set_auth(registry, auth);
+        self
+    }
+
+    fn url(&self, reference: &Reference, path: &str) -> Result<Url> {
+        let host = reference.api_host();
+        let scheme = self.protocol.scheme_for(host).as_str();
+        Url::parse(&format!("{scheme}://{host}{path}")).map_err(|e| Error::InvalidReference {
+            input: reference.to_string(),
+            reason: format!("does not make a URL: {e}"),
+        })
+    }
+
+    fn manifest_url(&self, reference: &Reference) -> Result<Url> {
+        self.url(
+            reference,
+            &format!(
+                "/v2/{}/manifests/{}",
+                reference.repository(),
+                reference.reference()
+            ),
+        )
+    }
+
+    fn blob_url(&self, repository: &Reference, digest: &Digest) -> Result<Url> {
+        self.url(
+            repository,
+            &format!("/v2/{}/blobs/{digest}", repository.repository()),
+        )
+    }
+
+    /// Checks that the registry answers the API (`GET /v2/`) with our credentials:
+    /// a cheap way to fail early on a wrong password.
+    pub async fn ping(&self, reference: &Reference) -> Result<()> {
+        let call = Call {
+            registry: reference.registry(),
+            repository: None,
+            push: false,
+            method: Method::GET,
+            url: self.url(reference, "/v2/")?,
+            headers: vec![],
+            body: None,
+            op: format!("API check of {}", reference.registry()),
+            accept: &[200],
+            max_body: SMALL_MAX,
+        };
+        self.transport.execute(&call).await.map(|_| ())
+    }
+
+    /// HEAD a manifest: its descriptor (digest, size, media type), or `None` if absent.
+    pub async fn manifest_head(&self, reference: &Reference) -> Result<Option<Descriptor>> {
+        let op = format!("HEAD manifest {reference}");
+        let call = Call {
+            registry: reference.registry(),
+            repository: Some(reference.repository()),
+            push: false,
+            method: Method::HEAD,
+            url: self.manifest_url(reference)?,
+            headers: vec![("accept", media::MANIFEST_ACCEPT.to_string())],
+            body: None,
+            op: op.clone(),
+            accept: &[200, 404],
+            max_body: SMALL_MAX,
+        };
+        let answer = self.transport.execute(&call).await?;
+        if answer.status == 404 {
+            return Ok(None);
+        }
+        let invalid = |reason: String| Error::InvalidResponse {
+            registry: reference.registry().to_string(),
+            op: op.clone(),
+            reason,
+        };
+        let header_digest = header_digest(&answer).map_err(invalid)?;
+        if let (Some(asked), Some(got)) = (reference.digest(), &header_digest) {
+            if asked != got {
+                return Err(invalid(format!(
+                    "asked for {asked}, the registry answered {got}"
+                )));
+            }
+        }
+        let media_type = answer
+            .header("content-type")
+            .map(media::essence)
+            .filter(|t| media::is_list(t) || media::is_image_manifest(t))
+            .map(str::to_string);
+        let size = answer
+            .header("content-length")
+            .and_then(|s| s.parse::<u64>().ok());
+        let digest = header_digest.or_else(|| reference.digest().cloned());
+        match (media_type, size, digest) {
+            (Some(media_type), Some(size), Some(digest)) => Ok(Some(Descriptor {
+                media_type,
+                size,
+                digest,
+                platform: None,
+            })),
+            // A registry that is vague on HEAD: the body tells all, and is verified.
+            _ => Ok(Some(self.manifest_get(reference).await?.descriptor())),
+        }
+    }
+
+    /// GET a manifest's exact bytes, verified: the digest of the bytes must equal
+    /// the digest asked for and the one the registry states, and the body must be JSON.
+    pub async fn manifest_get(&self, reference: &Reference) -> Result<RawManifest> {
+        let op = format!("GET manifest {reference}");
+        let call = Call {
+            registry: reference.registry(),
+            repository: Some(reference.repository()),
+            push: false,
+            method: Method::GET,
+            url: self.manifest_url(reference)?,
+            headers: vec![("accept", media::MANIFEST_ACCEPT.to_string())],
+            body: None,
+            op: op.clone(),
+            accept: &[200],
+            max_body: MANIFEST_MAX,
+        };
+        let answer = self.transport.execute(&call).await?;
+        let invalid = |reason: String| Error::InvalidResponse {
+            registry: reference.registry().to_string(),
+            op: op.clone(),
+            reason,
+        };
+        let digest = Digest::sha256(&answer.body);
+        if let Some(asked) = reference.digest() {
+            if *asked != digest {
+                return Err(invalid(format!(
+                    "asked for {asked}, received content whose digest is {digest}"
+                )));
+            }
+        }
+        if let Some(stated) = header_digest(&answer).map_err(invalid)? {
+            if stated != digest {
+                return Err(invalid(format!(
+                    "the registry states {stated}, the content's digest is {digest}"
+                )));
+            }
+        }
+        let json: serde_json::Value = serde_json::from_slice(&answer.body)
+            .map_err(|e| invalid(format!("the manifest is not JSON ({e})")))?;
+        if !json.is_object() {
+            return Err(invalid("the manifest is not a JSON object".into()));
+        }
+        let media_type = answer
+            .header("content-type")
+            .map(media::essence)
+            .filter(|t| media::is_list(t) || media::is_image_manifest(t))
+            .map(str::to_string)
+            .or_else(|| json["mediaType"].as_str().map(str::to_string))
+            .ok_or_else(|| {
+                invalid("neither Content-Type nor the body gives a manifest media type".into())
+            })?;
+        Ok(RawManifest {
+            bytes: answer.body,
+            media_type,
+            digest,
+        })
+    }
+
+    /// PUT a manifest under `reference`'s tag (or digest) with an explicit media type;
+    /// returns its digest, checked against the registry's.
+    pub async fn put_manifest(
+        &self,
+        reference: &Reference,
+        bytes: Bytes,
+        media_type: &str,
+    ) -> Result<Digest> {
+        let digest = Digest::sha256(&bytes);
+        if let Some(asked) = reference.digest() {
+            if *asked != digest {
+                return Err(Error::InvalidReference {
+                    input: reference.to_string(),
+                    reason: format!("the manifest to write has digest {digest}"),
+                });
+            }
+        }
+        let op = format!("PUT manifest {reference}");
+        let call = Call {
+            registry: reference.registry(),
+            repository: Some(reference.repository()),
+            push: true,
+            method: Method::PUT,
+            url: self.manifest_url(reference)?,
+            headers: vec![("content-type", media_type.to_string())],
+            body: Some(bytes),
+            op: op.clone(),
+            accept: &[200, 201],
+            max_body: SMALL_MAX,
+        };
+        let answer = self.transport.execute(&call).await?;
+        let invalid = |reason: String| Error::InvalidResponse {
+            registry: reference.registry().to_string(),
+            op: op.clone(),
+            reason,
+        };
+        if let Some(stated) = header_digest(&answer).map_err(invalid)? {
+            if stated != digest {
+                return Err(invalid(format!(
+                    "the registry stored {stated}, we sent {digest}"
+                )));
+            }
+        }
+        Ok(digest)
+    }
+
+    /// Whether the repository of `repository` holds blob `digest`.
+    pub async fn blob_exists(&self, repository: &Reference, digest: &Digest) -> Result<bool> {
+        let call = Call {
+            registry: repository.registry(),
+            repository: Some(repository.repository()),
+            push: false,
+            method: Method::HEAD,
+            url: self.blob_url(repository, digest)?,
+            headers: vec![],
+            body: None,
+            op: format!("HEAD blob {}@{digest}", repository.name()),
+            accept: &[200, 404],
+            max_body: SMALL_MAX,
+        };
+        Ok(self.transport.execute(&call).await?.status == 200)
+    }
+
+    /// GET a (small) blob, such as an image config, verified against its digest.
+    pub async fn blob_get(&self, repository: &Reference, digest: &Digest) -> Result<Bytes> {
+        let op = format!("GET blob {}@{digest}", repository.name());
+        let call = Call {
+            registry: repository.registry(),
+            repository: Some(repository.repository()),
+            push: false,
+            method: Method::GET,
+            url: self.blob_url(repository, digest)?,
+            headers: vec![],
+            body: None,
+            op: op.clone(),
+            accept: &[200],
+            max_body: BLOB_GET_MAX,
+        };
+        let answer = self.transport.execute(&call).await?;
+        if !digest.matches(&answer.body) {
+            return Err(Error::InvalidResponse {
+                registry: repository.registry().to_string(),
+                op,
+                reason: format!(
+                    "received content whose digest is {}",
+                    Digest::sha256(&answer.body)
+                ),
+            });
+        }
+        Ok(answer.body)
+    }
+
+    /// Uploads a blob in one piece (POST, then PUT with the digest), unless the
+    /// repository already has it. The pair is retried as a whole on temporary errors.
+    pub async fn upload_blob(
+        &self,
+        repository: &Reference,
+        media_type: &str,
+        bytes: Bytes,
+    ) -> Result<BlobUpload> {
+        let descriptor = Descriptor::of(media_type, &bytes);
+        if self.blob_exists(repository, &descriptor.digest).await? {
+            return Ok(BlobUpload {
+                descriptor,
+                skipped: true,
+            });
+        }
+        let digest = descriptor.digest.clone();
+        self.transport
+            .retrying(|| self.upload_once(repository, &digest, bytes.clone()))
+            .await?;
+        Ok(BlobUpload {
+            descriptor,
+            skipped: false,
+        })
+    }
+
+    async fn upload_once(
+        &self,
+        repository: &Reference,
+        digest: &Digest,
+        bytes: Bytes,
+    ) -> Result<()> {
+        let start = self.url(
+            repository,
+            &format!("/v2/{}/blobs/uploads/", repository.repository()),
+        )?;
+        let op = format!("blob upload {}@{digest}", repository.name());
+        let post = Call {
+            registry: repository.registry(),
+            repository: Some(repository.repository()),
+            push: true,
+            method: Method::POST,
+            url: start.clone(),
+            headers: vec![("content-length", "0".into())],
+            body: None,
+            op: op.clone(),
+            accept: &[202],
+            max_body: SMALL_MAX,
+        };
+        let answer = self.transport.attempt(&post).await?;
+        let invalid = |reason: String| Error::InvalidResponse {
+            registry: repository.registry().to_string(),
+            op: op.clone(),
+            reason,
+        };
+        let location = answer
+            .header("location")
+            .ok_or_else(|| invalid("no Location for the upload".into()))?;
+        let mut url = start
+            .join(location)
+            .map_err(|_| invalid(format!("Location {location:?} is not a URL")))?;
+        url.query_pairs_mut().append_pair("digest", digest.as_str());
+        let put = Call {
+            registry: repository.registry(),
+            repository: Some(repository.repository()),
+            push: true,
+            method: Method::PUT,
+            url,
+            headers: vec![("content-type", "application/octet-stream".into())],
+            body: Some(bytes),
+            op: op.clone(),
+            accept: &[201, 204],
+            max_body: SMALL_MAX,
+        };
+        let answer = self.transport.attempt(&put).await?;
+        if let Some(stated) = header_digest(&answer).map_err(invalid)? {
+            if stated != *digest {
+                return Err(invalid(format!("the registry stored {stated}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `Docker-Content-Digest` header, if present, parsed.
+fn header_digest(answer: &Answer) -> std::result::Result<Option<Digest>, String> {
+    match answer.header("docker-content-digest") {
+        None => Ok(None),
+        Some(text) => Digest::parse(text.trim())
+            .map(Some)
+            .map_err(|e| format!("Docker-Content-Digest: {e}")),
+    }
+}
