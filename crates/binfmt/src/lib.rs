@@ -1,1 +1,34 @@
-//! placeholder
+//! binfmt_misc registration of QEMU user-mode emulators.
+//!
+//! What `docker run --privileged <repo>/qus` and `qus register` do: make the
+//! kernel hand foreign-architecture ELF files to `qemu-<T>-static`. One table
+//! ([`table`]) of every target of QEMU's `qemu-binfmt-conf.sh`; three command
+//! lines ([`dialect`]: dbhi/qus, multiarch/qemu-user-static,
+//! tonistiigi/binfmt) parsed into one [`Request`]; pure line rendering
+//! ([`mod@line`]); the kernel side ([`apply`]); persistence files ([`export`]);
+//! and the in-image sh entrypoint's data ([`sh`]), so that the image and
+//! `qus register` behave the same without a second copy of the table.
+//!
+//! Entry points:
+//! - [`run()`]: a whole invocation, for `qus register ARGS…`;
+//! - [`Binfmt`]: register / remove / status on a mount point;
+//! - [`entrypoint_files`] and [`ENTRYPOINT`]: the register layer of images.
+#![deny(missing_docs)]
+
+pub mod apply;
+pub mod dialect;
+pub mod error;
+pub mod export;
+pub mod glob;
+pub mod line;
+pub mod run;
+pub mod sh;
+pub mod table;
+
+pub use apply::{Binfmt, EntryInfo, Registered, Status};
+pub use dialect::{parse, Dialect, Env, Request, Selection};
+pub use error::{Errno, Error};
+pub use line::Flags;
+pub use run::{run, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+pub use sh::{entrypoint_files, entrypoint_files_with_version, sh_data, ENTRYPOINT, QUS_BIN_LINK};
+pub use table::{Target, TARGETS};

@@ -1,0 +1,417 @@
+//! Fixtures for tests against a real kernel: Debian's busybox-static and
+//! qemu-user-static unpacked into fake image roots, and a runner that executes
+//! one command in a fresh private user+mount namespace with its own
+//! binfmt_misc (`unshare --user --map-root-user --mount`; Linux 6.7+ gives the
+//! namespace its own instance), so the host's binfmt_misc is never touched
+//! and tests can run in parallel.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// Targets whose emulators the full fake image carries (minus the real
+/// host's own target: registering it would hand every native binary of the
+/// namespace to QEMU).
+pub const FULL_TARGETS: &[&str] = &[
+    "aarch64", "arm", "riscv64", "s390x", "ppc64le", "mips64el", "i386", "x86_64",
+];
+
+/// Where the test debs are, and how to get them.
+pub fn debs_dir() -> PathBuf {
+    match std::env::var_os("QUS_TEST_DEBS") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/qus/debs"),
+    }
+}
+
+/// Debian's architecture name for this machine.
+pub fn host_deb_arch() -> &'static str {
+    match host_machine().as_str() {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        m if m.starts_with("armv") => "armhf",
+        "i686" | "i386" => "i386",
+        "ppc64le" => "ppc64el",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        _ => "amd64",
+    }
+}
+
+/// `uname -m` of the machine running the tests.
+pub fn host_machine() -> String {
+    qus_binfmt::apply::host_machine(None)
+}
+
+/// The QEMU target name of this machine.
+pub fn host_target() -> String {
+    qus_binfmt::table::host_target(&host_machine()).to_string()
+}
+
+/// The deb of `package` for `arch` (any version), or a panic that says how
+/// to fetch it.
+pub fn find_deb(package: &str, arch: &str) -> PathBuf {
+    let dir = debs_dir();
+    let mut found: Vec<PathBuf> = fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| {
+                    let n = p
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned();
+                    n.starts_with(&format!("{package}_")) && n.ends_with(&format!("_{arch}.deb"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found.pop().unwrap_or_else(|| {
+        panic!(
+            "test data missing: no {package}_*_{arch}.deb in {} — run `.ci/run` (it fetches the \
+             Debian packages the tests use) or point QUS_TEST_DEBS at a folder holding them",
+            dir.display()
+        )
+    })
+}
+
+/// Extracts `members` (paths like `./usr/bin/busybox`) of a deb into `dest`.
+pub fn extract(deb: &Path, dest: &Path, members: &[String]) {
+    fs::create_dir_all(dest).unwrap();
+    let mut dpkg = Command::new("dpkg-deb")
+        .arg("--fsys-tarfile")
+        .arg(deb)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("dpkg-deb (tests unpack Debian packages with it)");
+    let status = Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(dest)
+        .args(members)
+        .stdin(dpkg.stdout.take().unwrap())
+        .status()
+        .expect("tar");
+    let _ = dpkg.wait();
+    assert!(
+        status.success(),
+        "extracting {members:?} from {}",
+        deb.display()
+    );
+}
+
+/// Unpacked binaries shared by every test of this process.
+pub struct Binaries {
+    _dir: tempfile::TempDir,
+    /// busybox-static of this machine's architecture.
+    pub busybox: PathBuf,
+    /// `qemu-<T>-static` by target.
+    pub emulators: BTreeMap<String, PathBuf>,
+    /// busybox-static by Debian architecture, for running foreign binaries.
+    pub foreign_busybox: BTreeMap<String, PathBuf>,
+}
+
+/// Unpacks the test binaries once per process.
+pub fn binaries() -> &'static Binaries {
+    static B: OnceLock<Binaries> = OnceLock::new();
+    B.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let arch = host_deb_arch();
+        let bb_dir = dir.path().join("busybox");
+        extract(
+            &find_deb("busybox-static", arch),
+            &bb_dir,
+            &["./usr/bin/busybox".to_string()],
+        );
+        let mut foreign_busybox = BTreeMap::new();
+        for a in ["amd64", "arm64", "armhf"] {
+            if a == arch {
+                continue;
+            }
+            let d = dir.path().join(format!("busybox-{a}"));
+            extract(
+                &find_deb("busybox-static", a),
+                &d,
+                &["./usr/bin/busybox".to_string()],
+            );
+            foreign_busybox.insert(a.to_string(), d.join("usr/bin/busybox"));
+        }
+        // bookworm's qemu-user-static has `-static` names, as qus images do.
+        let qemu_arch = if arch == "amd64" || arch == "arm64" {
+            arch
+        } else {
+            "amd64"
+        };
+        let q_dir = dir.path().join("qemu");
+        let members: Vec<String> = FULL_TARGETS
+            .iter()
+            .map(|t| format!("./usr/bin/qemu-{t}-static"))
+            .collect();
+        extract(&find_deb("qemu-user-static", qemu_arch), &q_dir, &members);
+        let emulators = FULL_TARGETS
+            .iter()
+            .map(|t| {
+                (
+                    t.to_string(),
+                    q_dir.join(format!("usr/bin/qemu-{t}-static")),
+                )
+            })
+            .collect();
+        Binaries {
+            busybox: bb_dir.join("usr/bin/busybox"),
+            emulators,
+            foreign_busybox,
+            _dir: dir,
+        }
+    })
+}
+
+/// Which emulators a fake image root carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Every target of [`FULL_TARGETS`] but the host's own.
+    Full,
+    /// No emulator: the register-only image.
+    RegisterOnly,
+    /// Only aarch64 (or x86_64 on an aarch64 host): a `qus:<T>` image.
+    Single,
+}
+
+/// A fake image root laid out as the register layer plus emulators, with
+/// the entrypoint files from [`qus_binfmt::entrypoint_files`].
+pub struct Root {
+    /// The directory (QUS_ROOT).
+    pub dir: tempfile::TempDir,
+}
+
+impl Root {
+    /// Path of the root.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// The target a single-target image carries on this host.
+pub fn single_target() -> &'static str {
+    if host_target() == "aarch64" {
+        "x86_64"
+    } else {
+        "aarch64"
+    }
+}
+
+/// Builds a fake image root.
+pub fn make_root(layout: Layout) -> Root {
+    make_root_with_busybox(layout, &binaries().busybox)
+}
+
+/// Builds a fake image root whose `/qus/busybox` is `busybox` (a foreign
+/// one: the image of another architecture).
+pub fn make_root_with_busybox(layout: Layout, busybox: &Path) -> Root {
+    let b = binaries();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for (path, mode, content) in qus_binfmt::entrypoint_files() {
+        let p = root.join(&path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, content).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let (link, target) = qus_binfmt::QUS_BIN_LINK;
+    std::os::unix::fs::symlink(target, root.join(link)).unwrap();
+    link_or_copy(busybox, &root.join(qus_binfmt::sh::BUSYBOX_PATH));
+    let usr_bin = root.join("usr/bin");
+    fs::create_dir_all(&usr_bin).unwrap();
+    let host = host_target();
+    let wanted: Vec<&str> = match layout {
+        Layout::Full => FULL_TARGETS
+            .iter()
+            .copied()
+            .filter(|t| *t != host)
+            .collect(),
+        Layout::RegisterOnly => vec![],
+        Layout::Single => vec![single_target()],
+    };
+    for t in wanted {
+        link_or_copy(&b.emulators[t], &usr_bin.join(format!("qemu-{t}-static")));
+    }
+    Root { dir }
+}
+
+fn link_or_copy(from: &Path, to: &Path) {
+    if fs::hard_link(from, to).is_err() {
+        fs::copy(from, to).unwrap();
+    }
+}
+
+/// The implementation a command runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Impl {
+    /// `busybox sh /qus/register` from the fake root.
+    Sh,
+    /// `qus_binfmt::run` through the test helper binary.
+    Rust,
+}
+
+/// What one run left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Exit status of the command under test.
+    pub code: i32,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+    /// `== NAME` and the content of every binfmt_misc file but `register`,
+    /// after the command (`(not mounted)` when there is no binfmt_misc).
+    pub dump: String,
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+fn command_line(imp: Impl, root: &Path, args: &[String]) -> String {
+    let mut words = match imp {
+        Impl::Sh => vec![
+            quote(root.join("qus/busybox").to_str().unwrap()),
+            "sh".to_string(),
+            quote(root.join("qus/register").to_str().unwrap()),
+        ],
+        Impl::Rust => vec![quote(env!("CARGO_BIN_EXE_qus-binfmt-test-helper"))],
+    };
+    words.extend(args.iter().map(|a| quote(a)));
+    words.join(" ")
+}
+
+/// Runs `setup` commands then `args` with `imp`, all in one fresh private
+/// user+mount namespace whose binfmt_misc starts empty and unmounted.
+/// `extra` is shell run after the command, before the dump (output ignored).
+pub fn run_in_namespace(
+    imp: Impl,
+    root: &Path,
+    env: &[(&str, &str)],
+    setup: &[Vec<String>],
+    args: &[String],
+    extra: &str,
+) -> Outcome {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let mut script = String::from("M=/proc/sys/fs/binfmt_misc\n");
+    for s in setup {
+        script.push_str(&format!("{} >/dev/null 2>&1\n", command_line(imp, root, s)));
+    }
+    script.push_str(&format!(
+        "{} >{} 2>{}\necho $? >{}\n",
+        command_line(imp, root, args),
+        quote(w.join("stdout").to_str().unwrap()),
+        quote(w.join("stderr").to_str().unwrap()),
+        quote(w.join("code").to_str().unwrap()),
+    ));
+    script.push_str(extra);
+    script.push('\n');
+    script.push_str(&format!(
+        "if [ -e $M/register ]; then for f in $M/*; do [ \"${{f##*/}}\" = register ] && continue; echo \"== ${{f##*/}}\"; cat \"$f\"; done; else echo '(not mounted)'; fi >{}\n",
+        quote(w.join("dump").to_str().unwrap())
+    ));
+    let script_path = w.join("driver.sh");
+    fs::write(&script_path, script).unwrap();
+
+    let bb = root.join("qus/busybox");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--user", "--map-root-user", "--mount"])
+        .arg(&bb)
+        .arg("sh")
+        .arg(&script_path)
+        .env_clear()
+        .env("QUS_ROOT", root);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .expect("unshare (util-linux) is needed for these tests");
+    assert!(
+        out.status.success(),
+        "the namespace driver failed: {}\n(needs `unshare --user --map-root-user --mount` and Linux 6.7+ for a private binfmt_misc)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |n: &str| fs::read_to_string(w.join(n)).unwrap_or_default();
+    Outcome {
+        code: read("code").trim().parse().unwrap_or(-1),
+        stdout: read("stdout"),
+        stderr: read("stderr"),
+        dump: read("dump"),
+    }
+}
+
+/// binfmt_misc as the host sees it: its mounts and entries.
+pub fn host_binfmt_snapshot() -> String {
+    let mounts: String = fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("binfmt_misc"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut entries: Vec<String> = fs::read_dir("/proc/sys/fs/binfmt_misc")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    entries.sort();
+    format!("{mounts}{}", entries.join(" "))
+}
+
+/// Whether a dump holds entry `name` with exactly `flags`.
+pub fn has_entry(dump: &str, name: &str, flags: &str) -> bool {
+    dump.split("== ").any(|block| {
+        block.starts_with(&format!("{name}\n")) && block.contains(&format!("\nflags: {flags}\n"))
+    })
+}
+
+/// Entry names in a dump (without `status`).
+pub fn entry_names(dump: &str) -> Vec<String> {
+    dump.lines()
+        .filter_map(|l| l.strip_prefix("== "))
+        .filter(|n| *n != "status")
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs `args` with `imp` as an unprivileged user (nobody, via setpriv, when
+/// the tests run as root) in the host's namespaces, with binfmt_misc expected
+/// at `mount`: for error paths only, where nothing can be changed.
+pub fn run_unprivileged(imp: Impl, root: &Path, mount: &str, args: &[String]) -> Outcome {
+    // SAFETY: geteuid has no preconditions.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let line = command_line(imp, root, args);
+    let mut cmd = if is_root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+        c
+    } else {
+        Command::new("env")
+    };
+    cmd.arg(root.join("qus/busybox"))
+        .args(["sh", "-c", &line])
+        .env_clear()
+        .env("QUS_ROOT", root)
+        .env("QUS_BINFMT_MOUNT", mount)
+        .env("QUS_HOST_ARCH", "x86_64");
+    let out = cmd.output().expect("setpriv (util-linux)");
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        dump: String::new(),
+    }
+}
