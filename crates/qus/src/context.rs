@@ -101,8 +101,16 @@ pub fn dockerfile(image: &ImagePlan, from: &str, entrypoint: &[&str]) -> Result<
     let entrypoint = if image.kind == Kind::Pkg {
         "# no entrypoint: this image only carries the emulators".to_string()
     } else {
+        // The entrypoint's `--version` reports the QEMU version from the environment, so
+        // the register layer stays the same for every QEMU version.
+        let version = image
+            .labels
+            .get("qus.qemu.version")
+            .map(String::as_str)
+            .unwrap_or("unknown");
         format!(
-            "ENTRYPOINT [{}]",
+            "ENV QUS_QEMU_VERSION={}\nENTRYPOINT [{}]",
+            json_string(version),
             entrypoint
                 .iter()
                 .map(|a| json_string(a))
@@ -300,6 +308,7 @@ mod tests {
             sources: Some(vec!["d10.0".into()]),
         };
         let r = Recipe {
+            epoch: 0,
             qus_version: "t".into(),
             template_sha256: "t".into(),
             entrypoint_sha256: "t".into(),

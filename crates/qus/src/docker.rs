@@ -88,30 +88,6 @@ pub struct ImageInfo {
     pub repo_digests: Vec<String>,
 }
 
-/// Credentials for a push; `Debug` never shows them.
-#[derive(Clone, Default)]
-pub struct PushAuth {
-    /// User name.
-    pub username: Option<String>,
-    /// Password.
-    pub password: Option<String>,
-    /// An identity token instead of a password.
-    pub identity_token: Option<String>,
-    /// The registry they are for.
-    pub server: Option<String>,
-}
-
-impl std::fmt::Debug for PushAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PushAuth")
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("identity_token", &self.identity_token.as_ref().map(|_| "<redacted>"))
-            .field("server", &self.server)
-            .finish()
-    }
-}
-
 /// Per-push counts, from the daemon's stream.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct PushStats {
@@ -334,16 +310,17 @@ impl Daemon {
         &self,
         repo: &str,
         tag: &str,
-        auth: Option<&PushAuth>,
+        auth: Option<&qus_registry::PushCredentials>,
         progress: &Progress,
     ) -> Result<PushStats, DockerError> {
         let reference = format!("{repo}:{tag}");
         let opts = PushImageOptionsBuilder::default().tag(tag).build();
-        let creds = auth.map(|a| bollard::auth::DockerCredentials {
-            username: a.username.clone(),
-            password: a.password.clone(),
-            identitytoken: a.identity_token.clone(),
-            serveraddress: a.server.clone(),
+        let creds = auth.map(|c| bollard::auth::DockerCredentials {
+            username: c.username.clone(),
+            password: c.password.as_ref().map(|s| s.expose().to_string()),
+            identitytoken: c.identitytoken.as_ref().map(|s| s.expose().to_string()),
+            registrytoken: c.registrytoken.as_ref().map(|s| s.expose().to_string()),
+            serveraddress: Some(c.serveraddress.clone()),
             ..Default::default()
         });
         let mut stream = self.docker.push_image(repo, Some(opts), creds);

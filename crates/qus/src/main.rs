@@ -1,1 +1,21 @@
-fn main() {}
+//! The `qus` command: parse, run, report. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match qus::cli::parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version itself and knows their exit code (0).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match qus::app::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("qus: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

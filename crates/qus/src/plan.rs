@@ -32,6 +32,8 @@ pub struct Recipe {
     pub template_sha256: String,
     /// sha256 of the entrypoint files (script and generated table).
     pub entrypoint_sha256: String,
+    /// mtime of every file in every layer (SOURCE_DATE_EPOCH, or 0).
+    pub epoch: u64,
 }
 
 /// The four image kinds of the tag scheme.
@@ -128,6 +130,43 @@ pub struct ManifestPlan {
     pub entries: Vec<ManifestEntry>,
 }
 
+/// What a package is used for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "role", rename_all = "lowercase")]
+pub enum Role {
+    /// QEMU emulators of a source.
+    Qemu {
+        /// Source name.
+        source: String,
+    },
+    /// The entrypoint's shell.
+    Busybox,
+}
+
+/// A package to fetch, verify and extract.
+#[derive(Debug, Clone, Serialize)]
+pub struct PackagePlan {
+    /// What it is for.
+    #[serde(flatten)]
+    pub role: Role,
+    /// The host it is for.
+    pub host: Host,
+    /// Debian package name.
+    pub package: String,
+    /// Pinned version.
+    pub version: String,
+    /// Path below the mirror root.
+    pub file: String,
+    /// Pinned sha256.
+    pub sha256: String,
+    /// Pinned size, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Emulators to extract (empty for busybox).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+}
+
 /// A combination the selection asked for that the pinned packages cannot give.
 #[derive(Debug, Clone, Serialize)]
 pub struct Skip {
@@ -153,6 +192,8 @@ pub struct Plan {
     pub images: Vec<ImagePlan>,
     /// Manifest lists.
     pub manifests: Vec<ManifestPlan>,
+    /// Packages the images are made from.
+    pub packages: Vec<PackagePlan>,
     /// What was asked for but does not exist.
     pub skipped: Vec<Skip>,
 }
@@ -196,6 +237,11 @@ impl Plan {
     /// Images for one host, in build order.
     pub fn images_for(&self, host: Host) -> impl Iterator<Item = &ImagePlan> {
         self.images.iter().filter(move |i| i.host == host)
+    }
+
+    /// The package that provides `role` for `host`.
+    pub fn package(&self, role: &Role, host: Host) -> Option<&PackagePlan> {
+        self.packages.iter().find(|p| &p.role == role && p.host == host)
     }
 
     /// The image with tag `tag`.
@@ -278,6 +324,7 @@ pub fn plan(config: &Config, sel: &Selection, recipe: &Recipe) -> Result<Plan, P
         default: config.default.clone(),
         images: Vec::new(),
         manifests: Vec::new(),
+        packages: Vec::new(),
         skipped: Vec::new(),
     };
     for source in &sources {
@@ -286,6 +333,20 @@ pub fn plan(config: &Config, sel: &Selection, recipe: &Recipe) -> Result<Plan, P
         }
     }
     out.manifests = manifests(&out, &sources, &config.default);
+    for host in out.hosts() {
+        if let Some(f) = config.busybox.files.get(&host) {
+            out.packages.push(PackagePlan {
+                role: Role::Busybox,
+                host,
+                package: config.busybox.package.clone(),
+                version: config.busybox.version.clone(),
+                file: f.file.clone(),
+                sha256: f.sha256.clone(),
+                size: f.size,
+                targets: Vec::new(),
+            });
+        }
+    }
     Ok(out)
 }
 
@@ -409,6 +470,18 @@ fn plan_host(
         });
         return;
     }
+    out.packages.push(PackagePlan {
+        role: Role::Qemu {
+            source: source.name.clone(),
+        },
+        host,
+        package: source.package.clone(),
+        version: source.version.clone(),
+        file: file.file.clone(),
+        sha256: file.sha256.clone(),
+        size: file.size,
+        targets: targets.clone(),
+    });
     let emulator_layers: Vec<Layer> = targets
         .iter()
         .map(|t| Layer::Emulator { target: t.clone() })
@@ -520,6 +593,7 @@ mod tests {
             qus_version: "0.0.0-test".into(),
             template_sha256: "t".into(),
             entrypoint_sha256: "e".into(),
+            epoch: 0,
         }
     }
 
@@ -564,6 +638,25 @@ mod tests {
         assert_eq!(full.layers, [Layer::Register]);
         // armhf's 10.0 package has no 64-bit guests: noted, not an error.
         assert_eq!(p.skipped.iter().filter(|s| s.host == Host::Arm32v7).count(), 3);
+    }
+
+    #[test]
+    fn packages_to_fetch() {
+        let p = plan(&cfg(), &sel("amd64,arm32v7", "aarch64"), &recipe()).unwrap();
+        let q: Vec<(String, Host, Vec<String>)> = p
+            .packages
+            .iter()
+            .map(|k| (k.package.clone(), k.host, k.targets.clone()))
+            .collect();
+        // armhf ships no aarch64: its qemu package is not fetched, its busybox is.
+        assert_eq!(
+            q,
+            [
+                ("qemu-user".to_string(), Host::Amd64, vec!["aarch64".to_string()]),
+                ("busybox-static".to_string(), Host::Amd64, vec![]),
+                ("busybox-static".to_string(), Host::Arm32v7, vec![]),
+            ]
+        );
     }
 
     #[test]

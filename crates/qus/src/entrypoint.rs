@@ -1,0 +1,59 @@
+//! The register layer: busybox-static for the host, the sh entrypoint and the table it
+//! reads (both rendered by `qus_binfmt`, where the table lives), and `/qus/bin`, a link that
+//! keeps dbhi/qus's interpreter paths (`/qus/bin/qemu-T-static`) working.
+
+use crate::context::{Content, Entry, EMULATOR_DIR};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// The image's ENTRYPOINT.
+pub fn command() -> &'static [&'static str] {
+    qus_binfmt::ENTRYPOINT
+}
+
+/// The files of the register layer, with busybox read from `busybox`.
+pub fn layer(busybox: &Path) -> Vec<Entry> {
+    let mut v = vec![Entry::File {
+        path: qus_binfmt::sh::BUSYBOX_PATH.to_string(),
+        mode: 0o755,
+        content: Content::Path(busybox.to_path_buf()),
+    }];
+    for (path, mode, bytes) in qus_binfmt::entrypoint_files() {
+        v.push(Entry::File {
+            path,
+            mode,
+            content: Content::Bytes(bytes),
+        });
+    }
+    let (link, target) = qus_binfmt::QUS_BIN_LINK;
+    v.push(Entry::Symlink {
+        path: link.to_string(),
+        target: target.to_string(),
+    });
+    v
+}
+
+/// The files of an emulator layer.
+pub fn emulator_layer(target: &str, file: &Path) -> Vec<Entry> {
+    vec![Entry::File {
+        path: format!("{EMULATOR_DIR}/qemu-{target}-static"),
+        mode: 0o755,
+        content: Content::Path(file.to_path_buf()),
+    }]
+}
+
+/// sha256 over everything of the register layer that qus itself writes (busybox is pinned
+/// separately, by its package's sum).
+pub fn digest() -> String {
+    let mut h = Sha256::new();
+    for (path, mode, bytes) in qus_binfmt::entrypoint_files() {
+        h.update(path.as_bytes());
+        h.update(mode.to_le_bytes());
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    }
+    h.update(command().join(" ").as_bytes());
+    let (link, target) = qus_binfmt::QUS_BIN_LINK;
+    h.update(format!("{link}->{target}").as_bytes());
+    hex::encode(h.finalize())
+}

@@ -1,0 +1,328 @@
+//! `qus build`: the plan's images, from pinned packages into the local daemon.
+//!
+//! In phases, so that bad input stops everything before the first build and no tag is ever
+//! left half-built: (1) ask the daemon which images are already there with the same inputs,
+//! (2) fetch and verify every package the rest need, (3) extract every emulator and busybox,
+//! (4) build, in plan order (a base before the images on it). The builder only tags an image
+//! when its build succeeded.
+
+use crate::app::recipe;
+use crate::cli::{BuildArgs, SourceArgs};
+use crate::context::{self, LayerFiles};
+use crate::docker::Daemon;
+use crate::entrypoint;
+use crate::plan::{ImagePlan, PackagePlan, Plan, Role};
+use crate::progress::Progress;
+use anyhow::{anyhow, Context as _};
+use qus_source::{Cache, EmulatorRequest, FetchOptions, Fetcher, FileRequest, Limits, Origin};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// What happened to one image.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuiltImage {
+    /// `repo:tag`.
+    pub reference: String,
+    /// Image ID (config digest).
+    pub id: String,
+    /// Platform.
+    pub platform: String,
+    /// `built`, or `unchanged` when the daemon had it with the same inputs.
+    pub status: &'static str,
+    /// Layer diffIDs.
+    pub layers: Vec<String>,
+}
+
+/// The files extracted for a plan, by package.
+#[derive(Debug, Default)]
+pub struct Extracted {
+    /// busybox by host.
+    pub busybox: BTreeMap<crate::arch::Host, PathBuf>,
+    /// Emulators by (source, host), then target.
+    pub emulators: BTreeMap<(String, crate::arch::Host), BTreeMap<String, PathBuf>>,
+}
+
+/// `qus build`.
+pub async fn build_cmd(plan: &Plan, a: &BuildArgs, progress: &Progress) -> anyhow::Result<ExitCode> {
+    let daemon = Daemon::connect().await?;
+    let built = build_all(&daemon, plan, a, progress).await?;
+    report(&built, a.json, progress)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the summary (stderr) and, with `--json`, the images (stdout).
+pub fn report(built: &[BuiltImage], json: bool, progress: &Progress) -> anyhow::Result<()> {
+    let n = built.iter().filter(|b| b.status == "built").count();
+    progress.step(format!(
+        "{} images: {n} built, {} unchanged",
+        built.len(),
+        built.len() - n
+    ));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "images": built }))?);
+    }
+    Ok(())
+}
+
+/// Builds every image of `plan` that the daemon does not already have with the same inputs.
+pub async fn build_all(
+    daemon: &Daemon,
+    plan: &Plan,
+    a: &BuildArgs,
+    progress: &Progress,
+) -> anyhow::Result<Vec<BuiltImage>> {
+    for s in &plan.skipped {
+        progress.step(format!(
+            "skipping {} {}{}: {}",
+            s.source,
+            s.host,
+            s.target.as_ref().map(|t| format!(" {t}")).unwrap_or_default(),
+            s.reason
+        ));
+    }
+    // Phase 1: what is already built.
+    let mut todo: Vec<&ImagePlan> = Vec::new();
+    let mut done: BTreeMap<String, BuiltImage> = BTreeMap::new();
+    for img in &plan.images {
+        let current = if a.force {
+            None
+        } else {
+            daemon.inspect(&img.reference).await?
+        };
+        match current {
+            Some(info)
+                if info.labels.get("qus.inputs") == Some(&img.inputs)
+                    && info.platform == img.platform =>
+            {
+                done.insert(
+                    img.tag.clone(),
+                    BuiltImage {
+                        reference: img.reference.clone(),
+                        id: info.id,
+                        platform: img.platform.to_string(),
+                        status: "unchanged",
+                        layers: info.layers,
+                    },
+                );
+            }
+            _ => todo.push(img),
+        }
+    }
+    if todo.is_empty() {
+        progress.step("every image is up to date");
+        return Ok(ordered(plan, done));
+    }
+
+    // Phases 2 and 3: the packages those images need, verified and extracted.
+    let needed: Vec<&PackagePlan> = plan
+        .packages
+        .iter()
+        .filter(|p| {
+            todo.iter().any(|i| {
+                i.host == p.host
+                    && match &p.role {
+                        Role::Busybox => i.kind != crate::plan::Kind::Pkg,
+                        Role::Qemu { source } => &i.source == source && !i.targets.is_empty(),
+                    }
+            })
+        })
+        .collect();
+    let inputs = prepare(&needed, &a.source, progress).await?;
+
+    // Phase 4: build.
+    let total = todo.len();
+    for (n, img) in todo.into_iter().enumerate() {
+        progress.step(format!("[{}/{total}] building {}", n + 1, img.reference));
+        let files = layer_files(img, &inputs)?;
+        let from = match &img.base {
+            Some(tag) => plan
+                .image(tag)
+                .map(|b| b.reference.clone())
+                .ok_or_else(|| anyhow!("{}: base image {tag} is not in the plan", img.tag))?,
+            None => "scratch".to_string(),
+        };
+        let dockerfile = context::dockerfile(img, &from, entrypoint::command())?;
+        let id = daemon
+            .build(img, &dockerfile, &files, recipe().epoch, a.no_cache, progress)
+            .await?;
+        let info = daemon
+            .inspect(&id)
+            .await?
+            .ok_or_else(|| anyhow!("{}: built image {id} vanished", img.reference))?;
+        done.insert(
+            img.tag.clone(),
+            BuiltImage {
+                reference: img.reference.clone(),
+                id,
+                platform: img.platform.to_string(),
+                status: "built",
+                layers: info.layers,
+            },
+        );
+    }
+    Ok(ordered(plan, done))
+}
+
+fn ordered(plan: &Plan, mut done: BTreeMap<String, BuiltImage>) -> Vec<BuiltImage> {
+    plan.images
+        .iter()
+        .filter_map(|i| done.remove(&i.tag))
+        .collect()
+}
+
+fn layer_files(img: &ImagePlan, inputs: &Extracted) -> anyhow::Result<LayerFiles> {
+    let mut files = LayerFiles::new();
+    for layer in &img.layers {
+        let entries = match layer {
+            crate::plan::Layer::Register => {
+                let bb = inputs
+                    .busybox
+                    .get(&img.host)
+                    .ok_or_else(|| anyhow!("{}: no busybox extracted for {}", img.tag, img.host))?;
+                entrypoint::layer(bb)
+            }
+            crate::plan::Layer::Emulator { target } => {
+                let path = inputs
+                    .emulators
+                    .get(&(img.source.clone(), img.host))
+                    .and_then(|m| m.get(target))
+                    .ok_or_else(|| {
+                        anyhow!("{}: qemu-{target} was not extracted for {}", img.tag, img.host)
+                    })?;
+                entrypoint::emulator_layer(target, path)
+            }
+        };
+        files.insert(layer.dir_name(), entries);
+    }
+    Ok(files)
+}
+
+/// Where packages come from, as the flags and environment say.
+pub fn origin(src: &SourceArgs) -> anyhow::Result<Origin> {
+    if let Some(dir) = &src.debs {
+        if !dir.is_dir() {
+            return Err(anyhow!("--debs {}: not a folder", dir.display()));
+        }
+        return Ok(Origin::local_dir(dir.clone()));
+    }
+    let env = std::env::var("QUS_MIRROR").ok();
+    let url = crate::mirror::resolve(src.mirror.as_deref(), env.as_deref(), std::path::Path::new("/"))
+        .ok_or_else(|| {
+            anyhow!(
+                "no Debian mirror configured: pass --mirror URL, set QUS_MIRROR, \
+                 or give the packages with --debs DIR"
+            )
+        })?;
+    Ok(Origin::mirror(&url)?)
+}
+
+/// Opens the cache named by the flags (or the default one).
+pub fn open_cache(src: &SourceArgs, progress: &Progress) -> anyhow::Result<Cache> {
+    let root = match &src.cache {
+        Some(c) => c.clone(),
+        None => Cache::default_root()?,
+    };
+    let p = progress.clone();
+    Ok(Cache::open(root)?.on_lock_wait(move |lock| {
+        p.step(format!(
+            "waiting for another qus using the cache ({})",
+            lock.display()
+        ))
+    }))
+}
+
+/// Fetches, verifies and extracts `packages`; any failure stops everything before a build.
+pub async fn prepare(
+    packages: &[&PackagePlan],
+    src: &SourceArgs,
+    progress: &Progress,
+) -> anyhow::Result<Extracted> {
+    let origin = origin(src)?;
+    let cache = open_cache(src, progress)?;
+    let fetcher = Fetcher::new(cache.clone(), FetchOptions::default())?;
+    let mut verified = Vec::new();
+    for p in packages {
+        let pkg = qus_source::PackageRef::new(&p.file, &p.sha256, p.size)
+            .with_context(|| format!("{} for {}", p.package, p.host))?;
+        let pr = progress.clone();
+        let v = fetcher
+            .fetch(&pkg, &origin, &move |x| pr.detail(x.to_string()))
+            .await
+            .with_context(|| format!("{} {} for {}", p.package, p.version, p.host))?;
+        progress.step(format!(
+            "{} {} ({:.1} MB, sha256 verified{})",
+            if v.from_cache { "cached" } else { "fetched" },
+            pkg.file_name(),
+            v.size as f64 / 1e6,
+            if v.from_cache { ", from cache" } else { "" }
+        ));
+        verified.push(((*p).clone(), v));
+    }
+    // Extraction is CPU-bound decompression: one blocking task per package, run together.
+    let mut tasks = Vec::new();
+    for (p, v) in verified {
+        let cache = cache.clone();
+        tasks.push(tokio::task::spawn_blocking(move || {
+            let limits = Limits::default();
+            let what = format!("{} for {} ({})", p.file, p.host, p.host.debian());
+            match &p.role {
+                Role::Busybox => cache
+                    .extract_file(&v, &FileRequest::busybox(p.host.debian()), &limits)
+                    .map(|f| (p.clone(), vec![("busybox".to_string(), f.path)]))
+                    .with_context(|| what.clone()),
+                Role::Qemu { .. } => {
+                    let req = EmulatorRequest::new(p.host.debian()).targets(p.targets.clone());
+                    cache
+                        .extract_emulators(&v, &req, &limits)
+                        .map(|x| {
+                            (
+                                p.clone(),
+                                x.emulators.into_iter().map(|e| (e.target, e.path)).collect(),
+                            )
+                        })
+                        .with_context(|| what.clone())
+                }
+            }
+        }));
+    }
+    let mut out = Extracted::default();
+    let mut first_err = None;
+    for t in tasks {
+        match t.await.context("extraction task panicked")? {
+            Ok((p, files)) => match &p.role {
+                Role::Busybox => {
+                    if let Some((_, path)) = files.into_iter().next() {
+                        out.busybox.insert(p.host, path);
+                    }
+                }
+                Role::Qemu { source } => {
+                    let m: BTreeMap<String, PathBuf> = files.into_iter().collect();
+                    for t in &p.targets {
+                        if !m.contains_key(t) {
+                            return Err(anyhow!(
+                                "{} for {}: qemu-{t} was requested but not extracted",
+                                p.file,
+                                p.host
+                            ));
+                        }
+                    }
+                    out.emulators.insert((source.clone(), p.host), m);
+                }
+            },
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    progress.step(format!(
+        "extracted {} emulators and {} busybox",
+        out.emulators.values().map(|m| m.len()).sum::<usize>(),
+        out.busybox.len()
+    ));
+    Ok(out)
+}

@@ -1,0 +1,230 @@
+//! `qus release`: build, push every image through the daemon, then publish the manifest
+//! lists through the registry API.
+//!
+//! The registry is the judge, not the push stream: before a push, an image whose manifest
+//! in the registry already names the local image's config is skipped (nothing uploaded,
+//! nothing rewritten); after a push, the manifest is read back and its config digest must
+//! be the local image ID. Lists are published only when every image pushed and verified, so
+//! a failure part-way leaves the previous lists in place, and re-running finishes the job.
+
+use crate::cli::ReleaseArgs;
+use crate::docker::{Daemon, PushStats};
+use crate::pipeline::{build_all, BuiltImage};
+use crate::plan::Plan;
+use crate::progress::Progress;
+use anyhow::{anyhow, Context as _};
+use qus_registry::{
+    resolve_auth, Auth, Client, ClientConfig, Digest, ImageManifest, IndexEntry, ListKind,
+    Outcome, Platform, ProtocolPolicy, Reference,
+};
+use serde::Serialize;
+use std::io::Read;
+use std::process::ExitCode;
+
+/// One pushed (or already present) image.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushedImage {
+    /// `repo:tag`.
+    pub reference: String,
+    /// Manifest digest in the registry.
+    pub digest: String,
+    /// Manifest size.
+    pub size: u64,
+    /// Manifest media type.
+    pub media_type: String,
+    /// `pushed` or `present` (the registry already had it).
+    pub status: &'static str,
+    /// Layer counts from the push.
+    pub layers: PushStats,
+}
+
+/// One manifest list.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishedList {
+    /// `repo:tag`.
+    pub reference: String,
+    /// Digest of the list.
+    pub digest: String,
+    /// `written` or `unchanged`.
+    pub status: &'static str,
+    /// Platforms listed.
+    pub platforms: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Summary {
+    images: Vec<BuiltImage>,
+    pushed: Vec<PushedImage>,
+    lists: Vec<PublishedList>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed: Option<String>,
+}
+
+/// `qus release`.
+pub async fn release_cmd(plan: &Plan, a: &ReleaseArgs, progress: &Progress) -> anyhow::Result<ExitCode> {
+    let probe = Reference::parse(&format!("{}:latest", plan.repo))
+        .with_context(|| format!("--repo {}", plan.repo))?;
+    let registry = probe.registry().to_string();
+    let explicit = match &a.username {
+        Some(user) if a.password_stdin => Some(Auth::basic(user.clone(), read_password()?)),
+        _ => None,
+    };
+    let auth = resolve_auth(&registry, explicit)?;
+    let push_creds = auth.push_credentials(&registry);
+    let config = ClientConfig {
+        protocol: ProtocolPolicy {
+            insecure: a.insecure_registry.clone(),
+            ..ProtocolPolicy::default()
+        },
+        ..ClientConfig::default()
+    };
+    let client = Client::new(config)?.with_auth(&registry, auth);
+    // Fail on a wrong password or a missing registry now, not after an hour of building.
+    client
+        .ping(&probe)
+        .await
+        .with_context(|| format!("registry {registry}"))?;
+    let daemon = Daemon::connect().await?;
+
+    let mut summary = Summary {
+        images: build_all(&daemon, plan, &a.build, progress).await?,
+        ..Summary::default()
+    };
+    let result = publish(&daemon, &client, plan, &push_creds, &mut summary, progress).await;
+    if let Err(e) = &result {
+        summary.failed = Some(format!("{e:#}"));
+    }
+    report(&summary, a.build.json, progress)?;
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+async fn publish(
+    daemon: &Daemon,
+    client: &Client,
+    plan: &Plan,
+    creds: &qus_registry::PushCredentials,
+    summary: &mut Summary,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let images = summary.images.clone();
+    let total = images.len();
+    for (n, img) in images.iter().enumerate() {
+        let r = Reference::parse(&img.reference)?;
+        let tag = r.tag().unwrap_or("latest").to_string();
+        let repo = img
+            .reference
+            .strip_suffix(&format!(":{tag}"))
+            .unwrap_or(&img.reference)
+            .to_string();
+        let (status, layers) = if remote_config(client, &r).await?.as_deref() == Some(img.id.as_str()) {
+            progress.step(format!("[{}/{total}] {} is already in the registry", n + 1, img.reference));
+            ("present", PushStats::default())
+        } else {
+            progress.step(format!("[{}/{total}] pushing {}", n + 1, img.reference));
+            let stats = daemon.push(&repo, &tag, Some(creds), progress).await?;
+            match remote_config(client, &r).await? {
+                Some(c) if c == img.id => {}
+                other => {
+                    return Err(anyhow!(
+                        "{}: after the push the registry's manifest names config {}, not the \
+                         local image {}",
+                        img.reference,
+                        other.unwrap_or_else(|| "nothing".into()),
+                        img.id
+                    ))
+                }
+            }
+            ("pushed", stats)
+        };
+        let d = client
+            .manifest_head(&r)
+            .await?
+            .ok_or_else(|| anyhow!("{}: the registry does not have it after the push", img.reference))?;
+        summary.pushed.push(PushedImage {
+            reference: img.reference.clone(),
+            digest: d.digest.to_string(),
+            size: d.size,
+            media_type: d.media_type,
+            status,
+            layers,
+        });
+    }
+
+    for m in &plan.manifests {
+        let target = Reference::parse(&m.reference)?;
+        let mut entries = Vec::new();
+        for e in &m.entries {
+            let want = plan.image(&e.tag).map(|i| i.reference.as_str());
+            let pushed = summary
+                .pushed
+                .iter()
+                .find(|p| Some(p.reference.as_str()) == want)
+                .ok_or_else(|| anyhow!("{}: entry {} was not pushed", m.reference, e.tag))?;
+            let digest = Digest::parse(&pushed.digest).map_err(|x| anyhow!("{x}"))?;
+            let p = &e.platform;
+            entries.push(IndexEntry::new(
+                digest,
+                Platform::new(&p.os, &p.architecture, p.variant.as_deref()),
+            ));
+        }
+        let outcome = client
+            .publish_index(&target, &entries, ListKind::default())
+            .await
+            .with_context(|| format!("publishing {}", m.reference))?;
+        let status = match outcome {
+            Outcome::Written { .. } => "written",
+            Outcome::Unchanged { .. } => "unchanged",
+        };
+        progress.step(format!("{} {status} ({} platforms)", m.reference, entries.len()));
+        summary.lists.push(PublishedList {
+            reference: m.reference.clone(),
+            digest: outcome.digest().to_string(),
+            status,
+            platforms: m.entries.iter().map(|e| e.platform.to_string()).collect(),
+        });
+    }
+    Ok(())
+}
+
+/// The config digest the registry's manifest for `r` names, or `None` when the tag is
+/// absent or is not a single-image manifest.
+async fn remote_config(client: &Client, r: &Reference) -> anyhow::Result<Option<String>> {
+    if client.manifest_head(r).await?.is_none() {
+        return Ok(None);
+    }
+    let raw = client.manifest_get(r).await?;
+    Ok(serde_json::from_slice::<ImageManifest>(&raw.bytes)
+        .ok()
+        .map(|m| m.config.digest.to_string()))
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .context("reading the password from stdin")?;
+    let p = s.trim_end_matches(['\n', '\r']).to_string();
+    if p.is_empty() {
+        return Err(anyhow!("--password-stdin: stdin was empty"));
+    }
+    Ok(p)
+}
+
+fn report(s: &Summary, json: bool, progress: &Progress) -> anyhow::Result<()> {
+    let count = |st: &str| s.pushed.iter().filter(|p| p.status == st).count();
+    let written = s.lists.iter().filter(|l| l.status == "written").count();
+    progress.step(format!(
+        "summary: {} images ({} built), {} pushed, {} already present, {} lists written, {} unchanged{}",
+        s.images.len(),
+        s.images.iter().filter(|i| i.status == "built").count(),
+        count("pushed"),
+        count("present"),
+        written,
+        s.lists.len() - written,
+        s.failed.as_ref().map(|f| format!("; FAILED: {f}")).unwrap_or_default()
+    ));
+    if json {
+        println!("{}", serde_json::to_string_pretty(s)?);
+    }
+    Ok(())
+}
