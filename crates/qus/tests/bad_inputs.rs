@@ -1,0 +1,157 @@
+//! Bad inputs stop `qus build` before any tag is written, with an error that names the input.
+
+use crate::support::*;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Runs a build of amd64 aarch64 images and expects it to fail without leaving any image.
+fn fails(cfg: &TestConfig, extra: &[&str]) -> String {
+    let repo = Repo::new("qus-test-bad");
+    let (ok, _, err) = run(qus(cfg.dir.path())
+        .arg("--config")
+        .arg(&cfg.path)
+        .arg("build")
+        .arg("--repo")
+        .arg(&repo.name)
+        .arg("--debs")
+        .arg(&cfg.debs)
+        .args(["--targets", "aarch64", "--sources", "d10.0"])
+        .args(extra));
+    assert!(!ok, "the build should have failed");
+    assert!(repo.images().is_empty(), "images left behind: {:?}", repo.images());
+    err
+}
+
+fn amd64_only(file: PathBuf) -> TestConfig {
+    config_with(vec![Pin::new("amd64", file)], vec![])
+}
+
+#[test]
+fn truncated_deb() {
+    let real = std::fs::read(deb("qemu-user", "amd64")).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let name = "qemu-user_9.9-trunc_amd64.deb";
+    let path = scratch.path().join(name);
+    std::fs::write(&path, &real[..real.len() / 2]).unwrap();
+    let cfg = amd64_only(path);
+    let err = fails(&cfg, &["--hosts", "amd64"]);
+    assert!(err.contains(name), "names the file: {err}");
+    assert!(
+        err.to_lowercase().contains("truncated") || err.to_lowercase().contains("corrupt"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrong_sha256_names_file_expected_and_actual() {
+    let cfg = amd64_only(deb("qemu-user", "amd64"));
+    let (actual, _) = sum(&deb("qemu-user", "amd64"));
+    let text = std::fs::read_to_string(&cfg.path).unwrap();
+    let wrong = "0".repeat(64);
+    std::fs::write(&cfg.path, text.replace(&actual, &wrong)).unwrap();
+    let err = fails(&cfg, &["--hosts", "amd64"]);
+    assert!(err.contains(&wrong), "expected sum: {err}");
+    assert!(err.contains(&actual), "actual sum: {err}");
+    assert!(err.contains("qemu-user_"), "file: {err}");
+}
+
+#[test]
+fn package_of_the_wrong_arch() {
+    // The arm64 package pinned (with its own, correct sum) as amd64's.
+    let cfg = amd64_only(deb("qemu-user", "arm64"));
+    let err = fails(&cfg, &["--hosts", "amd64"]);
+    assert!(err.contains("arm64") && err.contains("amd64"), "{err}");
+}
+
+#[test]
+fn requested_target_missing_from_the_package() {
+    // The config claims armhf's 10.0 package ships aarch64: it does not.
+    let cfg = config_with(
+        vec![Pin {
+            targets: Some("aarch64, arm"),
+            ..Pin::new("arm32v7", deb("qemu-user", "armhf"))
+        }],
+        vec![],
+    );
+    let err = fails(&cfg, &["--hosts", "arm32v7"]);
+    assert!(err.contains("aarch64"), "{err}");
+    assert!(err.contains("armhf"), "{err}");
+}
+
+#[test]
+fn unknown_arch_lists_the_valid_names() {
+    let cfg = amd64_only(deb("qemu-user", "amd64"));
+    let err = fails(&cfg, &["--hosts", "vax"]);
+    assert!(err.contains("'vax'") && err.contains("arm64v8") && err.contains("riscv64"), "{err}");
+}
+
+#[test]
+fn tar_entry_escaping_the_work_dir() {
+    let scratch = tempfile::tempdir().unwrap();
+    let bytes = hostile_deb("../../../../tmp/qus-escape-test", b"owned");
+    let name = "qemu-user_9.9-evil_amd64.deb";
+    let path = scratch.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    let cfg = amd64_only(path);
+    let err = fails(&cfg, &["--hosts", "amd64"]);
+    assert!(err.contains(name), "{err}");
+    assert!(err.contains(".."), "names the entry: {err}");
+    assert!(!Path::new("/tmp/qus-escape-test").exists(), "the entry escaped");
+}
+
+#[test]
+fn daemon_unreachable() {
+    let cfg = amd64_only(deb("qemu-user", "amd64"));
+    let (ok, _, err) = run(qus(cfg.dir.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .arg("--config")
+        .arg(&cfg.path)
+        .args(["build", "--hosts", "amd64", "--targets", "aarch64", "--sources", "d10.0"])
+        .arg("--debs")
+        .arg(&cfg.debs));
+    assert!(!ok);
+    assert!(err.contains("cannot reach the Docker daemon"), "{err}");
+    assert!(err.contains("unix:///nonexistent/docker.sock"), "{err}");
+}
+
+/// A syntactically valid .deb (Architecture amd64) whose data.tar.gz has one entry `path`.
+fn hostile_deb(path: &str, content: &[u8]) -> Vec<u8> {
+    let control = tar_gz(&[(
+        "./control",
+        b"Package: qemu-user\nVersion: 9.9\nArchitecture: amd64\nMaintainer: t\nDescription: t\n"
+            .as_slice(),
+    )]);
+    let data = tar_gz(&[(path, content)]);
+    let mut out = Vec::new();
+    {
+        let mut ar = ar::Builder::new(&mut out);
+        for (name, bytes) in [
+            ("debian-binary", b"2.0\n".to_vec()),
+            ("control.tar.gz", control),
+            ("data.tar.gz", data),
+        ] {
+            let h = ar::Header::new(name.as_bytes().to_vec(), bytes.len() as u64);
+            ar.append(&h, &bytes[..]).unwrap();
+        }
+    }
+    out
+}
+
+fn tar_gz(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut t = tar::Builder::new(gz);
+    for (path, bytes) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o755);
+        h.set_entry_type(tar::EntryType::Regular);
+        // Written raw: the tar crate refuses `..` in set_path, and a hostile archive would not.
+        let name = h.as_gnu_mut().unwrap();
+        name.name[..path.len()].copy_from_slice(path.as_bytes());
+        h.set_cksum();
+        t.append(&h, *bytes).unwrap();
+    }
+    let mut gz = t.into_inner().unwrap();
+    gz.flush().unwrap();
+    gz.finish().unwrap()
+}

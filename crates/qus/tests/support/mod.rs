@@ -1,0 +1,313 @@
+//! Helpers for the pipeline tests: real Debian packages, a config pinned to them, a unique
+//! repository per test that is removed from the daemon afterwards, and the `qus` binary.
+
+#![allow(dead_code)]
+
+use qus::docker::Daemon;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Where .ci/run (ci/fetch-test-debs) puts the real packages.
+pub fn debs_dir() -> PathBuf {
+    let dir = std::env::var_os("QUS_TEST_DEBS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").expect("HOME is set");
+            PathBuf::from(home).join(".cache/qus/test-debs")
+        });
+    assert!(
+        dir.is_dir(),
+        "{} is missing: run ci/fetch-test-debs (or .ci/run) to download the test packages",
+        dir.display()
+    );
+    dir
+}
+
+/// The package `name` for Debian arch `arch` in the test packages.
+pub fn deb(name: &str, arch: &str) -> PathBuf {
+    let dir = debs_dir();
+    let prefix = format!("{name}_");
+    let suffix = format!("_{arch}.deb");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().to_string();
+            n.starts_with(&prefix) && n.ends_with(&suffix)
+        })
+        .collect();
+    found.sort();
+    found.pop().unwrap_or_else(|| {
+        panic!(
+            "no {name} package for {arch} in {}: run ci/fetch-test-debs",
+            dir.display()
+        )
+    })
+}
+
+/// sha256 and size of a file.
+pub fn sum(path: &Path) -> (String, u64) {
+    let bytes = std::fs::read(path).unwrap();
+    (hex::encode(Sha256::digest(&bytes)), bytes.len() as u64)
+}
+
+/// The pool path a file as `apt-get download` names it would have in a mirror.
+pub fn pool_path(file: &Path) -> String {
+    let name = file.file_name().unwrap().to_string_lossy().to_string();
+    // apt writes the epoch as `1%3a`; pool names have no epoch.
+    let plain = match name.split_once("%3a") {
+        Some((pkg_epoch, rest)) => {
+            let pkg = pkg_epoch.rsplit_once('_').map(|(p, _)| p).unwrap_or(pkg_epoch);
+            format!("{pkg}_{rest}")
+        }
+        None => name,
+    };
+    let pkg = plain.split('_').next().unwrap();
+    format!("pool/main/t/test/{pkg}/{plain}")
+}
+
+/// One pinned file for a config.
+pub struct Pin {
+    pub host: &'static str,
+    pub file: PathBuf,
+    pub targets: Option<&'static str>,
+}
+
+impl Pin {
+    pub fn new(host: &'static str, file: PathBuf) -> Pin {
+        Pin {
+            host,
+            file,
+            targets: None,
+        }
+    }
+
+    fn yaml(&self, indent: &str) -> String {
+        let (sha, size) = sum(&self.file);
+        let targets = self
+            .targets
+            .map(|t| format!(", targets: [{t}]"))
+            .unwrap_or_default();
+        format!(
+            "{indent}{}: {{ file: {}, size: {size}, sha256: {sha}{targets} }}\n",
+            self.host,
+            pool_path(&self.file)
+        )
+    }
+}
+
+/// A config file pinned to the test packages.
+pub struct TestConfig {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+    pub debs: PathBuf,
+}
+
+const T64: &str = "aarch64, arm, riscv64, x86_64";
+const T32: &str = "arm, i386";
+
+/// Pins the real trixie and bookworm packages for amd64, arm64v8 and arm32v7.
+pub fn real_config() -> TestConfig {
+    config_with(
+        vec![
+            Pin::new("amd64", deb("qemu-user", "amd64")),
+            Pin::new("arm64v8", deb("qemu-user", "arm64")),
+            Pin {
+                targets: Some(T32),
+                ..Pin::new("arm32v7", deb("qemu-user", "armhf"))
+            },
+        ],
+        vec![
+            Pin::new("amd64", deb("qemu-user-static", "amd64")),
+            Pin::new("arm64v8", deb("qemu-user-static", "arm64")),
+        ],
+    )
+}
+
+/// A config with the given d10.0 and d7.2 pins; busybox for the three test hosts.
+pub fn config_with(d10: Vec<Pin>, d7: Vec<Pin>) -> TestConfig {
+    let dir = tempfile::tempdir().unwrap();
+    let debs = dir.path().join("debs");
+    std::fs::create_dir_all(&debs).unwrap();
+    let mut text = String::from(
+        "repo: qus-test\ndefault: d10.0\nhosts: [amd64, arm64v8, arm32v7]\nbusybox:\n  package: busybox-static\n  version: \"1\"\n  files:\n",
+    );
+    let bb = [
+        Pin::new("amd64", deb("busybox-static", "amd64")),
+        Pin::new("arm64v8", deb("busybox-static", "arm64")),
+        Pin::new("arm32v7", deb("busybox-static", "armhf")),
+    ];
+    for p in bb.iter().chain(&d10).chain(&d7) {
+        link(&p.file, &debs);
+    }
+    for p in &bb {
+        text.push_str(&p.yaml("    "));
+    }
+    text.push_str(&format!(
+        "sources:\n  - name: d10.0\n    distro: debian\n    suite: trixie\n    package: qemu-user\n    version: \"1:10.0\"\n    targets: [{T64}]\n    files:\n"
+    ));
+    for p in &d10 {
+        text.push_str(&p.yaml("      "));
+    }
+    if !d7.is_empty() {
+        text.push_str(&format!(
+            "  - name: d7.2\n    distro: debian\n    suite: bookworm\n    package: qemu-user-static\n    version: \"1:7.2\"\n    targets: [{T64}]\n    files:\n"
+        ));
+        for p in &d7 {
+            text.push_str(&p.yaml("      "));
+        }
+    }
+    let path = dir.path().join("qus.yml");
+    std::fs::write(&path, text).unwrap();
+    TestConfig { dir, path, debs }
+}
+
+fn link(file: &Path, dir: &Path) {
+    let dest = dir.join(file.file_name().unwrap());
+    if !dest.exists() && std::fs::hard_link(file, &dest).is_err() {
+        std::fs::copy(file, &dest).unwrap();
+    }
+}
+
+/// A repository name no other test or run uses; its images are removed on drop.
+pub struct Repo {
+    pub name: String,
+}
+
+impl Repo {
+    pub fn new(prefix: &str) -> Repo {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        Repo {
+            name: format!(
+                "{prefix}-{}-{}-{nanos}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ),
+        }
+    }
+
+    /// Image references the daemon has in this repository.
+    pub fn images(&self) -> Vec<String> {
+        block_on(async {
+            let d = Daemon::connect().await.unwrap();
+            let mut filters = HashMap::new();
+            filters.insert("reference".to_string(), vec![format!("{}:*", self.name)]);
+            let opts = bollard::query_parameters::ListImagesOptions {
+                filters: Some(filters),
+                ..Default::default()
+            };
+            let list = d.client().list_images(Some(opts)).await.unwrap();
+            list.into_iter().flat_map(|i| i.repo_tags).collect()
+        })
+    }
+}
+
+impl Drop for Repo {
+    fn drop(&mut self) {
+        let tags = self.images();
+        block_on(async {
+            if let Ok(d) = Daemon::connect().await {
+                for t in tags {
+                    let _ = d.remove(&t, true).await;
+                }
+            }
+        });
+    }
+}
+
+/// Runs a future to completion on a fresh runtime (tests are synchronous).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// A `qus` command with a private cache under `cache`.
+pub fn qus(cache: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_qus"));
+    c.env("QUS_CACHE", cache)
+        .env_remove("QUS_CONFIG")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .stdin(Stdio::null());
+    c
+}
+
+/// Runs and returns (success, stdout, stderr).
+pub fn run(cmd: &mut Command) -> (bool, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().unwrap();
+    (
+        status.success(),
+        String::from_utf8_lossy(&stdout).into(),
+        String::from_utf8_lossy(&stderr).into(),
+    )
+}
+
+/// Inspects an image through the daemon.
+pub fn inspect(reference: &str) -> Option<qus::docker::ImageInfo> {
+    block_on(async {
+        let d = Daemon::connect().await.unwrap();
+        d.inspect(reference).await.unwrap()
+    })
+}
+
+/// The `qus plan --json` of a command line (same flags as a build).
+pub fn plan_json(cfg: &TestConfig, args: &[&str]) -> serde_json::Value {
+    let (ok, out, err) = run(qus(cfg.dir.path())
+        .arg("--config")
+        .arg(&cfg.path)
+        .arg("plan")
+        .arg("--json")
+        .args(args));
+    assert!(ok, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+/// Reads the file `path` (no leading `/`) from the filesystem of an image, by exporting it.
+pub fn file_from_image(reference: &str, path: &str) -> Option<Vec<u8>> {
+    use futures::StreamExt;
+    let bytes = block_on(async {
+        let d = Daemon::connect().await.unwrap();
+        let mut s = d.client().export_image(reference);
+        let mut all = Vec::new();
+        while let Some(chunk) = s.next().await {
+            all.extend_from_slice(&chunk.unwrap());
+        }
+        all
+    });
+    // `docker save`: layer tars inside a tar; the last layer that has the file wins.
+    let mut found = None;
+    let mut outer = tar::Archive::new(&bytes[..]);
+    for e in outer.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().to_string();
+        if !name.ends_with("layer.tar") {
+            continue;
+        }
+        let mut layer = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut layer).unwrap();
+        let mut inner = tar::Archive::new(&layer[..]);
+        for f in inner.entries().unwrap() {
+            let mut f = f.unwrap();
+            let p = f.path().unwrap().to_string_lossy().trim_start_matches("./").to_string();
+            if p == path {
+                let mut v = Vec::new();
+                std::io::Read::read_to_end(&mut f, &mut v).unwrap();
+                found = Some(v);
+            }
+        }
+    }
+    found
+}

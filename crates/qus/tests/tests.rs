@@ -1,0 +1,8 @@
+//! One integration-test binary for the pipeline (one link; modules by topic). These tests
+//! use the machine's real Docker daemon, real registries and real Debian packages (fetched
+//! by ci/fetch-test-debs).
+
+mod support;
+
+mod bad_inputs;
+mod build;
