@@ -6,3 +6,4 @@ mod support;
 
 mod bad_inputs;
 mod build;
+mod register;

@@ -1,0 +1,343 @@
+//! Just enough ELF to tell which machine a binary runs on.
+//!
+//! The emulators are copied into images for one host arch; a mislabelled package (or a
+//! package for the wrong host) would give an image whose entrypoint cannot even start. The
+//! first 64 bytes of a file settle it: class (32/64-bit), byte order and `e_machine`, plus the
+//! float ABI flag that separates armhf from armel.
+
+use std::fmt;
+
+/// 32- or 64-bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// ELFCLASS32.
+    Elf32,
+    /// ELFCLASS64.
+    Elf64,
+}
+
+/// Byte order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endian {
+    /// ELFDATA2LSB.
+    Little,
+    /// ELFDATA2MSB.
+    Big,
+}
+
+/// ARM float ABI (from `e_flags`), the one difference between armhf and armel binaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArmFloat {
+    /// EF_ARM_ABI_FLOAT_HARD.
+    Hard,
+    /// EF_ARM_ABI_FLOAT_SOFT.
+    Soft,
+}
+
+const EF_ARM_ABI_FLOAT_SOFT: u32 = 0x200;
+const EF_ARM_ABI_FLOAT_HARD: u32 = 0x400;
+
+/// What a binary for one Debian arch looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostElf {
+    /// Debian arch name.
+    pub debian_arch: &'static str,
+    /// ELF class.
+    pub class: Class,
+    /// Byte order.
+    pub endian: Endian,
+    /// `e_machine`.
+    pub machine: u16,
+    /// ARM float ABI, for the two ARM 32-bit arches.
+    pub arm_float: Option<ArmFloat>,
+}
+
+use Class::*;
+use Endian::*;
+
+/// Every Debian arch (official and ports) with a QEMU user-mode build.
+pub const HOSTS: &[HostElf] = &[
+    host("amd64", Elf64, Little, 62, None),
+    host("arm64", Elf64, Little, 183, None),
+    host("armhf", Elf32, Little, 40, Some(ArmFloat::Hard)),
+    host("armel", Elf32, Little, 40, Some(ArmFloat::Soft)),
+    host("i386", Elf32, Little, 3, None),
+    host("ppc64el", Elf64, Little, 21, None),
+    host("ppc64", Elf64, Big, 21, None),
+    host("powerpc", Elf32, Big, 20, None),
+    host("s390x", Elf64, Big, 22, None),
+    host("riscv64", Elf64, Little, 243, None),
+    host("mips64el", Elf64, Little, 8, None),
+    host("mipsel", Elf32, Little, 8, None),
+    host("loong64", Elf64, Little, 258, None),
+    host("sparc64", Elf64, Big, 43, None),
+    host("alpha", Elf64, Little, 0x9026, None),
+    host("hppa", Elf32, Big, 15, None),
+    host("m68k", Elf32, Big, 4, None),
+    host("sh4", Elf32, Little, 42, None),
+];
+
+const fn host(
+    debian_arch: &'static str,
+    class: Class,
+    endian: Endian,
+    machine: u16,
+    arm_float: Option<ArmFloat>,
+) -> HostElf {
+    HostElf {
+        debian_arch,
+        class,
+        endian,
+        machine,
+        arm_float,
+    }
+}
+
+/// The ELF description of a Debian arch, or `None` if it is not in [`HOSTS`].
+pub fn for_debian_arch(arch: &str) -> Option<&'static HostElf> {
+    HOSTS.iter().find(|h| h.debian_arch == arch)
+}
+
+/// The fields of an ELF header that matter here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// ELF class.
+    pub class: Class,
+    /// Byte order.
+    pub endian: Endian,
+    /// `e_type` (2 = executable, 3 = shared object / PIE).
+    pub kind: u16,
+    /// `e_machine`.
+    pub machine: u16,
+    /// `e_flags`.
+    pub flags: u32,
+}
+
+/// Bytes to read from the start of a file to call [`parse`].
+pub const HEADER_LEN: usize = 64;
+
+/// Reads an ELF header; the error says what the bytes look like instead.
+pub fn parse(bytes: &[u8]) -> Result<Header, String> {
+    if bytes.len() < 4 || bytes[..4] != *b"\x7fELF" {
+        return Err(describe_non_elf(bytes));
+    }
+    let short = || format!("a truncated ELF file ({} bytes)", bytes.len());
+    if bytes.len() < 52 {
+        return Err(short());
+    }
+    let class = match bytes[4] {
+        1 => Elf32,
+        2 => Elf64,
+        c => return Err(format!("an ELF file with an invalid class {c}")),
+    };
+    let endian = match bytes[5] {
+        1 => Little,
+        2 => Big,
+        d => return Err(format!("an ELF file with an invalid byte order {d}")),
+    };
+    if class == Elf64 && bytes.len() < 64 {
+        return Err(short());
+    }
+    let u16_at = |o: usize| {
+        let b = [bytes[o], bytes[o + 1]];
+        match endian {
+            Little => u16::from_le_bytes(b),
+            Big => u16::from_be_bytes(b),
+        }
+    };
+    let u32_at = |o: usize| {
+        let b = [bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]];
+        match endian {
+            Little => u32::from_le_bytes(b),
+            Big => u32::from_be_bytes(b),
+        }
+    };
+    Ok(Header {
+        class,
+        endian,
+        kind: u16_at(16),
+        machine: u16_at(18),
+        flags: u32_at(if class == Elf64 { 48 } else { 36 }),
+    })
+}
+
+impl HostElf {
+    /// Checks the first bytes of a file; the error describes what the file is instead.
+    pub fn check(&self, bytes: &[u8]) -> Result<(), String> {
+        let h = parse(bytes)?;
+        let matches = h.class == self.class
+            && h.endian == self.endian
+            && h.machine == self.machine
+            && matches!(h.kind, 2 | 3)
+            && match self.arm_float {
+                Some(ArmFloat::Hard) => h.flags & EF_ARM_ABI_FLOAT_SOFT == 0,
+                Some(ArmFloat::Soft) => h.flags & EF_ARM_ABI_FLOAT_HARD == 0,
+                None => true,
+            };
+        if matches {
+            Ok(())
+        } else {
+            Err(format!("an ELF {}", h))
+        }
+    }
+}
+
+impl fmt::Display for HostElf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {}",
+            class_name(self.class),
+            endian_name(self.endian),
+            machine_name(self.machine)
+        )?;
+        match self.arm_float {
+            Some(ArmFloat::Hard) => write!(f, " hard-float"),
+            Some(ArmFloat::Soft) => write!(f, " soft-float"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for Header {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {}",
+            class_name(self.class),
+            endian_name(self.endian),
+            machine_name(self.machine)
+        )?;
+        if self.machine == 40 {
+            if self.flags & EF_ARM_ABI_FLOAT_HARD != 0 {
+                write!(f, " hard-float")?;
+            } else if self.flags & EF_ARM_ABI_FLOAT_SOFT != 0 {
+                write!(f, " soft-float")?;
+            }
+        }
+        match self.kind {
+            2 | 3 => Ok(()),
+            1 => write!(f, " relocatable object"),
+            4 => write!(f, " core dump"),
+            k => write!(f, " of type {k}"),
+        }
+    }
+}
+
+fn class_name(c: Class) -> &'static str {
+    match c {
+        Elf32 => "32-bit",
+        Elf64 => "64-bit",
+    }
+}
+
+fn endian_name(e: Endian) -> &'static str {
+    match e {
+        Little => "LSB",
+        Big => "MSB",
+    }
+}
+
+fn machine_name(m: u16) -> String {
+    let name = match m {
+        3 => "i386",
+        4 => "m68k",
+        8 => "mips",
+        15 => "hppa",
+        20 => "powerpc",
+        21 => "ppc64",
+        22 => "s390",
+        40 => "arm",
+        42 => "sh",
+        43 => "sparcv9",
+        62 => "x86-64",
+        183 => "aarch64",
+        243 => "riscv",
+        258 => "loongarch",
+        0x9026 => "alpha",
+        _ => return format!("machine {m}"),
+    };
+    name.to_string()
+}
+
+fn describe_non_elf(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "an empty file".into();
+    }
+    if let Some(rest) = bytes.strip_prefix(b"#!") {
+        let line: String = String::from_utf8_lossy(rest)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(40)
+            .collect();
+        return format!("a script (#!{})", line.trim());
+    }
+    let head: String = bytes
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!("not an ELF file (starts with {head})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn elf(class: u8, data: u8, machine: u16, flags: u32) -> Vec<u8> {
+        let mut b = vec![0u8; 64];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = class;
+        b[5] = data;
+        b[6] = 1;
+        let le = data == 1;
+        let put16 = |b: &mut Vec<u8>, o: usize, v: u16| {
+            b[o..o + 2].copy_from_slice(&if le { v.to_le_bytes() } else { v.to_be_bytes() })
+        };
+        put16(&mut b, 16, 2);
+        put16(&mut b, 18, machine);
+        let fo = if class == 2 { 48 } else { 36 };
+        let f = if le {
+            flags.to_le_bytes()
+        } else {
+            flags.to_be_bytes()
+        };
+        b[fo..fo + 4].copy_from_slice(&f);
+        b
+    }
+
+    #[test]
+    fn hosts_accept_their_own_binaries() {
+        let amd64 = for_debian_arch("amd64").unwrap();
+        assert!(amd64.check(&elf(2, 1, 62, 0)).is_ok());
+        let err = amd64.check(&elf(2, 1, 183, 0)).unwrap_err();
+        assert_eq!(err, "an ELF 64-bit LSB aarch64");
+        let s390x = for_debian_arch("s390x").unwrap();
+        assert!(s390x.check(&elf(2, 2, 22, 0)).is_ok());
+        assert!(s390x.check(&elf(2, 1, 22, 0)).is_err());
+        let armhf = for_debian_arch("armhf").unwrap();
+        assert!(armhf.check(&elf(1, 1, 40, 0x5000400)).is_ok());
+        assert!(armhf.check(&elf(1, 1, 40, 0x5000200)).is_err());
+        assert!(for_debian_arch("armel")
+            .unwrap()
+            .check(&elf(1, 1, 40, 0x5000200))
+            .is_ok());
+    }
+
+    #[test]
+    fn describes_non_elf() {
+        let amd64 = for_debian_arch("amd64").unwrap();
+        assert_eq!(
+            amd64.check(b"#!/bin/sh\necho hi\n").unwrap_err(),
+            "a script (#!/bin/sh)"
+        );
+        assert_eq!(amd64.check(b"").unwrap_err(), "an empty file");
+        assert!(amd64
+            .check(b"\x7fELF\x02")
+            .unwrap_err()
+            .contains("truncated"));
+    }
+}

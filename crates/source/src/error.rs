@@ -1,0 +1,456 @@
+//! One error type for the whole source stage.
+//!
+//! Every variant names the thing that is wrong (package file, archive entry, URL, arch) and,
+//! where there is one, what the user can do about it: the CLI prints these as they are, so
+//! they must make sense without a backtrace. Variants carry data, not just text, so that
+//! callers and tests can match on them.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while fetching, verifying or unpacking a package.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file or folder could not be read, created or written.
+    #[error("{action} {}: {source}{}", .path.display(), io_hint(.source))]
+    Io {
+        /// What was being done ("cannot read", "cannot write", ...).
+        action: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The file does not start with the `!<arch>` magic of a .deb (or any known package).
+    #[error("{}: not a Debian package (no ar archive header); was it downloaded completely, or is it another kind of file?", path.display())]
+    NotAPackage {
+        /// The package file.
+        path: PathBuf,
+    },
+
+    /// The file is an rpm; only .deb is implemented so far.
+    #[error("{}: rpm packages are not supported yet; use the Debian .deb of the same QEMU", path.display())]
+    UnsupportedFormat {
+        /// The package file.
+        path: PathBuf,
+    },
+
+    /// The archive ends before a member (or a member header) does.
+    #[error("{}: truncated in {member}: {detail}; download the package again", path.display())]
+    Truncated {
+        /// The package file.
+        path: PathBuf,
+        /// The member that is cut short (`debian-binary`, `control.tar.xz`, ...).
+        member: String,
+        /// What was expected and what was there.
+        detail: String,
+    },
+
+    /// The archive is structurally wrong (bad member header, members out of order, ...).
+    #[error("{}: not a valid Debian package: {detail}", path.display())]
+    Malformed {
+        /// The package file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+
+    /// A `control.tar.*`/`data.tar.*` member uses a compression qus cannot read.
+    #[error("{}: member {member} uses an unknown compression (qus reads .tar, .tar.xz, .tar.zst and .tar.gz)", path.display())]
+    UnknownCompression {
+        /// The package file.
+        path: PathBuf,
+        /// The member name.
+        member: String,
+    },
+
+    /// Decompressing or un-tarring a member failed: the bytes are corrupt.
+    #[error("{}: member {member} is corrupt: {source}; download the package again", path.display())]
+    Corrupt {
+        /// The package file.
+        path: PathBuf,
+        /// The member name.
+        member: String,
+        /// The decoder's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The control file lacks a required field or is not deb822.
+    #[error("{}: bad control file: {detail}", path.display())]
+    BadControl {
+        /// The package file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+
+    /// An archive entry has an absolute path or a `..` component.
+    #[error("{}: entry {entry:?} would be written outside the package root ({reason}); refusing the package", path.display())]
+    PathEscape {
+        /// The package file.
+        path: PathBuf,
+        /// The entry's path as stored in the archive.
+        entry: String,
+        /// "absolute path" or "`..` component".
+        reason: &'static str,
+    },
+
+    /// A symbolic link points outside the package root.
+    #[error("{}: symlink {entry:?} -> {target:?} points outside the package; refusing the package", path.display())]
+    SymlinkEscape {
+        /// The package file.
+        path: PathBuf,
+        /// The link's path.
+        entry: String,
+        /// The link's target as stored.
+        target: String,
+    },
+
+    /// A hard link names a file outside the package root.
+    #[error("{}: hard link {entry:?} -> {target:?} points outside the package; refusing the package", path.display())]
+    HardlinkEscape {
+        /// The package file.
+        path: PathBuf,
+        /// The link's path.
+        entry: String,
+        /// The link's target as stored.
+        target: String,
+    },
+
+    /// Following symbolic links from an entry never ends.
+    #[error("{}: symlink {entry:?} is part of a loop; refusing the package", path.display())]
+    SymlinkLoop {
+        /// The package file.
+        path: PathBuf,
+        /// The first link of the loop that was followed.
+        entry: String,
+    },
+
+    /// A link that qus has to follow (an emulator alias) points at nothing in the package.
+    #[error("{}: link {entry:?} -> {target:?} points at nothing in the package", path.display())]
+    DanglingLink {
+        /// The package file.
+        path: PathBuf,
+        /// The link's path.
+        entry: String,
+        /// The link's target as stored.
+        target: String,
+    },
+
+    /// An entry's parent folder is a symbolic link inside the archive.
+    #[error("{}: entry {entry:?} goes through the symlink {link:?}; refusing the package", path.display())]
+    ThroughSymlink {
+        /// The package file.
+        path: PathBuf,
+        /// The entry's path.
+        entry: String,
+        /// The symlink on its way.
+        link: String,
+    },
+
+    /// Two archive entries have the same path (or two emulators the same target).
+    #[error("{}: {entry:?} appears twice in the package; refusing the package", path.display())]
+    DuplicateEntry {
+        /// The package file.
+        path: PathBuf,
+        /// The repeated path (or `qemu-T` target name).
+        entry: String,
+    },
+
+    /// Unpacking would produce more bytes than [`crate::Limits::max_unpacked`].
+    #[error("{}: member {member} unpacks to more than {limit} bytes (a decompression bomb?); raise Limits::max_unpacked if the package is genuine", path.display())]
+    TooLarge {
+        /// The package file.
+        path: PathBuf,
+        /// The member being unpacked.
+        member: String,
+        /// The cap in bytes.
+        limit: u64,
+    },
+
+    /// Unpacking expands the data more than [`crate::Limits::max_ratio`] times.
+    #[error("{}: member {member} expands {ratio}x (more than the {limit}x cap: a decompression bomb?)", path.display())]
+    CompressionRatio {
+        /// The package file.
+        path: PathBuf,
+        /// The member being unpacked.
+        member: String,
+        /// The ratio seen (unpacked / packed bytes so far).
+        ratio: u64,
+        /// The cap.
+        limit: u64,
+    },
+
+    /// The archive has more entries than [`crate::Limits::max_entries`].
+    #[error("{}: member {member} has more than {limit} entries; refusing the package", path.display())]
+    TooManyEntries {
+        /// The package file.
+        path: PathBuf,
+        /// The member being unpacked.
+        member: String,
+        /// The cap.
+        limit: u64,
+    },
+
+    /// The package's own `Architecture:` field is not the host arch it is used for.
+    #[error("{}: package {package} is for architecture {found:?}, but it is used for host {expected:?}; pick the {expected} package", path.display())]
+    ArchMismatch {
+        /// The package file.
+        path: PathBuf,
+        /// The package name.
+        package: String,
+        /// The `Architecture:` field.
+        found: String,
+        /// The Debian arch it was expected to be.
+        expected: String,
+    },
+
+    /// An arch name this crate has no ELF description for.
+    #[error("unknown Debian architecture {arch:?}; known: {}", known.join(", "))]
+    UnknownArch {
+        /// The name given.
+        arch: String,
+        /// The names that are known.
+        known: Vec<String>,
+    },
+
+    /// An extracted file is not an ELF executable for the host it is meant for.
+    #[error("{}: {entry} is {found}, not an ELF executable for {expected_arch} ({expected}); the package is mislabelled or the wrong one", path.display())]
+    NotHostElf {
+        /// The package file.
+        path: PathBuf,
+        /// The entry's path in the package.
+        entry: String,
+        /// The Debian arch of the host.
+        expected_arch: String,
+        /// What such an ELF looks like.
+        expected: String,
+        /// What the file is.
+        found: String,
+    },
+
+    /// Requested emulator targets are not in the package.
+    #[error("{}: no emulator for {} in this package (it ships: {}); drop the target or use a package that has it", path.display(), missing.join(", "), if shipped.is_empty() { "none".to_string() } else { shipped.join(", ") })]
+    MissingTargets {
+        /// The package file.
+        path: PathBuf,
+        /// The requested targets that are absent.
+        missing: Vec<String>,
+        /// The targets the package does ship (so far as it was read).
+        shipped: Vec<String>,
+    },
+
+    /// The package ships no `usr/bin/qemu-*` emulator at all.
+    #[error("{}: no qemu-* emulator under usr/bin; is this qemu-user (≥ 9.1) or qemu-user-static (≤ 9.0)?", path.display())]
+    NoEmulators {
+        /// The package file.
+        path: PathBuf,
+    },
+
+    /// A file asked for by [`crate::FileRequest`] is not in the package.
+    #[error("{}: {entry} is not in this package (as a regular file)", path.display())]
+    FileMissing {
+        /// The package file.
+        path: PathBuf,
+        /// The entry that was asked for.
+        entry: String,
+    },
+
+    /// A sha256 given in configuration is not 64 hex digits.
+    #[error("invalid sha256 {value:?}: expected 64 hex digits")]
+    BadSha256 {
+        /// The value given.
+        value: String,
+    },
+
+    /// A package reference's pool path is not a plain relative path to a file.
+    #[error("invalid pool path {value:?}: {reason}")]
+    BadPoolPath {
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A URL could not be parsed or joined.
+    #[error("invalid URL {value:?}: {reason}")]
+    BadUrl {
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The content of a download or local file does not have the pinned sha256.
+    #[error("sha256 mismatch for {file} from {origin}: expected {expected}, got {actual}; the mirror or file is not the pinned one (nothing was cached)")]
+    ChecksumMismatch {
+        /// The file name (pool basename or local name).
+        file: String,
+        /// Where it came from (URL or path).
+        origin: String,
+        /// The pinned sum.
+        expected: String,
+        /// The sum of what was received.
+        actual: String,
+    },
+
+    /// The content of a download or local file does not have the pinned size.
+    #[error("size mismatch for {file} from {origin}: expected {expected} bytes, got {actual} (nothing was cached)")]
+    SizeMismatch {
+        /// The file name.
+        file: String,
+        /// Where it came from.
+        origin: String,
+        /// The pinned size.
+        expected: u64,
+        /// The size received.
+        actual: u64,
+    },
+
+    /// A download without a pinned size goes on past any plausible package size.
+    #[error("GET {url}: more than {limit} bytes and still going; not a package (pin its size to be sure)")]
+    DownloadTooLarge {
+        /// The URL.
+        url: String,
+        /// The cap in bytes.
+        limit: u64,
+    },
+
+    /// The server answered with a non-success HTTP status.
+    #[error("GET {url}: HTTP {status}{}", if *status == 404 { "; the mirror does not have this file (an old pin, or not a full Debian mirror?)" } else { "" })]
+    HttpStatus {
+        /// The URL.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
+
+    /// The server could not be reached at all.
+    #[error(
+        "cannot reach {url}: {source}; check the mirror URL and the network (or use --debs DIR)"
+    )]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// The client error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The HTTP client could not be set up (TLS back end).
+    #[error("cannot set up the HTTP client: {source}")]
+    HttpClient {
+        /// The client error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The server stopped answering for longer than the read or connect timeout.
+    #[error("GET {url}: no data for {after:?} (timeout); the mirror is too slow or stuck, try again or use another mirror")]
+    Timeout {
+        /// The URL.
+        url: String,
+        /// The timeout that elapsed.
+        after: Duration,
+    },
+
+    /// The transfer broke off before the whole file arrived.
+    #[error("GET {url}: transfer interrupted after {received} bytes{}: {detail}; nothing was cached, run again", match expected { Some(n) => format!(" of {n}"), None => String::new() })]
+    Interrupted {
+        /// The URL.
+        url: String,
+        /// Bytes received.
+        received: u64,
+        /// Bytes announced, if known.
+        expected: Option<u64>,
+        /// The underlying error.
+        detail: String,
+    },
+
+    /// A `--debs DIR` folder has no file for the package.
+    #[error("{}: no file for {wanted} (looked for {}); run `apt-get download` for it there", dir.display(), tried.join(", "))]
+    NotInLocalDir {
+        /// The folder.
+        dir: PathBuf,
+        /// The pool basename wanted.
+        wanted: String,
+        /// The names looked for.
+        tried: Vec<String>,
+    },
+
+    /// Another process holds the cache lock for too long.
+    #[error("{} is locked by another qus process and was not released within {waited:?}; wait for it to finish, or remove a stale process", path.display())]
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+        /// How long we waited.
+        waited: Duration,
+    },
+
+    /// A Debian index file (Release, Packages) is malformed.
+    #[error("{what}: {detail}")]
+    BadIndex {
+        /// Which file (URL or name).
+        what: String,
+        /// What is wrong, with the line if known.
+        detail: String,
+    },
+
+    /// A Debian version string is invalid.
+    #[error("invalid Debian version {value:?}: {reason}")]
+    BadVersion {
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// The Release file does not list an index file qus needs.
+    #[error(
+        "{release}: does not list {path} in its SHA256 section; wrong suite, component or arch?"
+    )]
+    NotInRelease {
+        /// The Release file (URL or name).
+        release: String,
+        /// The index path looked for.
+        path: String,
+    },
+
+    /// No stanza in a Packages index for this package and arch.
+    #[error("{index}: no package {package} for architecture {arch}")]
+    PackageNotFound {
+        /// The Packages file (URL or name).
+        index: String,
+        /// The package name.
+        package: String,
+        /// The arch.
+        arch: String,
+    },
+}
+
+/// What to do about the common OS errors.
+fn io_hint(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::StorageFull => "; the disk is full: free space or use another cache folder",
+        io::ErrorKind::PermissionDenied => "; check the folder's owner and permissions",
+        _ => "",
+    }
+}
+
+impl Error {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,551 @@
+//! Bringing a pinned package into the cache, from a Debian mirror or a local folder.
+//!
+//! Either way the bytes stream into a temp file beside the cache entry while being hashed;
+//! only when the sha256 (and size, if pinned) match does the file get its content-addressed
+//! name. A wrong, short or interrupted transfer therefore never leaves anything that a later
+//! run could mistake for the package: the temp file is deleted when its handle drops.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use url::Url;
+
+use crate::cache::Cache;
+use crate::digest::{Hasher, Sha256};
+use crate::error::{Error, Result};
+use crate::http::Http;
+
+/// A pinned package: where it is in a Debian pool, and what it must hash to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PackageRef {
+    /// Path under the mirror root, as in a Packages index's `Filename:`
+    /// (`pool/main/q/qemu/qemu-user_10.0.13+ds-0+deb13u1_arm64.deb`).
+    pub pool_path: String,
+    /// The pinned sum.
+    pub sha256: Sha256,
+    /// The pinned size, if known.
+    pub size: Option<u64>,
+}
+
+impl PackageRef {
+    /// Checks the pool path and parses the sum.
+    pub fn new(pool_path: &str, sha256: &str, size: Option<u64>) -> Result<PackageRef> {
+        let bad = |reason| Error::BadPoolPath {
+            value: pool_path.to_string(),
+            reason,
+        };
+        if pool_path.starts_with('/') {
+            return Err(bad("must be relative to the mirror root"));
+        }
+        if pool_path.contains(['?', '#', '\\']) {
+            return Err(bad("must not contain '?', '#' or '\\'"));
+        }
+        if pool_path
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(bad("must not have empty, '.' or '..' components"));
+        }
+        Ok(PackageRef {
+            pool_path: pool_path.to_string(),
+            sha256: sha256.parse()?,
+            size,
+        })
+    }
+
+    /// The pool file name (`qemu-user_10.0.13+ds-0+deb13u1_arm64.deb`).
+    pub fn file_name(&self) -> &str {
+        self.pool_path.rsplit('/').next().unwrap_or(&self.pool_path)
+    }
+}
+
+/// Where packages come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A Debian mirror root (the folder holding `pool/` and `dists/`), over HTTP(S).
+    Mirror(Url),
+    /// A folder of `.deb` files as `apt-get download` leaves them (`--debs DIR`).
+    LocalDir(PathBuf),
+}
+
+impl Origin {
+    /// A mirror root URL; a missing trailing `/` is added so pool paths join under it.
+    pub fn mirror(url: &str) -> Result<Origin> {
+        let bad = |reason: String| Error::BadUrl {
+            value: url.to_string(),
+            reason,
+        };
+        let mut u = Url::parse(url).map_err(|e| bad(e.to_string()))?;
+        if !matches!(u.scheme(), "http" | "https") {
+            return Err(bad("only http and https mirrors are supported".into()));
+        }
+        if !u.path().ends_with('/') {
+            let p = format!("{}/", u.path());
+            u.set_path(&p);
+        }
+        Ok(Origin::Mirror(u))
+    }
+
+    /// A local folder.
+    pub fn local_dir(dir: impl Into<PathBuf>) -> Origin {
+        Origin::LocalDir(dir.into())
+    }
+}
+
+/// A package file in the cache whose sha256 was checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedPackage {
+    /// The cached file (content-addressed; do not modify).
+    pub path: PathBuf,
+    /// Its sum.
+    pub sha256: Sha256,
+    /// Its size.
+    pub size: u64,
+    /// Whether it was already in the cache.
+    pub from_cache: bool,
+}
+
+/// How far a transfer is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// The pool file name.
+    pub file: String,
+    /// Bytes done.
+    pub done: u64,
+    /// Bytes in all, when known.
+    pub total: Option<u64>,
+}
+
+impl fmt::Display for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.total {
+            Some(t) if t > 0 => write!(
+                f,
+                "{}: {:.1}/{:.1} MB ({}%)",
+                self.file,
+                self.done as f64 / 1e6,
+                t as f64 / 1e6,
+                self.done * 100 / t
+            ),
+            _ => write!(f, "{}: {:.1} MB", self.file, self.done as f64 / 1e6),
+        }
+    }
+}
+
+/// Network settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchOptions {
+    /// Time to establish a connection.
+    pub connect_timeout: Duration,
+    /// Time without receiving any byte before giving up.
+    pub read_timeout: Duration,
+    /// Honour `http_proxy`/`https_proxy`/`no_proxy` from the environment.
+    pub system_proxy: bool,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(60),
+            system_proxy: true,
+        }
+    }
+}
+
+/// Progress callbacks get a call at most every this many bytes (and at the end).
+const PROGRESS_STEP: u64 = 1 << 20;
+/// Most bytes stored for a package without a pinned size (qemu packages are ~70 MB).
+const MAX_UNPINNED: u64 = 2 << 30;
+
+/// Fetches packages into a cache.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    cache: Cache,
+    http: Http,
+}
+
+impl Fetcher {
+    /// A fetcher writing into `cache`.
+    pub fn new(cache: Cache, opts: FetchOptions) -> Result<Fetcher> {
+        Ok(Fetcher {
+            http: Http::new(&opts)?,
+            cache,
+        })
+    }
+
+    /// The HTTP client (shared with [`crate::debian_index`]).
+    pub fn http(&self) -> &Http {
+        &self.http
+    }
+
+    /// The cache.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// Returns the package from the cache, or brings it there from `origin` and verifies it.
+    pub async fn fetch(
+        &self,
+        pkg: &PackageRef,
+        origin: &Origin,
+        progress: &(dyn Fn(&Progress) + Send + Sync),
+    ) -> Result<VerifiedPackage> {
+        let _lock = self.cache.lock_blob(&pkg.sha256).await?;
+        if let Some(hit) = self.cache.lookup_locked(&pkg.sha256, pkg.size)? {
+            progress(&Progress {
+                file: pkg.file_name().to_string(),
+                done: hit.size,
+                total: Some(hit.size),
+            });
+            return Ok(hit);
+        }
+        match origin {
+            Origin::Mirror(base) => self.download(pkg, base, progress).await,
+            Origin::LocalDir(dir) => self.import(pkg, dir, progress).await,
+        }
+    }
+
+    async fn download(
+        &self,
+        pkg: &PackageRef,
+        base: &Url,
+        progress: &(dyn Fn(&Progress) + Send + Sync),
+    ) -> Result<VerifiedPackage> {
+        let url = base.join(&pkg.pool_path).map_err(|e| Error::BadUrl {
+            value: format!("{base}{}", pkg.pool_path),
+            reason: e.to_string(),
+        })?;
+        let resp = self.http.get(&url).await?;
+        let total = resp.content_length().or(pkg.size);
+        let mut sink = Sink::new(&self.cache, url.to_string(), pkg, total, progress).await?;
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| self.http.body_error(&url, e, sink.done, total))?;
+            sink.write(&chunk).await?;
+        }
+        if let Some(announced) = total.filter(|&n| sink.done < n) {
+            return Err(Error::Interrupted {
+                url: url.to_string(),
+                received: sink.done,
+                expected: Some(announced),
+                detail: "the connection closed early".into(),
+            });
+        }
+        sink.finish().await
+    }
+
+    async fn import(
+        &self,
+        pkg: &PackageRef,
+        dir: &Path,
+        progress: &(dyn Fn(&Progress) + Send + Sync),
+    ) -> Result<VerifiedPackage> {
+        let names = list_dir(dir).await?;
+        let candidates = local_candidates(pkg.file_name(), &names);
+        if candidates.is_empty() {
+            return Err(Error::NotInLocalDir {
+                dir: dir.to_path_buf(),
+                wanted: pkg.file_name().to_string(),
+                tried: local_patterns(pkg.file_name()),
+            });
+        }
+        let mut first_err = None;
+        for name in candidates {
+            let path = dir.join(&name);
+            match self.copy_in(pkg, &path, progress).await {
+                Ok(v) => return Ok(v),
+                // Another candidate (another epoch) may be the right one.
+                Err(e @ (Error::ChecksumMismatch { .. } | Error::SizeMismatch { .. })) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(first_err.expect("at least one candidate was tried"))
+    }
+
+    async fn copy_in(
+        &self,
+        pkg: &PackageRef,
+        path: &Path,
+        progress: &(dyn Fn(&Progress) + Send + Sync),
+    ) -> Result<VerifiedPackage> {
+        let mut f = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| Error::io("cannot read", path, e))?;
+        let total = f.metadata().await.ok().map(|m| m.len());
+        let origin = path.display().to_string();
+        let mut sink = Sink::new(&self.cache, origin, pkg, total, progress).await?;
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            let n = f
+                .read(&mut buf)
+                .await
+                .map_err(|e| Error::io("cannot read", path, e))?;
+            if n == 0 {
+                break;
+            }
+            sink.write(&buf[..n]).await?;
+        }
+        sink.finish().await
+    }
+}
+
+/// A temp file in the cache being filled and hashed.
+struct Sink<'a> {
+    cache: &'a Cache,
+    /// URL or path, for messages.
+    origin: String,
+    pkg: &'a PackageRef,
+    tmp: tempfile::NamedTempFile,
+    file: tokio::fs::File,
+    hasher: Hasher,
+    done: u64,
+    total: Option<u64>,
+    reported: u64,
+    progress: &'a (dyn Fn(&Progress) + Send + Sync),
+}
+
+impl<'a> Sink<'a> {
+    async fn new(
+        cache: &'a Cache,
+        origin: String,
+        pkg: &'a PackageRef,
+        total: Option<u64>,
+        progress: &'a (dyn Fn(&Progress) + Send + Sync),
+    ) -> Result<Sink<'a>> {
+        let dir = cache.blobs_dir();
+        let tmp = tempfile::Builder::new()
+            .prefix(".qus-")
+            .suffix(".part")
+            .tempfile_in(&dir)
+            .map_err(|e| Error::io("cannot create a temporary file in", &dir, e))?;
+        let std_file = tmp
+            .as_file()
+            .try_clone()
+            .map_err(|e| Error::io("cannot write", tmp.path(), e))?;
+        progress(&Progress {
+            file: pkg.file_name().to_string(),
+            done: 0,
+            total,
+        });
+        Ok(Sink {
+            cache,
+            origin,
+            pkg,
+            file: tokio::fs::File::from_std(std_file),
+            tmp,
+            hasher: Hasher::default(),
+            done: 0,
+            total,
+            reported: 0,
+            progress,
+        })
+    }
+
+    async fn write(&mut self, data: &[u8]) -> Result<()> {
+        // A pinned size bounds how much a hostile server can make us store.
+        let after = self.done + data.len() as u64;
+        match self.pkg.size {
+            Some(max) if after > max => {
+                return Err(Error::SizeMismatch {
+                    file: self.pkg.file_name().to_string(),
+                    origin: self.origin.clone(),
+                    expected: max,
+                    actual: after,
+                })
+            }
+            None if after > MAX_UNPINNED => {
+                return Err(Error::DownloadTooLarge {
+                    url: self.origin.clone(),
+                    limit: MAX_UNPINNED,
+                })
+            }
+            _ => {}
+        }
+        self.hasher.update(data);
+        self.file
+            .write_all(data)
+            .await
+            .map_err(|e| Error::io("cannot write", self.tmp.path(), e))?;
+        self.done += data.len() as u64;
+        if self.done - self.reported >= PROGRESS_STEP {
+            self.reported = self.done;
+            (self.progress)(&Progress {
+                file: self.pkg.file_name().to_string(),
+                done: self.done,
+                total: self.total,
+            });
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<VerifiedPackage> {
+        let origin = self.origin.clone();
+        self.file
+            .flush()
+            .await
+            .map_err(|e| Error::io("cannot write", self.tmp.path(), e))?;
+        let file_name = self.pkg.file_name().to_string();
+        if let Some(expected) = self.pkg.size {
+            if expected != self.done {
+                return Err(Error::SizeMismatch {
+                    file: file_name,
+                    origin: origin.clone(),
+                    expected,
+                    actual: self.done,
+                });
+            }
+        }
+        let actual = self.hasher.finish();
+        if actual != self.pkg.sha256 {
+            return Err(Error::ChecksumMismatch {
+                file: file_name,
+                origin: origin.clone(),
+                expected: self.pkg.sha256.to_hex(),
+                actual: actual.to_hex(),
+            });
+        }
+        if self.reported != self.done {
+            (self.progress)(&Progress {
+                file: file_name,
+                done: self.done,
+                total: self.total,
+            });
+        }
+        // fsync off the async threads; commit's own fsync then has nothing left to write.
+        self.file
+            .sync_all()
+            .await
+            .map_err(|e| Error::io("cannot write", self.tmp.path(), e))?;
+        drop(self.file);
+        self.cache.commit(self.tmp, &actual, &origin)
+    }
+}
+
+async fn list_dir(dir: &Path) -> Result<Vec<String>> {
+    let mut rd = tokio::fs::read_dir(dir)
+        .await
+        .map_err(|e| Error::io("cannot list", dir, e))?;
+    let mut names = Vec::new();
+    while let Some(e) = rd
+        .next_entry()
+        .await
+        .map_err(|e| Error::io("cannot list", dir, e))?
+    {
+        if let Some(n) = e.file_name().to_str() {
+            names.push(n.to_string());
+        }
+    }
+    Ok(names)
+}
+
+/// Pure: the files in `names` that can be the pool file `wanted`: the pool name itself, or
+/// the `apt-get download` name with the epoch put back (`name_1%3aversion_arch.deb`).
+/// The exact name comes first; the sha256 decides in the end.
+pub fn local_candidates(wanted: &str, names: &[String]) -> Vec<String> {
+    let mut exact = Vec::new();
+    let mut epoch = Vec::new();
+    let Some((pkg, rest)) = wanted.split_once('_') else {
+        return names.iter().filter(|n| *n == wanted).cloned().collect();
+    };
+    for n in names {
+        if n == wanted {
+            exact.push(n.clone());
+            continue;
+        }
+        let Some(mid) = n
+            .strip_prefix(pkg)
+            .and_then(|s| s.strip_prefix('_'))
+            .and_then(|s| s.strip_suffix(rest))
+        else {
+            continue;
+        };
+        let digits = mid
+            .strip_suffix("%3a")
+            .or_else(|| mid.strip_suffix("%3A"))
+            .or_else(|| mid.strip_suffix(':'));
+        if digits.is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())) {
+            epoch.push(n.clone());
+        }
+    }
+    epoch.sort();
+    exact.extend(epoch);
+    exact
+}
+
+fn local_patterns(wanted: &str) -> Vec<String> {
+    let mut v = vec![wanted.to_string()];
+    if let Some((pkg, rest)) = wanted.split_once('_') {
+        v.push(format!("{pkg}_<epoch>%3a{rest}"));
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_paths() {
+        let sum = "0".repeat(64);
+        let r = PackageRef::new(
+            "pool/main/q/qemu/qemu-user_10.0.13+ds-0+deb13u1_arm64.deb",
+            &sum,
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.file_name(), "qemu-user_10.0.13+ds-0+deb13u1_arm64.deb");
+        for bad in [
+            "/pool/x.deb",
+            "pool/../x.deb",
+            "pool//x.deb",
+            "pool/x.deb?a",
+            "",
+        ] {
+            assert!(PackageRef::new(bad, &sum, None).is_err(), "{bad}");
+        }
+        assert!(matches!(
+            PackageRef::new("pool/x.deb", "abc", None),
+            Err(Error::BadSha256 { .. })
+        ));
+    }
+
+    #[test]
+    fn mirror_urls_get_a_trailing_slash() {
+        let Origin::Mirror(u) = Origin::mirror("http://127.0.0.1:1/debian").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            u.join("pool/main/x.deb").unwrap().as_str(),
+            "http://127.0.0.1:1/debian/pool/main/x.deb"
+        );
+        assert!(Origin::mirror("ftp://127.0.0.1/").is_err());
+        assert!(Origin::mirror("not a url").is_err());
+    }
+
+    #[test]
+    fn local_names_with_and_without_epoch() {
+        let wanted = "qemu-user_10.0.13+ds-0+deb13u1_arm64.deb";
+        let names: Vec<String> = [
+            "qemu-user_1%3a10.0.13+ds-0+deb13u1_arm64.deb",
+            "qemu-user_1%3a10.0.13+ds-0+deb13u1_amd64.deb",
+            "qemu-user-static_1%3a10.0.13+ds-0+deb13u1_arm64.deb",
+            "qemu-user_x%3a10.0.13+ds-0+deb13u1_arm64.deb",
+            "qemu-user_10.0.13+ds-0+deb13u1_arm64.deb",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            local_candidates(wanted, &names),
+            [
+                "qemu-user_10.0.13+ds-0+deb13u1_arm64.deb",
+                "qemu-user_1%3a10.0.13+ds-0+deb13u1_arm64.deb"
+            ]
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! The one HTTP client of the source stage, with the timeouts every request needs.
+//!
+//! A mirror that accepts the connection and then stalls must not hang a release run, so
+//! there is a connect timeout and a read timeout (time without any bytes), but no total
+//! timeout: a 70 MB package on a slow but live link is fine. Errors are mapped once, here,
+//! to the crate's URL-naming variants.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::fetch::FetchOptions;
+
+/// A configured HTTP client (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Http {
+    client: reqwest::Client,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+}
+
+impl Http {
+    /// A client with the options' timeouts.
+    pub fn new(opts: &FetchOptions) -> Result<Http> {
+        let mut b = reqwest::Client::builder()
+            .connect_timeout(opts.connect_timeout)
+            .read_timeout(opts.read_timeout)
+            .user_agent(concat!("qus/", env!("CARGO_PKG_VERSION")));
+        if !opts.system_proxy {
+            b = b.no_proxy();
+        }
+        let client = b.build().map_err(|source| Error::HttpClient { source })?;
+        Ok(Http {
+            client,
+            connect_timeout: opts.connect_timeout,
+            read_timeout: opts.read_timeout,
+        })
+    }
+
+    /// Sends a GET and checks the status; the body is left to the caller.
+    pub(crate) async fn get(&self, url: &Url) -> Result<reqwest::Response> {
+        let resp = self
+            .client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| self.request_error(url, e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(Error::HttpStatus {
+                url: url.to_string(),
+                status: status.as_u16(),
+            });
+        }
+        Ok(resp)
+    }
+
+    /// GETs a whole (small) body, refusing more than `max` bytes.
+    pub(crate) async fn get_bytes(&self, url: &Url, max: u64) -> Result<Vec<u8>> {
+        let resp = self.get(url).await?;
+        let expected = resp.content_length();
+        let mut out = Vec::new();
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| self.body_error(url, e, out.len() as u64, expected))?;
+            if out.len() as u64 + chunk.len() as u64 > max {
+                return Err(Error::BadIndex {
+                    what: url.to_string(),
+                    detail: format!("larger than {max} bytes; is this the right URL?"),
+                });
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+
+    fn request_error(&self, url: &Url, e: reqwest::Error) -> Error {
+        let url = url.to_string();
+        if e.is_timeout() {
+            let after = if e.is_connect() {
+                self.connect_timeout
+            } else {
+                self.read_timeout
+            };
+            Error::Timeout { url, after }
+        } else {
+            Error::Unreachable { url, source: e }
+        }
+    }
+
+    /// Maps an error while streaming a body.
+    pub(crate) fn body_error(
+        &self,
+        url: &Url,
+        e: reqwest::Error,
+        received: u64,
+        expected: Option<u64>,
+    ) -> Error {
+        if e.is_timeout() {
+            return Error::Timeout {
+                url: url.to_string(),
+                after: self.read_timeout,
+            };
+        }
+        let mut detail = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            detail.push_str(": ");
+            detail.push_str(&s.to_string());
+            src = s.source();
+        }
+        Error::Interrupted {
+            url: url.to_string(),
+            received,
+            expected,
+            detail,
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Integration tests of qus-source, one binary with a module per topic.
+//!
+//! Real Debian packages are read from `$QUS_TEST_DEBS` (default `~/.cache/qus/debs`), which
+//! `.ci/run` fills with `apt-get download`; hostile packages are built in the tests.
+
+mod support;
+
+mod cache;
+mod fetch;
+mod hostile;
+mod index;
+mod real;
