@@ -22,6 +22,24 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let plan = make_plan(cli.config.as_deref(), &a.build.matrix)?;
             runtime()?.block_on(crate::release::release_cmd(&plan, &a, &progress))
         }
+        Command::Publish(a) => {
+            let plan = make_plan(cli.config.as_deref(), &a.matrix)?;
+            runtime()?.block_on(crate::release::publish_cmd(&plan, &a, &progress))
+        }
+        Command::Assets(a) => {
+            let mut m = a.matrix.clone();
+            if m.sources.is_none() {
+                m.sources = Some(vec![Config::load(cli.config.as_deref())?.default]);
+            }
+            let plan = make_plan(cli.config.as_deref(), &m)?;
+            runtime()?.block_on(crate::pipeline::assets_cmd(&plan, &a, &progress))
+        }
+        Command::Lock(a) => runtime()?.block_on(crate::maint::lock_cmd(cli.config.as_deref(), &a, &progress)),
+        Command::Check(a) => runtime()?.block_on(crate::maint::check_cmd(cli.config.as_deref(), &a, &progress)),
+        Command::Report(a) => {
+            let plan = make_plan(cli.config.as_deref(), &a.matrix)?;
+            crate::maint::report_cmd(&plan, &a)
+        }
         Command::Register(a) => Ok(crate::register::register_cmd(&a.args)),
     }
 }

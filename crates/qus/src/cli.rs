@@ -34,6 +34,17 @@ pub enum Command {
     Build(BuildArgs),
     /// Build, push every image and publish the manifest lists.
     Release(ReleaseArgs),
+    /// Publish the manifest lists only, over per-host images already in the registry
+    /// (the last job of a CI matrix that ran `release --skip-lists` per host).
+    Publish(PublishArgs),
+    /// Write the release assets: qemu-T-static_H.tgz per host × target, and SHA256SUMS.
+    Assets(AssetsArgs),
+    /// Pin the newest packages of the configured suites into the lock file beside the config.
+    Lock(LockArgs),
+    /// Compare the pins with the newest versions a mirror offers (exit 1: a newer one exists).
+    Check(CheckArgs),
+    /// The targets × hosts table of which emulator the pinned packages provide.
+    Report(ReportArgs),
     /// Register QEMU interpreters with binfmt_misc on this host (dbhi/qus, multiarch and
     /// tonistiigi/binfmt flags are all accepted; see `qus register -h`).
     #[command(disable_help_flag = true)]
@@ -127,6 +138,17 @@ pub struct ReleaseArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub build: BuildArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub registry: RegistryArgs,
+    /// Push the images but do not publish the manifest lists (one job of a CI matrix).
+    #[arg(long)]
+    pub skip_lists: bool,
+}
+
+/// Registry access (shared by `release` and `publish`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct RegistryArgs {
     /// Registry user (default: the Docker config's credentials for the registry).
     #[arg(long, value_name = "USER", requires = "password_stdin")]
     pub username: Option<String>,
@@ -136,6 +158,70 @@ pub struct ReleaseArgs {
     /// Registries to reach over plain HTTP besides loopback ones, comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "HOSTS")]
     pub insecure_registry: Vec<String>,
+}
+
+/// `qus publish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub matrix: MatrixArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub registry: RegistryArgs,
+    /// Print the lists as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `qus assets`.
+#[derive(Debug, Args)]
+pub struct AssetsArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub matrix: MatrixArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub source: SourceArgs,
+    /// Folder to write the assets to.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Print the assets as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `qus lock`.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Debian mirror base URL (default: QUS_MIRROR, then this machine's apt sources).
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+    /// Print the pins as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `qus check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Debian mirror base URL (default: QUS_MIRROR, then this machine's apt sources).
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+    /// Print the comparison as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `qus report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub matrix: MatrixArgs,
+    /// Print the table as JSON instead of markdown.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `qus register`: everything after it goes to the binfmt front end untouched.
@@ -193,6 +279,7 @@ mod tests {
         assert!(p("release --repo 127.0.0.1:5000/qus --password-stdin").is_err());
         let c = p("release --repo 127.0.0.1:5000/qus --username u --password-stdin --json").unwrap();
         let Command::Release(a) = c.command else { panic!() };
+        assert_eq!(a.registry.username.as_deref(), Some("u"));
         assert_eq!(a.build.matrix.repo.as_deref(), Some("127.0.0.1:5000/qus"));
         assert!(a.build.json);
     }

@@ -14,6 +14,7 @@ pub mod context;
 pub mod mirror;
 pub mod docker;
 pub mod entrypoint;
+pub mod maint;
 pub mod pipeline;
 pub mod plan;
 pub mod progress;

@@ -7,7 +7,8 @@
 //! when its build succeeded.
 
 use crate::app::recipe;
-use crate::cli::{BuildArgs, SourceArgs};
+use crate::assets::{asset_name, write_assets, AssetSpec};
+use crate::cli::{AssetsArgs, BuildArgs, SourceArgs};
 use crate::context::{self, LayerFiles};
 use crate::docker::Daemon;
 use crate::entrypoint;
@@ -325,4 +326,48 @@ pub async fn prepare(
         out.busybox.len()
     ));
     Ok(out)
+}
+
+/// `qus assets`: one `qemu-T-static_H.tgz` per host × target of one source, and SHA256SUMS.
+pub async fn assets_cmd(plan: &Plan, a: &AssetsArgs, progress: &Progress) -> anyhow::Result<ExitCode> {
+    let qemu: Vec<&PackagePlan> = plan
+        .packages
+        .iter()
+        .filter(|p| matches!(p.role, Role::Qemu { .. }))
+        .collect();
+    let sources: std::collections::BTreeSet<&str> = qemu
+        .iter()
+        .filter_map(|p| match &p.role {
+            Role::Qemu { source } => Some(source.as_str()),
+            Role::Busybox => None,
+        })
+        .collect();
+    if sources.len() > 1 {
+        return Err(anyhow!(
+            "assets are per QEMU version: pick one with --sources (the plan has {})",
+            sources.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let inputs = prepare(&qemu, &a.source, progress).await?;
+    let mut specs = Vec::new();
+    for ((_, host), emus) in &inputs.emulators {
+        for (target, path) in emus {
+            specs.push(AssetSpec {
+                name: asset_name(host.name(), target),
+                emulator: path.clone(),
+                member: format!("qemu-{target}-static"),
+            });
+        }
+    }
+    let out = a.out.clone();
+    let epoch = recipe().epoch;
+    let written = tokio::task::spawn_blocking(move || write_assets(&out, &specs, epoch))
+        .await
+        .context("writing assets")?
+        .with_context(|| format!("writing assets to {}", a.out.display()))?;
+    progress.step(format!("{} assets and SHA256SUMS in {}", written.len(), a.out.display()));
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "assets": written }))?);
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,7 @@
 //! be the local image ID. Lists are published only when every image pushed and verified, so
 //! a failure part-way leaves the previous lists in place, and re-running finishes the job.
 
-use crate::cli::ReleaseArgs;
+use crate::cli::{PublishArgs, RegistryArgs, ReleaseArgs};
 use crate::docker::{Daemon, PushStats};
 use crate::pipeline::{build_all, BuiltImage};
 use crate::plan::Plan;
@@ -60,8 +60,16 @@ struct Summary {
     failed: Option<String>,
 }
 
-/// `qus release`.
-pub async fn release_cmd(plan: &Plan, a: &ReleaseArgs, progress: &Progress) -> anyhow::Result<ExitCode> {
+/// A registry client for the plan's repository, with credentials resolved and checked.
+pub struct Registry {
+    /// The client.
+    pub client: Client,
+    /// What the daemon's push needs.
+    pub push_credentials: qus_registry::PushCredentials,
+}
+
+/// Resolves credentials for the plan's registry and checks that it answers and accepts them.
+pub async fn connect_registry(plan: &Plan, a: &RegistryArgs) -> anyhow::Result<Registry> {
     let probe = Reference::parse(&format!("{}:latest", plan.repo))
         .with_context(|| format!("--repo {}", plan.repo))?;
     let registry = probe.registry().to_string();
@@ -70,7 +78,7 @@ pub async fn release_cmd(plan: &Plan, a: &ReleaseArgs, progress: &Progress) -> a
         _ => None,
     };
     let auth = resolve_auth(&registry, explicit)?;
-    let push_creds = auth.push_credentials(&registry);
+    let push_credentials = auth.push_credentials(&registry);
     let config = ClientConfig {
         protocol: ProtocolPolicy {
             insecure: a.insecure_registry.clone(),
@@ -84,13 +92,29 @@ pub async fn release_cmd(plan: &Plan, a: &ReleaseArgs, progress: &Progress) -> a
         .ping(&probe)
         .await
         .with_context(|| format!("registry {registry}"))?;
-    let daemon = Daemon::connect().await?;
+    Ok(Registry {
+        client,
+        push_credentials,
+    })
+}
 
+/// `qus release`.
+pub async fn release_cmd(plan: &Plan, a: &ReleaseArgs, progress: &Progress) -> anyhow::Result<ExitCode> {
+    let reg = connect_registry(plan, &a.registry).await?;
+    let daemon = Daemon::connect().await?;
     let mut summary = Summary {
         images: build_all(&daemon, plan, &a.build, progress).await?,
         ..Summary::default()
     };
-    let result = publish(&daemon, &client, plan, &push_creds, &mut summary, progress).await;
+    let mut result = push(&daemon, &reg, &mut summary, progress).await;
+    if result.is_ok() && !a.skip_lists {
+        let digests: Vec<(String, String)> = summary
+            .pushed
+            .iter()
+            .map(|p| (p.reference.clone(), p.digest.clone()))
+            .collect();
+        result = publish_lists(&reg.client, plan, &digests, &mut summary.lists, progress).await;
+    }
     if let Err(e) = &result {
         summary.failed = Some(format!("{e:#}"));
     }
@@ -98,14 +122,33 @@ pub async fn release_cmd(plan: &Plan, a: &ReleaseArgs, progress: &Progress) -> a
     result.map(|()| ExitCode::SUCCESS)
 }
 
-async fn publish(
+/// `qus publish`: the lists over per-host images already in the registry.
+pub async fn publish_cmd(plan: &Plan, a: &PublishArgs, progress: &Progress) -> anyhow::Result<ExitCode> {
+    let reg = connect_registry(plan, &a.registry).await?;
+    let mut digests = Vec::new();
+    for img in &plan.images {
+        let r = Reference::parse(&img.reference)?;
+        if let Some(d) = reg.client.manifest_head(&r).await? {
+            digests.push((img.reference.clone(), d.digest.to_string()));
+        }
+    }
+    let mut summary = Summary::default();
+    let result = publish_lists(&reg.client, plan, &digests, &mut summary.lists, progress).await;
+    if let Err(e) = &result {
+        summary.failed = Some(format!("{e:#}"));
+    }
+    report(&summary, a.json, progress)?;
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+async fn push(
     daemon: &Daemon,
-    client: &Client,
-    plan: &Plan,
-    creds: &qus_registry::PushCredentials,
+    reg: &Registry,
     summary: &mut Summary,
     progress: &Progress,
 ) -> anyhow::Result<()> {
+    let client = &reg.client;
+    let creds = &reg.push_credentials;
     let images = summary.images.clone();
     let total = images.len();
     for (n, img) in images.iter().enumerate() {
@@ -150,17 +193,36 @@ async fn publish(
         });
     }
 
+    Ok(())
+}
+
+/// Publishes every list of the plan over the per-host manifests in `digests`
+/// (reference → manifest digest). A list whose entry is missing fails, naming it, and
+/// nothing is written for it.
+async fn publish_lists(
+    client: &Client,
+    plan: &Plan,
+    digests: &[(String, String)],
+    lists: &mut Vec<PublishedList>,
+    progress: &Progress,
+) -> anyhow::Result<()> {
     for m in &plan.manifests {
         let target = Reference::parse(&m.reference)?;
         let mut entries = Vec::new();
         for e in &m.entries {
             let want = plan.image(&e.tag).map(|i| i.reference.as_str());
-            let pushed = summary
-                .pushed
+            let digest = digests
                 .iter()
-                .find(|p| Some(p.reference.as_str()) == want)
-                .ok_or_else(|| anyhow!("{}: entry {} was not pushed", m.reference, e.tag))?;
-            let digest = Digest::parse(&pushed.digest).map_err(|x| anyhow!("{x}"))?;
+                .find(|(r, _)| Some(r.as_str()) == want)
+                .map(|(_, d)| d)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "{}: its entry {} is not in the registry; push it first",
+                        m.reference,
+                        want.unwrap_or(&e.tag)
+                    )
+                })?;
+            let digest = Digest::parse(digest).map_err(|x| anyhow!("{x}"))?;
             let p = &e.platform;
             entries.push(IndexEntry::new(
                 digest,
@@ -176,7 +238,7 @@ async fn publish(
             Outcome::Unchanged { .. } => "unchanged",
         };
         progress.step(format!("{} {status} ({} platforms)", m.reference, entries.len()));
-        summary.lists.push(PublishedList {
+        lists.push(PublishedList {
             reference: m.reference.clone(),
             digest: outcome.digest().to_string(),
             status,
