@@ -7,3 +7,4 @@ mod support;
 mod bad_inputs;
 mod build;
 mod register;
+mod release;
