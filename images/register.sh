@@ -908,13 +908,27 @@ in_user_namespace() {
 	[ "$_a" != "$_b" ]
 }
 
+# Linux 6.7+ drops every binfmt_misc entry when the last mount of it goes away.
+kernel_drops_entries_on_unmount() {
+	read -r _r </proc/sys/kernel/osrelease 2>/dev/null || return 1
+	_maj=${_r%%[!0-9]*}
+	_r=${_r#"$_maj"}
+	_r=${_r#?}
+	_min=${_r%%[!0-9]*}
+	[ "${_maj:-0}" -gt 6 ] || { [ "${_maj:-0}" -eq 6 ] && [ "${_min:-0}" -ge 7 ]; }
+}
+
+mounted_here=0
 ensure_mounted() {
 	[ -e "$mount/register" ] && return 0
 	if [ ! -d "$mount" ]; then
 		fail "$mount does not exist: the kernel has no binfmt_misc (CONFIG_BINFMT_MISC) or /proc is not mounted; on the host try: modprobe binfmt_misc"
 		return 1
 	fi
-	_err=$("$bb" mount -t binfmt_misc binfmt_misc "$mount" 2>&1) && return 0
+	if _err=$("$bb" mount -t binfmt_misc binfmt_misc "$mount" 2>&1); then
+		mounted_here=1
+		return 0
+	fi
 	_fs=0
 	while read -r _a _b; do
 		[ "${_b:-$_a}" = binfmt_misc ] && _fs=1
@@ -962,6 +976,8 @@ if [ "$need_mount" = 1 ]; then
 	ensure_mounted || finish
 	if in_user_namespace; then
 		say "warning: this process runs in a user namespace, so $mount is that namespace's own binfmt_misc (Linux 6.7+): the host will not see these registrations (rootless engine or userns-remap?)"
+	elif [ "$mounted_here" = 1 ] && [ -n "$register" ] && [ "$dry_run" = 0 ] && kernel_drops_entries_on_unmount; then
+		say "note: qus mounted binfmt_misc at $mount; since Linux 6.7 the kernel drops its entries when the last mount goes away, so in a container they end with the container unless the host keeps binfmt_misc mounted (systemd does; else on the host: mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc)"
 	fi
 fi
 

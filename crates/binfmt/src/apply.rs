@@ -377,6 +377,25 @@ pub fn uname_machine() -> String {
     }
 }
 
+/// Whether the running kernel (Linux 6.7 and later) drops every binfmt_misc
+/// entry when the last mount of the instance goes away: a registration made
+/// through a container's own mount then ends with the container unless the
+/// host keeps binfmt_misc mounted.
+pub fn kernel_drops_entries_on_unmount() -> bool {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release.trim().split(|c: char| !c.is_ascii_digit());
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (major, minor) >= (6, 7)
+}
+
+/// The note printed when qus mounted binfmt_misc itself on such a kernel.
+pub fn unmount_note(mount: &str) -> String {
+    format!(
+        "note: qus mounted binfmt_misc at {mount}; since Linux 6.7 the kernel drops its entries when the last mount goes away, so in a container they end with the container unless the host keeps binfmt_misc mounted (systemd does; else on the host: mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc)"
+    )
+}
+
 /// Whether this process runs in a non-initial user namespace, where (since
 /// Linux 6.7) a binfmt_misc mount is private to that namespace and the host
 /// never sees its entries. The initial namespace maps every uid to itself:

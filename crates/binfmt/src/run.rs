@@ -257,15 +257,24 @@ fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) {
         || req.status_json
         || (!req.dry_run && (!req.remove.is_empty() || req.register.is_some()));
     if need_mount {
-        if let Err(e) = bf.ensure_mounted() {
-            r.fail(&e.to_string());
-            return;
-        }
+        let mounted_here = match bf.ensure_mounted() {
+            Ok(m) => m,
+            Err(e) => {
+                r.fail(&e.to_string());
+                return;
+            }
+        };
         if apply::in_user_namespace() {
             r.say(&format!(
                 "warning: this process runs in a user namespace, so {} is that namespace's own binfmt_misc (Linux 6.7+): the host will not see these registrations (rootless engine or userns-remap?)",
                 bf.mount_point()
             ));
+        } else if mounted_here
+            && req.register.is_some()
+            && !req.dry_run
+            && apply::kernel_drops_entries_on_unmount()
+        {
+            r.say(&apply::unmount_note(bf.mount_point()));
         }
     }
 
