@@ -34,8 +34,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let plan = make_plan(cli.config.as_deref(), &m)?;
             runtime()?.block_on(crate::pipeline::assets_cmd(&plan, &a, &progress))
         }
-        Command::Lock(a) => runtime()?.block_on(crate::maint::lock_cmd(cli.config.as_deref(), &a, &progress)),
-        Command::Check(a) => runtime()?.block_on(crate::maint::check_cmd(cli.config.as_deref(), &a, &progress)),
+        Command::Lock(a) => {
+            runtime()?.block_on(crate::maint::lock_cmd(cli.config.as_deref(), &a, &progress))
+        }
+        Command::Check(a) => runtime()?.block_on(crate::maint::check_cmd(
+            cli.config.as_deref(),
+            &a,
+            &progress,
+        )),
         Command::Report(a) => {
             let plan = make_plan(cli.config.as_deref(), &a.matrix)?;
             crate::maint::report_cmd(&plan, &a)
@@ -134,7 +140,10 @@ pub fn plan_table(plan: &Plan) -> String {
             "skipped: {} {}{}: {}\n",
             s.source,
             s.host,
-            s.target.as_ref().map(|t| format!(" {t}")).unwrap_or_default(),
+            s.target
+                .as_ref()
+                .map(|t| format!(" {t}"))
+                .unwrap_or_default(),
             s.reason
         ));
     }

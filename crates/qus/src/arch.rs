@@ -80,7 +80,14 @@ const TABLE: &[Row] = &[
         debian: "arm64",
         architecture: "arm64",
         variant: Some("v8"),
-        aliases: &["arm64", "aarch64", "armv8", "armv8l", "linux/arm64", "linux/arm64/v8"],
+        aliases: &[
+            "arm64",
+            "aarch64",
+            "armv8",
+            "armv8l",
+            "linux/arm64",
+            "linux/arm64/v8",
+        ],
     },
     Row {
         host: Host::Arm32v7,
@@ -88,7 +95,15 @@ const TABLE: &[Row] = &[
         debian: "armhf",
         architecture: "arm",
         variant: Some("v7"),
-        aliases: &["armhf", "armv7", "armv7l", "armv7hl", "arm", "linux/arm", "linux/arm/v7"],
+        aliases: &[
+            "armhf",
+            "armv7",
+            "armv7l",
+            "armv7hl",
+            "arm",
+            "linux/arm",
+            "linux/arm/v7",
+        ],
     },
     Row {
         host: Host::Arm32v6,
@@ -142,7 +157,10 @@ const TABLE: &[Row] = &[
 
 /// An architecture name that is not in the table.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown host architecture '{name}': valid names are {}", Host::valid_names())]
+#[error(
+    "unknown host architecture '{name}': valid names are {}",
+    Host::valid_names()
+)]
 pub struct UnknownArch {
     /// What the user typed.
     pub name: String,
@@ -183,11 +201,7 @@ impl Host {
 
     /// `qus` names joined for error messages.
     pub fn valid_names() -> String {
-        TABLE
-            .iter()
-            .map(|r| r.qus)
-            .collect::<Vec<_>>()
-            .join(", ")
+        TABLE.iter().map(|r| r.qus).collect::<Vec<_>>().join(", ")
             + " (or their Debian, uname -m and OCI platform spellings)"
     }
 
@@ -217,7 +231,9 @@ impl FromStr for Host {
             .iter()
             .find(|r| r.qus == wanted || r.debian == wanted || r.aliases.contains(&wanted.as_str()))
             .map(|r| r.host)
-            .ok_or_else(|| UnknownArch { name: s.to_string() })
+            .ok_or_else(|| UnknownArch {
+                name: s.to_string(),
+            })
     }
 }
 

@@ -104,7 +104,10 @@ mod tests {
         assert_eq!(a[0].sha256, b[0].sha256);
         assert_eq!(a[0].name, "qemu-aarch64-static_amd64.tgz");
         let sums = std::fs::read_to_string(dir.path().join("a/SHA256SUMS")).unwrap();
-        assert_eq!(sums, format!("{}  qemu-aarch64-static_amd64.tgz\n", a[0].sha256));
+        assert_eq!(
+            sums,
+            format!("{}  qemu-aarch64-static_amd64.tgz\n", a[0].sha256)
+        );
         let f = std::fs::File::open(dir.path().join("a/qemu-aarch64-static_amd64.tgz")).unwrap();
         let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
         let e = ar.entries().unwrap().next().unwrap().unwrap();

@@ -69,7 +69,8 @@ pub struct MatrixArgs {
 }
 
 fn parse_host_arg(s: &str) -> Result<Host, String> {
-    s.parse().map_err(|e: crate::arch::UnknownArch| e.to_string())
+    s.parse()
+        .map_err(|e: crate::arch::UnknownArch| e.to_string())
 }
 
 impl MatrixArgs {
@@ -252,9 +253,14 @@ mod tests {
     #[test]
     fn plan_with_matrix_and_json() {
         let c = p("plan --hosts amd64,aarch64,armhf --targets aarch64,riscv64 --json").unwrap();
-        let Command::Plan(a) = c.command else { panic!() };
+        let Command::Plan(a) = c.command else {
+            panic!()
+        };
         assert!(a.json);
-        assert_eq!(a.matrix.hosts.unwrap(), [Host::Amd64, Host::Arm64v8, Host::Arm32v7]);
+        assert_eq!(
+            a.matrix.hosts.unwrap(),
+            [Host::Amd64, Host::Arm64v8, Host::Arm32v7]
+        );
         assert_eq!(a.matrix.targets.unwrap(), ["aarch64", "riscv64"]);
     }
 
@@ -267,18 +273,26 @@ mod tests {
     #[test]
     fn build_sources() {
         let c = p("build --debs ./debs --no-cache").unwrap();
-        let Command::Build(a) = c.command else { panic!() };
+        let Command::Build(a) = c.command else {
+            panic!()
+        };
         assert_eq!(a.source.debs.unwrap(), PathBuf::from("./debs"));
         assert!(a.no_cache);
-        assert!(p("build --debs d --mirror http://127.0.0.1:1/debian").is_err(), "conflict");
+        assert!(
+            p("build --debs d --mirror http://127.0.0.1:1/debian").is_err(),
+            "conflict"
+        );
     }
 
     #[test]
     fn release_credentials_go_together() {
         assert!(p("release --repo 127.0.0.1:5000/qus --username u").is_err());
         assert!(p("release --repo 127.0.0.1:5000/qus --password-stdin").is_err());
-        let c = p("release --repo 127.0.0.1:5000/qus --username u --password-stdin --json").unwrap();
-        let Command::Release(a) = c.command else { panic!() };
+        let c =
+            p("release --repo 127.0.0.1:5000/qus --username u --password-stdin --json").unwrap();
+        let Command::Release(a) = c.command else {
+            panic!()
+        };
         assert_eq!(a.registry.username.as_deref(), Some("u"));
         assert_eq!(a.build.matrix.repo.as_deref(), Some("127.0.0.1:5000/qus"));
         assert!(a.build.json);
@@ -291,9 +305,16 @@ mod tests {
 
     #[test]
     fn register_passes_every_dialect_through() {
-        for args in ["-s -- -p aarch64", "--reset -p yes", "--install arm64,riscv64", "-h"] {
+        for args in [
+            "-s -- -p aarch64",
+            "--reset -p yes",
+            "--install arm64,riscv64",
+            "-h",
+        ] {
             let c = p(&format!("register {args}")).unwrap();
-            let Command::Register(r) = c.command else { panic!() };
+            let Command::Register(r) = c.command else {
+                panic!()
+            };
             let got: Vec<String> = r.args.iter().map(|a| a.to_string_lossy().into()).collect();
             assert_eq!(got.join(" "), args);
         }

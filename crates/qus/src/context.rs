@@ -91,7 +91,11 @@ pub enum ContextError {
 }
 
 /// Renders the Dockerfile of `image`. `from` is the reference of its base, or `scratch`.
-pub fn dockerfile(image: &ImagePlan, from: &str, entrypoint: &[&str]) -> Result<String, ContextError> {
+pub fn dockerfile(
+    image: &ImagePlan,
+    from: &str,
+    entrypoint: &[&str],
+) -> Result<String, ContextError> {
     let copy = image
         .layers
         .iter()
@@ -258,9 +262,8 @@ fn write_layer<W: Write>(
             Entry::File { mode, content, .. } => match content {
                 Content::Bytes(b) => append_bytes(tar, &name, *mode, b, mtime)?,
                 Content::Path(p) => {
-                    let f = std::fs::File::open(p).map_err(|e| {
-                        io::Error::new(e.kind(), format!("{}: {e}", p.display()))
-                    })?;
+                    let f = std::fs::File::open(p)
+                        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
                     let len = f.metadata()?.len();
                     let mut h = header(tar::EntryType::Regular, *mode, len, mtime);
                     // `take` guards against a file that grows while it is being sent.
@@ -320,8 +323,14 @@ mod tests {
     fn dockerfile_for_single_target_image() {
         let img = image("arm64v8-d10.0-riscv64");
         let d = dockerfile(&img, "scratch", &["/qus/busybox", "sh", "/qus/register"]).unwrap();
-        assert!(d.contains("\nFROM scratch\nCOPY register/ /\nCOPY qemu-riscv64/ /\n"), "{d}");
-        assert!(d.contains("ENTRYPOINT [\"/qus/busybox\", \"sh\", \"/qus/register\"]"), "{d}");
+        assert!(
+            d.contains("\nFROM scratch\nCOPY register/ /\nCOPY qemu-riscv64/ /\n"),
+            "{d}"
+        );
+        assert!(
+            d.contains("ENTRYPOINT [\"/qus/busybox\", \"sh\", \"/qus/register\"]"),
+            "{d}"
+        );
         assert!(d.contains("\"qus.host\"=\"arm64v8\""), "{d}");
         assert!(!d.contains("{{"), "{d}");
     }
@@ -330,9 +339,15 @@ mod tests {
     fn pkg_has_no_entrypoint_and_full_builds_on_pkg() {
         let d = dockerfile(&image("arm64v8-d10.0-pkg"), "scratch", &["x"]).unwrap();
         assert!(!d.contains("ENTRYPOINT"), "{d}");
-        assert!(d.contains("COPY qemu-aarch64/ /\nCOPY qemu-riscv64/ /"), "{d}");
+        assert!(
+            d.contains("COPY qemu-aarch64/ /\nCOPY qemu-riscv64/ /"),
+            "{d}"
+        );
         let d = dockerfile(&image("arm64v8-d10.0"), "qus:arm64v8-d10.0-pkg", &["x"]).unwrap();
-        assert!(d.contains("FROM qus:arm64v8-d10.0-pkg\nCOPY register/ /\n"), "{d}");
+        assert!(
+            d.contains("FROM qus:arm64v8-d10.0-pkg\nCOPY register/ /\n"),
+            "{d}"
+        );
     }
 
     #[test]
@@ -408,7 +423,10 @@ mod tests {
                 "register/qus/register",
             ]
         );
-        assert!(e.iter().all(|x| x.1 == 1234 && x.3 == 0 && x.4 == 0), "{e:?}");
+        assert!(
+            e.iter().all(|x| x.1 == 1234 && x.3 == 0 && x.4 == 0),
+            "{e:?}"
+        );
     }
 
     #[test]

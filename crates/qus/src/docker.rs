@@ -239,9 +239,9 @@ impl Daemon {
             .rm(true)
             .forcerm(true)
             .build();
-        let mut stream = self
-            .docker
-            .build_image(options, None, Some(bollard::body_try_stream(body)));
+        let mut stream =
+            self.docker
+                .build_image(options, None, Some(bollard::body_try_stream(body)));
         let mut id = None;
         let mut failure = None;
         while let Some(item) = stream.next().await {
@@ -389,7 +389,12 @@ impl Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.tx
             .blocking_send(Ok(Bytes::copy_from_slice(buf)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the daemon stopped reading the build context"))?;
+            .map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the daemon stopped reading the build context",
+                )
+            })?;
         Ok(buf.len())
     }
 

@@ -106,14 +106,20 @@ mod tests {
         let text = "Types: deb\nURIs: http://127.0.0.1:1/debian-security\nSuites: bookworm-security\nComponents: main\n\n\
                     Types: deb\nURIs: https://127.0.0.1:2/apt\nSuites: stable\n\n\
                     Types: deb\nURIs: http://127.0.0.1:3/debian/\nSuites: bookworm bookworm-updates\nComponents: main\n";
-        assert_eq!(from_deb822(text).as_deref(), Some("http://127.0.0.1:3/debian"));
+        assert_eq!(
+            from_deb822(text).as_deref(),
+            Some("http://127.0.0.1:3/debian")
+        );
     }
 
     #[test]
     fn one_line_with_options() {
         let text = "# comment\ndeb-src http://127.0.0.1:4/debian bookworm main\n\
                     deb [arch=amd64 signed-by=/k.gpg] http://127.0.0.1:5/debian bookworm main\n";
-        assert_eq!(from_one_line(text).as_deref(), Some("http://127.0.0.1:5/debian"));
+        assert_eq!(
+            from_one_line(text).as_deref(),
+            Some("http://127.0.0.1:5/debian")
+        );
     }
 
     #[test]
@@ -125,9 +131,23 @@ mod tests {
             "Types: deb\nURIs: http://127.0.0.1:6/debian\nSuites: trixie\n",
         )
         .unwrap();
-        assert_eq!(resolve(Some("http://127.0.0.1:7/"), Some("http://127.0.0.1:8"), dir.path()).as_deref(), Some("http://127.0.0.1:7"));
-        assert_eq!(resolve(None, Some("http://127.0.0.1:8"), dir.path()).as_deref(), Some("http://127.0.0.1:8"));
-        assert_eq!(resolve(None, None, dir.path()).as_deref(), Some("http://127.0.0.1:6/debian"));
+        assert_eq!(
+            resolve(
+                Some("http://127.0.0.1:7/"),
+                Some("http://127.0.0.1:8"),
+                dir.path()
+            )
+            .as_deref(),
+            Some("http://127.0.0.1:7")
+        );
+        assert_eq!(
+            resolve(None, Some("http://127.0.0.1:8"), dir.path()).as_deref(),
+            Some("http://127.0.0.1:8")
+        );
+        assert_eq!(
+            resolve(None, None, dir.path()).as_deref(),
+            Some("http://127.0.0.1:6/debian")
+        );
         assert_eq!(resolve(None, None, &dir.path().join("nothing")), None);
     }
 }

@@ -46,7 +46,11 @@ pub struct Extracted {
 }
 
 /// `qus build`.
-pub async fn build_cmd(plan: &Plan, a: &BuildArgs, progress: &Progress) -> anyhow::Result<ExitCode> {
+pub async fn build_cmd(
+    plan: &Plan,
+    a: &BuildArgs,
+    progress: &Progress,
+) -> anyhow::Result<ExitCode> {
     let daemon = Daemon::connect().await?;
     let built = build_all(&daemon, plan, a, progress).await?;
     report(&built, a.json, progress)?;
@@ -62,7 +66,10 @@ pub fn report(built: &[BuiltImage], json: bool, progress: &Progress) -> anyhow::
         built.len() - n
     ));
     if json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "images": built }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "images": built }))?
+        );
     }
     Ok(())
 }
@@ -79,7 +86,10 @@ pub async fn build_all(
             "skipping {} {}{}: {}",
             s.source,
             s.host,
-            s.target.as_ref().map(|t| format!(" {t}")).unwrap_or_default(),
+            s.target
+                .as_ref()
+                .map(|t| format!(" {t}"))
+                .unwrap_or_default(),
             s.reason
         ));
     }
@@ -146,7 +156,14 @@ pub async fn build_all(
         };
         let dockerfile = context::dockerfile(img, &from, entrypoint::command())?;
         let id = daemon
-            .build(img, &dockerfile, &files, recipe().epoch, a.no_cache, progress)
+            .build(
+                img,
+                &dockerfile,
+                &files,
+                recipe().epoch,
+                a.no_cache,
+                progress,
+            )
             .await?;
         let info = daemon
             .inspect(&id)
@@ -190,7 +207,11 @@ fn layer_files(img: &ImagePlan, inputs: &Extracted) -> anyhow::Result<LayerFiles
                     .get(&(img.source.clone(), img.host))
                     .and_then(|m| m.get(target))
                     .ok_or_else(|| {
-                        anyhow!("{}: qemu-{target} was not extracted for {}", img.tag, img.host)
+                        anyhow!(
+                            "{}: qemu-{target} was not extracted for {}",
+                            img.tag,
+                            img.host
+                        )
                     })?;
                 entrypoint::emulator_layer(target, path)
             }
@@ -209,13 +230,17 @@ pub fn origin(src: &SourceArgs) -> anyhow::Result<Origin> {
         return Ok(Origin::local_dir(dir.clone()));
     }
     let env = std::env::var("QUS_MIRROR").ok();
-    let url = crate::mirror::resolve(src.mirror.as_deref(), env.as_deref(), std::path::Path::new("/"))
-        .ok_or_else(|| {
-            anyhow!(
-                "no Debian mirror configured: pass --mirror URL, set QUS_MIRROR, \
+    let url = crate::mirror::resolve(
+        src.mirror.as_deref(),
+        env.as_deref(),
+        std::path::Path::new("/"),
+    )
+    .ok_or_else(|| {
+        anyhow!(
+            "no Debian mirror configured: pass --mirror URL, set QUS_MIRROR, \
                  or give the packages with --debs DIR"
-            )
-        })?;
+        )
+    })?;
     Ok(Origin::mirror(&url)?)
 }
 
@@ -280,7 +305,10 @@ pub async fn prepare(
                         .map(|x| {
                             (
                                 p.clone(),
-                                x.emulators.into_iter().map(|e| (e.target, e.path)).collect(),
+                                x.emulators
+                                    .into_iter()
+                                    .map(|e| (e.target, e.path))
+                                    .collect(),
                             )
                         })
                         .with_context(|| what.clone())
@@ -329,7 +357,11 @@ pub async fn prepare(
 }
 
 /// `qus assets`: one `qemu-T-static_H.tgz` per host × target of one source, and SHA256SUMS.
-pub async fn assets_cmd(plan: &Plan, a: &AssetsArgs, progress: &Progress) -> anyhow::Result<ExitCode> {
+pub async fn assets_cmd(
+    plan: &Plan,
+    a: &AssetsArgs,
+    progress: &Progress,
+) -> anyhow::Result<ExitCode> {
     let qemu: Vec<&PackagePlan> = plan
         .packages
         .iter()
@@ -365,9 +397,16 @@ pub async fn assets_cmd(plan: &Plan, a: &AssetsArgs, progress: &Progress) -> any
         .await
         .context("writing assets")?
         .with_context(|| format!("writing assets to {}", a.out.display()))?;
-    progress.step(format!("{} assets and SHA256SUMS in {}", written.len(), a.out.display()));
+    progress.step(format!(
+        "{} assets and SHA256SUMS in {}",
+        written.len(),
+        a.out.display()
+    ));
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "assets": written }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "assets": written }))?
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

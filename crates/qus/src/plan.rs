@@ -210,7 +210,9 @@ pub enum PlanError {
         known: String,
     },
     /// A host is pinned in none of the selected sources.
-    #[error("host {host} has no package pinned in source(s) {sources}; add it to the config's files")]
+    #[error(
+        "host {host} has no package pinned in source(s) {sources}; add it to the config's files"
+    )]
     HostNotPinned {
         /// The host.
         host: Host,
@@ -241,7 +243,9 @@ impl Plan {
 
     /// The package that provides `role` for `host`.
     pub fn package(&self, role: &Role, host: Host) -> Option<&PackagePlan> {
-        self.packages.iter().find(|p| &p.role == role && p.host == host)
+        self.packages
+            .iter()
+            .find(|p| &p.role == role && p.host == host)
     }
 
     /// The image with tag `tag`.
@@ -351,7 +355,11 @@ pub fn plan(config: &Config, sel: &Selection, recipe: &Recipe) -> Result<Plan, P
 }
 
 fn join_hosts(hosts: &[Host]) -> String {
-    hosts.iter().map(|h| h.name()).collect::<Vec<_>>().join(", ")
+    hosts
+        .iter()
+        .map(|h| h.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn plan_host(
@@ -367,7 +375,10 @@ fn plan_host(
             source: source.name.clone(),
             host,
             target: None,
-            reason: format!("{} has no {} package for {host}", source.name, source.package),
+            reason: format!(
+                "{} has no {} package for {host}",
+                source.name, source.package
+            ),
         });
         return;
     };
@@ -389,7 +400,11 @@ fn plan_host(
                     ),
                 });
             }
-            wanted.iter().filter(|t| shipped.contains(t)).cloned().collect()
+            wanted
+                .iter()
+                .filter(|t| shipped.contains(t))
+                .cloned()
+                .collect()
         }
     };
     // Always present when the host is: config validation guarantees a busybox pin per host.
@@ -407,7 +422,11 @@ fn plan_host(
             format!("{host}-{}-{suffix}", source.name)
         }
     };
-    let mk = |kind: Kind, tag: String, targets: Vec<String>, base: Option<&ImagePlan>, layers: Vec<Layer>| {
+    let mk = |kind: Kind,
+              tag: String,
+              targets: Vec<String>,
+              base: Option<&ImagePlan>,
+              layers: Vec<Layer>| {
         let mut labels = BTreeMap::new();
         let title = match kind {
             Kind::Register => "binfmt_misc registration entrypoint".to_string(),
@@ -418,8 +437,14 @@ fn plan_host(
         };
         labels.insert("org.opencontainers.image.title".into(), "qus".into());
         labels.insert("org.opencontainers.image.description".into(), title);
-        labels.insert("org.opencontainers.image.version".into(), source.version.clone());
-        labels.insert("org.opencontainers.image.licenses".into(), "GPL-2.0-only".into());
+        labels.insert(
+            "org.opencontainers.image.version".into(),
+            source.version.clone(),
+        );
+        labels.insert(
+            "org.opencontainers.image.licenses".into(),
+            "GPL-2.0-only".into(),
+        );
         labels.insert("org.opencontainers.image.ref.name".into(), tag.clone());
         labels.insert("qus.kind".into(), kind_name(kind).into());
         labels.insert("qus.host".into(), host.name().into());
@@ -457,8 +482,13 @@ fn plan_host(
         }
     };
 
-    out.images
-        .push(mk(Kind::Register, tag("register"), Vec::new(), None, vec![Layer::Register]));
+    out.images.push(mk(
+        Kind::Register,
+        tag("register"),
+        Vec::new(),
+        None,
+        vec![Layer::Register],
+    ));
     if targets.is_empty() {
         out.skipped.push(Skip {
             source: source.name.clone(),
@@ -486,10 +516,22 @@ fn plan_host(
         .iter()
         .map(|t| Layer::Emulator { target: t.clone() })
         .collect();
-    let pkg = mk(Kind::Pkg, tag("pkg"), targets.clone(), None, emulator_layers);
+    let pkg = mk(
+        Kind::Pkg,
+        tag("pkg"),
+        targets.clone(),
+        None,
+        emulator_layers,
+    );
     // H-dV is the pkg image plus the register layer on top: the emulator layers are stored
     // once in the daemon and once in the registry for both tags.
-    let full = mk(Kind::Full, tag(""), targets.clone(), Some(&pkg), vec![Layer::Register]);
+    let full = mk(
+        Kind::Full,
+        tag(""),
+        targets.clone(),
+        Some(&pkg),
+        vec![Layer::Register],
+    );
     out.images.push(pkg);
     out.images.push(full);
     for t in &targets {
@@ -532,7 +574,11 @@ fn inputs_digest(doc: &InputsDoc<'_>) -> String {
 fn manifests(plan: &Plan, sources: &[&Source], default: &str) -> Vec<ManifestPlan> {
     let mut out = Vec::new();
     for source in sources {
-        let images: Vec<&ImagePlan> = plan.images.iter().filter(|i| i.source == source.name).collect();
+        let images: Vec<&ImagePlan> = plan
+            .images
+            .iter()
+            .filter(|i| i.source == source.name)
+            .collect();
         let mut groups: Vec<(String, Kind, Option<String>)> = vec![
             ("register".into(), Kind::Register, None),
             ("pkg".into(), Kind::Pkg, None),
@@ -550,7 +596,9 @@ fn manifests(plan: &Plan, sources: &[&Source], default: &str) -> Vec<ManifestPla
         for (suffix, kind, target) in groups {
             let entries: Vec<ManifestEntry> = images
                 .iter()
-                .filter(|i| i.kind == kind && (target.is_none() || i.targets.first() == target.as_ref()))
+                .filter(|i| {
+                    i.kind == kind && (target.is_none() || i.targets.first() == target.as_ref())
+                })
                 .map(|i| ManifestEntry {
                     tag: i.tag.clone(),
                     host: i.host,
@@ -566,7 +614,11 @@ fn manifests(plan: &Plan, sources: &[&Source], default: &str) -> Vec<ManifestPla
                 format!("{}-{suffix}", source.name)
             }];
             if source.name == default {
-                tags.push(if suffix.is_empty() { "latest".into() } else { suffix.clone() });
+                tags.push(if suffix.is_empty() {
+                    "latest".into()
+                } else {
+                    suffix.clone()
+                });
             }
             for tag in tags {
                 out.push(ManifestPlan {
@@ -611,7 +663,12 @@ mod tests {
 
     #[test]
     fn issue_example_tags_and_platforms() {
-        let p = plan(&cfg(), &sel("amd64,arm64v8,arm32v7", "aarch64,riscv64"), &recipe()).unwrap();
+        let p = plan(
+            &cfg(),
+            &sel("amd64,arm64v8,arm32v7", "aarch64,riscv64"),
+            &recipe(),
+        )
+        .unwrap();
         let tags: Vec<&str> = p.images.iter().map(|i| i.tag.as_str()).collect();
         assert_eq!(
             tags,
@@ -632,12 +689,23 @@ mod tests {
         let img = p.image("arm64v8-d10.0-riscv64").unwrap();
         assert_eq!(img.platform.to_string(), "linux/arm64/v8");
         assert_eq!(img.reference, "qus:arm64v8-d10.0-riscv64");
-        assert_eq!(img.layers, [Layer::Register, Layer::Emulator { target: "riscv64".into() }]);
+        assert_eq!(
+            img.layers,
+            [
+                Layer::Register,
+                Layer::Emulator {
+                    target: "riscv64".into()
+                }
+            ]
+        );
         let full = p.image("amd64-d10.0").unwrap();
         assert_eq!(full.base.as_deref(), Some("amd64-d10.0-pkg"));
         assert_eq!(full.layers, [Layer::Register]);
         // armhf's 10.0 package has no 64-bit guests: noted, not an error.
-        assert_eq!(p.skipped.iter().filter(|s| s.host == Host::Arm32v7).count(), 3);
+        assert_eq!(
+            p.skipped.iter().filter(|s| s.host == Host::Arm32v7).count(),
+            3
+        );
     }
 
     #[test]
@@ -652,7 +720,11 @@ mod tests {
         assert_eq!(
             q,
             [
-                ("qemu-user".to_string(), Host::Amd64, vec!["aarch64".to_string()]),
+                (
+                    "qemu-user".to_string(),
+                    Host::Amd64,
+                    vec!["aarch64".to_string()]
+                ),
                 ("busybox-static".to_string(), Host::Amd64, vec![]),
                 ("busybox-static".to_string(), Host::Arm32v7, vec![]),
             ]
@@ -696,14 +768,21 @@ mod tests {
     fn whole_default_matrix() {
         let p = plan(&cfg(), &Selection::default(), &recipe()).unwrap();
         // riscv64 has no bookworm package.
-        assert!(p.skipped.iter().any(|s| s.host == Host::Riscv64 && s.source == "d7.2"));
+        assert!(p
+            .skipped
+            .iter()
+            .any(|s| s.host == Host::Riscv64 && s.source == "d7.2"));
         assert!(p.image("riscv64-d10.0-x86_64").is_some());
         assert!(p.image("i386-d10.0-aarch64").is_none());
         assert!(p.image("i386-d7.2-aarch64").is_some());
         // Every base is planned before the image built on it.
         for (i, img) in p.images.iter().enumerate() {
             if let Some(b) = &img.base {
-                assert!(p.images[..i].iter().any(|x| &x.tag == b), "{} before {b}", img.tag);
+                assert!(
+                    p.images[..i].iter().any(|x| &x.tag == b),
+                    "{} before {b}",
+                    img.tag
+                );
             }
         }
         let mut tags: Vec<&str> = p.images.iter().map(|i| i.tag.as_str()).collect();
@@ -729,8 +808,14 @@ mod tests {
         let changed = Config::parse(&text, "x").unwrap();
         let d = plan(&changed, &sel("amd64,arm64v8", "aarch64"), &recipe()).unwrap();
         let e = plan(&cfg(), &sel("amd64,arm64v8", "aarch64"), &recipe()).unwrap();
-        assert_ne!(d.image("amd64-d10.0-aarch64").unwrap().inputs, e.image("amd64-d10.0-aarch64").unwrap().inputs);
-        assert_eq!(d.image("arm64v8-d10.0").unwrap().inputs, e.image("arm64v8-d10.0").unwrap().inputs);
+        assert_ne!(
+            d.image("amd64-d10.0-aarch64").unwrap().inputs,
+            e.image("amd64-d10.0-aarch64").unwrap().inputs
+        );
+        assert_eq!(
+            d.image("arm64v8-d10.0").unwrap().inputs,
+            e.image("arm64v8-d10.0").unwrap().inputs
+        );
     }
 
     #[test]
@@ -740,13 +825,20 @@ mod tests {
         let e = plan(&c, &sel("amd64", "vax"), &r).unwrap_err();
         assert!(matches!(e, PlanError::BadTarget(_)), "{e}");
         let e = plan(&c, &sel("arm32v7", "aarch64"), &r).unwrap_err();
-        assert!(e.to_string().contains("not shipped by any selected package"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("not shipped by any selected package"),
+            "{e}"
+        );
         let mut s = sel("riscv64", "aarch64");
         s.sources = Some(vec!["d7.2".into()]);
         let e = plan(&c, &s, &r).unwrap_err();
         assert!(matches!(e, PlanError::HostNotPinned { .. }), "{e}");
         let mut s = sel("amd64", "aarch64");
         s.sources = Some(vec!["d1.0".into()]);
-        assert!(plan(&c, &s, &r).unwrap_err().to_string().contains("d10.0, d7.2"));
+        assert!(plan(&c, &s, &r)
+            .unwrap_err()
+            .to_string()
+            .contains("d10.0, d7.2"));
     }
 }

@@ -40,7 +40,9 @@ pub fn validate_tag(tag: &str) -> Result<(), String> {
     {
         Ok(())
     } else {
-        Err(format!("'{tag}' is not a valid tag (letters, digits, _ . -; at most 128)"))
+        Err(format!(
+            "'{tag}' is not a valid tag (letters, digits, _ . -; at most 128)"
+        ))
     }
 }
 
@@ -100,10 +102,26 @@ mod tests {
 
     #[test]
     fn repos() {
-        for ok in ["qus", "dbhi/qus", "127.0.0.1:5000/qus", "localhost/a/b", "a__b", "a--b.c"] {
+        for ok in [
+            "qus",
+            "dbhi/qus",
+            "127.0.0.1:5000/qus",
+            "localhost/a/b",
+            "a__b",
+            "a--b.c",
+        ] {
             assert!(validate_repo(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "QUS", "qus:tag", "-qus", "a/", "a//b", "127.0.0.1:port/x", "a..b"] {
+        for bad in [
+            "",
+            "QUS",
+            "qus:tag",
+            "-qus",
+            "a/",
+            "a//b",
+            "127.0.0.1:port/x",
+            "a..b",
+        ] {
             assert!(validate_repo(bad).is_err(), "{bad}");
         }
     }

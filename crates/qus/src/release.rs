@@ -14,8 +14,8 @@ use crate::plan::Plan;
 use crate::progress::Progress;
 use anyhow::{anyhow, Context as _};
 use qus_registry::{
-    resolve_auth, Auth, Client, ClientConfig, Digest, ImageManifest, IndexEntry, ListKind,
-    Outcome, Platform, ProtocolPolicy, Reference,
+    resolve_auth, Auth, Client, ClientConfig, Digest, ImageManifest, IndexEntry, ListKind, Outcome,
+    Platform, ProtocolPolicy, Reference,
 };
 use serde::Serialize;
 use std::io::Read;
@@ -99,7 +99,11 @@ pub async fn connect_registry(plan: &Plan, a: &RegistryArgs) -> anyhow::Result<R
 }
 
 /// `qus release`.
-pub async fn release_cmd(plan: &Plan, a: &ReleaseArgs, progress: &Progress) -> anyhow::Result<ExitCode> {
+pub async fn release_cmd(
+    plan: &Plan,
+    a: &ReleaseArgs,
+    progress: &Progress,
+) -> anyhow::Result<ExitCode> {
     let reg = connect_registry(plan, &a.registry).await?;
     let daemon = Daemon::connect().await?;
     let mut summary = Summary {
@@ -123,7 +127,11 @@ pub async fn release_cmd(plan: &Plan, a: &ReleaseArgs, progress: &Progress) -> a
 }
 
 /// `qus publish`: the lists over per-host images already in the registry.
-pub async fn publish_cmd(plan: &Plan, a: &PublishArgs, progress: &Progress) -> anyhow::Result<ExitCode> {
+pub async fn publish_cmd(
+    plan: &Plan,
+    a: &PublishArgs,
+    progress: &Progress,
+) -> anyhow::Result<ExitCode> {
     let reg = connect_registry(plan, &a.registry).await?;
     let mut digests = Vec::new();
     for img in &plan.images {
@@ -159,30 +167,37 @@ async fn push(
             .strip_suffix(&format!(":{tag}"))
             .unwrap_or(&img.reference)
             .to_string();
-        let (status, layers) = if remote_config(client, &r).await?.as_deref() == Some(img.id.as_str()) {
-            progress.step(format!("[{}/{total}] {} is already in the registry", n + 1, img.reference));
-            ("present", PushStats::default())
-        } else {
-            progress.step(format!("[{}/{total}] pushing {}", n + 1, img.reference));
-            let stats = daemon.push(&repo, &tag, Some(creds), progress).await?;
-            match remote_config(client, &r).await? {
-                Some(c) if c == img.id => {}
-                other => {
-                    return Err(anyhow!(
-                        "{}: after the push the registry's manifest names config {}, not the \
+        let (status, layers) =
+            if remote_config(client, &r).await?.as_deref() == Some(img.id.as_str()) {
+                progress.step(format!(
+                    "[{}/{total}] {} is already in the registry",
+                    n + 1,
+                    img.reference
+                ));
+                ("present", PushStats::default())
+            } else {
+                progress.step(format!("[{}/{total}] pushing {}", n + 1, img.reference));
+                let stats = daemon.push(&repo, &tag, Some(creds), progress).await?;
+                match remote_config(client, &r).await? {
+                    Some(c) if c == img.id => {}
+                    other => {
+                        return Err(anyhow!(
+                            "{}: after the push the registry's manifest names config {}, not the \
                          local image {}",
-                        img.reference,
-                        other.unwrap_or_else(|| "nothing".into()),
-                        img.id
-                    ))
+                            img.reference,
+                            other.unwrap_or_else(|| "nothing".into()),
+                            img.id
+                        ))
+                    }
                 }
-            }
-            ("pushed", stats)
-        };
-        let d = client
-            .manifest_head(&r)
-            .await?
-            .ok_or_else(|| anyhow!("{}: the registry does not have it after the push", img.reference))?;
+                ("pushed", stats)
+            };
+        let d = client.manifest_head(&r).await?.ok_or_else(|| {
+            anyhow!(
+                "{}: the registry does not have it after the push",
+                img.reference
+            )
+        })?;
         summary.pushed.push(PushedImage {
             reference: img.reference.clone(),
             digest: d.digest.to_string(),
@@ -237,7 +252,11 @@ async fn publish_lists(
             Outcome::Written { .. } => "written",
             Outcome::Unchanged { .. } => "unchanged",
         };
-        progress.step(format!("{} {status} ({} platforms)", m.reference, entries.len()));
+        progress.step(format!(
+            "{} {status} ({} platforms)",
+            m.reference,
+            entries.len()
+        ));
         lists.push(PublishedList {
             reference: m.reference.clone(),
             digest: outcome.digest().to_string(),

@@ -18,7 +18,11 @@ fn fails(cfg: &TestConfig, extra: &[&str]) -> String {
         .args(["--targets", "aarch64", "--sources", "d10.0"])
         .args(extra));
     assert!(!ok, "the build should have failed");
-    assert!(repo.images().is_empty(), "images left behind: {:?}", repo.images());
+    assert!(
+        repo.images().is_empty(),
+        "images left behind: {:?}",
+        repo.images()
+    );
     err
 }
 
@@ -82,7 +86,10 @@ fn requested_target_missing_from_the_package() {
 fn unknown_arch_lists_the_valid_names() {
     let cfg = amd64_only(deb("qemu-user", "amd64"));
     let err = fails(&cfg, &["--hosts", "vax"]);
-    assert!(err.contains("'vax'") && err.contains("arm64v8") && err.contains("riscv64"), "{err}");
+    assert!(
+        err.contains("'vax'") && err.contains("arm64v8") && err.contains("riscv64"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -96,7 +103,10 @@ fn tar_entry_escaping_the_work_dir() {
     let err = fails(&cfg, &["--hosts", "amd64"]);
     assert!(err.contains(name), "{err}");
     assert!(err.contains(".."), "names the entry: {err}");
-    assert!(!Path::new("/tmp/qus-escape-test").exists(), "the entry escaped");
+    assert!(
+        !Path::new("/tmp/qus-escape-test").exists(),
+        "the entry escaped"
+    );
 }
 
 #[test]
@@ -106,7 +116,15 @@ fn daemon_unreachable() {
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .arg("--config")
         .arg(&cfg.path)
-        .args(["build", "--hosts", "amd64", "--targets", "aarch64", "--sources", "d10.0"])
+        .args([
+            "build",
+            "--hosts",
+            "amd64",
+            "--targets",
+            "aarch64",
+            "--sources",
+            "d10.0",
+        ])
         .arg("--debs")
         .arg(&cfg.debs));
     assert!(!ok);

@@ -42,7 +42,10 @@ fn three_hosts_every_tag_platform_labels_elf_and_shared_layers() {
         let info = inspect(reference).unwrap_or_else(|| panic!("{reference} was not built"));
         let want = &img["platform"];
         assert_eq!(info.platform.os, want["os"], "{reference}");
-        assert_eq!(info.platform.architecture, want["architecture"], "{reference}");
+        assert_eq!(
+            info.platform.architecture, want["architecture"],
+            "{reference}"
+        );
         assert_eq!(
             info.platform.variant.as_deref(),
             want["variant"].as_str(),
@@ -58,7 +61,10 @@ fn three_hosts_every_tag_platform_labels_elf_and_shared_layers() {
             "qus.targets",
             "qus.inputs",
         ] {
-            assert!(info.labels.contains_key(label), "{reference}: no label {label}");
+            assert!(
+                info.labels.contains_key(label),
+                "{reference}: no label {label}"
+            );
         }
         assert_eq!(info.labels["qus.host"], img["host"].as_str().unwrap());
         assert_eq!(info.labels["qus.inputs"], img["inputs"].as_str().unwrap());
@@ -83,19 +89,34 @@ fn three_hosts_every_tag_platform_labels_elf_and_shared_layers() {
     .unwrap();
     assert_eq!((elf[4], u16::from_le_bytes([elf[18], elf[19]])), (1, 40));
     // The entrypoint is there, with busybox for the host.
-    let bb = file_from_image(&format!("{}:arm64v8-d10.0-register", repo.name), "qus/busybox").unwrap();
+    let bb = file_from_image(
+        &format!("{}:arm64v8-d10.0-register", repo.name),
+        "qus/busybox",
+    )
+    .unwrap();
     assert_eq!(u16::from_le_bytes([bb[18], bb[19]]), 183);
 
     // Layers are shared: the emulator layer of the single-target image is the same layer as
     // in pkg and full; the register layer is the same in register, full and single images.
     for host in ["amd64", "arm64v8"] {
-        let l = |tag: &str| inspect(&format!("{}:{host}-d10.0{tag}", repo.name)).unwrap().layers;
+        let l = |tag: &str| {
+            inspect(&format!("{}:{host}-d10.0{tag}", repo.name))
+                .unwrap()
+                .layers
+        };
         let (reg, pkg, full, single) = (l("-register"), l("-pkg"), l(""), l("-aarch64"));
         assert_eq!(reg.len(), 1);
         assert_eq!(pkg.len(), 2, "{pkg:?}");
-        assert_eq!(full, [pkg.clone(), reg.clone()].concat(), "full = pkg + register");
+        assert_eq!(
+            full,
+            [pkg.clone(), reg.clone()].concat(),
+            "full = pkg + register"
+        );
         assert_eq!(single[0], reg[0], "single starts with the register layer");
-        assert!(pkg.contains(&single[1]), "single's emulator layer is pkg's: {single:?} {pkg:?}");
+        assert!(
+            pkg.contains(&single[1]),
+            "single's emulator layer is pkg's: {single:?} {pkg:?}"
+        );
         let arm_single = l("-arm");
         assert!(pkg.contains(&arm_single[1]));
     }
@@ -110,7 +131,13 @@ fn three_hosts_every_tag_platform_labels_elf_and_shared_layers() {
 fn two_cold_builds_give_identical_diff_ids() {
     let cfg = real_config();
     let args = [
-        "--hosts", "amd64", "--targets", "aarch64", "--sources", "d10.0", "--no-cache",
+        "--hosts",
+        "amd64",
+        "--targets",
+        "aarch64",
+        "--sources",
+        "d10.0",
+        "--no-cache",
     ];
     let a = Repo::new("qus-test-cold-a");
     assert!(build(&cfg, &a, &args).0);
@@ -118,7 +145,12 @@ fn two_cold_builds_give_identical_diff_ids() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let b = Repo::new("qus-test-cold-b");
     assert!(build(&cfg, &b, &args).0);
-    for tag in ["amd64-d10.0-register", "amd64-d10.0-pkg", "amd64-d10.0", "amd64-d10.0-aarch64"] {
+    for tag in [
+        "amd64-d10.0-register",
+        "amd64-d10.0-pkg",
+        "amd64-d10.0",
+        "amd64-d10.0-aarch64",
+    ] {
         let la = inspect(&format!("{}:{tag}", a.name)).unwrap().layers;
         let lb = inspect(&format!("{}:{tag}", b.name)).unwrap().layers;
         assert_eq!(la, lb, "{tag}");
@@ -132,7 +164,14 @@ fn bookworm_layout_gives_the_same_names() {
     let (ok, _, err) = build(
         &cfg,
         &repo,
-        &["--hosts", "arm64v8", "--targets", "riscv64", "--sources", "d7.2"],
+        &[
+            "--hosts",
+            "arm64v8",
+            "--targets",
+            "riscv64",
+            "--sources",
+            "d7.2",
+        ],
     );
     assert!(ok, "{err}");
     let elf = file_from_image(

@@ -123,7 +123,15 @@ fn image_registers_arm64_runs_and_uninstall_undoes_it() {
     let (ok, _, err) = run(qus(cfg.dir.path())
         .arg("--config")
         .arg(&cfg.path)
-        .args(["build", "--hosts", "amd64,arm64v8", "--targets", "aarch64", "--sources", "d10.0"])
+        .args([
+            "build",
+            "--hosts",
+            "amd64,arm64v8",
+            "--targets",
+            "aarch64",
+            "--sources",
+            "d10.0",
+        ])
         .args(["--repo", &repo.name])
         .arg("--debs")
         .arg(&cfg.debs));
@@ -142,7 +150,10 @@ fn image_registers_arm64_runs_and_uninstall_undoes_it() {
     let (ok, out, err) = docker(&["run", "--rm", "--cap-add", "SYS_ADMIN", &qus_image]);
     assert!(ok, "registration failed: {out}{err}");
     let entry = host_entry("qemu-aarch64").expect("qemu-aarch64 registered on the host");
-    assert!(entry.contains("interpreter /usr/bin/qemu-aarch64-static"), "{entry}");
+    assert!(
+        entry.contains("interpreter /usr/bin/qemu-aarch64-static"),
+        "{entry}"
+    );
     assert!(entry.contains("flags: F"), "persistent: {entry}");
 
     let (ok, out, err) = docker(&["run", "--rm", &foreign, "uname", "-m"]);
@@ -157,8 +168,15 @@ fn image_registers_arm64_runs_and_uninstall_undoes_it() {
     assert!(out.contains(":qemu-aarch64:M::"), "{out}");
 
     // tonistiigi/binfmt's spelling removes it; the foreign container fails again.
-    let (ok, out, err) =
-        docker(&["run", "--rm", "--cap-add", "SYS_ADMIN", &qus_image, "--uninstall", "qemu-aarch64"]);
+    let (ok, out, err) = docker(&[
+        "run",
+        "--rm",
+        "--cap-add",
+        "SYS_ADMIN",
+        &qus_image,
+        "--uninstall",
+        "qemu-aarch64",
+    ]);
     assert!(ok, "uninstall failed: {out}{err}");
     assert!(out.contains("\"emulators\""), "binfmt's status JSON: {out}");
     assert!(host_entry("qemu-aarch64").is_none(), "still registered");
@@ -166,8 +184,16 @@ fn image_registers_arm64_runs_and_uninstall_undoes_it() {
     assert!(!ok && err.contains("exec format error"), "{err}");
 
     // multiarch's spelling registers again, persistent.
-    let (ok, out, err) =
-        docker(&["run", "--rm", "--cap-add", "SYS_ADMIN", &qus_image, "--reset", "-p", "yes"]);
+    let (ok, out, err) = docker(&[
+        "run",
+        "--rm",
+        "--cap-add",
+        "SYS_ADMIN",
+        &qus_image,
+        "--reset",
+        "-p",
+        "yes",
+    ]);
     assert!(ok, "{out}{err}");
     assert!(host_entry("qemu-aarch64").unwrap().contains("flags: F"));
     // The guard's drop removes it again unless it was there before the test.
@@ -203,7 +229,13 @@ fn qus_register_on_the_host_without_an_engine() {
         .env("QEMU_BIN_DIR", &x.dir));
     assert!(ok, "{out}{err}");
     let entry = host_entry("qemu-aarch64").expect("registered");
-    assert!(entry.contains(&format!("interpreter {}/qemu-aarch64-static", x.dir.display())), "{entry}");
+    assert!(
+        entry.contains(&format!(
+            "interpreter {}/qemu-aarch64-static",
+            x.dir.display()
+        )),
+        "{entry}"
+    );
     assert!(entry.contains("flags: F"), "{entry}");
     let cfg = real_config();
     let repo = Repo::new("qus-test-hostreg");

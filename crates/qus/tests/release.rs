@@ -34,7 +34,11 @@ fn skopeo_raw(reference: &str) -> serde_json::Value {
         .arg(format!("docker://{reference}"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "skopeo {reference}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "skopeo {reference}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -45,7 +49,11 @@ fn platforms(list: &serde_json::Value) -> BTreeSet<String> {
         .iter()
         .map(|m| {
             let p = &m["platform"];
-            let mut s = format!("{}/{}", p["os"].as_str().unwrap(), p["architecture"].as_str().unwrap());
+            let mut s = format!(
+                "{}/{}",
+                p["os"].as_str().unwrap(),
+                p["architecture"].as_str().unwrap()
+            );
             if let Some(v) = p["variant"].as_str() {
                 s.push('/');
                 s.push_str(v);
@@ -59,7 +67,9 @@ fn platforms(list: &serde_json::Value) -> BTreeSet<String> {
 struct Cleanup(String);
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        drop(Repo { name: self.0.clone() });
+        drop(Repo {
+            name: self.0.clone(),
+        });
     }
 }
 
@@ -76,16 +86,31 @@ fn release_publishes_lists_pulls_by_platform_and_is_idempotent() {
     assert_eq!(pushed.len(), 14);
 
     // Every list carries the platforms of its hosts, and its entries are the pushed digests.
-    let digests: BTreeSet<&str> = pushed.iter().map(|p| p["digest"].as_str().unwrap()).collect();
+    let digests: BTreeSet<&str> = pushed
+        .iter()
+        .map(|p| p["digest"].as_str().unwrap())
+        .collect();
     let want = |tag: &str| -> BTreeSet<String> {
         match tag {
-            "aarch64" | "d10.0-aarch64" => ["linux/amd64", "linux/arm64/v8"].map(String::from).into(),
-            _ => ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"].map(String::from).into(),
+            "aarch64" | "d10.0-aarch64" => {
+                ["linux/amd64", "linux/arm64/v8"].map(String::from).into()
+            }
+            _ => ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"]
+                .map(String::from)
+                .into(),
         }
     };
     for tag in [
-        "latest", "d10.0", "pkg", "d10.0-pkg", "register", "d10.0-register", "aarch64", "d10.0-aarch64",
-        "arm", "d10.0-arm",
+        "latest",
+        "d10.0",
+        "pkg",
+        "d10.0-pkg",
+        "register",
+        "d10.0-register",
+        "aarch64",
+        "d10.0-aarch64",
+        "arm",
+        "d10.0-arm",
     ] {
         let list = skopeo_raw(&format!("{repo}:{tag}"));
         assert_eq!(
@@ -94,7 +119,10 @@ fn release_publishes_lists_pulls_by_platform_and_is_idempotent() {
         );
         assert_eq!(platforms(&list), want(tag), "{tag}");
         for m in list["manifests"].as_array().unwrap() {
-            assert!(digests.contains(m["digest"].as_str().unwrap()), "{tag}: unknown entry");
+            assert!(
+                digests.contains(m["digest"].as_str().unwrap()),
+                "{tag}: unknown entry"
+            );
         }
     }
 
@@ -120,7 +148,11 @@ fn release_publishes_lists_pulls_by_platform_and_is_idempotent() {
         layers.len() + configs.len() + digests.len() + lists.len(),
         "{stats:?}"
     );
-    assert_eq!(layers.len(), 3 * 1 + 2 + 2 + 1, "register per host + emulators per host");
+    assert_eq!(
+        layers.len(),
+        3 + 2 + 2 + 1,
+        "register per host + emulators per host"
+    );
 
     // The user's check: the daemon resolves the list by platform.
     drop(Repo { name: repo.clone() });
@@ -140,10 +172,22 @@ fn release_publishes_lists_pulls_by_platform_and_is_idempotent() {
     let puts = registry.puts();
     let (ok, out, err) = run(&mut release(&cfg, &repo, &["--json"]));
     assert!(ok, "{err}");
-    assert_eq!(registry.puts(), puts, "the second run wrote to the registry");
+    assert_eq!(
+        registry.puts(),
+        puts,
+        "the second run wrote to the registry"
+    );
     let s: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert!(s["pushed"].as_array().unwrap().iter().all(|p| p["status"] == "present"));
-    assert!(s["lists"].as_array().unwrap().iter().all(|l| l["status"] == "unchanged"));
+    assert!(s["pushed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["status"] == "present"));
+    assert!(s["lists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["status"] == "unchanged"));
 }
 
 #[test]
@@ -154,7 +198,7 @@ fn registry_gone_mid_push_then_back_finishes_with_clean_digests() {
     let _clean = Cleanup(repo.clone());
 
     // Stop the registry as soon as the first blob upload starts.
-    let mut child = release(&cfg, &repo, &[])
+    let child = release(&cfg, &repo, &[])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -167,8 +211,14 @@ fn registry_gone_mid_push_then_back_finishes_with_clean_digests() {
     registry.stop();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "release succeeded with the registry gone");
-    assert!(err.contains(&registry.host()) || err.contains("pushing"), "{err}");
+    assert!(
+        !out.status.success(),
+        "release succeeded with the registry gone"
+    );
+    assert!(
+        err.contains(&registry.host()) || err.contains("pushing"),
+        "{err}"
+    );
 
     registry.restart().unwrap();
     // No list was written by the failed run.
@@ -194,7 +244,10 @@ fn registry_gone_mid_push_then_back_finishes_with_clean_digests() {
             .iter()
             .map(|p| {
                 let r = p["reference"].as_str().unwrap();
-                (r.rsplit(':').next().unwrap().to_string(), p["digest"].as_str().unwrap().to_string())
+                (
+                    r.rsplit(':').next().unwrap().to_string(),
+                    p["digest"].as_str().unwrap().to_string(),
+                )
             })
             .collect()
     };
@@ -210,8 +263,18 @@ fn wrong_credentials_name_the_registry_and_never_the_password() {
     let _clean = Cleanup(repo.clone());
     let secret = "not-the-password-1234";
     let mut c = release(&cfg, &repo, &["--username", TEST_USER, "--password-stdin"]);
-    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(secret.as_bytes()).unwrap();
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(secret.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -224,14 +287,42 @@ fn wrong_credentials_name_the_registry_and_never_the_password() {
     let mut c = qus(cfg.dir.path());
     c.arg("--config")
         .arg(&cfg.path)
-        .args(["release", "--repo", &repo, "--username", TEST_USER, "--password-stdin"])
-        .args(["--hosts", "amd64", "--targets", "aarch64", "--sources", "d10.0"])
+        .args([
+            "release",
+            "--repo",
+            &repo,
+            "--username",
+            TEST_USER,
+            "--password-stdin",
+        ])
+        .args([
+            "--hosts",
+            "amd64",
+            "--targets",
+            "aarch64",
+            "--sources",
+            "d10.0",
+        ])
         .arg("--debs")
         .arg(&cfg.debs);
-    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(TEST_PASSWORD.as_bytes()).unwrap();
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(TEST_PASSWORD.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -245,7 +336,14 @@ fn publish_refuses_a_list_whose_entry_is_missing() {
         .arg("--config")
         .arg(&cfg.path)
         .args(["release", "--repo", &repo, "--skip-lists"])
-        .args(["--hosts", "amd64", "--targets", "aarch64", "--sources", "d10.0"])
+        .args([
+            "--hosts",
+            "amd64",
+            "--targets",
+            "aarch64",
+            "--sources",
+            "d10.0",
+        ])
         .arg("--debs")
         .arg(&cfg.debs));
     assert!(ok, "{err}");
@@ -254,18 +352,38 @@ fn publish_refuses_a_list_whose_entry_is_missing() {
         .arg("--config")
         .arg(&cfg.path)
         .args(["publish", "--repo", &repo])
-        .args(["--hosts", "amd64,arm64v8", "--targets", "aarch64", "--sources", "d10.0"]));
+        .args([
+            "--hosts",
+            "amd64,arm64v8",
+            "--targets",
+            "aarch64",
+            "--sources",
+            "d10.0",
+        ]));
     assert!(!ok);
-    assert!(err.contains("arm64v8-d10.0-register") && err.contains("push it first"), "{err}");
+    assert!(
+        err.contains("arm64v8-d10.0-register") && err.contains("push it first"),
+        "{err}"
+    );
     let client = qus_registry::Client::new(qus_registry::ClientConfig::default()).unwrap();
     let latest = qus_registry::Reference::parse(&format!("{repo}:register")).unwrap();
-    assert!(block_on(client.manifest_head(&latest)).unwrap().is_none(), "a list was written");
+    assert!(
+        block_on(client.manifest_head(&latest)).unwrap().is_none(),
+        "a list was written"
+    );
     // With amd64 alone, the lists publish.
     let (ok, _, err) = run(qus(cfg.dir.path())
         .arg("--config")
         .arg(&cfg.path)
         .args(["publish", "--repo", &repo])
-        .args(["--hosts", "amd64", "--targets", "aarch64", "--sources", "d10.0"]));
+        .args([
+            "--hosts",
+            "amd64",
+            "--targets",
+            "aarch64",
+            "--sources",
+            "d10.0",
+        ]));
     assert!(ok, "{err}");
     assert_eq!(platforms(&skopeo_raw(&format!("{repo}:aarch64"))).len(), 1);
 }

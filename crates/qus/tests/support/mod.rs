@@ -60,7 +60,10 @@ pub fn pool_path(file: &Path) -> String {
     // apt writes the epoch as `1%3a`; pool names have no epoch.
     let plain = match name.split_once("%3a") {
         Some((pkg_epoch, rest)) => {
-            let pkg = pkg_epoch.rsplit_once('_').map(|(p, _)| p).unwrap_or(pkg_epoch);
+            let pkg = pkg_epoch
+                .rsplit_once('_')
+                .map(|(p, _)| p)
+                .unwrap_or(pkg_epoch);
             format!("{pkg}_{rest}")
         }
         None => name,
@@ -301,7 +304,12 @@ pub fn file_from_image(reference: &str, path: &str) -> Option<Vec<u8>> {
         let mut inner = tar::Archive::new(&layer[..]);
         for f in inner.entries().unwrap() {
             let mut f = f.unwrap();
-            let p = f.path().unwrap().to_string_lossy().trim_start_matches("./").to_string();
+            let p = f
+                .path()
+                .unwrap()
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_string();
             if p == path {
                 let mut v = Vec::new();
                 std::io::Read::read_to_end(&mut f, &mut v).unwrap();
