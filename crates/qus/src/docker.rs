@@ -325,6 +325,7 @@ impl Daemon {
         });
         let mut stream = self.docker.push_image(repo, Some(opts), creds);
         let mut stats = PushStats::default();
+        let spinner = progress.spinner(&format!("pushing {reference}"));
         let mut current: HashMap<String, u64> = HashMap::new();
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| DockerError::Push {
@@ -346,6 +347,10 @@ impl Daemon {
                 }
                 _ => progress.detail(&status),
             }
+            spinner.message(&format!(
+                "pushing {reference}: {} layers pushed, {} already there",
+                stats.pushed, stats.existing
+            ));
         }
         stats.bytes = current.values().sum();
         Ok(stats)

@@ -146,6 +146,7 @@ pub async fn build_all(
     let total = todo.len();
     for (n, img) in todo.into_iter().enumerate() {
         progress.step(format!("[{}/{total}] building {}", n + 1, img.reference));
+        let _spinner = progress.spinner(&format!("building {}", img.reference));
         let files = layer_files(img, &inputs)?;
         let from = match &img.base {
             Some(tag) => plan
@@ -272,9 +273,9 @@ pub async fn prepare(
     for p in packages {
         let pkg = qus_source::PackageRef::new(&p.file, &p.sha256, p.size)
             .with_context(|| format!("{} for {}", p.package, p.host))?;
-        let pr = progress.clone();
+        let bar = progress.bytes(pkg.file_name(), p.size);
         let v = fetcher
-            .fetch(&pkg, &origin, &move |x| pr.detail(x.to_string()))
+            .fetch(&pkg, &origin, &|x| bar.set(x.done))
             .await
             .with_context(|| format!("{} {} for {}", p.package, p.version, p.host))?;
         progress.step(format!(

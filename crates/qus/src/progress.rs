@@ -1,52 +1,151 @@
 //! Progress for long work, on stderr so that stdout stays clean for `--json`.
 //!
-//! Plain lines, one per event: they read well in CI logs and in a terminal alike.
+//! On a terminal, bars (indicatif) for downloads and pushes and a spinner for builds; in CI
+//! logs and pipes, plain lines, one per event, that read well after the fact. `--quiet`
+//! keeps only warnings.
 
-use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::{IsTerminal, Write};
 use std::sync::Arc;
+use std::time::Duration;
 
-/// Where progress goes.
-#[derive(Debug, Clone, Default)]
+/// Where progress goes. Cheap to clone; clones share the terminal.
+#[derive(Debug, Clone)]
 pub struct Progress {
-    quiet: Arc<AtomicBool>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    quiet: bool,
     verbose: bool,
+    tty: bool,
+    bars: indicatif::MultiProgress,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress::new(false, false)
+    }
 }
 
 impl Progress {
     /// `quiet` drops everything but warnings; `verbose` adds the builder's own output.
+    /// Bars are drawn only when stderr is a terminal.
     pub fn new(quiet: bool, verbose: bool) -> Progress {
+        let tty = !quiet && std::io::stderr().is_terminal();
+        let bars = indicatif::MultiProgress::with_draw_target(if tty {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
         Progress {
-            quiet: Arc::new(AtomicBool::new(quiet)),
-            verbose,
+            inner: Arc::new(Inner {
+                quiet,
+                verbose,
+                tty,
+                bars,
+            }),
         }
     }
 
     /// A progress line: `qus: <msg>`.
     pub fn step(&self, msg: impl AsRef<str>) {
-        if !self.quiet.load(Ordering::Relaxed) {
-            line(msg.as_ref());
+        if !self.inner.quiet {
+            self.line(&format!("qus: {}", msg.as_ref()));
         }
     }
 
     /// Detail only shown with `--verbose` (the builder's stream, per-layer push status).
     pub fn detail(&self, msg: impl AsRef<str>) {
-        if self.verbose && !self.quiet.load(Ordering::Relaxed) {
+        if self.inner.verbose && !self.inner.quiet {
             let m = msg.as_ref().trim_end();
             if !m.is_empty() {
-                line(&format!("  {m}"));
+                self.line(&format!("qus:   {m}"));
             }
         }
     }
 
     /// Something the user should know even with `--quiet`.
     pub fn warn(&self, msg: impl AsRef<str>) {
-        line(&format!("warning: {}", msg.as_ref()));
+        self.line(&format!("qus: warning: {}", msg.as_ref()));
+    }
+
+    /// A bar for `total` bytes (a download, a push); hidden unless stderr is a terminal.
+    pub fn bytes(&self, label: &str, total: Option<u64>) -> Bar {
+        if !self.inner.tty {
+            return Bar(None);
+        }
+        let pb = match total {
+            Some(t) => ProgressBar::new(t).with_style(
+                ProgressStyle::with_template(
+                    "{msg:40!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            ),
+            None => ProgressBar::new_spinner(),
+        };
+        pb.set_message(label.to_string());
+        Bar(Some(self.inner.bars.add(pb)))
+    }
+
+    /// A spinner for work without a size (a build); hidden unless stderr is a terminal.
+    pub fn spinner(&self, label: &str) -> Bar {
+        if !self.inner.tty {
+            return Bar(None);
+        }
+        let pb = ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        pb.set_message(label.to_string());
+        pb.enable_steady_tick(Duration::from_millis(120));
+        Bar(Some(self.inner.bars.add(pb)))
+    }
+
+    fn line(&self, text: &str) {
+        if self.inner.tty {
+            // Printed above the bars, which are redrawn below.
+            self.inner.bars.println(text).ok();
+        } else {
+            // A closed stderr is no reason to fail a build.
+            let _ = writeln!(std::io::stderr().lock(), "{text}");
+        }
     }
 }
 
-fn line(msg: &str) {
-    let mut e = std::io::stderr().lock();
-    // A closed stderr is no reason to fail a build.
-    let _ = writeln!(e, "qus: {msg}");
+/// A bar or spinner; does nothing when progress is not drawn.
+#[derive(Debug)]
+pub struct Bar(Option<ProgressBar>);
+
+impl Bar {
+    /// Sets the position (bytes done).
+    pub fn set(&self, done: u64) {
+        if let Some(b) = &self.0 {
+            b.set_position(done);
+        }
+    }
+
+    /// Sets the length once it is known.
+    pub fn set_total(&self, total: u64) {
+        if let Some(b) = &self.0 {
+            b.set_length(total);
+        }
+    }
+
+    /// Updates the label.
+    pub fn message(&self, msg: &str) {
+        if let Some(b) = &self.0 {
+            b.set_message(msg.to_string());
+        }
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
 }

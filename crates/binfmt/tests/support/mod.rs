@@ -242,6 +242,10 @@ pub fn make_root_with_busybox(layout: Layout, busybox: &Path) -> Root {
     for t in wanted {
         link_or_copy(&b.emulators[t], &usr_bin.join(format!("qemu-{t}-static")));
     }
+    // The Rust side runs from inside the root too: the unprivileged cases run as nobody,
+    // who cannot reach a target dir under /root.
+    fs::copy(HELPER, root.join(HELPER_NAME)).unwrap();
+    fs::set_permissions(root.join(HELPER_NAME), fs::Permissions::from_mode(0o755)).unwrap();
     Root { dir }
 }
 
@@ -274,6 +278,9 @@ pub struct Outcome {
     pub dump: String,
 }
 
+const HELPER: &str = env!("CARGO_BIN_EXE_qus-binfmt-test-helper");
+const HELPER_NAME: &str = "qus-binfmt-test-helper";
+
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
@@ -285,7 +292,7 @@ fn command_line(imp: Impl, root: &Path, args: &[String]) -> String {
             "sh".to_string(),
             quote(root.join("qus/register").to_str().unwrap()),
         ],
-        Impl::Rust => vec![quote(env!("CARGO_BIN_EXE_qus-binfmt-test-helper"))],
+        Impl::Rust => vec![quote(root.join(HELPER_NAME).to_str().unwrap())],
     };
     words.extend(args.iter().map(|a| quote(a)));
     words.join(" ")
