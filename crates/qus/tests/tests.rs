@@ -7,6 +7,5 @@ mod support;
 mod bad_inputs;
 mod build;
 mod faults;
-mod maint;
 mod register;
 mod release;
