@@ -35,11 +35,56 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// The file is an rpm; only .deb is implemented so far.
-    #[error("{}: rpm packages are not supported yet; use the Debian .deb of the same QEMU", path.display())]
+    /// The package is of a kind qus does not read (a source or delta rpm, an rpm payload
+    /// layout newer than qus, ...).
+    #[error("{}: {what} is not supported; qus reads binary .deb packages and binary rpms (v4 and v6 formats) with cpio payloads", path.display())]
     UnsupportedFormat {
         /// The package file.
         path: PathBuf,
+        /// What the package is or uses.
+        what: String,
+    },
+
+    /// An rpm's lead, headers or cpio payload are structurally wrong.
+    #[error("{}: not a valid rpm package: {part}: {detail}", path.display())]
+    BadRpm {
+        /// The package file.
+        path: PathBuf,
+        /// Where: `lead`, `signature header`, `header` or `payload`.
+        part: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+
+    /// An rpm's header or payload does not have the digest the package records for it.
+    #[error("{}: the rpm {what} does not match the sha256 digest recorded in the package (expected {expected}, got {actual}); the package is corrupt or was modified, download it again", path.display())]
+    RpmDigestMismatch {
+        /// The package file.
+        path: PathBuf,
+        /// `header` or `payload`.
+        what: &'static str,
+        /// The recorded digest (hex).
+        expected: String,
+        /// The digest of what is there (hex).
+        actual: String,
+    },
+
+    /// An rpm's payload is compressed with something qus cannot decompress.
+    #[error("{}: the rpm payload is compressed with {compressor:?}, which qus cannot read (it reads zstd, xz, lzma and gzip payloads)", path.display())]
+    UnknownPayloadCompressor {
+        /// The package file.
+        path: PathBuf,
+        /// The rpm header's PAYLOADCOMPRESSOR.
+        compressor: String,
+    },
+
+    /// An rpm's cpio payload ends without its `TRAILER!!!` entry.
+    #[error("{}: the rpm's cpio payload has no TRAILER!!! entry ({detail}); the package is truncated or corrupt, download it again", path.display())]
+    CpioTrailerMissing {
+        /// The package file.
+        path: PathBuf,
+        /// Where the archive ended.
+        detail: String,
     },
 
     /// The archive ends before a member (or a member header) does.
@@ -47,7 +92,8 @@ pub enum Error {
     Truncated {
         /// The package file.
         path: PathBuf,
-        /// The member that is cut short (`debian-binary`, `control.tar.xz`, ...).
+        /// The member that is cut short (`debian-binary`, `control.tar.xz`, ..., or for an
+        /// rpm `rpm lead`, `rpm signature header`, `rpm header`, `rpm payload`).
         member: String,
         /// What was expected and what was there.
         detail: String,

@@ -350,7 +350,7 @@ fn check_arch(pkg: &dyn PackageFormat, expected: &str, exact: bool) -> Result<()
     Err(Error::ArchMismatch {
         path: pkg.path().to_path_buf(),
         package: info.name.clone(),
-        found: found.to_string(),
+        found: pkg.arch_label(),
         expected: expected.to_string(),
     })
 }

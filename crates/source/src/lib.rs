@@ -1,5 +1,5 @@
-//! The "source" stage of qus: get the Debian packages a build needs, prove they are the
-//! pinned ones, and take the emulators (and busybox) out of them, all in-process.
+//! The "source" stage of qus: get the Debian packages (or Fedora rpms) a build needs, prove
+//! they are the pinned ones, and take the emulators (and busybox) out of them, all in-process.
 //!
 //! The data flow is one-directional, and so is this crate:
 //!
@@ -11,8 +11,9 @@
 //! 3. [`debian_index`] reads a mirror's `Release` and `Packages` files, so that `qus lock`
 //!    and `qus check` can find (and pin) the newest version of a package.
 //!
-//! Package formats sit behind the small [`package::PackageFormat`] trait; [`deb`] is the only
-//! implementation today, an rpm reader can be added beside it.
+//! Package formats sit behind the small [`package::PackageFormat`] trait: [`deb`] and [`rpm`]
+//! (Fedora's `qemu-user-static-<group>` packages). [`extract_emulators`] and
+//! [`Cache::extract_emulators`] take either, told apart by the file's first bytes.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), qus_source::Error> {
@@ -51,6 +52,7 @@ mod http;
 mod limits;
 mod lock;
 pub mod package;
+pub mod rpm;
 mod tree;
 
 pub use cache::{Cache, Extraction, LockWait};

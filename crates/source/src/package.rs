@@ -1,6 +1,6 @@
 //! The seam between package formats and everything that reads packages.
 //!
-//! A format ([`crate::deb`] today, rpm later) only has to do two things: say what the package
+//! A format ([`crate::deb`], [`crate::rpm`]) only has to do two things: say what the package
 //! is ([`PackageInfo`]) and stream its payload entries in order ([`PackageFormat::entries`]).
 //! The safety rules (paths, links, duplicates; see `tree`) are applied once, here, in
 //! `walk`, so a new format cannot forget them.
@@ -12,18 +12,21 @@ use std::path::Path;
 use crate::deb::Deb;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
+use crate::rpm::{self, Rpm};
 use crate::tree::{RawNode, Tree, TreeError};
 
-/// What a package says about itself (a .deb's control file).
+/// What a package says about itself (a .deb's control file, an rpm's header).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PackageInfo {
-    /// `Package:`, e.g. `qemu-user`.
+    /// `Package:`, e.g. `qemu-user` (an rpm's `NAME`).
     pub name: String,
-    /// `Version:`, e.g. `1:10.0.13+ds-0+deb13u1`.
+    /// `Version:`, e.g. `1:10.0.13+ds-0+deb13u1` (an rpm's `[EPOCH:]VERSION-RELEASE`).
     pub version: String,
-    /// `Architecture:` (Debian name), e.g. `arm64`, or `all`.
+    /// `Architecture:` (Debian name), e.g. `arm64`, or `all` (an rpm's `ARCH` mapped to the
+    /// Debian arch it runs on, see [`crate::rpm::ARCHES`]; the rpm name if unmapped).
     pub architecture: String,
-    /// `Source:` as written, e.g. `qemu` or `qemu (1:7.2+dfsg-7+deb12u18)` for binNMUs.
+    /// `Source:` as written, e.g. `qemu` or `qemu (1:7.2+dfsg-7+deb12u18)` for binNMUs (for
+    /// an rpm, `name (version)` of its source rpm).
     pub source: Option<String>,
 }
 
@@ -110,6 +113,10 @@ pub trait PackageFormat {
     fn path(&self) -> &Path;
     /// The package's own description of itself.
     fn info(&self) -> &PackageInfo;
+    /// The package's arch as error messages show it (an rpm adds its own arch name).
+    fn arch_label(&self) -> String {
+        self.info().architecture.clone()
+    }
     /// Streams the payload entries in archive order to `visit`, until the end or
     /// [`Flow::Stop`]. Can be called once.
     fn entries(&mut self, limits: &Limits, visit: &mut Visitor<'_>) -> Result<()>;
@@ -130,10 +137,14 @@ pub fn open(path: &Path, limits: &Limits) -> Result<Box<dyn PackageFormat>> {
             Ok(n)
         })
         .map_err(|e| Error::io("cannot read", path, e))?;
-    if n >= 4 && magic[..4] == [0xed, 0xab, 0xee, 0xdb] {
-        return Err(Error::UnsupportedFormat {
-            path: path.to_path_buf(),
-        });
+    // An rpm by its magic, or a file named .rpm that is not an ar archive (so a broken lead
+    // is reported as such, not as "not a Debian package").
+    let named_rpm = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("rpm"));
+    let is_ar = n == magic.len() && magic == *b"!<arch>\n";
+    if rpm::is_rpm_magic(&magic[..n]) || (named_rpm && !is_ar) {
+        return Ok(Box::new(Rpm::open(path, limits)?));
     }
     Ok(Box::new(Deb::open(path, limits)?))
 }

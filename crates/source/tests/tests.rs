@@ -1,7 +1,8 @@
 //! Integration tests of qus-source, one binary with a module per topic.
 //!
 //! Real Debian packages are read from `$QUS_TEST_DEBS` (default `~/.cache/qus/debs`), which
-//! `.ci/run` fills with `apt-get download`; hostile packages are built in the tests.
+//! `.ci/run` fills with `apt-get download`; hostile packages are built in the tests, and rpms
+//! with Debian's `rpmbuild` (package `rpm`).
 
 mod support;
 
@@ -10,3 +11,4 @@ mod fetch;
 mod hostile;
 mod index;
 mod real;
+mod rpm;

@@ -2,8 +2,9 @@
 //! `qus check` (is a pin out of date?).
 //!
 //! Pure parsing and comparison live in [`release`], [`packages`] and [`version`]; this
-//! module adds the one network operation: fetch `dists/<suite>/Release`, then the
-//! `Packages` index of one component and arch, verified against the Release sums.
+//! module adds the network operations: fetch `dists/<suite>/Release` (or `InRelease`) once
+//! per suite ([`fetch_release`]), then the `Packages` index of one component and arch,
+//! verified against the Release sums ([`fetch_index`]); [`fetch_packages`] does both.
 
 pub mod packages;
 pub mod release;
@@ -56,54 +57,93 @@ pub async fn fetch_packages(
     component: &str,
     arch: &str,
 ) -> Result<PackagesIndex> {
-    for part in [suite, component, arch] {
-        if part.is_empty()
-            || part.starts_with('/')
-            || part.contains(['?', '#'])
-            || part.split('/').any(|c| c == ".." || c == ".")
-        {
-            return Err(Error::BadUrl {
-                value: part.to_string(),
-                reason: "not a plain suite, component or architecture name".into(),
-            });
+    let release = fetch_release(http, mirror, suite).await?;
+    fetch_index(http, mirror, &release, suite, component, arch).await
+}
+
+/// Fetches `dists/<suite>/Release`, or the `InRelease` beside it when a mirror only has that.
+///
+/// One Release serves every arch of a suite: callers that read several indexes of one suite
+/// fetch it once and pass it to [`fetch_index`].
+pub async fn fetch_release(http: &Http, mirror: &Url, suite: &str) -> Result<Release> {
+    check_part(suite)?;
+    let mut last = None;
+    for name in ["Release", "InRelease"] {
+        let url = join(mirror, &format!("dists/{suite}/{name}"))?;
+        match http.get_bytes(&url, MAX_RELEASE).await {
+            Ok(bytes) => {
+                let text = String::from_utf8(bytes).map_err(|_| Error::BadIndex {
+                    what: url.to_string(),
+                    detail: "not UTF-8 text".into(),
+                })?;
+                return Release::parse(&text, url.as_str());
+            }
+            Err(e @ Error::HttpStatus { status: 404, .. }) => last = Some(e),
+            Err(e) => return Err(e),
         }
     }
-    let join = |p: &str| {
-        let mut base = mirror.clone();
-        if !base.path().ends_with('/') {
-            let with_slash = format!("{}/", base.path());
-            base.set_path(&with_slash);
-        }
-        base.join(p).map_err(|e| Error::BadUrl {
-            value: format!("{mirror}{p}"),
-            reason: e.to_string(),
-        })
-    };
-    let release_url = join(&format!("dists/{suite}/Release"))?;
-    let release_bytes = http.get_bytes(&release_url, MAX_RELEASE).await?;
-    let release_text = String::from_utf8(release_bytes).map_err(|_| Error::BadIndex {
-        what: release_url.to_string(),
-        detail: "not UTF-8 text".into(),
-    })?;
-    let release = Release::parse(&release_text, release_url.as_str())?;
+    // Both answered 404: report the plain Release file, the one every mirror has.
+    Err(last.unwrap_or_else(|| Error::BadIndex {
+        what: format!("dists/{suite}/Release"),
+        detail: "not found".into(),
+    }))
+}
 
-    let dir = format!("{component}/binary-{arch}");
-    let name = ["Packages.xz", "Packages.gz", "Packages"]
-        .iter()
-        .map(|n| format!("{dir}/{n}"))
-        .find(|p| release.file(p).is_some())
+/// Fetches the `Packages` index of `component`/`arch` that `release` lists, verifies it
+/// against the Release sum and parses it.
+pub async fn fetch_index(
+    http: &Http,
+    mirror: &Url,
+    release: &Release,
+    suite: &str,
+    component: &str,
+    arch: &str,
+) -> Result<PackagesIndex> {
+    for part in [suite, component, arch] {
+        check_part(part)?;
+    }
+    let name = release
+        .packages_path(component, arch)
         .ok_or_else(|| Error::NotInRelease {
-            release: release_url.to_string(),
-            path: format!("{dir}/Packages.xz"),
+            release: release.origin.clone(),
+            path: format!("{component}/binary-{arch}/Packages.xz"),
         })?;
-    let url = join(&format!("dists/{suite}/{name}"))?;
+    let url = join(mirror, &format!("dists/{suite}/{name}"))?;
     let bytes = http.get_bytes(&url, MAX_PACKAGES_PACKED).await?;
     release.verify(&name, &bytes, url.as_str())?;
     let text = decompress_index(&name, &bytes, MAX_PACKAGES)?;
     let entries = parse_packages(&text, url.as_str())?;
     Ok(PackagesIndex {
         url: url.to_string(),
-        release,
+        release: release.clone(),
         entries,
+    })
+}
+
+/// A suite, component or arch must be a plain name (it becomes part of a URL path).
+fn check_part(part: &str) -> Result<()> {
+    if part.is_empty()
+        || part.starts_with('/')
+        || part.contains(['?', '#'])
+        || part.split('/').any(|c| c == ".." || c == ".")
+    {
+        return Err(Error::BadUrl {
+            value: part.to_string(),
+            reason: "not a plain suite, component or architecture name".into(),
+        });
+    }
+    Ok(())
+}
+
+/// `mirror` + `path`, keeping the mirror's own path (`http://h/debian` + `dists/…`).
+fn join(mirror: &Url, path: &str) -> Result<Url> {
+    let mut base = mirror.clone();
+    if !base.path().ends_with('/') {
+        let with_slash = format!("{}/", base.path());
+        base.set_path(&with_slash);
+    }
+    base.join(path).map_err(|e| Error::BadUrl {
+        value: format!("{mirror}{path}"),
+        reason: e.to_string(),
     })
 }

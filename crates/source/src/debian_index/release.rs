@@ -88,6 +88,16 @@ impl Release {
         self.files.iter().find(|f| f.path == path)
     }
 
+    /// The `Packages` index of `component`/`arch` this Release lists, preferring the
+    /// compressed forms (`main/binary-arm64/Packages.xz`); `None` when the suite has no such
+    /// arch (bookworm has no riscv64).
+    pub fn packages_path(&self, component: &str, arch: &str) -> Option<String> {
+        ["Packages.xz", "Packages.gz", "Packages"]
+            .iter()
+            .map(|n| format!("{component}/binary-{arch}/{n}"))
+            .find(|p| self.file(p).is_some())
+    }
+
     /// Checks `bytes` (as downloaded, still compressed) against the entry for `path`.
     pub fn verify(&self, path: &str, bytes: &[u8], origin: &str) -> Result<()> {
         let entry = self.file(path).ok_or_else(|| Error::NotInRelease {
@@ -156,6 +166,11 @@ mod tests {
         let r = Release::parse(&plain, "Release").unwrap();
         assert_eq!(r.codename.as_deref(), Some("trixie"));
         assert_eq!(r.files.len(), 2);
+        assert_eq!(
+            r.packages_path("main", "arm64").as_deref(),
+            Some("main/binary-arm64/Packages.xz")
+        );
+        assert_eq!(r.packages_path("main", "riscv64"), None);
         r.verify("main/binary-arm64/Packages", b"", "x").unwrap();
         let signed = format!(
             "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\n{plain}-----BEGIN PGP SIGNATURE-----\nabc\n-----END PGP SIGNATURE-----\n"
