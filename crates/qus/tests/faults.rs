@@ -3,7 +3,14 @@
 use crate::support::*;
 use std::process::Command;
 
-const NARROW: &[&str] = &["--hosts", "amd64", "--targets", "aarch64", "--sources", "d10.0"];
+const NARROW: &[&str] = &[
+    "--hosts",
+    "amd64",
+    "--targets",
+    "aarch64",
+    "--sources",
+    "d10.0",
+];
 
 #[test]
 fn two_builds_at_once_share_one_cache() {
@@ -28,13 +35,21 @@ fn two_builds_at_once_share_one_cache() {
         .collect();
     for (c, r) in children.into_iter().zip(&repos) {
         let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(r.images().len(), 4, "{}", r.name);
     }
     // One copy of the package and one extraction in the shared cache.
     let debs: Vec<_> = walk(cache.path())
         .into_iter()
-        .filter(|p| std::fs::read(p).map(|b| b.starts_with(b"!<arch>\n")).unwrap_or(false))
+        .filter(|p| {
+            std::fs::read(p)
+                .map(|b| b.starts_with(b"!<arch>\n"))
+                .unwrap_or(false)
+        })
         .collect();
     assert_eq!(debs.len(), 2, "qemu-user and busybox once each: {debs:?}");
 }
@@ -61,7 +76,10 @@ fn full_disk_in_the_cache_is_a_clean_error_and_the_cache_stays_usable() {
         .arg(&cfg.debs)
         .env("QUS_CACHE", cache.path()));
     assert!(!ok, "the build fit in 30 MB?");
-    assert!(err.to_lowercase().contains("disk is full") || err.contains("No space left"), "{err}");
+    assert!(
+        err.to_lowercase().contains("disk is full") || err.contains("No space left"),
+        "{err}"
+    );
     assert!(repo.images().is_empty());
     // Outside the namespace the same cache folder is fine: the build completes.
     let (ok, _, err) = run(qus(cache.path())

@@ -7,5 +7,6 @@ mod support;
 mod bad_inputs;
 mod build;
 mod faults;
+mod maint;
 mod register;
 mod release;

@@ -136,7 +136,7 @@ pub fn config_with(d10: Vec<Pin>, d7: Vec<Pin>) -> TestConfig {
     let debs = dir.path().join("debs");
     std::fs::create_dir_all(&debs).unwrap();
     let mut text = String::from(
-        "repo: qus-test\ndefault: d10.0\nhosts: [amd64, arm64v8, arm32v7]\nbusybox:\n  package: busybox-static\n  version: \"1\"\n  files:\n",
+        "repo: qus-test\ndefault: d10.0\nhosts: [amd64, arm64v8, arm32v7]\nbusybox:\n  package: busybox-static\n  suite: trixie\n  version: \"1\"\n  files:\n",
     );
     let bb = [
         Pin::new("amd64", deb("busybox-static", "amd64")),

@@ -1,0 +1,244 @@
+//! The maintainers' loop: `qus lock`, `qus check`, `qus report`.
+//!
+//! After a QEMU release a maintainer runs `qus check` (or a scheduled CI job does: exit 1
+//! means a newer package is out), `qus lock` to pin the newest packages into the lock file,
+//! reviews the diff, and rebuilds. `qus report` shows which emulator each pinned package
+//! provides for which host. The commands are thin: what to look up comes from the config
+//! ([`wanted`]), the mirror lookups live in [`index`], and the decisions and tables are
+//! pure functions in [`lock`], [`check`] and [`report`].
+
+pub mod check;
+pub mod index;
+pub mod lock;
+pub mod report;
+
+use crate::arch::Host;
+use crate::cli::{CheckArgs, LockArgs, ReportArgs};
+use crate::config::{Config, PackageFile};
+use crate::lockfile::{self, LockFile, BUSYBOX};
+use crate::plan::Plan;
+use crate::progress::Progress;
+use anyhow::{anyhow, Context as _};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// One package to look up in a mirror: the newest `package` of `suite` for `host`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    /// `busybox` or a source name.
+    pub role: String,
+    /// The host (its Debian arch names the index).
+    pub host: Host,
+    /// Debian suite.
+    pub suite: String,
+    /// Debian package name.
+    pub package: String,
+}
+
+/// Pure: what `qus lock` looks up — busybox and every source, for every host of the
+/// config, in config order.
+pub fn wanted(config: &Config) -> Vec<Wanted> {
+    let mut out = Vec::new();
+    for &host in &config.hosts {
+        out.push(Wanted {
+            role: BUSYBOX.into(),
+            host,
+            suite: config.busybox.suite.clone(),
+            package: config.busybox.package.clone(),
+        });
+    }
+    for s in &config.sources {
+        for &host in &config.hosts {
+            out.push(Wanted {
+                role: s.name.clone(),
+                host,
+                suite: s.suite.clone(),
+                package: s.package.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Pure: every pin of the config (lock or inline) with what to look up for it, in config
+/// order — what `qus check` compares.
+pub fn pins(config: &Config) -> Vec<(Wanted, PackageFile)> {
+    let bb = &config.busybox;
+    let busybox = bb.files.iter().map(|(h, f)| {
+        (
+            Wanted {
+                role: BUSYBOX.into(),
+                host: *h,
+                suite: bb.suite.clone(),
+                package: bb.package.clone(),
+            },
+            f.clone(),
+        )
+    });
+    let sources = config.sources.iter().flat_map(|s| {
+        s.files.iter().map(move |(h, f)| {
+            (
+                Wanted {
+                    role: s.name.clone(),
+                    host: *h,
+                    suite: s.suite.clone(),
+                    package: s.package.clone(),
+                },
+                f.clone(),
+            )
+        })
+    });
+    busybox.chain(sources).collect()
+}
+
+/// The pin `config` has for (role, host), if any.
+pub fn current_pin<'a>(config: &'a Config, role: &str, host: Host) -> Option<&'a PackageFile> {
+    if role == BUSYBOX {
+        config.busybox.files.get(&host)
+    } else {
+        config.source(role).and_then(|s| s.files.get(&host))
+    }
+}
+
+/// The mirror to read indexes from: `--mirror`, QUS_MIRROR, then this machine's apt sources.
+fn mirror(flag: Option<&str>) -> anyhow::Result<String> {
+    let env = std::env::var("QUS_MIRROR").ok();
+    crate::mirror::resolve(flag, env.as_deref(), Path::new("/")).ok_or_else(|| {
+        anyhow!(
+            "no Debian mirror configured: pass --mirror URL or set QUS_MIRROR (the mirror root, \
+             the folder that holds dists/ and pool/)"
+        )
+    })
+}
+
+/// `qus lock`: pin the newest packages of the configured suites into the lock file.
+pub async fn lock_cmd(
+    config: Option<&Path>,
+    a: &LockArgs,
+    progress: &Progress,
+) -> anyhow::Result<ExitCode> {
+    let input = Config::load_for_lock(config)?;
+    if let Some(why) = &input.ignored_lock {
+        progress.warn(format!("ignoring the current lock, it is rewritten: {why}"));
+    }
+    let lock_path = &input.lock_path;
+    if config.is_none() && !Path::new(crate::config::DEFAULT_CONFIG_NAME).is_file() {
+        return Err(anyhow!(
+            "the built-in config's lock goes to {} in a qus checkout, and there is no {} \
+             here: run `qus lock` in the checkout, or pass --config FILE",
+            lock_path.display(),
+            crate::config::DEFAULT_CONFIG_NAME
+        ));
+    }
+    let wanted = wanted(&input.config);
+    let mirror = mirror(a.mirror.as_deref())?;
+    let found = index::lookup(&mirror, &wanted, progress).await?;
+    let new = lock::lock_file(&wanted, &found);
+    // The new lock must make the config whole before it replaces the old one.
+    Config::load_with_lock(config, &new, lock_path).with_context(|| {
+        format!(
+            "the packages {mirror} offers leave the config incomplete; nothing was written to {}",
+            lock_path.display()
+        )
+    })?;
+    // What is written must read back: a mirror's index is input like any other.
+    // The header names the config by file name only: the lock is committed, and an
+    // absolute path would be one maintainer's checkout.
+    let config_name = match config {
+        Some(p) => p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| input.config.origin.clone()),
+        None => crate::config::DEFAULT_CONFIG_NAME.to_string(),
+    };
+    let rendered = new.render(&config_name);
+    LockFile::parse(&rendered, &lock_path.display().to_string())
+        .context("the mirror's index gave a value qus cannot pin")?;
+    let changes = lock::changes(&input.config, &new);
+    for u in &new.unavailable {
+        progress.step(format!(
+            "note: {} has no {} for {} ({}): {} {} is skipped",
+            u.suite,
+            u.package,
+            u.host,
+            u.host.debian(),
+            u.role,
+            u.host
+        ));
+    }
+    let old_text = std::fs::read_to_string(lock_path).ok();
+    let written = old_text.as_deref() != Some(rendered.as_str());
+    if written {
+        new.write(lock_path, &config_name)?;
+        progress.step(format!(
+            "wrote {} ({} pins, {} changed)",
+            lock_path.display(),
+            new.packages.len(),
+            changes
+                .iter()
+                .filter(|c| c.status != lock::Status::Unchanged)
+                .count()
+        ));
+    } else {
+        progress.step(format!("{} is up to date", lock_path.display()));
+    }
+    if a.json {
+        let doc = lock::json(&lock_path.display().to_string(), written, &changes, &new);
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", lock::table(&changes));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `qus check`: exit 0 when every pin is the newest the mirror offers, 1 when one is not.
+pub async fn check_cmd(
+    config: Option<&Path>,
+    a: &CheckArgs,
+    progress: &Progress,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config)?;
+    let pins = pins(&config);
+    let wanted: Vec<Wanted> = pins.iter().map(|(w, _)| w.clone()).collect();
+    let mirror = mirror(a.mirror.as_deref())?;
+    let found = index::lookup(&mirror, &wanted, progress).await?;
+    let rows = check::compare(&pins, &found)?;
+    let outdated = rows.iter().filter(|r| r.status.needs_lock()).count();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&check::json(&rows))?);
+    } else {
+        print!("{}", check::table(&rows));
+    }
+    if outdated == 0 {
+        progress.step(format!(
+            "all {} pins are the newest {mirror} offers",
+            rows.len()
+        ));
+        Ok(ExitCode::SUCCESS)
+    } else {
+        progress.step(format!(
+            "{outdated} of {} pins are out of date: run `qus lock`{}",
+            rows.len(),
+            config
+                .lock
+                .as_ref()
+                .map(|l| format!(" (updates {l})"))
+                .unwrap_or_else(|| format!(
+                    " (writes {})",
+                    lockfile::path_for(Some(Path::new(&config.origin))).display()
+                ))
+        ));
+        Ok(ExitCode::from(check::OUTDATED))
+    }
+}
+
+/// `qus report`: which emulator each planned package provides for which host.
+pub fn report_cmd(plan: &Plan, a: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let r = report::report(plan);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        print!("{}", report::markdown(&r));
+    }
+    Ok(ExitCode::SUCCESS)
+}

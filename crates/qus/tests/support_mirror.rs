@@ -1,0 +1,330 @@
+//! A Debian mirror on 127.0.0.1 for `qus lock`/`qus check`/`qus build --mirror` tests:
+//! `pool/` holds the real downloaded packages, `dists/<suite>/` holds `Packages`,
+//! `Packages.xz` and `Release` made by Debian's own `apt-ftparchive` (apt-utils) over them.
+//!
+//! The server is the approach of the source crate's test server, cut down to what these
+//! tests need (plain GETs, 404 for anything else, a hit counter): loopback only, one thread
+//! per connection, stopped on drop.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+/// Where the real packages are: `$QUS_TEST_DEBS`, else `~/.cache/qus/test-debs`, else
+/// `~/.cache/qus/debs`.
+pub fn test_debs() -> PathBuf {
+    if let Some(d) = std::env::var_os("QUS_TEST_DEBS") {
+        return PathBuf::from(d);
+    }
+    let cache = PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/qus");
+    let preferred = cache.join("test-debs");
+    if preferred.is_dir() {
+        preferred
+    } else {
+        cache.join("debs")
+    }
+}
+
+/// The real `<name>_<version>_<arch>.deb` (as `apt-get download` names it).
+pub fn real_deb(name: &str, arch: &str) -> PathBuf {
+    let dir = test_debs();
+    let prefix = format!("{name}_");
+    let suffix = format!("_{arch}.deb");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot list {} ({e}): run .ci/run or ci/fetch-test-debs, or set QUS_TEST_DEBS",
+                dir.display()
+            )
+        })
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with(&prefix) && n.ends_with(&suffix)
+        })
+        .collect();
+    found.sort();
+    found.pop().unwrap_or_else(|| {
+        panic!(
+            "no {name} for {arch} in {}: run ci/fetch-test-debs",
+            dir.display()
+        )
+    })
+}
+
+/// The pool file name: the `apt-get download` name without the epoch
+/// (`qemu-user_1%3a10.0.13+ds-0+deb13u1_amd64.deb` → `qemu-user_10.0.13+ds-0+deb13u1_amd64.deb`).
+pub fn pool_name(deb: &Path) -> String {
+    let name = deb.file_name().unwrap().to_string_lossy().to_string();
+    let (pkg, rest) = name.split_once('_').unwrap();
+    let rest = rest.split_once("%3a").map_or(rest, |(_, r)| r);
+    format!("{pkg}_{rest}")
+}
+
+/// The Debian version in an `apt-get download` name (`1:10.0.13+ds-0+deb13u1`).
+pub fn deb_version(deb: &Path) -> String {
+    let name = deb.file_name().unwrap().to_string_lossy().to_string();
+    let v = name.split('_').nth(1).unwrap();
+    v.replace("%3a", ":")
+}
+
+/// A mirror root on disk.
+pub struct Archive {
+    pub root: tempfile::TempDir,
+    /// Package names per suite (the index of a suite lists only these).
+    suites: Vec<(String, Vec<String>, Vec<String>)>,
+}
+
+impl Archive {
+    pub fn new() -> Archive {
+        Archive {
+            root: tempfile::tempdir().unwrap(),
+            suites: Vec::new(),
+        }
+    }
+
+    /// Puts `deb` into the pool (as a Debian mirror would name it) and returns its pool path.
+    pub fn add(&self, deb: &Path, source: &str) -> String {
+        let rel = format!("pool/main/{}/{source}/{}", &source[..1], pool_name(deb));
+        let dest = self.root.path().join(&rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        if std::fs::hard_link(deb, &dest).is_err() {
+            std::fs::copy(deb, &dest).unwrap();
+        }
+        rel
+    }
+
+    /// Declares a suite: which packages its indexes list, for which Debian arches.
+    pub fn suite(&mut self, suite: &str, packages: &[&str], arches: &[&str]) {
+        self.suites.push((
+            suite.into(),
+            packages.iter().map(|p| p.to_string()).collect(),
+            arches.iter().map(|a| a.to_string()).collect(),
+        ));
+    }
+
+    /// (Re)writes every suite's `Packages`, `Packages.xz` and `Release` with apt-ftparchive.
+    pub fn index(&self) {
+        for (suite, packages, arches) in &self.suites {
+            let dists = self.root.path().join("dists").join(suite);
+            for arch in arches {
+                let all = ftparchive(self.root.path(), &["--arch", arch, "packages", "pool"]);
+                // One pool serves every suite; each suite's index lists its own packages.
+                let text = String::from_utf8(all).unwrap();
+                let mine: Vec<&str> = text
+                    .split("\n\n")
+                    .filter(|s| {
+                        s.lines().any(|l| {
+                            l.strip_prefix("Package: ")
+                                .is_some_and(|p| packages.iter().any(|x| x == p))
+                        })
+                    })
+                    .collect();
+                let mut body = mine.join("\n\n");
+                body.push_str("\n\n");
+                self.write_packages(suite, arch, &body);
+            }
+            let release = ftparchive(
+                self.root.path(),
+                &[
+                    "-o",
+                    &format!("APT::FTPArchive::Release::Codename={suite}"),
+                    "-o",
+                    &format!("APT::FTPArchive::Release::Suite={suite}"),
+                    "release",
+                    &format!("dists/{suite}"),
+                ],
+            );
+            std::fs::write(dists.join("Release"), release).unwrap();
+        }
+    }
+
+    /// Writes `Packages` and `Packages.xz` of one suite and arch (the Release is not
+    /// touched: call [`Archive::release`] to re-sum).
+    pub fn write_packages(&self, suite: &str, arch: &str, text: &str) {
+        let dir = self
+            .root
+            .path()
+            .join(format!("dists/{suite}/main/binary-{arch}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("Packages"), text).unwrap();
+        let xz = Command::new("xz")
+            .args(["-9", "-c", "-k"])
+            .arg(dir.join("Packages"))
+            .output()
+            .expect("xz");
+        assert!(xz.status.success());
+        std::fs::write(dir.join("Packages.xz"), xz.stdout).unwrap();
+    }
+
+    /// The path of a file below the root.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+}
+
+/// Runs apt-ftparchive in `root` and returns its stdout.
+pub fn ftparchive(root: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("apt-ftparchive")
+        .args(args)
+        .current_dir(root)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run apt-ftparchive ({e}): apt-get install -y apt-utils (.ci/run installs it)")
+        });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Re-packs `deb` with another `Version:` using dpkg-deb (a real, newer package).
+pub fn repack_with_version(deb: &Path, version: &str, out_dir: &Path) -> PathBuf {
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    let st = Command::new("dpkg-deb")
+        .arg("-R")
+        .arg(deb)
+        .arg(&tree)
+        .status()
+        .unwrap();
+    assert!(st.success(), "dpkg-deb -R");
+    let control = tree.join("DEBIAN/control");
+    let text = std::fs::read_to_string(&control).unwrap();
+    let text: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("Version: ") {
+                format!("Version: {version}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&control, text).unwrap();
+    let name = deb.file_name().unwrap().to_string_lossy().to_string();
+    let mut parts: Vec<&str> = name.split('_').collect();
+    let v = version.replace(':', "%3a");
+    parts[1] = &v;
+    let out = out_dir.join(parts.join("_"));
+    let st = Command::new("dpkg-deb")
+        .args(["--root-owner-group", "-Zxz", "-b"])
+        .arg(&tree)
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "dpkg-deb -b");
+    out
+}
+
+struct State {
+    hits: HashMap<String, usize>,
+}
+
+/// A static file server for an [`Archive`] on 127.0.0.1.
+pub struct Server {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Server {
+    pub fn start(root: &Path) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State {
+            hits: HashMap::new(),
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, sp, rt) = (state.clone(), stop.clone(), root.to_path_buf());
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if sp.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (st, rt) = (st.clone(), rt.clone());
+                thread::spawn(move || {
+                    let _ = handle(conn, &rt, &st);
+                });
+            }
+        });
+        Server { addr, state, stop }
+    }
+
+    /// The mirror root URL: `http://127.0.0.1:<port>/debian`.
+    pub fn url(&self) -> String {
+        format!("http://{}/debian", self.addr)
+    }
+
+    /// GETs seen for a path below the mirror root.
+    pub fn hits(&self, rel: &str) -> usize {
+        *self.state.lock().unwrap().hits.get(rel).unwrap_or(&0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut request = String::new();
+    reader.read_line(&mut request)?;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
+            break;
+        }
+    }
+    let mut conn = conn;
+    let path = request.split_whitespace().nth(1).unwrap_or("/");
+    let rel = path.strip_prefix("/debian/").unwrap_or("").to_string();
+    *state.lock().unwrap().hits.entry(rel.clone()).or_default() += 1;
+    let body = if rel.is_empty() || rel.split('/').any(|c| c == ".." || c.is_empty()) {
+        None
+    } else {
+        std::fs::read(root.join(&rel)).ok()
+    };
+    match body {
+        None => {
+            let msg = b"not found";
+            write!(
+                conn,
+                "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                msg.len()
+            )?;
+            conn.write_all(msg)?;
+        }
+        Some(body) => {
+            write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+                body.len()
+            )?;
+            conn.write_all(&body)?;
+        }
+    }
+    conn.flush()?;
+    let _ = reader
+        .get_mut()
+        .set_read_timeout(Some(Duration::from_millis(10)));
+    let mut sink = [0u8; 64];
+    let _ = reader.read(&mut sink);
+    Ok(())
+}
