@@ -32,27 +32,9 @@ pub enum Host {
     Mips64le,
 }
 
-/// An OCI platform: what a registry's manifest list and an image config say.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Platform {
-    /// Always `linux` for qus.
-    pub os: String,
-    /// GOARCH spelling: `amd64`, `arm64`, `arm`, `386` …
-    pub architecture: String,
-    /// `v8` for arm64, `v7`/`v6` for arm, absent otherwise.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub variant: Option<String>,
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
+/// An OCI platform (`linux/arm/v7`): what a manifest list entry and an image config say.
+/// One type for the whole workspace, the registry crate's.
+pub use qus_registry::Platform;
 
 struct Row {
     host: Host,
@@ -192,11 +174,7 @@ impl Host {
     /// The OCI platform the image config and manifest list entry carry.
     pub fn platform(self) -> Platform {
         let r = self.row();
-        Platform {
-            os: "linux".into(),
-            architecture: r.architecture.into(),
-            variant: r.variant.map(Into::into),
-        }
+        Platform::new("linux", r.architecture, r.variant)
     }
 
     /// `qus` names joined for error messages.

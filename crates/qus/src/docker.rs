@@ -139,11 +139,11 @@ impl Daemon {
         match self.docker.inspect_image(reference).await {
             Ok(i) => Ok(Some(ImageInfo {
                 id: i.id.unwrap_or_default(),
-                platform: Platform {
-                    os: i.os.unwrap_or_default(),
-                    architecture: i.architecture.unwrap_or_default(),
-                    variant: i.variant.filter(|v| !v.is_empty()),
-                },
+                platform: Platform::new(
+                    i.os.as_deref().unwrap_or_default(),
+                    i.architecture.as_deref().unwrap_or_default(),
+                    i.variant.as_deref(),
+                ),
                 layers: i.root_fs.and_then(|r| r.layers).unwrap_or_default(),
                 labels: i.config.and_then(|c| c.labels).unwrap_or_default(),
                 repo_digests: i.repo_digests.unwrap_or_default(),

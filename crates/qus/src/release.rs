@@ -15,7 +15,7 @@ use crate::progress::Progress;
 use anyhow::{anyhow, Context as _};
 use qus_registry::{
     resolve_auth, Auth, Client, ClientConfig, Digest, ImageManifest, IndexEntry, ListKind, Outcome,
-    Platform, ProtocolPolicy, Reference,
+    ProtocolPolicy, Reference,
 };
 use serde::Serialize;
 use std::io::Read;
@@ -238,11 +238,7 @@ async fn publish_lists(
                     )
                 })?;
             let digest = Digest::parse(digest).map_err(|x| anyhow!("{x}"))?;
-            let p = &e.platform;
-            entries.push(IndexEntry::new(
-                digest,
-                Platform::new(&p.os, &p.architecture, p.variant.as_deref()),
-            ));
+            entries.push(IndexEntry::new(digest, e.platform.clone()));
         }
         let outcome = client
             .publish_index(&target, &entries, ListKind::default())

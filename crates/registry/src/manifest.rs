@@ -50,26 +50,6 @@ impl Platform {
         Some(Platform::new(os, arch, variant))
     }
 
-    /// The platform of a qus host architecture name (`arm32v7` → `linux/arm/v7`), as
-    /// dbhi/qus and the Docker official-images program name them.
-    pub fn for_qus_arch(name: &str) -> Option<Platform> {
-        let (arch, variant) = match name {
-            "amd64" => ("amd64", None),
-            "arm64v8" => ("arm64", Some("v8")),
-            "arm32v7" => ("arm", Some("v7")),
-            "arm32v6" => ("arm", Some("v6")),
-            "arm32v5" => ("arm", Some("v5")),
-            "i386" => ("386", None),
-            "ppc64le" => ("ppc64le", None),
-            "s390x" => ("s390x", None),
-            "riscv64" => ("riscv64", None),
-            "mips64le" => ("mips64le", None),
-            "loong64" => ("loong64", None),
-            _ => return None,
-        };
-        Some(Platform::new("linux", arch, variant))
-    }
-
     /// The canonical form used to compare platforms: aliases folded (`aarch64` →
     /// `arm64`, `x86_64` → `amd64` …) and default variants made explicit or dropped
     /// the way containerd does (`arm` means `arm/v7`, `arm64/v8` means `arm64`).
@@ -252,27 +232,6 @@ mod tests {
 
     fn desc(n: u8) -> Descriptor {
         Descriptor::of(media::DOCKER_MANIFEST, &[n])
-    }
-
-    #[test]
-    fn qus_arch_mapping() {
-        let table = [
-            ("amd64", "linux/amd64"),
-            ("arm64v8", "linux/arm64/v8"),
-            ("arm32v7", "linux/arm/v7"),
-            ("arm32v6", "linux/arm/v6"),
-            ("arm32v5", "linux/arm/v5"),
-            ("i386", "linux/386"),
-            ("ppc64le", "linux/ppc64le"),
-            ("s390x", "linux/s390x"),
-            ("riscv64", "linux/riscv64"),
-            ("mips64le", "linux/mips64le"),
-        ];
-        for (qus, oci) in table {
-            assert_eq!(Platform::for_qus_arch(qus).unwrap().to_string(), oci);
-            assert_eq!(Platform::parse(oci), Platform::for_qus_arch(qus));
-        }
-        assert_eq!(Platform::for_qus_arch("aarch64"), None);
     }
 
     #[test]

@@ -25,10 +25,14 @@ pub fn client_with(config: ClientConfig) -> Client {
 
 /// The three platforms of the brief, as (qus tag prefix, platform).
 pub fn platforms() -> Vec<(&'static str, Platform)> {
-    ["amd64", "arm64v8", "arm32v7"]
-        .into_iter()
-        .map(|h| (h, Platform::for_qus_arch(h).unwrap()))
-        .collect()
+    [
+        ("amd64", "linux/amd64"),
+        ("arm64v8", "linux/arm64/v8"),
+        ("arm32v7", "linux/arm/v7"),
+    ]
+    .into_iter()
+    .map(|(h, p)| (h, Platform::parse(p).unwrap()))
+    .collect()
 }
 
 /// Pushes one tiny image per platform as `<repo>:<host>-<suffix>`; returns list entries
