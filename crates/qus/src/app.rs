@@ -93,10 +93,10 @@ pub fn make_plan(config: Option<&Path>, m: &MatrixArgs) -> anyhow::Result<Plan> 
 fn plan_cmd(config: Option<&Path>, a: &PlanArgs) -> anyhow::Result<ExitCode> {
     let plan = make_plan(config, &a.matrix)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
+        crate::out_json(&plan)?;
         return Ok(ExitCode::SUCCESS);
     }
-    print!("{}", plan_table(&plan));
+    crate::out(&plan_table(&plan))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -136,16 +136,7 @@ pub fn plan_table(plan: &Plan) -> String {
         .collect();
     out.push_str(&table::render(&["MANIFEST LIST", "PLATFORMS"], &rows));
     for s in &plan.skipped {
-        out.push_str(&format!(
-            "skipped: {} {}{}: {}\n",
-            s.source,
-            s.host,
-            s.target
-                .as_ref()
-                .map(|t| format!(" {t}"))
-                .unwrap_or_default(),
-            s.reason
-        ));
+        out.push_str(&format!("skipped: {s}\n"));
     }
     out.push_str(&format!(
         "{} images, {} manifest lists\n",

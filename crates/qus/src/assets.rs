@@ -79,6 +79,11 @@ fn tgz(src: &Path, member: &str, mtime: u64) -> io::Result<Vec<u8>> {
 fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    // Release files are for everyone to read; the temporary file starts as 0600.
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -113,5 +118,12 @@ mod tests {
         let e = ar.entries().unwrap().next().unwrap().unwrap();
         assert_eq!(e.path().unwrap().to_str(), Some("qemu-aarch64-static"));
         assert_eq!(e.header().mode().unwrap(), 0o755);
+        let mode = std::fs::metadata(dir.path().join("a/SHA256SUMS"))
+            .unwrap()
+            .permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o644
+        );
     }
 }

@@ -33,3 +33,18 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// Writes `text` to stdout. Unlike `print!`, a closed pipe (`qus plan --json | head`) is an
+/// error the caller returns, which `main` treats as a normal end, not a panic.
+pub fn out(text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut o = std::io::stdout().lock();
+    o.write_all(text.as_bytes())?;
+    o.flush()
+}
+
+/// [`out`] of pretty JSON and a newline.
+pub fn out_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    out(&(serde_json::to_string_pretty(value)? + "\n"))?;
+    Ok(())
+}

@@ -13,6 +13,15 @@ fn main() -> ExitCode {
     };
     match qus::app::run(cli) {
         Ok(code) => code,
+        // The reader went away (`qus plan --json | head`): nothing left to say.
+        Err(err)
+            if err.chain().any(|e| {
+                e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("qus: error: {err:#}");
             ExitCode::from(2)

@@ -66,10 +66,7 @@ pub fn report(built: &[BuiltImage], json: bool, progress: &Progress) -> anyhow::
         built.len() - n
     ));
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "images": built }))?
-        );
+        crate::out_json(&serde_json::json!({ "images": built }))?;
     }
     Ok(())
 }
@@ -82,16 +79,7 @@ pub async fn build_all(
     progress: &Progress,
 ) -> anyhow::Result<Vec<BuiltImage>> {
     for s in &plan.skipped {
-        progress.step(format!(
-            "skipping {} {}{}: {}",
-            s.source,
-            s.host,
-            s.target
-                .as_ref()
-                .map(|t| format!(" {t}"))
-                .unwrap_or_default(),
-            s.reason
-        ));
+        progress.step(format!("skipping {s}"));
     }
     // Phase 1: what is already built.
     let mut todo: Vec<&ImagePlan> = Vec::new();
@@ -404,10 +392,7 @@ pub async fn assets_cmd(
         a.out.display()
     ));
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "assets": written }))?
-        );
+        crate::out_json(&serde_json::json!({ "assets": written }))?;
     }
     Ok(ExitCode::SUCCESS)
 }

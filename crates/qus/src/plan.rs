@@ -181,6 +181,17 @@ pub struct Skip {
     pub reason: String,
 }
 
+impl std::fmt::Display for Skip {
+    /// `d10.0 arm32v7 aarch64: <reason>`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.source, self.host)?;
+        if let Some(t) = &self.target {
+            write!(f, " {t}")?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
 /// The whole plan.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -211,7 +222,7 @@ pub enum PlanError {
     },
     /// A host is pinned in none of the selected sources.
     #[error(
-        "host {host} has no package pinned in source(s) {sources}; add it to the config's files"
+        "host {host} has no package in source(s) {sources}: the suite may not have one for it (bookworm has no riscv64); otherwise pin it (qus lock, or the config's files)"
     )]
     HostNotPinned {
         /// The host.
@@ -394,7 +405,7 @@ fn plan_host(
                     reason: format!(
                         "{} {} for {} ({}) does not ship qemu-{t}",
                         source.package,
-                        source.version,
+                        file.version,
                         host,
                         host.debian()
                     ),
@@ -439,7 +450,7 @@ fn plan_host(
         labels.insert("org.opencontainers.image.description".into(), title);
         labels.insert(
             "org.opencontainers.image.version".into(),
-            source.version.clone(),
+            file.version.clone(),
         );
         labels.insert(
             "org.opencontainers.image.licenses".into(),
@@ -451,7 +462,7 @@ fn plan_host(
         labels.insert("qus.platform".into(), host.platform().to_string());
         labels.insert("qus.source".into(), source.name.clone());
         labels.insert("qus.qemu.package".into(), source.package.clone());
-        labels.insert("qus.qemu.version".into(), source.version.clone());
+        labels.insert("qus.qemu.version".into(), file.version.clone());
         labels.insert("qus.qemu.file".into(), file.file.clone());
         labels.insert("qus.qemu.sha256".into(), file.sha256.clone());
         labels.insert("qus.targets".into(), targets.join(","));
@@ -506,7 +517,7 @@ fn plan_host(
         },
         host,
         package: source.package.clone(),
-        version: source.version.clone(),
+        version: file.version.clone(),
         file: file.file.clone(),
         sha256: file.sha256.clone(),
         size: file.size,

@@ -301,7 +301,7 @@ fn report(s: &Summary, json: bool, progress: &Progress) -> anyhow::Result<()> {
         s.failed.as_ref().map(|f| format!("; FAILED: {f}")).unwrap_or_default()
     ));
     if json {
-        println!("{}", serde_json::to_string_pretty(s)?);
+        crate::out_json(s)?;
     }
     Ok(())
 }

@@ -184,9 +184,9 @@ pub async fn lock_cmd(
     }
     if a.json {
         let doc = lock::json(&lock_path.display().to_string(), written, &changes, &new);
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        crate::out_json(&doc)?;
     } else {
-        print!("{}", lock::table(&changes));
+        crate::out(&lock::table(&changes))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -205,9 +205,9 @@ pub async fn check_cmd(
     let rows = check::compare(&pins, &found)?;
     let outdated = rows.iter().filter(|r| r.status.needs_lock()).count();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&check::json(&rows))?);
+        crate::out_json(&check::json(&rows))?;
     } else {
-        print!("{}", check::table(&rows));
+        crate::out(&check::table(&rows))?;
     }
     if outdated == 0 {
         progress.step(format!(
@@ -236,9 +236,9 @@ pub async fn check_cmd(
 pub fn report_cmd(plan: &Plan, a: &ReportArgs) -> anyhow::Result<ExitCode> {
     let r = report::report(plan);
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        crate::out_json(&r)?;
     } else {
-        print!("{}", report::markdown(&r));
+        crate::out(&report::markdown(&r))?;
     }
     Ok(ExitCode::SUCCESS)
 }
