@@ -387,3 +387,70 @@ fn publish_refuses_a_list_whose_entry_is_missing() {
     assert!(ok, "{err}");
     assert_eq!(platforms(&skopeo_raw(&format!("{repo}:aarch64"))).len(), 1);
 }
+
+#[test]
+fn changing_one_hosts_pin_rebuilds_and_pushes_only_that_host() {
+    let registry = TestRegistry::start().unwrap();
+    let repo = format!("{}/qus-incr", registry.host());
+    let _clean = Cleanup(repo.clone());
+    let narrow = [
+        "--hosts",
+        "amd64,arm64v8",
+        "--targets",
+        "aarch64",
+        "--sources",
+        "d10.0",
+    ];
+    let go = |cfg: &TestConfig| {
+        let (ok, out, err) = run(qus(cfg.dir.path())
+            .arg("--config")
+            .arg(&cfg.path)
+            .args(["release", "--repo", &repo, "--json"])
+            .args(narrow)
+            .arg("--debs")
+            .arg(&cfg.debs));
+        assert!(ok, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let before = config_with(
+        vec![
+            Pin::new("amd64", deb("qemu-user", "amd64")),
+            Pin::new("arm64v8", deb("qemu-user", "arm64")),
+        ],
+        vec![],
+    );
+    go(&before);
+    // A maintainer bumps arm64v8's package (here: another real arm64 package).
+    let after = config_with(
+        vec![
+            Pin::new("amd64", deb("qemu-user", "amd64")),
+            Pin::new("arm64v8", deb("qemu-user-static", "arm64")),
+        ],
+        vec![],
+    );
+    let s = go(&after);
+    let status = |key: &str, host: &str| -> BTreeSet<String> {
+        s[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| {
+                i["reference"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!(":{host}-"))
+            })
+            .map(|i| i["status"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(status("images", "amd64"), ["unchanged".to_string()].into());
+    assert_eq!(status("images", "arm64v8"), ["built".to_string()].into());
+    assert_eq!(status("pushed", "amd64"), ["present".to_string()].into());
+    assert_eq!(status("pushed", "arm64v8"), ["pushed".to_string()].into());
+    // Every list names an arm64v8 image, so every list changes.
+    assert!(s["lists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["status"] == "written"));
+}
