@@ -102,12 +102,16 @@ pub struct PlanArgs {
 /// Where packages come from.
 #[derive(Debug, Args, Clone, Default)]
 pub struct SourceArgs {
-    /// Read packages from this folder (as `apt-get download` leaves them) instead of a mirror.
-    #[arg(long, value_name = "DIR", conflicts_with = "mirror")]
+    /// Read packages from this folder (as `apt-get download` leaves them, and Fedora rpms)
+    /// instead of a mirror.
+    #[arg(long, alias = "packages", value_name = "DIR", conflicts_with_all = ["mirror", "fedora_mirror"])]
     pub debs: Option<PathBuf>,
     /// Debian mirror base URL (default: QUS_MIRROR, then this machine's apt sources).
     #[arg(long, value_name = "URL")]
     pub mirror: Option<String>,
+    /// Fedora mirror base URL, for Fedora sources (default: QUS_FEDORA_MIRROR).
+    #[arg(long, value_name = "URL")]
+    pub fedora_mirror: Option<String>,
     /// Cache folder for downloads and extracted emulators (default: ~/.cache/qus).
     #[arg(long, env = "QUS_CACHE", value_name = "DIR")]
     pub cache: Option<PathBuf>,

@@ -75,6 +75,17 @@ pub struct PackageFile {
     /// 10.0 builds only 32-bit guests on 32-bit hosts).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub targets: Option<Vec<String>>,
+    /// Further packages for the same host, each with its own `targets` (Fedora splits its
+    /// emulators into `qemu-user-static-<group>` rpms).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub more: Vec<PackageFile>,
+}
+
+impl PackageFile {
+    /// This file and the `more` ones.
+    pub fn all(&self) -> impl Iterator<Item = &PackageFile> {
+        std::iter::once(self).chain(self.more.iter())
+    }
 }
 
 /// An inline `files:` entry as written: a pin (`file` + `sha256`), or, when the pin comes
@@ -97,6 +108,10 @@ pub struct RawPackageFile {
     /// Emulators this host's package ships, when different from the source's list.
     #[serde(default)]
     pub targets: Option<Vec<String>>,
+    /// Several packages for this host instead of one (Fedora), each with `file`, `sha256`
+    /// and the `targets` it ships.
+    #[serde(default)]
+    pub packages: Option<Vec<RawPackageFile>>,
 }
 
 /// `busybox:` — the shell that runs the registration entrypoint inside every image.
@@ -116,11 +131,14 @@ pub struct RawBusybox {
 }
 
 /// The distribution a QEMU source comes from; decides the tag prefix (`d`, `f`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Distro {
-    /// Debian `.deb` packages.
+    /// Debian `.deb` packages, from a Debian mirror's pool; tags `dV`.
     Debian,
+    /// Fedora `qemu-user-static-<group>` rpms, from a Fedora mirror; tags `fV`. Pinned by
+    /// hand: `qus lock`/`qus check` read Debian indexes only.
+    Fedora,
 }
 
 /// One entry of `sources:` — a pinned QEMU version.
@@ -131,7 +149,8 @@ pub struct RawSource {
     pub name: String,
     /// Where the packages come from.
     pub distro: Distro,
-    /// Debian suite the pins are taken from (for `qus lock`/`qus check`).
+    /// Debian suite the pins are taken from (for `qus lock`/`qus check`); the release for
+    /// Fedora (`41`).
     pub suite: String,
     /// Package name (`qemu-user`, `qemu-user-static`).
     pub package: String,
@@ -182,11 +201,24 @@ pub struct Source {
 
 impl Source {
     /// Emulators the package for `host` ships.
-    pub fn targets_for(&self, host: Host) -> &[String] {
-        self.files
-            .get(&host)
-            .and_then(|f| f.targets.as_deref())
-            .unwrap_or(&self.targets)
+    pub fn targets_for(&self, host: Host) -> Vec<String> {
+        let Some(f) = self.files.get(&host) else {
+            return self.targets.clone();
+        };
+        let mut out: Vec<String> = Vec::new();
+        for p in f.all() {
+            for t in self.targets_of(p) {
+                if !out.contains(t) {
+                    out.push(t.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Emulators one pinned file ships: its own `targets`, else the source's.
+    pub fn targets_of<'a>(&'a self, file: &'a PackageFile) -> &'a [String] {
+        file.targets.as_deref().unwrap_or(&self.targets)
     }
 }
 
@@ -381,6 +413,7 @@ fn invalid(origin: &str, message: impl Into<String>) -> ConfigError {
 struct Slot {
     pin: Option<Pin>,
     targets: Option<Vec<String>>,
+    more: Vec<(Pin, Vec<String>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -405,6 +438,7 @@ impl From<&LockedPackage> for Pin {
 /// What one role (busybox or a source) looks like while resolving.
 struct Role<'a> {
     name: &'a str,
+    distro: Distro,
     ctx: String,
     suite: &'a str,
     package: &'a str,
@@ -443,12 +477,17 @@ fn resolve(
     let bb = &raw.busybox;
     let mut roles = vec![Role {
         name: BUSYBOX,
+        distro: Distro::Debian,
         ctx: "busybox".into(),
         suite: &bb.suite,
         package: &bb.package,
         slots: inline_slots(&bb.files, bb.version.as_deref(), origin, "busybox")?,
     }];
-    if roles[0].slots.values().any(|s| s.targets.is_some()) {
+    if roles[0]
+        .slots
+        .values()
+        .any(|s| s.targets.is_some() || !s.more.is_empty())
+    {
         return Err(invalid(
             origin,
             "busybox.files: 'targets' belongs to QEMU sources only",
@@ -463,13 +502,33 @@ fn resolve(
         validate_targets(&s.targets).map_err(|m| invalid(origin, format!("{ctx}.targets: {m}")))?;
         let slots = inline_slots(&s.files, s.version.as_deref(), origin, &ctx)?;
         for (h, slot) in &slots {
-            if let Some(t) = &slot.targets {
+            for t in slot.targets.iter().chain(slot.more.iter().map(|(_, t)| t)) {
                 validate_targets(t)
                     .map_err(|m| invalid(origin, format!("{ctx}.files.{h}.targets: {m}")))?;
             }
         }
+        let prefix = match s.distro {
+            Distro::Debian => 'd',
+            Distro::Fedora => 'f',
+        };
+        if !s.name.starts_with(prefix) {
+            return Err(invalid(
+                origin,
+                format!(
+                    "{ctx}: a {:?} source's name starts with '{prefix}' (its tags are {prefix}V)",
+                    s.distro
+                ),
+            ));
+        }
+        if s.files.values().any(|f| f.packages.is_some()) && s.distro == Distro::Debian {
+            return Err(invalid(
+                origin,
+                format!("{ctx}: `packages:` lists are for Fedora's per-target rpms; a Debian host has one package"),
+            ));
+        }
         roles.push(Role {
             name: &s.name,
+            distro: s.distro,
             ctx,
             suite: &s.suite,
             package: &s.package,
@@ -550,36 +609,46 @@ fn inline_slots(
         let h: Host = name
             .parse()
             .map_err(|e: UnknownArch| invalid(origin, format!("{ctx}.files: {e}")))?;
-        let pin = match (&f.file, &f.sha256) {
-            (Some(file), Some(sha256)) => {
-                validate_sha256(sha256).map_err(|m| invalid(origin, format!("{at}.sha256: {m}")))?;
-                validate_pool_path(file).map_err(|m| invalid(origin, format!("{at}.file: {m}")))?;
-                let version = f.version.as_deref().or(version).ok_or_else(|| {
-                    invalid(
+        let slot = match &f.packages {
+            None => Slot {
+                pin: entry_pin(f, version, origin, &at)?,
+                targets: f.targets.clone(),
+                more: Vec::new(),
+            },
+            Some(list) => {
+                if f.file.is_some() || f.sha256.is_some() || f.targets.is_some() {
+                    return Err(invalid(
                         origin,
-                        format!("{at}: no version: give the section (or the file) a `version`"),
-                    )
-                })?;
-                Some(Pin {
-                    file: file.clone(),
-                    size: f.size,
-                    sha256: sha256.clone(),
-                    version: version.to_string(),
-                })
+                        format!("{at}: give either `packages:` or one `file`, not both"),
+                    ));
+                }
+                let mut parts = Vec::new();
+                for (i, p) in list.iter().enumerate() {
+                    let at = format!("{at}.packages[{i}]");
+                    if p.packages.is_some() {
+                        return Err(invalid(origin, format!("{at}: `packages` do not nest")));
+                    }
+                    let pin = entry_pin(p, version, origin, &at)?.ok_or_else(|| {
+                        invalid(origin, format!("{at}: give its `file` and `sha256`"))
+                    })?;
+                    let targets = p.targets.clone().ok_or_else(|| {
+                        invalid(
+                            origin,
+                            format!("{at}: say which `targets` this package ships"),
+                        )
+                    })?;
+                    parts.push((pin, targets));
+                }
+                if parts.is_empty() {
+                    return Err(invalid(origin, format!("{at}.packages: the list is empty")));
+                }
+                let (pin, targets) = parts.remove(0);
+                Slot {
+                    pin: Some(pin),
+                    targets: Some(targets),
+                    more: parts,
+                }
             }
-            (None, None) if f.size.is_none() && f.version.is_none() => None,
-            _ => {
-                return Err(invalid(
-                    origin,
-                    format!(
-                        "{at}: give `file` and `sha256` together, or neither (and pin it with `qus lock`)"
-                    ),
-                ))
-            }
-        };
-        let slot = Slot {
-            pin,
-            targets: f.targets.clone(),
         };
         if out.insert(h, slot).is_some() {
             return Err(invalid(
@@ -589,6 +658,41 @@ fn inline_slots(
         }
     }
     Ok(out)
+}
+
+/// Pure: the pin of one inline entry (`file` + `sha256`), `None` when it only carries
+/// `targets`.
+fn entry_pin(
+    f: &RawPackageFile,
+    version: Option<&str>,
+    origin: &str,
+    at: &str,
+) -> Result<Option<Pin>, ConfigError> {
+    match (&f.file, &f.sha256) {
+        (Some(file), Some(sha256)) => {
+            validate_sha256(sha256).map_err(|m| invalid(origin, format!("{at}.sha256: {m}")))?;
+            validate_pool_path(file).map_err(|m| invalid(origin, format!("{at}.file: {m}")))?;
+            let version = f.version.as_deref().or(version).ok_or_else(|| {
+                invalid(
+                    origin,
+                    format!("{at}: no version: give the section (or the file) a `version`"),
+                )
+            })?;
+            Ok(Some(Pin {
+                file: file.clone(),
+                size: f.size,
+                sha256: sha256.clone(),
+                version: version.to_string(),
+            }))
+        }
+        (None, None) if f.size.is_none() && f.version.is_none() => Ok(None),
+        _ => Err(invalid(
+            origin,
+            format!(
+                "{at}: give `file` and `sha256` together, or neither (and pin it with `qus lock`)"
+            ),
+        )),
+    }
 }
 
 /// Lays the lock's pins over the inline ones. A lock entry must match its section's suite
@@ -674,7 +778,9 @@ fn require_pins(
         return Ok(());
     }
     let any_pinned = role.slots.values().any(|s| s.pin.is_some());
-    if lock.is_some() || !any_pinned {
+    // `qus lock` pins Debian sources only: a Fedora source is complete as written.
+    let locked = lock.is_some() && role.distro == Distro::Debian;
+    if locked || !any_pinned {
         return Err(run_lock(&missing));
     }
     Ok(())
@@ -687,16 +793,20 @@ fn finish(role: Role<'_>) -> BTreeMap<Host, PackageFile> {
         .into_iter()
         .filter_map(|(h, s)| {
             let p = s.pin?;
-            Some((
-                h,
-                PackageFile {
-                    file: p.file,
-                    size: p.size,
-                    sha256: p.sha256,
-                    version: p.version,
-                    targets: s.targets,
-                },
-            ))
+            let file = |p: Pin, targets: Option<Vec<String>>, more| PackageFile {
+                file: p.file,
+                size: p.size,
+                sha256: p.sha256,
+                version: p.version,
+                targets,
+                more,
+            };
+            let more = s
+                .more
+                .into_iter()
+                .map(|(p, t)| file(p, Some(t), Vec::new()))
+                .collect();
+            Some((h, file(p, s.targets, more)))
         })
         .collect()
 }
@@ -879,6 +989,48 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown QEMU target 'vax'"), "{err}");
+    }
+
+    #[test]
+    fn fedora_sources_take_per_target_package_lists() {
+        let sha = "a".repeat(64);
+        let fedora = |name: &str, entry: &str| {
+            format!(
+                "{DEFAULT_CONFIG}  - name: {name}\n    distro: fedora\n    suite: \"43\"\n    package: qemu-user-static\n    version: \"2:10.0\"\n    targets: [aarch64, arm]\n    files:\n      amd64:\n{entry}"
+            )
+        };
+        let two = format!(
+            "        packages:\n          - {{ file: r/a.rpm, sha256: {sha}, targets: [aarch64] }}\n          - {{ file: r/b.rpm, sha256: {sha}, targets: [arm] }}\n"
+        );
+        let c = Config::parse(&fedora("f10.0", &two), "f.yml").unwrap();
+        let f = c.source("f10.0").unwrap();
+        assert_eq!(f.distro, Distro::Fedora);
+        assert_eq!(f.targets_for(Host::Amd64), ["aarch64", "arm"]);
+        assert_eq!(f.files[&Host::Amd64].all().count(), 2);
+
+        let e = Config::parse(&fedora("d10.1", &two), "f.yml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("starts with 'f'"), "{e}");
+        let no_targets =
+            format!("        packages:\n          - {{ file: r/a.rpm, sha256: {sha} }}\n");
+        let e = Config::parse(&fedora("f10.0", &no_targets), "f.yml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("say which `targets`"), "{e}");
+        let line = DEFAULT_CONFIG
+            .lines()
+            .find(|l| l.starts_with("      amd64: { file: pool/main/q/qemu/qemu-user_10"))
+            .unwrap();
+        let debian_list = DEFAULT_CONFIG.replacen(
+            line,
+            &format!("      amd64:\n        packages: [{{ file: r/a.deb, sha256: {sha}, targets: [arm] }}]"),
+            1,
+        );
+        let e = Config::parse(&debian_list, "d.yml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Fedora's per-target rpms"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use crate::app::recipe;
 use crate::assets::{asset_name, write_assets, AssetSpec};
 use crate::cli::{AssetsArgs, BuildArgs, SourceArgs};
+use crate::config::Distro;
 use crate::context::{self, LayerFiles};
 use crate::docker::Daemon;
 use crate::entrypoint;
@@ -210,26 +211,43 @@ fn layer_files(img: &ImagePlan, inputs: &Extracted) -> anyhow::Result<LayerFiles
     Ok(files)
 }
 
-/// Where packages come from, as the flags and environment say.
-pub fn origin(src: &SourceArgs) -> anyhow::Result<Origin> {
+/// Where the packages of `distro` come from, as the flags and environment say: `--debs DIR`
+/// for every distro, else the distro's mirror.
+pub fn origin(src: &SourceArgs, distro: Distro) -> anyhow::Result<Origin> {
     if let Some(dir) = &src.debs {
         if !dir.is_dir() {
             return Err(anyhow!("--debs {}: not a folder", dir.display()));
         }
         return Ok(Origin::local_dir(dir.clone()));
     }
-    let env = std::env::var("QUS_MIRROR").ok();
-    let url = crate::mirror::resolve(
-        src.mirror.as_deref(),
-        env.as_deref(),
-        std::path::Path::new("/"),
-    )
-    .ok_or_else(|| {
-        anyhow!(
-            "no Debian mirror configured: pass --mirror URL, set QUS_MIRROR, \
-                 or give the packages with --debs DIR"
-        )
-    })?;
+    let url = match distro {
+        Distro::Debian => {
+            let env = std::env::var("QUS_MIRROR").ok();
+            crate::mirror::resolve(
+                src.mirror.as_deref(),
+                env.as_deref(),
+                std::path::Path::new("/"),
+            )
+            .ok_or_else(|| {
+                anyhow!(
+                    "no Debian mirror configured: pass --mirror URL, set QUS_MIRROR, \
+                     or give the packages with --debs DIR"
+                )
+            })?
+        }
+        // Fedora's mirrors are never in apt's sources: only the flag or the environment.
+        Distro::Fedora => src
+            .fedora_mirror
+            .clone()
+            .or_else(|| std::env::var("QUS_FEDORA_MIRROR").ok())
+            .filter(|m| !m.trim().is_empty())
+            .ok_or_else(|| {
+                anyhow!(
+                    "no Fedora mirror configured: pass --fedora-mirror URL, set \
+                     QUS_FEDORA_MIRROR, or give the packages with --debs DIR"
+                )
+            })?,
+    };
     Ok(Origin::mirror(&url)?)
 }
 
@@ -254,7 +272,12 @@ pub async fn prepare(
     src: &SourceArgs,
     progress: &Progress,
 ) -> anyhow::Result<Extracted> {
-    let origin = origin(src)?;
+    let mut origins: BTreeMap<Distro, Origin> = BTreeMap::new();
+    for p in packages {
+        if let std::collections::btree_map::Entry::Vacant(e) = origins.entry(p.distro) {
+            e.insert(origin(src, p.distro)?);
+        }
+    }
     let cache = open_cache(src, progress)?;
     let fetcher = Fetcher::new(cache.clone(), FetchOptions::default())?;
     let mut verified = Vec::new();
@@ -263,7 +286,7 @@ pub async fn prepare(
             .with_context(|| format!("{} for {}", p.package, p.host))?;
         let bar = progress.bytes(pkg.file_name(), p.size);
         let v = fetcher
-            .fetch(&pkg, &origin, &|x| bar.set(x.done))
+            .fetch(&pkg, &origins[&p.distro], &|x| bar.set(x.done))
             .await
             .with_context(|| format!("{} {} for {}", p.package, p.version, p.host))?;
         progress.step(format!(
@@ -326,7 +349,11 @@ pub async fn prepare(
                             ));
                         }
                     }
-                    out.emulators.insert((source.clone(), p.host), m);
+                    // Fedora: several rpms fill one host's emulators.
+                    out.emulators
+                        .entry((source.clone(), p.host))
+                        .or_default()
+                        .extend(m);
                 }
             },
             Err(e) => {

@@ -7,7 +7,7 @@
 //! with plain values.
 
 use crate::arch::{Host, Platform};
-use crate::config::{validate_targets, Config, Source};
+use crate::config::{validate_targets, Config, Distro, Source};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -149,6 +149,8 @@ pub struct PackagePlan {
     /// What it is for.
     #[serde(flatten)]
     pub role: Role,
+    /// Where it comes from (which mirror).
+    pub distro: Distro,
     /// The host it is for.
     pub host: Host,
     /// Debian package name.
@@ -352,9 +354,10 @@ pub fn plan(config: &Config, sel: &Selection, recipe: &Recipe) -> Result<Plan, P
         if let Some(f) = config.busybox.files.get(&host) {
             out.packages.push(PackagePlan {
                 role: Role::Busybox,
+                distro: Distro::Debian,
                 host,
                 package: config.busybox.package.clone(),
-                version: config.busybox.version.clone(),
+                version: f.version.clone(),
                 file: f.file.clone(),
                 sha256: f.sha256.clone(),
                 size: f.size,
@@ -463,8 +466,11 @@ fn plan_host(
         labels.insert("qus.source".into(), source.name.clone());
         labels.insert("qus.qemu.package".into(), source.package.clone());
         labels.insert("qus.qemu.version".into(), file.version.clone());
-        labels.insert("qus.qemu.file".into(), file.file.clone());
-        labels.insert("qus.qemu.sha256".into(), file.sha256.clone());
+        let joined = |f: fn(&crate::config::PackageFile) -> &str| {
+            file.all().map(f).collect::<Vec<_>>().join(",")
+        };
+        labels.insert("qus.qemu.file".into(), joined(|p| &p.file));
+        labels.insert("qus.qemu.sha256".into(), joined(|p| &p.sha256));
         labels.insert("qus.targets".into(), targets.join(","));
         if kind != Kind::Pkg {
             labels.insert("qus.busybox.sha256".into(), busybox_sha.to_string());
@@ -511,18 +517,31 @@ fn plan_host(
         });
         return;
     }
-    out.packages.push(PackagePlan {
-        role: Role::Qemu {
-            source: source.name.clone(),
-        },
-        host,
-        package: source.package.clone(),
-        version: file.version.clone(),
-        file: file.file.clone(),
-        sha256: file.sha256.clone(),
-        size: file.size,
-        targets: targets.clone(),
-    });
+    // One package per file that ships a selected target (Fedora: one rpm per group).
+    for part in file.all() {
+        let wanted: Vec<String> = source
+            .targets_of(part)
+            .iter()
+            .filter(|t| targets.contains(t))
+            .cloned()
+            .collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        out.packages.push(PackagePlan {
+            role: Role::Qemu {
+                source: source.name.clone(),
+            },
+            distro: source.distro,
+            host,
+            package: source.package.clone(),
+            version: part.version.clone(),
+            file: part.file.clone(),
+            sha256: part.sha256.clone(),
+            size: part.size,
+            targets: wanted,
+        });
+    }
     let emulator_layers: Vec<Layer> = targets
         .iter()
         .map(|t| Layer::Emulator { target: t.clone() })

@@ -7,6 +7,7 @@ mod support;
 mod bad_inputs;
 mod build;
 mod faults;
+mod fedora;
 mod maint;
 mod register;
 mod release;

@@ -150,6 +150,7 @@ mod tests {
                 sha256: sha.to_string().repeat(64),
                 version: version.into(),
                 targets: None,
+                more: Vec::new(),
             },
         )
     }

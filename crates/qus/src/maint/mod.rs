@@ -14,7 +14,7 @@ pub mod report;
 
 use crate::arch::Host;
 use crate::cli::{CheckArgs, LockArgs, ReportArgs};
-use crate::config::{Config, PackageFile};
+use crate::config::{Config, Distro, PackageFile};
 use crate::lockfile::{self, LockFile, BUSYBOX};
 use crate::plan::Plan;
 use crate::progress::Progress;
@@ -47,7 +47,8 @@ pub fn wanted(config: &Config) -> Vec<Wanted> {
             package: config.busybox.package.clone(),
         });
     }
-    for s in &config.sources {
+    // Fedora sources are pinned by hand: the indexes read here are Debian's.
+    for s in config.sources.iter().filter(|s| s.distro == Distro::Debian) {
         for &host in &config.hosts {
             out.push(Wanted {
                 role: s.name.clone(),
@@ -75,19 +76,23 @@ pub fn pins(config: &Config) -> Vec<(Wanted, PackageFile)> {
             f.clone(),
         )
     });
-    let sources = config.sources.iter().flat_map(|s| {
-        s.files.iter().map(move |(h, f)| {
-            (
-                Wanted {
-                    role: s.name.clone(),
-                    host: *h,
-                    suite: s.suite.clone(),
-                    package: s.package.clone(),
-                },
-                f.clone(),
-            )
-        })
-    });
+    let sources = config
+        .sources
+        .iter()
+        .filter(|s| s.distro == Distro::Debian)
+        .flat_map(|s| {
+            s.files.iter().map(move |(h, f)| {
+                (
+                    Wanted {
+                        role: s.name.clone(),
+                        host: *h,
+                        suite: s.suite.clone(),
+                        package: s.package.clone(),
+                    },
+                    f.clone(),
+                )
+            })
+        });
     busybox.chain(sources).collect()
 }
 
