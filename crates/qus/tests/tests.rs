@@ -4,6 +4,7 @@
 
 mod support;
 
+mod assets;
 mod bad_inputs;
 mod build;
 mod faults;
