@@ -214,11 +214,25 @@ impl Repo {
 
 impl Drop for Repo {
     fn drop(&mut self) {
-        let tags = self.images();
+        // Tagged images, and those a later build untagged but a push still names by digest.
+        let tag = format!("{}:", self.name);
+        let digest = format!("{}@", self.name);
         block_on(async {
-            if let Ok(d) = Daemon::connect().await {
-                for t in tags {
-                    let _ = d.remove(&t, true).await;
+            let Ok(d) = Daemon::connect().await else {
+                return;
+            };
+            let Ok(all) = d
+                .client()
+                .list_images(None::<bollard::query_parameters::ListImagesOptions>)
+                .await
+            else {
+                return;
+            };
+            for i in all {
+                let ours = i.repo_tags.iter().any(|t| t.starts_with(&tag))
+                    || i.repo_digests.iter().any(|t| t.starts_with(&digest));
+                if ours {
+                    let _ = d.remove(&i.id, true).await;
                 }
             }
         });
