@@ -159,7 +159,7 @@ impl Daemon {
     }
 
     /// Builds `image` from its rendered Dockerfile and layer files, tags it, and checks that
-    /// the result carries the image's platform. Returns the image ID.
+    /// the result carries the image's platform; returns what the daemon says of it.
     pub async fn build(
         &self,
         image: &ImagePlan,
@@ -168,39 +168,35 @@ impl Daemon {
         mtime: u64,
         no_cache: bool,
         progress: &Progress,
-    ) -> Result<String, DockerError> {
-        let id = self
-            .build_once(image, dockerfile, files, mtime, no_cache, progress)
-            .await?;
-        let info = self.inspect(&id).await?.ok_or_else(|| DockerError::Build {
+    ) -> Result<ImageInfo, DockerError> {
+        // With the cache first; without it when the cache handed over another platform's
+        // layer (its config then says that platform).
+        let attempts: &[bool] = if no_cache { &[true] } else { &[false, true] };
+        let mut got = String::new();
+        for (n, &cold) in attempts.iter().enumerate() {
+            if n > 0 {
+                progress.step(format!(
+                    "{}: the build cache gave a {got} layer; rebuilding without the cache",
+                    image.reference
+                ));
+            }
+            let id = self
+                .build_once(image, dockerfile, files, mtime, cold, progress)
+                .await?;
+            let info = self.inspect(&id).await?.ok_or_else(|| DockerError::Build {
+                reference: image.reference.clone(),
+                message: format!("the daemon reported image {id} but does not have it"),
+            })?;
+            if info.platform == image.platform {
+                return Ok(info);
+            }
+            got = info.platform.to_string();
+        }
+        Err(DockerError::Platform {
             reference: image.reference.clone(),
-            message: format!("the daemon reported image {id} but does not have it"),
-        })?;
-        if info.platform == image.platform {
-            return Ok(id);
-        }
-        if no_cache {
-            return Err(DockerError::Platform {
-                reference: image.reference.clone(),
-                want: image.platform.to_string(),
-                got: info.platform.to_string(),
-            });
-        }
-        progress.step(format!(
-            "{}: the build cache gave a {} layer; rebuilding without the cache",
-            image.reference, info.platform
-        ));
-        let id = self
-            .build_once(image, dockerfile, files, mtime, true, progress)
-            .await?;
-        match self.inspect(&id).await? {
-            Some(i) if i.platform == image.platform => Ok(id),
-            other => Err(DockerError::Platform {
-                reference: image.reference.clone(),
-                want: image.platform.to_string(),
-                got: other.map(|i| i.platform.to_string()).unwrap_or_default(),
-            }),
-        }
+            want: image.platform.to_string(),
+            got,
+        })
     }
 
     async fn build_once(

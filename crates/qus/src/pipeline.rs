@@ -6,7 +6,6 @@
 //! (4) build, in plan order (a base before the images on it). The builder only tags an image
 //! when its build succeeded.
 
-use crate::app::recipe;
 use crate::assets::{asset_name, write_assets, AssetSpec};
 use crate::cli::{AssetsArgs, BuildArgs, SourceArgs};
 use crate::config::Distro;
@@ -145,25 +144,14 @@ pub async fn build_all(
             None => "scratch".to_string(),
         };
         let dockerfile = context::dockerfile(img, &from, entrypoint::command())?;
-        let id = daemon
-            .build(
-                img,
-                &dockerfile,
-                &files,
-                recipe().epoch,
-                a.no_cache,
-                progress,
-            )
-            .await?;
         let info = daemon
-            .inspect(&id)
-            .await?
-            .ok_or_else(|| anyhow!("{}: built image {id} vanished", img.reference))?;
+            .build(img, &dockerfile, &files, plan.epoch, a.no_cache, progress)
+            .await?;
         done.insert(
             img.tag.clone(),
             BuiltImage {
                 reference: img.reference.clone(),
-                id,
+                id: info.id,
                 platform: img.platform.to_string(),
                 status: "built",
                 layers: info.layers,
@@ -408,7 +396,7 @@ pub async fn assets_cmd(
         }
     }
     let out = a.out.clone();
-    let epoch = recipe().epoch;
+    let epoch = plan.epoch;
     let written = tokio::task::spawn_blocking(move || write_assets(&out, &specs, epoch))
         .await
         .context("writing assets")?

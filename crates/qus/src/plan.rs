@@ -201,6 +201,8 @@ pub struct Plan {
     pub repo: String,
     /// The default source (gets the unversioned tags).
     pub default: String,
+    /// mtime of every file in every layer and asset (from the recipe).
+    pub epoch: u64,
     /// Images in build order: a base always comes before the images built on it.
     pub images: Vec<ImagePlan>,
     /// Manifest lists.
@@ -339,6 +341,7 @@ pub fn plan(config: &Config, sel: &Selection, recipe: &Recipe) -> Result<Plan, P
     let mut out = Plan {
         repo: config.repo.clone(),
         default: config.default.clone(),
+        epoch: recipe.epoch,
         images: Vec::new(),
         manifests: Vec::new(),
         packages: Vec::new(),

@@ -8,9 +8,8 @@ fn assets_are_complete_summed_and_reproducible() {
     let cfg = real_config();
     let out = tempfile::tempdir().unwrap();
     let write = |dir: &std::path::Path| {
-        let (ok, stdout, err) = run(qus(cfg.dir.path())
-            .arg("--config")
-            .arg(&cfg.path)
+        let (ok, stdout, err) = run(cfg
+            .qus()
             .args([
                 "assets",
                 "--hosts",
@@ -20,8 +19,7 @@ fn assets_are_complete_summed_and_reproducible() {
             ])
             .arg("--out")
             .arg(dir)
-            .arg("--debs")
-            .arg(&cfg.debs)
+            .args(cfg.debs_flag())
             .arg("--json"));
         assert!(ok, "{err}");
         serde_json::from_str::<serde_json::Value>(&stdout).unwrap()

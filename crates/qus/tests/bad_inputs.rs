@@ -7,14 +7,12 @@ use std::path::{Path, PathBuf};
 /// Runs a build of amd64 aarch64 images and expects it to fail without leaving any image.
 fn fails(cfg: &TestConfig, extra: &[&str]) -> String {
     let repo = Repo::new("qus-test-bad");
-    let (ok, _, err) = run(qus(cfg.dir.path())
-        .arg("--config")
-        .arg(&cfg.path)
+    let (ok, _, err) = run(cfg
+        .qus()
         .arg("build")
         .arg("--repo")
         .arg(&repo.name)
-        .arg("--debs")
-        .arg(&cfg.debs)
+        .args(cfg.debs_flag())
         .args(["--targets", "aarch64", "--sources", "d10.0"])
         .args(extra));
     assert!(!ok, "the build should have failed");
@@ -112,21 +110,12 @@ fn tar_entry_escaping_the_work_dir() {
 #[test]
 fn daemon_unreachable() {
     let cfg = amd64_only(deb("qemu-user", "amd64"));
-    let (ok, _, err) = run(qus(cfg.dir.path())
+    let (ok, _, err) = run(cfg
+        .qus()
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .arg("--config")
-        .arg(&cfg.path)
-        .args([
-            "build",
-            "--hosts",
-            "amd64",
-            "--targets",
-            "aarch64",
-            "--sources",
-            "d10.0",
-        ])
-        .arg("--debs")
-        .arg(&cfg.debs));
+        .arg("build")
+        .args(NARROW)
+        .args(cfg.debs_flag()));
     assert!(!ok);
     assert!(err.contains("cannot reach the Docker daemon"), "{err}");
     assert!(err.contains("unix:///nonexistent/docker.sock"), "{err}");

@@ -4,14 +4,12 @@ use crate::support::*;
 use std::collections::HashSet;
 
 fn build(cfg: &TestConfig, repo: &Repo, args: &[&str]) -> (bool, String, String) {
-    run(qus(cfg.dir.path())
-        .arg("--config")
-        .arg(&cfg.path)
+    run(cfg
+        .qus()
         .arg("build")
         .arg("--repo")
         .arg(&repo.name)
-        .arg("--debs")
-        .arg(&cfg.debs)
+        .args(cfg.debs_flag())
         .args(args))
 }
 
@@ -130,15 +128,7 @@ fn three_hosts_every_tag_platform_labels_elf_and_shared_layers() {
 #[test]
 fn two_cold_builds_give_identical_diff_ids() {
     let cfg = real_config();
-    let args = [
-        "--hosts",
-        "amd64",
-        "--targets",
-        "aarch64",
-        "--sources",
-        "d10.0",
-        "--no-cache",
-    ];
+    let args = [NARROW, &["--no-cache"]].concat();
     let a = Repo::new("qus-test-cold-a");
     assert!(build(&cfg, &a, &args).0);
     // A different second, so any timestamp taken from the clock would show.

@@ -3,15 +3,6 @@
 use crate::support::*;
 use std::process::Command;
 
-const NARROW: &[&str] = &[
-    "--hosts",
-    "amd64",
-    "--targets",
-    "aarch64",
-    "--sources",
-    "d10.0",
-];
-
 #[test]
 fn two_builds_at_once_share_one_cache() {
     let cfg = real_config();
@@ -25,8 +16,7 @@ fn two_builds_at_once_share_one_cache() {
                 .arg(&cfg.path)
                 .args(["build", "--repo", &r.name])
                 .args(NARROW)
-                .arg("--debs")
-                .arg(&cfg.debs)
+                .args(cfg.debs_flag())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -72,8 +62,7 @@ fn full_disk_in_the_cache_is_a_clean_error_and_the_cache_stays_usable() {
         .arg(&cfg.path)
         .args(["build", "--repo", &repo.name])
         .args(NARROW)
-        .arg("--debs")
-        .arg(&cfg.debs)
+        .args(cfg.debs_flag())
         .env("QUS_CACHE", cache.path()));
     assert!(!ok, "the build fit in 30 MB?");
     assert!(
@@ -87,8 +76,7 @@ fn full_disk_in_the_cache_is_a_clean_error_and_the_cache_stays_usable() {
         .arg(&cfg.path)
         .args(["build", "--repo", &repo.name])
         .args(NARROW)
-        .arg("--debs")
-        .arg(&cfg.debs));
+        .args(cfg.debs_flag()));
     assert!(ok, "{err}");
 }
 

@@ -112,9 +112,8 @@ fn fedora_rpms_become_f_tagged_images() {
     assert_eq!(pkgs.len(), 2, "one rpm per group: {pkgs:?}");
 
     let repo = Repo::new("qus-test-fedora");
-    let (ok, _, err) = run(qus(cfg.dir.path())
-        .arg("--config")
-        .arg(&cfg.path)
+    let (ok, _, err) = run(cfg
+        .qus()
         .args([
             "build",
             "--sources",

@@ -120,9 +120,8 @@ fn image_registers_arm64_runs_and_uninstall_undoes_it() {
     let host = HostBinfmt::take();
     let cfg = real_config();
     let repo = Repo::new("qus-test-e2e");
-    let (ok, _, err) = run(qus(cfg.dir.path())
-        .arg("--config")
-        .arg(&cfg.path)
+    let (ok, _, err) = run(cfg
+        .qus()
         .args([
             "build",
             "--hosts",
@@ -133,8 +132,7 @@ fn image_registers_arm64_runs_and_uninstall_undoes_it() {
             "d10.0",
         ])
         .args(["--repo", &repo.name])
-        .arg("--debs")
-        .arg(&cfg.debs));
+        .args(cfg.debs_flag()));
     assert!(ok, "{err}");
     let foreign = format!("{}:arm64-busybox", repo.name);
     arm64_busybox_image(&foreign, cfg.dir.path());

@@ -4,7 +4,6 @@
 use crate::support::*;
 use qus_registry::testkit::{TestRegistry, TEST_PASSWORD, TEST_USER};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::process::{Command, Stdio};
 
 const MATRIX: &[&str] = &[
@@ -21,8 +20,7 @@ fn release(cfg: &TestConfig, repo: &str, extra: &[&str]) -> Command {
     c.arg("--config")
         .arg(&cfg.path)
         .args(["release", "--repo", repo])
-        .arg("--debs")
-        .arg(&cfg.debs)
+        .args(cfg.debs_flag())
         .args(MATRIX)
         .args(extra);
     c
@@ -198,21 +196,37 @@ fn registry_gone_mid_push_then_back_finishes_with_clean_digests() {
     let _clean = Cleanup(repo.clone());
 
     // Stop the registry as soon as the first blob upload starts.
-    let child = release(&cfg, &repo, &[])
+    let mut child = release(&cfg, &repo, &[])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    // Drained meanwhile, so a chatty child never blocks on a full pipe.
+    let mut pipe = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut pipe, &mut s).ok();
+        s
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(900);
     while registry.count("POST") == 0 {
-        assert!(std::time::Instant::now() < deadline, "no upload started");
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            panic!("no upload after 15 minutes: {}", stderr.join().unwrap());
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "release ended ({status}) before any upload: {}",
+                stderr.join().unwrap()
+            );
+        }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     registry.stop();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let status = child.wait().unwrap();
+    let err = stderr.join().unwrap();
     assert!(
-        !out.status.success(),
+        !status.success(),
         "release succeeded with the registry gone"
     );
     assert!(
@@ -262,67 +276,32 @@ fn wrong_credentials_name_the_registry_and_never_the_password() {
     let repo = format!("{}/qus-auth", registry.host());
     let _clean = Cleanup(repo.clone());
     let secret = "not-the-password-1234";
-    let mut c = release(&cfg, &repo, &["--username", TEST_USER, "--password-stdin"]);
-    let mut child = c
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(secret.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let (ok, out, err) = run_with_stdin(
+        &mut release(&cfg, &repo, &["--username", TEST_USER, "--password-stdin"]),
+        secret,
+    );
+    assert!(!ok);
     assert!(err.contains(&registry.host()), "names the registry: {err}");
-    assert!(!err.contains(secret) && !String::from_utf8_lossy(&out.stdout).contains(secret));
+    assert!(!err.contains(secret) && !out.contains(secret));
     // It failed before building anything.
     assert!(Repo { name: repo.clone() }.images().is_empty());
 
     // The right password works (a narrow matrix is enough).
-    let mut c = qus(cfg.dir.path());
-    c.arg("--config")
-        .arg(&cfg.path)
-        .args([
-            "release",
-            "--repo",
-            &repo,
-            "--username",
-            TEST_USER,
-            "--password-stdin",
-        ])
-        .args([
-            "--hosts",
-            "amd64",
-            "--targets",
-            "aarch64",
-            "--sources",
-            "d10.0",
-        ])
-        .arg("--debs")
-        .arg(&cfg.debs);
-    let mut child = c
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(TEST_PASSWORD.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (ok, _, err) = run_with_stdin(
+        cfg.qus()
+            .args([
+                "release",
+                "--repo",
+                &repo,
+                "--username",
+                TEST_USER,
+                "--password-stdin",
+            ])
+            .args(NARROW)
+            .args(cfg.debs_flag()),
+        TEST_PASSWORD,
     );
+    assert!(ok, "{err}");
 }
 
 #[test]
@@ -332,9 +311,8 @@ fn publish_refuses_a_list_whose_entry_is_missing() {
     let repo = format!("{}/qus-pub", registry.host());
     let _clean = Cleanup(repo.clone());
     // Only amd64 pushed (one job of a CI matrix)…
-    let (ok, _, err) = run(qus(cfg.dir.path())
-        .arg("--config")
-        .arg(&cfg.path)
+    let (ok, _, err) = run(cfg
+        .qus()
         .args(["release", "--repo", &repo, "--skip-lists"])
         .args([
             "--hosts",
@@ -344,22 +322,17 @@ fn publish_refuses_a_list_whose_entry_is_missing() {
             "--sources",
             "d10.0",
         ])
-        .arg("--debs")
-        .arg(&cfg.debs));
+        .args(cfg.debs_flag()));
     assert!(ok, "{err}");
     // …then the lists job for amd64 and arm64v8: arm64v8's images are not there.
-    let (ok, _, err) = run(qus(cfg.dir.path())
-        .arg("--config")
-        .arg(&cfg.path)
-        .args(["publish", "--repo", &repo])
-        .args([
-            "--hosts",
-            "amd64,arm64v8",
-            "--targets",
-            "aarch64",
-            "--sources",
-            "d10.0",
-        ]));
+    let (ok, _, err) = run(cfg.qus().args(["publish", "--repo", &repo]).args([
+        "--hosts",
+        "amd64,arm64v8",
+        "--targets",
+        "aarch64",
+        "--sources",
+        "d10.0",
+    ]));
     assert!(!ok);
     assert!(
         err.contains("arm64v8-d10.0-register") && err.contains("push it first"),
@@ -372,18 +345,14 @@ fn publish_refuses_a_list_whose_entry_is_missing() {
         "a list was written"
     );
     // With amd64 alone, the lists publish.
-    let (ok, _, err) = run(qus(cfg.dir.path())
-        .arg("--config")
-        .arg(&cfg.path)
-        .args(["publish", "--repo", &repo])
-        .args([
-            "--hosts",
-            "amd64",
-            "--targets",
-            "aarch64",
-            "--sources",
-            "d10.0",
-        ]));
+    let (ok, _, err) = run(cfg.qus().args(["publish", "--repo", &repo]).args([
+        "--hosts",
+        "amd64",
+        "--targets",
+        "aarch64",
+        "--sources",
+        "d10.0",
+    ]));
     assert!(ok, "{err}");
     assert_eq!(platforms(&skopeo_raw(&format!("{repo}:aarch64"))).len(), 1);
 }
@@ -402,13 +371,11 @@ fn changing_one_hosts_pin_rebuilds_and_pushes_only_that_host() {
         "d10.0",
     ];
     let go = |cfg: &TestConfig| {
-        let (ok, out, err) = run(qus(cfg.dir.path())
-            .arg("--config")
-            .arg(&cfg.path)
+        let (ok, out, err) = run(cfg
+            .qus()
             .args(["release", "--repo", &repo, "--json"])
             .args(narrow)
-            .arg("--debs")
-            .arg(&cfg.debs));
+            .args(cfg.debs_flag()));
         assert!(ok, "{err}");
         serde_json::from_str::<serde_json::Value>(&out).unwrap()
     };

@@ -168,6 +168,20 @@ pub fn config_with(d10: Vec<Pin>, d7: Vec<Pin>) -> TestConfig {
     TestConfig { dir, path, debs }
 }
 
+impl TestConfig {
+    /// `qus --config <this config>` with a cache of its own.
+    pub fn qus(&self) -> Command {
+        let mut c = qus(self.dir.path());
+        c.arg("--config").arg(&self.path);
+        c
+    }
+
+    /// `--debs <this config's package folder>`.
+    pub fn debs_flag(&self) -> [&std::ffi::OsStr; 2] {
+        [std::ffi::OsStr::new("--debs"), self.debs.as_os_str()]
+    }
+}
+
 fn link(file: &Path, dir: &Path) {
     let dest = dir.join(file.file_name().unwrap());
     if !dest.exists() && std::fs::hard_link(file, &dest).is_err() {
@@ -271,6 +285,39 @@ pub fn run(cmd: &mut Command) -> (bool, String, String) {
         String::from_utf8_lossy(&stderr).into(),
     )
 }
+
+/// Runs with `input` on stdin and returns (success, stdout, stderr).
+pub fn run_with_stdin(cmd: &mut Command, input: &str) -> (bool, String, String) {
+    use std::io::Write as _;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// The smallest useful matrix: one host, one target, one source.
+pub const NARROW: &[&str] = &[
+    "--hosts",
+    "amd64",
+    "--targets",
+    "aarch64",
+    "--sources",
+    "d10.0",
+];
 
 /// Inspects an image through the daemon.
 pub fn inspect(reference: &str) -> Option<qus::docker::ImageInfo> {
