@@ -13,6 +13,7 @@ use crate::pipeline::{build_all, BuiltImage};
 use crate::plan::Plan;
 use crate::progress::Progress;
 use anyhow::{anyhow, Context as _};
+use futures::{StreamExt, TryStreamExt};
 use qus_registry::{
     resolve_auth, Auth, Client, ClientConfig, Digest, ImageManifest, IndexEntry, ListKind, Outcome,
     ProtocolPolicy, Reference,
@@ -110,7 +111,7 @@ pub async fn release_cmd(
         images: build_all(&daemon, plan, &a.build, progress).await?,
         ..Summary::default()
     };
-    let mut result = push(&daemon, &reg, &mut summary, progress).await;
+    let mut result = push(&daemon, &reg, a.build.jobs, &mut summary, progress).await;
     if result.is_ok() && !a.skip_lists {
         let digests: Vec<(String, String)> = summary
             .pushed
@@ -149,66 +150,95 @@ pub async fn publish_cmd(
     result.map(|()| ExitCode::SUCCESS)
 }
 
+/// Pushes every built image, hosts side by side (they share no layers), each host's images
+/// in plan order (pkg before full: full's emulator layers are then already there).
 async fn push(
     daemon: &Daemon,
     reg: &Registry,
+    jobs: usize,
     summary: &mut Summary,
     progress: &Progress,
 ) -> anyhow::Result<()> {
-    let client = &reg.client;
-    let creds = &reg.push_credentials;
     let images = summary.images.clone();
     let total = images.len();
-    for (n, img) in images.iter().enumerate() {
-        let r = Reference::parse(&img.reference)?;
-        let tag = r.tag().unwrap_or("latest").to_string();
-        let repo = img
-            .reference
-            .strip_suffix(&format!(":{tag}"))
-            .unwrap_or(&img.reference)
-            .to_string();
-        let (status, layers) =
-            if remote_config(client, &r).await?.as_deref() == Some(img.id.as_str()) {
-                progress.step(format!(
-                    "[{}/{total}] {} is already in the registry",
-                    n + 1,
-                    img.reference
-                ));
-                ("present", PushStats::default())
-            } else {
-                progress.step(format!("[{}/{total}] pushing {}", n + 1, img.reference));
-                let stats = daemon.push(&repo, &tag, Some(creds), progress).await?;
-                match remote_config(client, &r).await? {
-                    Some(c) if c == img.id => {}
-                    other => {
-                        return Err(anyhow!(
-                            "{}: after the push the registry's manifest names config {}, not the \
-                         local image {}",
-                            img.reference,
-                            other.unwrap_or_else(|| "nothing".into()),
-                            img.id
-                        ))
-                    }
+    let counter = std::sync::atomic::AtomicUsize::new(0);
+    let pushed = std::sync::Mutex::new(Vec::new());
+    let groups = crate::pipeline::by_host(images.iter().collect(), |b: &&BuiltImage| b.host);
+    let result: anyhow::Result<Vec<()>> = futures::stream::iter(groups)
+        .map(|group| {
+            let (counter, pushed) = (&counter, &pushed);
+            async move {
+                for img in group {
+                    let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    let p = push_one(daemon, reg, img, &format!("[{n}/{total}]"), progress).await?;
+                    pushed.lock().expect("no panics while holding it").push(p);
                 }
-                ("pushed", stats)
-            };
-        let d = client.manifest_head(&r).await?.ok_or_else(|| {
-            anyhow!(
-                "{}: the registry does not have it after the push",
-                img.reference
-            )
-        })?;
-        summary.pushed.push(PushedImage {
-            reference: img.reference.clone(),
-            digest: d.digest.to_string(),
-            size: d.size,
-            media_type: d.media_type,
-            status,
-            layers,
-        });
-    }
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(jobs.max(1))
+        .try_collect()
+        .await;
+    let mut pushed = pushed.into_inner().unwrap_or_default();
+    pushed.sort_by_key(|p| images.iter().position(|i| i.reference == p.reference));
+    summary.pushed = pushed;
+    result.map(|_| ())
+}
 
-    Ok(())
+async fn push_one(
+    daemon: &Daemon,
+    reg: &Registry,
+    img: &BuiltImage,
+    counter: &str,
+    progress: &Progress,
+) -> anyhow::Result<PushedImage> {
+    let client = &reg.client;
+    let r = Reference::parse(&img.reference)?;
+    let tag = r.tag().unwrap_or("latest").to_string();
+    let repo = img
+        .reference
+        .strip_suffix(&format!(":{tag}"))
+        .unwrap_or(&img.reference)
+        .to_string();
+    let (status, layers) = if remote_config(client, &r).await?.as_deref() == Some(img.id.as_str()) {
+        progress.step(format!(
+            "{counter} {} is already in the registry",
+            img.reference
+        ));
+        ("present", PushStats::default())
+    } else {
+        progress.step(format!("{counter} pushing {}", img.reference));
+        let stats = daemon
+            .push(&repo, &tag, Some(&reg.push_credentials), progress)
+            .await?;
+        match remote_config(client, &r).await? {
+            Some(c) if c == img.id => {}
+            other => {
+                return Err(anyhow!(
+                    "{}: after the push the registry's manifest names config {}, not the \
+                     local image {}",
+                    img.reference,
+                    other.unwrap_or_else(|| "nothing".into()),
+                    img.id
+                ))
+            }
+        }
+        ("pushed", stats)
+    };
+    let d = client.manifest_head(&r).await?.ok_or_else(|| {
+        anyhow!(
+            "{}: the registry does not have it after the push",
+            img.reference
+        )
+    })?;
+    Ok(PushedImage {
+        reference: img.reference.clone(),
+        digest: d.digest.to_string(),
+        size: d.size,
+        media_type: d.media_type,
+        status,
+        layers,
+    })
 }
 
 /// Publishes every list of the plan over the per-host manifests in `digests`
