@@ -242,11 +242,13 @@ impl Drop for Repo {
             else {
                 return;
             };
+            // By reference, never by ID: another test may have built the same image (the
+            // build cache makes IDs equal), and removing an ID would take its tags too.
             for i in all {
-                let ours = i.repo_tags.iter().any(|t| t.starts_with(&tag))
-                    || i.repo_digests.iter().any(|t| t.starts_with(&digest));
-                if ours {
-                    let _ = d.remove(&i.id, true).await;
+                let refs = i.repo_tags.iter().filter(|t| t.starts_with(&tag));
+                let digests = i.repo_digests.iter().filter(|t| t.starts_with(&digest));
+                for r in refs.chain(digests) {
+                    let _ = d.remove(r, false).await;
                 }
             }
         });
