@@ -104,6 +104,8 @@ pub fn dockerfile(
         .join("\n");
     let entrypoint = if image.kind == Kind::Pkg {
         "# no entrypoint: this image only carries the emulators".to_string()
+    } else if !image.sets_entrypoint {
+        "# entrypoint inherited from the base image".to_string()
     } else {
         // The entrypoint's `--version` reports the QEMU version from the environment, so
         // the register layer stays the same for every QEMU version.
@@ -322,17 +324,22 @@ mod tests {
     #[test]
     fn dockerfile_for_single_target_image() {
         let img = image("arm64v8-d10.0-riscv64");
-        let d = dockerfile(&img, "scratch", &["/qus/busybox", "sh", "/qus/register"]).unwrap();
+        let ep = ["/qus/busybox", "sh", "/qus/register"];
+        let d = dockerfile(&img, "qus:arm64v8-d10.0-register", &ep).unwrap();
         assert!(
-            d.contains("\nFROM scratch\nCOPY register/ /\nCOPY qemu-riscv64/ /\n"),
+            d.contains("\nFROM qus:arm64v8-d10.0-register\nCOPY qemu-riscv64/ /\n"),
             "{d}"
         );
+        assert!(!d.contains("ENTRYPOINT"), "inherited: {d}");
+        assert!(d.contains("\"qus.host\"=\"arm64v8\""), "{d}");
+        assert!(!d.contains("{{"), "{d}");
+        let d = dockerfile(&image("arm64v8-d10.0-register"), "scratch", &ep).unwrap();
+        assert!(d.contains("\nFROM scratch\nCOPY register/ /\n"), "{d}");
         assert!(
             d.contains("ENTRYPOINT [\"/qus/busybox\", \"sh\", \"/qus/register\"]"),
             "{d}"
         );
-        assert!(d.contains("\"qus.host\"=\"arm64v8\""), "{d}");
-        assert!(!d.contains("{{"), "{d}");
+        assert!(d.contains("ENV QUS_QEMU_VERSION="), "{d}");
     }
 
     #[test]
@@ -377,7 +384,9 @@ mod tests {
 
     #[test]
     fn context_is_deterministic_sorted_and_fixed() {
-        let img = image("arm64v8-d10.0-riscv64");
+        // Two layers of two kinds in one context.
+        let mut img = image("arm64v8-d10.0-riscv64");
+        img.layers.insert(0, Layer::Register);
         let dir = tempfile::tempdir().unwrap();
         let emu = dir.path().join("emu");
         std::fs::write(&emu, b"\x7fELF fake").unwrap();
@@ -431,7 +440,8 @@ mod tests {
 
     #[test]
     fn missing_layer_and_escaping_path() {
-        let img = image("arm64v8-d10.0-riscv64");
+        let mut img = image("arm64v8-d10.0-riscv64");
+        img.layers.insert(0, Layer::Register);
         let e = write_context(Vec::new(), &img, "", &LayerFiles::new(), 0).unwrap_err();
         assert!(matches!(e, ContextError::MissingLayer { .. }), "{e}");
         let mut files = LayerFiles::new();

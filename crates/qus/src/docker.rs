@@ -170,19 +170,29 @@ impl Daemon {
         progress: &Progress,
     ) -> Result<ImageInfo, DockerError> {
         // With the cache first; without it when the cache handed over another platform's
-        // layer (its config then says that platform).
+        // layer (its config then says that platform), or lost an image the build stacked on.
         let attempts: &[bool] = if no_cache { &[true] } else { &[false, true] };
         let mut got = String::new();
-        for (n, &cold) in attempts.iter().enumerate() {
-            if n > 0 {
-                progress.step(format!(
-                    "{}: the build cache gave a {got} layer; rebuilding without the cache",
-                    image.reference
-                ));
-            }
-            let id = self
+        for &cold in attempts {
+            let id = match self
                 .build_once(image, dockerfile, files, mtime, cold, progress)
-                .await?;
+                .await
+            {
+                Ok(id) => id,
+                // Another client removed a cached image this build was stacking on (an
+                // image prune, a concurrent clean-up): the cold build does not need it.
+                Err(DockerError::Build { message, .. })
+                    if !cold && message.contains("unknown parent image") =>
+                {
+                    progress.step(format!(
+                        "{}: a cached image vanished during the build ({message}); rebuilding \
+                         without the cache",
+                        image.reference
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let info = self.inspect(&id).await?.ok_or_else(|| DockerError::Build {
                 reference: image.reference.clone(),
                 message: format!("the daemon reported image {id} but does not have it"),
@@ -191,6 +201,12 @@ impl Daemon {
                 return Ok(info);
             }
             got = info.platform.to_string();
+            if !cold {
+                progress.step(format!(
+                    "{}: the build cache gave a {got} layer; rebuilding without the cache",
+                    image.reference
+                ));
+            }
         }
         Err(DockerError::Platform {
             reference: image.reference.clone(),

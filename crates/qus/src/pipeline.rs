@@ -127,7 +127,7 @@ pub async fn build_all<'a>(
             todo.iter().any(|i| {
                 i.host == p.host
                     && match &p.role {
-                        Role::Busybox => i.kind != crate::plan::Kind::Pkg,
+                        Role::Busybox => i.layers.contains(&crate::plan::Layer::Register),
                         Role::Qemu { source } => &i.source == source && !i.targets.is_empty(),
                     }
             })

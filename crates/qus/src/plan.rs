@@ -95,6 +95,8 @@ pub struct ImagePlan {
     pub base: Option<String>,
     /// Layers added on top of `base` (or of scratch), in order.
     pub layers: Vec<Layer>,
+    /// Whether its Dockerfile sets the entrypoint (not inherited from `base`, and not pkg).
+    pub sets_entrypoint: bool,
     /// Labels written into the image config.
     pub labels: BTreeMap<String, String>,
     /// sha256 over everything that decides the image's content.
@@ -496,19 +498,21 @@ fn plan_host(
             source: source.name.clone(),
             targets,
             base: base.map(|b| b.tag.clone()),
+            sets_entrypoint: kind != Kind::Pkg && base.is_none_or(|b| b.kind == Kind::Pkg),
             layers,
             labels,
             inputs,
         }
     };
 
-    out.images.push(mk(
+    let register = mk(
         Kind::Register,
         tag("register"),
         Vec::new(),
         None,
         vec![Layer::Register],
-    ));
+    );
+    out.images.push(register.clone());
     if targets.is_empty() {
         out.skipped.push(Skip {
             source: source.name.clone(),
@@ -567,13 +571,15 @@ fn plan_host(
     );
     out.images.push(pkg);
     out.images.push(full);
+    // H-dV-T is the register image plus one emulator layer: it inherits the entrypoint,
+    // so its build is one COPY and one LABEL (every builder step costs a container).
     for t in &targets {
         out.images.push(mk(
             Kind::Single,
             tag(t),
             vec![t.clone()],
-            None,
-            vec![Layer::Register, Layer::Emulator { target: t.clone() }],
+            Some(&register),
+            vec![Layer::Emulator { target: t.clone() }],
         ));
     }
 }
@@ -724,13 +730,12 @@ mod tests {
         assert_eq!(img.reference, "qus:arm64v8-d10.0-riscv64");
         assert_eq!(
             img.layers,
-            [
-                Layer::Register,
-                Layer::Emulator {
-                    target: "riscv64".into()
-                }
-            ]
+            [Layer::Emulator {
+                target: "riscv64".into()
+            }]
         );
+        assert_eq!(img.base.as_deref(), Some("arm64v8-d10.0-register"));
+        assert!(!img.sets_entrypoint, "inherited from the register image");
         let full = p.image("amd64-d10.0").unwrap();
         assert_eq!(full.base.as_deref(), Some("amd64-d10.0-pkg"));
         assert_eq!(full.layers, [Layer::Register]);
