@@ -321,11 +321,16 @@ pub async fn prepare(
         ));
         verified.push(((*p).clone(), v));
     }
-    // Extraction is CPU-bound decompression: one blocking task per package, run together.
+    // Extraction is CPU-bound decompression (and each xz decoder holds its own buffers):
+    // one blocking task per package, as many at once as there are CPUs.
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(cpus));
     let mut tasks = Vec::new();
     for (p, v) in verified {
         let cache = cache.clone();
+        let slot = slots.clone().acquire_owned().await?;
         tasks.push(tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let limits = Limits::default();
             let what = format!("{} for {} ({})", p.file, p.host, p.host.debian());
             match &p.role {
