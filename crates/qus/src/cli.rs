@@ -132,7 +132,7 @@ pub struct BuildArgs {
     /// Rebuild images even when the daemon has them with the same inputs.
     #[arg(long)]
     pub force: bool,
-    /// Hosts built (and pushed) side by side.
+    /// Builds in flight at once (and hosts pushed side by side).
     #[arg(long, short, default_value_t = 8, value_name = "N")]
     pub jobs: usize,
     /// Print what was built as JSON on stdout.

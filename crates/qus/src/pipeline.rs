@@ -3,7 +3,7 @@
 //! In phases, so that bad input stops everything before the first build and no tag is ever
 //! left half-built: (1) ask the daemon which images are already there with the same inputs,
 //! (2) fetch and verify every package the rest need, (3) extract every emulator and busybox,
-//! (4) build, in plan order (a base before the images on it). The builder only tags an image
+//! (4) build, each image as soon as its base is there. The builder only tags an image
 //! when its build succeeded.
 
 use crate::arch::Host;
@@ -16,7 +16,7 @@ use crate::entrypoint;
 use crate::plan::{ImagePlan, PackagePlan, Plan, Role};
 use crate::progress::Progress;
 use anyhow::{anyhow, Context as _};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use qus_source::{Cache, EmulatorRequest, FetchOptions, Fetcher, FileRequest, Limits, Origin};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -44,9 +44,9 @@ pub struct BuiltImage {
 #[derive(Debug, Default)]
 pub struct Extracted {
     /// busybox by host.
-    pub busybox: BTreeMap<crate::arch::Host, PathBuf>,
+    pub busybox: BTreeMap<Host, PathBuf>,
     /// Emulators by (source, host), then target.
-    pub emulators: BTreeMap<(String, crate::arch::Host), BTreeMap<String, PathBuf>>,
+    pub emulators: BTreeMap<(String, Host), BTreeMap<String, PathBuf>>,
 }
 
 /// `qus build`.
@@ -136,8 +136,7 @@ pub async fn build_all<'a>(
     let inputs = prepare(&needed, &a.source, progress).await?;
 
     // Phase 4: build. The classic builder spends most of a build waiting (a container and a
-    // commit per step), not computing, so hosts build side by side; within a host, in plan
-    // order (a base before the images on it).
+    // commit per step, on a clock shared by every build), not computing, so builds overlap.
     let total = todo.len();
     let counter = std::sync::atomic::AtomicUsize::new(0);
     let build_one = |img: &'a ImagePlan| {
@@ -168,32 +167,46 @@ pub async fn build_all<'a>(
             })
         }
     };
-    let built: Vec<Vec<(String, BuiltImage)>> = futures::stream::iter(by_host(todo, |i| i.host))
-        .map(|group| async move {
-            let mut out = Vec::new();
-            for img in group {
-                out.push((img.tag.clone(), build_one(img).await?));
-            }
-            anyhow::Ok(out)
-        })
-        .buffer_unordered(a.jobs.max(1))
-        .try_collect()
-        .await?;
-    done.extend(built.into_iter().flatten());
-    Ok(ordered(plan, done))
-}
-
-/// Groups items by host, keeping their order inside each group.
-pub fn by_host<T>(items: Vec<T>, host: impl Fn(&T) -> Host) -> Vec<Vec<T>> {
-    let mut groups: Vec<(Host, Vec<T>)> = Vec::new();
-    for item in items {
-        let h = host(&item);
-        match groups.iter_mut().find(|(g, _)| *g == h) {
-            Some((_, g)) => g.push(item),
-            None => groups.push((h, vec![item])),
+    // An image starts as soon as its base is built (or was already there): `register` and
+    // `pkg` at once, then each single-target image on its `register` and `full` on its
+    // `pkg`, up to `--jobs` builds in flight.
+    let mut waiting: Vec<&'a ImagePlan> = Vec::new();
+    let mut ready: std::collections::VecDeque<&'a ImagePlan> = Default::default();
+    for img in todo.iter().copied() {
+        let base_pending = img
+            .base
+            .as_ref()
+            .is_some_and(|b| todo.iter().any(|t| &t.tag == b));
+        if base_pending {
+            waiting.push(img);
+        } else {
+            ready.push_back(img);
         }
     }
-    groups.into_iter().map(|(_, g)| g).collect()
+    let mut running = futures::stream::FuturesUnordered::new();
+    loop {
+        while running.len() < a.jobs.max(1) {
+            let Some(img) = ready.pop_front() else { break };
+            running.push(async move { (img, build_one(img).await) });
+        }
+        let Some((img, result)) = running.next().await else {
+            break;
+        };
+        done.insert(img.tag.clone(), result?);
+        let (now, later): (Vec<_>, Vec<_>) = waiting
+            .into_iter()
+            .partition(|w| w.base.as_deref() == Some(img.tag.as_str()));
+        waiting = later;
+        // Ahead of the other hosts' roots: they finish the chain this build started.
+        for w in now.into_iter().rev() {
+            ready.push_front(w);
+        }
+    }
+    debug_assert!(
+        waiting.is_empty(),
+        "every base is planned before its images"
+    );
+    Ok(ordered(plan, done))
 }
 
 fn ordered(plan: &Plan, mut done: BTreeMap<String, BuiltImage>) -> Vec<BuiltImage> {

@@ -7,6 +7,7 @@
 //! be the local image ID. Lists are published only when every image pushed and verified, so
 //! a failure part-way leaves the previous lists in place, and re-running finishes the job.
 
+use crate::arch::Host;
 use crate::cli::{PublishArgs, RegistryArgs, ReleaseArgs};
 use crate::docker::{Daemon, PushStats};
 use crate::pipeline::{build_all, BuiltImage};
@@ -163,7 +164,7 @@ async fn push(
     let total = images.len();
     let counter = std::sync::atomic::AtomicUsize::new(0);
     let pushed = std::sync::Mutex::new(Vec::new());
-    let groups = crate::pipeline::by_host(images.iter().collect(), |b: &&BuiltImage| b.host);
+    let groups = by_host(images.iter().collect(), |b: &&BuiltImage| b.host);
     let result: anyhow::Result<Vec<()>> = futures::stream::iter(groups)
         .map(|group| {
             let (counter, pushed) = (&counter, &pushed);
@@ -334,4 +335,17 @@ fn report(s: &Summary, json: bool, progress: &Progress) -> anyhow::Result<()> {
         crate::out_json(s)?;
     }
     Ok(())
+}
+
+/// Groups items by host, keeping their order inside each group.
+fn by_host<T>(items: Vec<T>, host: impl Fn(&T) -> Host) -> Vec<Vec<T>> {
+    let mut groups: Vec<(Host, Vec<T>)> = Vec::new();
+    for item in items {
+        let h = host(&item);
+        match groups.iter_mut().find(|(g, _)| *g == h) {
+            Some((_, g)) => g.push(item),
+            None => groups.push((h, vec![item])),
+        }
+    }
+    groups.into_iter().map(|(_, g)| g).collect()
 }
