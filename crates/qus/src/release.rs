@@ -201,37 +201,34 @@ async fn push_one(
         .strip_suffix(&format!(":{tag}"))
         .unwrap_or(&img.reference)
         .to_string();
-    let (status, layers) = if remote_config(client, &r).await?.as_deref() == Some(img.id.as_str()) {
-        progress.step(format!(
-            "{counter} {} is already in the registry",
-            img.reference
-        ));
-        ("present", PushStats::default())
-    } else {
-        progress.step(format!("{counter} pushing {}", img.reference));
-        let stats = daemon
-            .push(&repo, &tag, Some(&reg.push_credentials), progress)
-            .await?;
-        match remote_config(client, &r).await? {
-            Some(c) if c == img.id => {}
-            other => {
-                return Err(anyhow!(
-                    "{}: after the push the registry's manifest names config {}, not the \
-                     local image {}",
-                    img.reference,
-                    other.unwrap_or_else(|| "nothing".into()),
-                    img.id
-                ))
+    let remote = remote_image(client, &r).await?;
+    let (status, layers, d) = match remote {
+        Some((config, d)) if config == img.id => {
+            progress.step(format!(
+                "{counter} {} is already in the registry",
+                img.reference
+            ));
+            ("present", PushStats::default(), d)
+        }
+        _ => {
+            progress.step(format!("{counter} pushing {}", img.reference));
+            let stats = daemon
+                .push(&repo, &tag, Some(&reg.push_credentials), progress)
+                .await?;
+            match remote_image(client, &r).await? {
+                Some((c, d)) if c == img.id => ("pushed", stats, d),
+                other => {
+                    return Err(anyhow!(
+                        "{}: after the push the registry's manifest names config {}, not the \
+                         local image {}",
+                        img.reference,
+                        other.map_or_else(|| "nothing".into(), |(c, _)| c),
+                        img.id
+                    ))
+                }
             }
         }
-        ("pushed", stats)
     };
-    let d = client.manifest_head(&r).await?.ok_or_else(|| {
-        anyhow!(
-            "{}: the registry does not have it after the push",
-            img.reference
-        )
-    })?;
     Ok(PushedImage {
         reference: img.reference.clone(),
         digest: d.digest.to_string(),
@@ -243,8 +240,9 @@ async fn push_one(
 }
 
 /// Publishes every list of the plan over the per-host manifests in `digests`
-/// (reference → manifest digest). A list whose entry is missing fails, naming it, and
-/// nothing is written for it.
+/// (reference → manifest digest), a few at a time (each is a handful of small requests).
+/// A list whose entry is missing fails, naming it, and nothing is written for it; the
+/// other lists are still published, and the first failure is returned.
 async fn publish_lists(
     client: &Client,
     plan: &Plan,
@@ -252,58 +250,84 @@ async fn publish_lists(
     lists: &mut Vec<PublishedList>,
     progress: &Progress,
 ) -> anyhow::Result<()> {
-    for m in &plan.manifests {
-        let target = Reference::parse(&m.reference)?;
-        let mut entries = Vec::new();
-        for e in &m.entries {
-            let want = plan.image(&e.tag).map(|i| i.reference.as_str());
-            let digest = digests
-                .iter()
-                .find(|(r, _)| Some(r.as_str()) == want)
-                .map(|(_, d)| d)
-                .ok_or_else(|| {
-                    anyhow!(
-                        "{}: its entry {} is not in the registry; push it first",
-                        m.reference,
-                        want.unwrap_or(&e.tag)
-                    )
-                })?;
-            let digest = Digest::parse(digest).map_err(|x| anyhow!("{x}"))?;
-            entries.push(IndexEntry::new(digest, e.platform.clone()));
+    let results: Vec<anyhow::Result<PublishedList>> = futures::stream::iter(&plan.manifests)
+        .map(|m| publish_list(client, plan, m, digests, progress))
+        .buffered(LISTS_IN_FLIGHT)
+        .collect()
+        .await;
+    let mut first_error = None;
+    for r in results {
+        match r {
+            Ok(l) => lists.push(l),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
         }
-        let outcome = client
-            .publish_index(&target, &entries, ListKind::default())
-            .await
-            .with_context(|| format!("publishing {}", m.reference))?;
-        let status = match outcome {
-            Outcome::Written { .. } => "written",
-            Outcome::Unchanged { .. } => "unchanged",
-        };
-        progress.step(format!(
-            "{} {status} ({} platforms)",
-            m.reference,
-            entries.len()
-        ));
-        lists.push(PublishedList {
-            reference: m.reference.clone(),
-            digest: outcome.digest().to_string(),
-            status,
-            platforms: m.entries.iter().map(|e| e.platform.to_string()).collect(),
-        });
     }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
 }
 
-/// The config digest the registry's manifest for `r` names, or `None` when the tag is
-/// absent or is not a single-image manifest.
-async fn remote_config(client: &Client, r: &Reference) -> anyhow::Result<Option<String>> {
+const LISTS_IN_FLIGHT: usize = 8;
+
+async fn publish_list(
+    client: &Client,
+    plan: &Plan,
+    m: &crate::plan::ManifestPlan,
+    digests: &[(String, String)],
+    progress: &Progress,
+) -> anyhow::Result<PublishedList> {
+    let target = Reference::parse(&m.reference)?;
+    let mut entries = Vec::new();
+    for e in &m.entries {
+        let want = plan.image(&e.tag).map(|i| i.reference.as_str());
+        let digest = digests
+            .iter()
+            .find(|(r, _)| Some(r.as_str()) == want)
+            .map(|(_, d)| d)
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}: its entry {} is not in the registry; push it first",
+                    m.reference,
+                    want.unwrap_or(&e.tag)
+                )
+            })?;
+        let digest = Digest::parse(digest).map_err(|x| anyhow!("{x}"))?;
+        entries.push(IndexEntry::new(digest, e.platform.clone()));
+    }
+    let outcome = client
+        .publish_index(&target, &entries, ListKind::default())
+        .await
+        .with_context(|| format!("publishing {}", m.reference))?;
+    let status = match outcome {
+        Outcome::Written { .. } => "written",
+        Outcome::Unchanged { .. } => "unchanged",
+    };
+    progress.step(format!(
+        "{} {status} ({} platforms)",
+        m.reference,
+        entries.len()
+    ));
+    Ok(PublishedList {
+        reference: m.reference.clone(),
+        digest: outcome.digest().to_string(),
+        status,
+        platforms: m.entries.iter().map(|e| e.platform.to_string()).collect(),
+    })
+}
+
+/// The config digest the registry's manifest for `r` names and the manifest's descriptor,
+/// or `None` when the tag is absent or is not a single-image manifest.
+async fn remote_image(
+    client: &Client,
+    r: &Reference,
+) -> anyhow::Result<Option<(String, qus_registry::Descriptor)>> {
     if client.manifest_head(r).await?.is_none() {
         return Ok(None);
     }
     let raw = client.manifest_get(r).await?;
     Ok(serde_json::from_slice::<ImageManifest>(&raw.bytes)
         .ok()
-        .map(|m| m.config.digest.to_string()))
+        .map(|m| (m.config.digest.to_string(), raw.descriptor())))
 }
 
 fn read_password() -> anyhow::Result<String> {

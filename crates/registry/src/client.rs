@@ -94,6 +94,13 @@ pub struct BlobUpload {
 pub struct Client {
     transport: std::sync::Arc<Transport>,
     protocol: ProtocolPolicy,
+    /// Platforms read from image configs, by manifest digest: content-addressed, so never
+    /// stale, and many lists name the same manifests.
+    pub(crate) platforms: std::sync::Arc<
+        std::sync::Mutex<
+            std::collections::HashMap<crate::digest::Digest, crate::manifest::Platform>,
+        >,
+    >,
 }
 
 impl std::fmt::Debug for Client {
@@ -124,6 +131,7 @@ impl Client {
                 retry,
             )),
             protocol: config.protocol,
+            platforms: Default::default(),
         })
     }
 

@@ -234,20 +234,29 @@ impl Client {
         entry: &IndexEntry,
         descriptor: &Descriptor,
     ) -> Result<()> {
-        let at = target.with_digest(descriptor.digest.clone());
-        let manifest = self.manifest_get(&at).await?;
         let invalid = |reason: String| Error::InvalidEntry {
             target: target.to_string(),
             entry: entry.source.to_string(),
             reason,
         };
-        let config: ConfigRef = serde_json::from_slice(&manifest.bytes).map_err(|e| {
-            invalid(format!(
-                "its manifest has no usable config descriptor ({e})"
-            ))
-        })?;
-        let blob = self.blob_get(target, &config.config.digest).await?;
-        let actual = config_platform(&blob).map_err(invalid)?;
+        let known = self.known_platform(&descriptor.digest);
+        let actual = match known {
+            Some(p) => p,
+            None => {
+                let p = self
+                    .read_platform(target, descriptor)
+                    .await
+                    .map_err(|e| match e {
+                        PlatformRead::Invalid(reason) => invalid(reason),
+                        PlatformRead::Registry(e) => e,
+                    })?;
+                self.platforms
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(descriptor.digest.clone(), p.clone());
+                p
+            }
+        };
         if !actual.same_as(&entry.platform) {
             return Err(Error::PlatformMismatch {
                 target: target.to_string(),
@@ -258,6 +267,42 @@ impl Client {
         }
         Ok(())
     }
+
+    fn known_platform(&self, manifest: &Digest) -> Option<Platform> {
+        self.platforms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(manifest)
+            .cloned()
+    }
+
+    /// The platform an image manifest's config names.
+    async fn read_platform(
+        &self,
+        target: &Reference,
+        descriptor: &Descriptor,
+    ) -> std::result::Result<Platform, PlatformRead> {
+        let at = target.with_digest(descriptor.digest.clone());
+        let manifest = self
+            .manifest_get(&at)
+            .await
+            .map_err(PlatformRead::Registry)?;
+        let config: ConfigRef = serde_json::from_slice(&manifest.bytes).map_err(|e| {
+            PlatformRead::Invalid(format!(
+                "its manifest has no usable config descriptor ({e})"
+            ))
+        })?;
+        let blob = self
+            .blob_get(target, &config.config.digest)
+            .await
+            .map_err(PlatformRead::Registry)?;
+        config_platform(&blob).map_err(PlatformRead::Invalid)
+    }
+}
+
+enum PlatformRead {
+    Invalid(String),
+    Registry(Error),
 }
 
 fn missing(target: &Reference, entry: &IndexEntry) -> Error {

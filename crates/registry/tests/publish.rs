@@ -174,6 +174,16 @@ async fn a_platform_that_disagrees_with_the_image_config_is_refused() {
         other => panic!("expected PlatformMismatch, got {other:?}"),
     }
     assert!(err.to_string().contains("qus:x"), "{err}");
+    // Again with the same client: the platform it remembers for that manifest is the one
+    // its config names, not the one declared.
+    let again = client
+        .publish_index(&target, &entries, ListKind::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, Error::PlatformMismatch { ref config, .. } if config == "linux/arm/v6"),
+        "{again:?}"
+    );
     assert_eq!(registry.puts(), puts_before);
     assert!(client.manifest_head(&target).await.unwrap().is_none());
 }
