@@ -133,7 +133,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub force: bool,
     /// Builds in flight at once (and hosts pushed side by side).
-    #[arg(long, short, default_value_t = 8, value_name = "N")]
+    #[arg(long, short, default_value_t = 16, value_name = "N")]
     pub jobs: usize,
     /// Print what was built as JSON on stdout.
     #[arg(long)]
