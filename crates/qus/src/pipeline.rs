@@ -202,10 +202,13 @@ pub async fn build_all<'a>(
             ready.push_front(w);
         }
     }
-    debug_assert!(
-        waiting.is_empty(),
-        "every base is planned before its images"
-    );
+    if let Some(w) = waiting.first() {
+        return Err(anyhow!(
+            "{}: its base {} was never built; this is a bug in the plan",
+            w.tag,
+            w.base.as_deref().unwrap_or("?")
+        ));
+    }
     Ok(ordered(plan, done))
 }
 
