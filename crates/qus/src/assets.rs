@@ -25,6 +25,8 @@ pub struct Asset {
     pub sha256: String,
     /// Size in bytes.
     pub size: u64,
+    /// `written`, or `unchanged` when the file already held exactly these bytes.
+    pub status: &'static str,
 }
 
 /// The asset name for a host and target.
@@ -34,18 +36,52 @@ pub fn asset_name(host: &str, target: &str) -> String {
 
 /// Writes every asset and `SHA256SUMS` into `out`, each through a temporary file renamed
 /// into place, so an interrupted run never leaves a truncated asset under its final name.
-pub fn write_assets(out: &Path, specs: &[AssetSpec], mtime: u64) -> io::Result<Vec<Asset>> {
+///
+/// Compression is the slow part (a full release is ~2 GB of emulators), so assets are
+/// written one per CPU, and with `memo` (a folder in qus's cache) an asset whose input and
+/// output are both unchanged since the last run is left alone: `memo` maps a digest of
+/// everything that decides the asset to the sha256 of the file it gave.
+pub fn write_assets(
+    out: &Path,
+    specs: &[AssetSpec],
+    mtime: u64,
+    memo: Option<&Path>,
+) -> io::Result<Vec<Asset>> {
     std::fs::create_dir_all(out)?;
-    let mut written = Vec::new();
-    for spec in specs {
-        let bytes = tgz(&spec.emulator, &spec.member, mtime)?;
-        write_atomic(&out.join(&spec.name), &bytes)?;
-        written.push(Asset {
-            name: spec.name.clone(),
-            sha256: hex::encode(Sha256::digest(&bytes)),
-            size: bytes.len() as u64,
-        });
+    if let Some(m) = memo {
+        std::fs::create_dir_all(m)?;
     }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(specs.len().max(1));
+    let results: Vec<Vec<io::Result<Asset>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(spec) = specs.get(i) else { break };
+                        done.push(write_one(out, spec, mtime, memo));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| vec![Err(io::Error::other("an asset writer panicked"))])
+            })
+            .collect()
+    });
+    let mut written = results
+        .into_iter()
+        .flatten()
+        .collect::<io::Result<Vec<Asset>>>()?;
     written.sort_by(|a, b| a.name.cmp(&b.name));
     let sums: String = written
         .iter()
@@ -55,6 +91,74 @@ pub fn write_assets(out: &Path, specs: &[AssetSpec], mtime: u64) -> io::Result<V
     Ok(written)
 }
 
+/// Bumped when the asset format changes, so old memo entries stop matching.
+const FORMAT: &str = "qus-asset v2 gzip-6";
+
+fn write_one(out: &Path, spec: &AssetSpec, mtime: u64, memo: Option<&Path>) -> io::Result<Asset> {
+    let path = out.join(&spec.name);
+    let key = match memo {
+        Some(m) => Some(m.join(input_digest(spec, mtime)?)),
+        None => None,
+    };
+    if let Some(key) = &key {
+        if let (Ok(want), Ok(have)) = (std::fs::read_to_string(key), sha256_file(&path)) {
+            if want.trim() == have.0 {
+                return Ok(Asset {
+                    name: spec.name.clone(),
+                    sha256: have.0,
+                    size: have.1,
+                    status: "unchanged",
+                });
+            }
+        }
+    }
+    let bytes = tgz(&spec.emulator, &spec.member, mtime)?;
+    write_atomic(&path, &bytes)?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    if let Some(key) = &key {
+        write_atomic(key, sha256.as_bytes())?;
+    }
+    Ok(Asset {
+        name: spec.name.clone(),
+        sha256,
+        size: bytes.len() as u64,
+        status: "written",
+    })
+}
+
+/// sha256 of everything that decides an asset's bytes: the format, the member name, the
+/// mtime and the emulator's content.
+fn input_digest(spec: &AssetSpec, mtime: u64) -> io::Result<String> {
+    let mut h = Sha256::new();
+    h.update(format!("{FORMAT}\0{}\0{mtime}\0", spec.member));
+    let mut f = std::fs::File::open(&spec.emulator)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", spec.emulator.display())))?;
+    feed(&mut h, &mut f)?;
+    Ok(hex::encode(h.finalize()))
+}
+
+fn sha256_file(path: &Path) -> io::Result<(String, u64)> {
+    let mut h = Sha256::new();
+    let n = feed(&mut h, &mut std::fs::File::open(path)?)?;
+    Ok((hex::encode(h.finalize()), n))
+}
+
+fn feed(h: &mut Sha256, r: &mut impl io::Read) -> io::Result<u64> {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0;
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => {
+                h.update(&buf[..n]);
+                total += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn tgz(src: &Path, member: &str, mtime: u64) -> io::Result<Vec<u8>> {
     let f = std::fs::File::open(src)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", src.display())))?;
@@ -62,7 +166,7 @@ fn tgz(src: &Path, member: &str, mtime: u64) -> io::Result<Vec<u8>> {
     // No file name and mtime 0 in the gzip header: only the content decides the bytes.
     let gz = flate2::GzBuilder::new()
         .mtime(0)
-        .write(Vec::new(), flate2::Compression::best());
+        .write(Vec::new(), flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(tar::EntryType::Regular);
@@ -104,8 +208,8 @@ mod tests {
             emulator: emu,
             member: "qemu-aarch64-static".into(),
         };
-        let a = write_assets(&dir.path().join("a"), std::slice::from_ref(&spec), 7).unwrap();
-        let b = write_assets(&dir.path().join("b"), &[spec], 7).unwrap();
+        let a = write_assets(&dir.path().join("a"), std::slice::from_ref(&spec), 7, None).unwrap();
+        let b = write_assets(&dir.path().join("b"), &[spec], 7, None).unwrap();
         assert_eq!(a[0].sha256, b[0].sha256);
         assert_eq!(a[0].name, "qemu-aarch64-static_amd64.tgz");
         let sums = std::fs::read_to_string(dir.path().join("a/SHA256SUMS")).unwrap();
@@ -125,5 +229,36 @@ mod tests {
             std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
             0o644
         );
+    }
+
+    #[test]
+    fn unchanged_assets_are_left_alone_and_changed_ones_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, memo) = (dir.path().join("out"), dir.path().join("memo"));
+        let emu = dir.path().join("e");
+        std::fs::write(&emu, b"\x7fELF one").unwrap();
+        let spec = AssetSpec {
+            name: asset_name("amd64", "arm"),
+            emulator: emu.clone(),
+            member: "qemu-arm-static".into(),
+        };
+        let specs = std::slice::from_ref(&spec);
+        let status = || write_assets(&out, specs, 0, Some(&memo)).unwrap()[0].clone();
+        let first = status();
+        assert_eq!(first.status, "written");
+        let again = status();
+        assert_eq!((again.status, &again.sha256), ("unchanged", &first.sha256));
+        // A damaged output is rewritten, not trusted.
+        std::fs::write(out.join(&spec.name), b"junk").unwrap();
+        let repaired = status();
+        assert_eq!(
+            (repaired.status, &repaired.sha256),
+            ("written", &first.sha256)
+        );
+        // A new emulator gives a new asset.
+        std::fs::write(&emu, b"\x7fELF two").unwrap();
+        let changed = status();
+        assert_eq!(changed.status, "written");
+        assert_ne!(changed.sha256, first.sha256);
     }
 }

@@ -290,14 +290,18 @@ pub fn origin(src: &SourceArgs, distro: Distro) -> anyhow::Result<Origin> {
     Ok(Origin::mirror(&url)?)
 }
 
-/// Opens the cache named by the flags (or the default one).
-pub fn open_cache(src: &SourceArgs, progress: &Progress) -> anyhow::Result<Cache> {
-    let root = match &src.cache {
+/// The cache folder named by the flags (or the default one).
+fn cache_root(src: &SourceArgs) -> anyhow::Result<PathBuf> {
+    Ok(match &src.cache {
         Some(c) => c.clone(),
         None => Cache::default_root()?,
-    };
+    })
+}
+
+/// Opens the cache named by the flags (or the default one).
+pub fn open_cache(src: &SourceArgs, progress: &Progress) -> anyhow::Result<Cache> {
     let p = progress.clone();
-    Ok(Cache::open(root)?.on_lock_wait(move |lock| {
+    Ok(Cache::open(cache_root(src)?)?.on_lock_wait(move |lock| {
         p.step(format!(
             "waiting for another qus using the cache ({})",
             lock.display()
@@ -453,13 +457,22 @@ pub async fn assets_cmd(
     }
     let out = a.out.clone();
     let epoch = plan.epoch;
-    let written = tokio::task::spawn_blocking(move || write_assets(&out, &specs, epoch))
-        .await
-        .context("writing assets")?
-        .with_context(|| format!("writing assets to {}", a.out.display()))?;
+    let memo = cache_root(&a.source)?.join("assets");
     progress.step(format!(
-        "{} assets and SHA256SUMS in {}",
+        "writing {} assets to {}",
+        specs.len(),
+        a.out.display()
+    ));
+    let written =
+        tokio::task::spawn_blocking(move || write_assets(&out, &specs, epoch, Some(&memo)))
+            .await
+            .context("writing assets")?
+            .with_context(|| format!("writing assets to {}", a.out.display()))?;
+    let unchanged = written.iter().filter(|x| x.status == "unchanged").count();
+    progress.step(format!(
+        "{} assets ({} written, {unchanged} unchanged) and SHA256SUMS in {}",
         written.len(),
+        written.len() - unchanged,
         a.out.display()
     ));
     if a.json {

@@ -26,6 +26,25 @@ fn assets_are_complete_summed_and_reproducible() {
     };
     let a = write(&out.path().join("a"));
     write(&out.path().join("b"));
+    // Again into the first folder: nothing to compress, every file left as it was.
+    let again = write(&out.path().join("a"));
+    for x in again["assets"].as_array().unwrap() {
+        assert_eq!(x["status"], "unchanged", "{x}");
+    }
+    assert_eq!(
+        a["assets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| &x["sha256"])
+            .collect::<Vec<_>>(),
+        again["assets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| &x["sha256"])
+            .collect::<Vec<_>>()
+    );
     let names: Vec<&str> = a["assets"]
         .as_array()
         .unwrap()
