@@ -170,7 +170,8 @@ impl Daemon {
         progress: &Progress,
     ) -> Result<ImageInfo, DockerError> {
         // With the cache first; without it when the cache handed over another platform's
-        // layer (its config then says that platform), or lost an image the build stacked on.
+        // layer (its config then says that platform), or lost an image the build stacked on
+        // or ended with.
         let attempts: &[bool] = if no_cache { &[true] } else { &[false, true] };
         let mut got = String::new();
         for &cold in attempts {
@@ -193,10 +194,22 @@ impl Daemon {
                 }
                 Err(e) => return Err(e),
             };
-            let info = self.inspect(&id).await?.ok_or_else(|| DockerError::Build {
-                reference: image.reference.clone(),
-                message: format!("the daemon reported image {id} but does not have it"),
-            })?;
+            let Some(info) = self.inspect(&id).await? else {
+                // The cache handed over an image another client untagged (and so deleted)
+                // before this build could tag it; a cold build makes an image of its own.
+                if !cold {
+                    progress.step(format!(
+                        "{}: the cached image {id} vanished before it was tagged; rebuilding \
+                         without the cache",
+                        image.reference
+                    ));
+                    continue;
+                }
+                return Err(DockerError::Build {
+                    reference: image.reference.clone(),
+                    message: format!("the daemon reported image {id} but does not have it"),
+                });
+            };
             if info.platform == image.platform {
                 return Ok(info);
             }
