@@ -180,10 +180,14 @@ impl Daemon {
                 .await
             {
                 Ok(id) => id,
-                // Another client removed a cached image this build was stacking on (an
-                // image prune, a concurrent clean-up): the cold build does not need it.
+                // Another client removed a cached image this build was stacking on or
+                // ending with (an image prune, a concurrent clean-up): the daemon says
+                // "unknown parent image", or "failed to get destination image …: No such
+                // image". The cold build does not need it.
                 Err(DockerError::Build { message, .. })
-                    if !cold && message.contains("unknown parent image") =>
+                    if !cold
+                        && (message.contains("unknown parent image")
+                            || message.contains("No such image")) =>
                 {
                     progress.step(format!(
                         "{}: a cached image vanished during the build ({message}); rebuilding \
