@@ -7,9 +7,10 @@ mod support_mirror;
 use crate::support::{qus, sum, Repo};
 use qus::arch::Host;
 use qus::lockfile::LockFile;
+use qus_source::testkit::Server;
 use std::path::PathBuf;
 use std::process::Command;
-use support_mirror::{deb_version, real_deb, repack_with_version, Archive, Server};
+use support_mirror::{deb_version, real_deb, repack_with_version, Archive};
 
 /// A config with no pins at all: `qus lock` must supply every one. armhf's trixie qemu-user
 /// ships only 32-bit guests, which the config says (and the lock must keep).
@@ -114,7 +115,7 @@ fn json(text: &str) -> serde_json::Value {
 #[test]
 fn lock_pins_the_real_files_then_build_fetches_them_through_the_mirror() {
     let a = archive();
-    let server = Server::start(a.root.path());
+    let server = Server::start(a.root.path()).unwrap();
     let s = setup(BARE);
 
     // Without pins nothing plans, and the error says what to do.
@@ -226,7 +227,7 @@ fn lock_pins_the_real_files_then_build_fetches_them_through_the_mirror() {
 #[test]
 fn check_exits_0_when_current_and_1_when_a_newer_version_is_out() {
     let a = archive();
-    let server = Server::start(a.root.path());
+    let server = Server::start(a.root.path()).unwrap();
     let s = setup(BARE);
     let (code, _, err) = s.lock(&server);
     assert_eq!(code, 0, "{err}");
@@ -303,7 +304,7 @@ fn check_exits_0_when_current_and_1_when_a_newer_version_is_out() {
 #[test]
 fn an_index_that_does_not_match_its_release_is_refused() {
     let a = archive();
-    let server = Server::start(a.root.path());
+    let server = Server::start(a.root.path()).unwrap();
     let s = setup(BARE);
     let (code, _, err) = s.lock(&server);
     assert_eq!(code, 0, "{err}");
@@ -349,7 +350,7 @@ fn a_mirror_with_only_inrelease_works() {
         std::fs::write(a.path(&format!("dists/{suite}/InRelease")), signed).unwrap();
         std::fs::remove_file(&release).unwrap();
     }
-    let server = Server::start(a.root.path());
+    let server = Server::start(a.root.path()).unwrap();
     let s = setup(BARE);
     let (code, _, err) = s.lock(&server);
     assert_eq!(code, 0, "{err}");
@@ -361,7 +362,7 @@ fn a_mirror_with_only_inrelease_works() {
 #[test]
 fn a_package_missing_from_the_index_names_package_suite_and_arch() {
     let a = archive();
-    let server = Server::start(a.root.path());
+    let server = Server::start(a.root.path()).unwrap();
     let s = setup(&BARE.replace("package: qemu-user\n", "package: qemu-user-binfmt\n"));
     let (code, _, err) = s.lock(&server);
     assert_eq!(code, 2, "{err}");
@@ -373,7 +374,7 @@ fn a_package_missing_from_the_index_names_package_suite_and_arch() {
 #[test]
 fn a_malformed_lock_is_located_and_lock_rewrites_it() {
     let a = archive();
-    let server = Server::start(a.root.path());
+    let server = Server::start(a.root.path()).unwrap();
     let s = setup(BARE);
     let (code, _, err) = s.lock(&server);
     assert_eq!(code, 0, "{err}");
@@ -425,7 +426,7 @@ fn a_malformed_lock_is_located_and_lock_rewrites_it() {
 fn report_is_the_plans_targets_by_hosts() {
     let s = setup(BARE);
     let a = archive();
-    let server = Server::start(a.root.path());
+    let server = Server::start(a.root.path()).unwrap();
     let (code, _, err) = s.lock(&server);
     assert_eq!(code, 0, "{err}");
     drop(server);

@@ -2,21 +2,12 @@
 //! `pool/` holds the real downloaded packages, `dists/<suite>/` holds `Packages`,
 //! `Packages.xz` and `Release` made by Debian's own `apt-ftparchive` (apt-utils) over them.
 //!
-//! The server is the approach of the source crate's test server, cut down to what these
-//! tests need (plain GETs, 404 for anything else, a hit counter): loopback only, one thread
-//! per connection, stopped on drop.
+//! The server is the source crate's test mirror, `qus_source::testkit::Server`.
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::Duration;
 
 /// Where the real packages are: `$QUS_TEST_DEBS`, else `~/.cache/qus/test-debs`, else
 /// `~/.cache/qus/debs`.
@@ -226,105 +217,4 @@ pub fn repack_with_version(deb: &Path, version: &str, out_dir: &Path) -> PathBuf
         .unwrap();
     assert!(st.success(), "dpkg-deb -b");
     out
-}
-
-struct State {
-    hits: HashMap<String, usize>,
-}
-
-/// A static file server for an [`Archive`] on 127.0.0.1.
-pub struct Server {
-    addr: SocketAddr,
-    state: Arc<Mutex<State>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Server {
-    pub fn start(root: &Path) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new(State {
-            hits: HashMap::new(),
-        }));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (st, sp, rt) = (state.clone(), stop.clone(), root.to_path_buf());
-        thread::spawn(move || {
-            for conn in listener.incoming() {
-                if sp.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(conn) = conn else { continue };
-                let (st, rt) = (st.clone(), rt.clone());
-                thread::spawn(move || {
-                    let _ = handle(conn, &rt, &st);
-                });
-            }
-        });
-        Server { addr, state, stop }
-    }
-
-    /// The mirror root URL: `http://127.0.0.1:<port>/debian`.
-    pub fn url(&self) -> String {
-        format!("http://{}/debian", self.addr)
-    }
-
-    /// GETs seen for a path below the mirror root.
-    pub fn hits(&self, rel: &str) -> usize {
-        *self.state.lock().unwrap().hits.get(rel).unwrap_or(&0)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
-    }
-}
-
-fn handle(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut request = String::new();
-    reader.read_line(&mut request)?;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
-            break;
-        }
-    }
-    let mut conn = conn;
-    let path = request.split_whitespace().nth(1).unwrap_or("/");
-    let rel = path.strip_prefix("/debian/").unwrap_or("").to_string();
-    *state.lock().unwrap().hits.entry(rel.clone()).or_default() += 1;
-    let body = if rel.is_empty() || rel.split('/').any(|c| c == ".." || c.is_empty()) {
-        None
-    } else {
-        std::fs::read(root.join(&rel)).ok()
-    };
-    match body {
-        None => {
-            let msg = b"not found";
-            write!(
-                conn,
-                "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                msg.len()
-            )?;
-            conn.write_all(msg)?;
-        }
-        Some(body) => {
-            write!(
-                conn,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
-                body.len()
-            )?;
-            conn.write_all(&body)?;
-        }
-    }
-    conn.flush()?;
-    let _ = reader
-        .get_mut()
-        .set_read_timeout(Some(Duration::from_millis(10)));
-    let mut sink = [0u8; 64];
-    let _ = reader.read(&mut sink);
-    Ok(())
 }

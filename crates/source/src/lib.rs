@@ -53,6 +53,8 @@ mod limits;
 mod lock;
 pub mod package;
 pub mod rpm;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod tree;
 
 pub use cache::{Cache, Extraction, LockWait};

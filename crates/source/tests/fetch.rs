@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use qus_source::{Cache, Error, FetchOptions, Fetcher, Origin, PackageRef, Progress};
 
-use crate::support::server::{Mode, Server};
 use crate::support::{debs_dir, pool_name, real_deb, sha256_file, tree};
+use qus_source::testkit::{Mode, Server};
 
 /// A mirror root with the real busybox-static packages at their pool paths.
 struct Mirror {
@@ -31,7 +31,7 @@ fn mirror() -> Mirror {
         let size = std::fs::metadata(&deb).unwrap().len();
         refs.push(PackageRef::new(&pool, &sha256_file(&deb), Some(size)).unwrap());
     }
-    let server = Server::start(root.path());
+    let server = Server::start(root.path()).unwrap();
     let arm64 = refs.pop().unwrap();
     let amd64 = refs.pop().unwrap();
     Mirror {

@@ -8,8 +8,8 @@ use qus_source::debian_index::{self, decompress_index, newest, parse_packages, R
 use qus_source::{Cache, Error, FetchOptions, Fetcher, Origin};
 
 use crate::support::debgen::{self, dir, file};
-use crate::support::server::Server;
 use crate::support::{pool_name, real_deb, sha256_file};
+use qus_source::testkit::Server;
 
 const OLDER: &[&str] = &["1:1.36.1-9", "1:1.37.0-6", "1:1.37.0~rc1-1"];
 
@@ -111,7 +111,7 @@ fn real_indexes_parse_verify_and_pick_the_newest() {
 #[tokio::test]
 async fn lock_flow_over_http_index_then_package() {
     let root = archive();
-    let server = Server::start(root.path());
+    let server = Server::start(root.path()).unwrap();
     let opts = FetchOptions {
         system_proxy: false,
         ..FetchOptions::default()
@@ -157,7 +157,7 @@ async fn packages_not_matching_the_release_is_refused() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 1;
     std::fs::write(&xz, bytes).unwrap();
-    let server = Server::start(root.path());
+    let server = Server::start(root.path()).unwrap();
     let http = qus_source::Http::new(&FetchOptions {
         system_proxy: false,
         ..FetchOptions::default()
@@ -178,7 +178,7 @@ async fn packages_not_matching_the_release_is_refused() {
 #[tokio::test]
 async fn arch_not_in_the_release() {
     let root = archive();
-    let server = Server::start(root.path());
+    let server = Server::start(root.path()).unwrap();
     let http = qus_source::Http::new(&FetchOptions {
         system_proxy: false,
         ..FetchOptions::default()

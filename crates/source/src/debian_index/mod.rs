@@ -135,7 +135,7 @@ fn check_part(part: &str) -> Result<()> {
     Ok(())
 }
 
-/// `mirror` + `path`, keeping the mirror's own path (`http://h/debian` + `dists/…`).
+/// `mirror` + `path`, keeping the mirror's own path (a mirror at `…/debian` gives `…/debian/dists/…`).
 fn join(mirror: &Url, path: &str) -> Result<Url> {
     let mut base = mirror.clone();
     if !base.path().ends_with('/') {

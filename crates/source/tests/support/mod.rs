@@ -1,10 +1,10 @@
-//! Shared test helpers: finding the real packages, building hostile ones, a loopback HTTP
-//! server, and checking that nothing was written where it should not be.
+//! Shared test helpers: finding the real packages, building hostile ones, and checking that
+//! nothing was written where it should not be. The loopback mirror is
+//! `qus_source::testkit::Server`.
 
 #![allow(dead_code)]
 
 pub mod debgen;
-pub mod server;
 
 use std::path::{Path, PathBuf};
 

@@ -1,9 +1,10 @@
-//! A tiny HTTP/1.1 file server on 127.0.0.1, laid out like a Debian mirror (URL path =
-//! path under its root), with switches for the faults a real mirror has: cutting a transfer
-//! short, stalling, answering with an error status, or trickling bytes slowly.
+//! For tests (feature `testkit`), this crate's and the pipeline's: a tiny HTTP/1.1 file
+//! server on 127.0.0.1 laid out like a Debian mirror (`/debian/<path>` = `<path>` under its
+//! root), with switches for the faults a real mirror has: cutting a transfer short,
+//! stalling, or trickling bytes slowly.
 //!
 //! Loopback only, bounded: every connection thread ends on its own (a stall lasts at most
-//! STALL_MAX), and the server stops when dropped.
+//! STALL_MAX), nothing outside the root is served, and the server stops when dropped.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -34,6 +35,12 @@ struct State {
     hits: HashMap<String, usize>,
 }
 
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    // A panicking test thread leaves the counters as they were: still worth reading.
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The mirror server; stops when dropped.
 pub struct Server {
     addr: SocketAddr,
     root: PathBuf,
@@ -42,9 +49,10 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(root: &Path) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
+    /// Serves the files below `root` on a free 127.0.0.1 port.
+    pub fn start(root: &Path) -> std::io::Result<Server> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State {
             mode: Mode::Normal,
             hits: HashMap::new(),
@@ -63,12 +71,12 @@ impl Server {
                 });
             }
         });
-        Server {
+        Ok(Server {
             addr,
             root: root.to_path_buf(),
             state,
             stop,
-        }
+        })
     }
 
     /// `http://127.0.0.1:<port>/debian/` (the mirror root; `/debian` is stripped).
@@ -76,17 +84,19 @@ impl Server {
         format!("http://{}/debian/", self.addr)
     }
 
+    /// The folder served.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// How the following requests are answered.
     pub fn set_mode(&self, mode: Mode) {
-        self.state.lock().unwrap().mode = mode;
+        lock(&self.state).mode = mode;
     }
 
     /// GET requests seen for a path under the mirror root (e.g. `pool/main/...`).
     pub fn hits(&self, path: &str) -> usize {
-        *self.state.lock().unwrap().hits.get(path).unwrap_or(&0)
+        *lock(&self.state).hits.get(path).unwrap_or(&0)
     }
 }
 
@@ -115,10 +125,10 @@ fn handle(
         }
     }
     let mut conn = conn;
-    let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let rel = path.trim_start_matches("/debian/").to_string();
+    let path = request.split_whitespace().nth(1).unwrap_or("/");
+    let rel = path.strip_prefix("/debian/").unwrap_or("").to_string();
     let mode = {
-        let mut s = state.lock().unwrap();
+        let mut s = lock(state);
         *s.hits.entry(rel.clone()).or_default() += 1;
         s.mode
     };
@@ -130,7 +140,7 @@ fn handle(
         }
         return Ok(());
     }
-    let file = if rel.split('/').any(|c| c == "..") {
+    let file = if rel.is_empty() || rel.split('/').any(|c| c == ".." || c.is_empty()) {
         None
     } else {
         std::fs::read(root.join(&rel)).ok()
