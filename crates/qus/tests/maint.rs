@@ -8,9 +8,10 @@ use crate::support::{qus, sum, Repo};
 use qus::arch::Host;
 use qus::lockfile::LockFile;
 use qus_source::testkit::Server;
+use qus_source::testkit::{pool_name, real_deb};
 use std::path::PathBuf;
 use std::process::Command;
-use support_mirror::{deb_version, real_deb, repack_with_version, Archive};
+use support_mirror::{deb_version, repack_with_version, Archive};
 
 /// A config with no pins at all: `qus lock` must supply every one. armhf's trixie qemu-user
 /// ships only 32-bit guests, which the config says (and the lock must keep).
@@ -157,7 +158,7 @@ fn lock_pins_the_real_files_then_build_fetches_them_through_the_mirror() {
         );
         assert_eq!(p.version, deb_version(&deb), "{role} {host}");
         assert!(
-            p.file.starts_with("pool/main/") && p.file.ends_with(&support_mirror::pool_name(&deb)),
+            p.file.starts_with("pool/main/") && p.file.ends_with(&pool_name(&deb)),
             "{}",
             p.file
         );

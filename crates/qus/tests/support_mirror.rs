@@ -9,56 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Where the real packages are: `$QUS_TEST_DEBS`, else `~/.cache/qus/test-debs`, else
-/// `~/.cache/qus/debs`.
-pub fn test_debs() -> PathBuf {
-    if let Some(d) = std::env::var_os("QUS_TEST_DEBS") {
-        return PathBuf::from(d);
-    }
-    let cache = PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/qus");
-    let preferred = cache.join("test-debs");
-    if preferred.is_dir() {
-        preferred
-    } else {
-        cache.join("debs")
-    }
-}
-
-/// The real `<name>_<version>_<arch>.deb` (as `apt-get download` names it).
-pub fn real_deb(name: &str, arch: &str) -> PathBuf {
-    let dir = test_debs();
-    let prefix = format!("{name}_");
-    let suffix = format!("_{arch}.deb");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot list {} ({e}): run .ci/run or ci/fetch-test-debs, or set QUS_TEST_DEBS",
-                dir.display()
-            )
-        })
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let n = p.file_name().unwrap().to_string_lossy();
-            n.starts_with(&prefix) && n.ends_with(&suffix)
-        })
-        .collect();
-    found.sort();
-    found.pop().unwrap_or_else(|| {
-        panic!(
-            "no {name} for {arch} in {}: run ci/fetch-test-debs",
-            dir.display()
-        )
-    })
-}
-
-/// The pool file name: the `apt-get download` name without the epoch
-/// (`qemu-user_1%3a10.0.13+ds-0+deb13u1_amd64.deb` → `qemu-user_10.0.13+ds-0+deb13u1_amd64.deb`).
-pub fn pool_name(deb: &Path) -> String {
-    let name = deb.file_name().unwrap().to_string_lossy().to_string();
-    let (pkg, rest) = name.split_once('_').unwrap();
-    let rest = rest.split_once("%3a").map_or(rest, |(_, r)| r);
-    format!("{pkg}_{rest}")
-}
+use qus_source::testkit::pool_name;
 
 /// The Debian version in an `apt-get download` name (`1:10.0.13+ds-0+deb13u1`).
 pub fn deb_version(deb: &Path) -> String {

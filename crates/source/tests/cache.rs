@@ -6,7 +6,7 @@ use qus_source::{
     Cache, EmulatorRequest, FetchOptions, Fetcher, FileRequest, Limits, Origin, PackageRef,
 };
 
-use crate::support::{debs_dir, real_deb, sha256_file, tree};
+use crate::support::{real_deb, sha256_file, test_debs, tree};
 
 /// Brings a real package into a fresh cache through the local-dir origin.
 fn cached(cache: &Cache, name: &str, arch: &str) -> qus_source::VerifiedPackage {
@@ -23,7 +23,7 @@ fn cached(cache: &Cache, name: &str, arch: &str) -> qus_source::VerifiedPackage 
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(f.fetch(&pkg, &Origin::local_dir(debs_dir()), &|_| {}))
+    rt.block_on(f.fetch(&pkg, &Origin::local_dir(test_debs()), &|_| {}))
         .unwrap()
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use qus_source::{Cache, Error, FetchOptions, Fetcher, Origin, PackageRef, Progress};
 
-use crate::support::{debs_dir, pool_name, real_deb, sha256_file, tree};
+use crate::support::{pool_name, real_deb, sha256_file, test_debs, tree};
 use qus_source::testkit::{Mode, Server};
 
 /// A mirror root with the real busybox-static packages at their pool paths.
@@ -266,7 +266,7 @@ async fn tampered_cache_entry_is_fetched_again() {
 
 #[tokio::test]
 async fn local_dir_with_apt_get_download_names() {
-    // debs_dir() holds `busybox-static_1%3a1.37.0-6+b9_amd64.deb`; the pool name has no epoch.
+    // test_debs() holds `busybox-static_1%3a1.37.0-6+b9_amd64.deb`; the pool name has no epoch.
     let deb = real_deb("busybox-static", "amd64");
     assert!(deb.file_name().unwrap().to_str().unwrap().contains("%3a"));
     let pkg = PackageRef::new(
@@ -277,7 +277,7 @@ async fn local_dir_with_apt_get_download_names() {
     .unwrap();
     let cache = tempfile::tempdir().unwrap();
     let got = fetcher(cache.path())
-        .fetch(&pkg, &Origin::local_dir(debs_dir()), &|_| {})
+        .fetch(&pkg, &Origin::local_dir(test_debs()), &|_| {})
         .await
         .unwrap();
     assert_eq!(sha256_file(&got.path), pkg.sha256.to_hex());
@@ -434,7 +434,7 @@ fn disk_full_is_a_clean_error() {
         .arg(dir.path())
         .arg(&exe)
         .env("QUS_DISK_FULL_DIR", dir.path())
-        .env("QUS_TEST_DEBS", debs_dir())
+        .env("QUS_TEST_DEBS", test_debs())
         .output()
         .expect("unshare (util-linux) runs");
     let text = format!(
@@ -467,7 +467,7 @@ async fn disk_full_child() {
     };
     // ~0.95 MB fits.
     let amd64 = f
-        .fetch(&local("amd64"), &Origin::local_dir(debs_dir()), &|_| {})
+        .fetch(&local("amd64"), &Origin::local_dir(test_debs()), &|_| {})
         .await
         .unwrap();
     // Extracting busybox (~2 MB) does not.
@@ -490,7 +490,7 @@ async fn disk_full_child() {
     // Neither does a second package (~0.85 MB).
     let arm64 = local("arm64");
     let err = f
-        .fetch(&arm64, &Origin::local_dir(debs_dir()), &|_| {})
+        .fetch(&arm64, &Origin::local_dir(test_debs()), &|_| {})
         .await
         .unwrap_err();
     assert!(

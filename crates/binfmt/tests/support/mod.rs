@@ -21,13 +21,7 @@ pub const FULL_TARGETS: &[&str] = &[
     "aarch64", "arm", "riscv64", "s390x", "ppc64le", "mips64el", "i386", "x86_64",
 ];
 
-/// Where the test debs are, and how to get them.
-pub fn debs_dir() -> PathBuf {
-    match std::env::var_os("QUS_TEST_DEBS") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/qus/debs"),
-    }
-}
+pub use qus_source::testkit::real_deb as find_deb;
 
 /// Debian's architecture name for this machine.
 pub fn host_deb_arch() -> &'static str {
@@ -51,35 +45,6 @@ pub fn host_machine() -> String {
 /// The QEMU target name of this machine.
 pub fn host_target() -> String {
     qus_binfmt::table::host_target(&host_machine()).to_string()
-}
-
-/// The deb of `package` for `arch` (any version), or a panic that says how
-/// to fetch it.
-pub fn find_deb(package: &str, arch: &str) -> PathBuf {
-    let dir = debs_dir();
-    let mut found: Vec<PathBuf> = fs::read_dir(&dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| {
-                    let n = p
-                        .file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                        .into_owned();
-                    n.starts_with(&format!("{package}_")) && n.ends_with(&format!("_{arch}.deb"))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found.pop().unwrap_or_else(|| {
-        panic!(
-            "test data missing: no {package}_*_{arch}.deb in {} — run `.ci/run` (it fetches the \
-             Debian packages the tests use) or point QUS_TEST_DEBS at a folder holding them",
-            dir.display()
-        )
-    })
 }
 
 /// Extracts `members` (paths like `./usr/bin/busybox`) of a deb into `dest`.

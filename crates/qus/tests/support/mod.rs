@@ -10,42 +10,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub use qus_source::testkit::{pool_name, real_deb as deb};
+
 /// Where .ci/run (ci/fetch-test-debs) puts the real packages.
 pub fn debs_dir() -> PathBuf {
-    let dir = std::env::var_os("QUS_TEST_DEBS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").expect("HOME is set");
-            PathBuf::from(home).join(".cache/qus/test-debs")
-        });
+    let dir = qus_source::testkit::test_debs();
     assert!(
         dir.is_dir(),
         "{} is missing: run ci/fetch-test-debs (or .ci/run) to download the test packages",
         dir.display()
     );
     dir
-}
-
-/// The package `name` for Debian arch `arch` in the test packages.
-pub fn deb(name: &str, arch: &str) -> PathBuf {
-    let dir = debs_dir();
-    let prefix = format!("{name}_");
-    let suffix = format!("_{arch}.deb");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let n = p.file_name().unwrap().to_string_lossy().to_string();
-            n.starts_with(&prefix) && n.ends_with(&suffix)
-        })
-        .collect();
-    found.sort();
-    found.pop().unwrap_or_else(|| {
-        panic!(
-            "no {name} package for {arch} in {}: run ci/fetch-test-debs",
-            dir.display()
-        )
-    })
 }
 
 /// sha256 and size of a file.
@@ -56,19 +31,8 @@ pub fn sum(path: &Path) -> (String, u64) {
 
 /// The pool path a file as `apt-get download` names it would have in a mirror.
 pub fn pool_path(file: &Path) -> String {
-    let name = file.file_name().unwrap().to_string_lossy().to_string();
-    // apt writes the epoch as `1%3a`; pool names have no epoch.
-    let plain = match name.split_once("%3a") {
-        Some((pkg_epoch, rest)) => {
-            let pkg = pkg_epoch
-                .rsplit_once('_')
-                .map(|(p, _)| p)
-                .unwrap_or(pkg_epoch);
-            format!("{pkg}_{rest}")
-        }
-        None => name,
-    };
-    let pkg = plain.split('_').next().unwrap();
+    let plain = pool_name(file);
+    let pkg = plain.split('_').next().unwrap_or_default();
     format!("pool/main/t/test/{pkg}/{plain}")
 }
 
