@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use qus_source::testkit::pool_name;
+use qus_source::testkit::{ftparchive, pool_name};
 
 /// The Debian version in an `apt-get download` name (`1:10.0.13+ds-0+deb13u1`).
 pub fn deb_version(deb: &Path) -> String {
@@ -111,23 +111,6 @@ impl Archive {
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.path().join(rel)
     }
-}
-
-/// Runs apt-ftparchive in `root` and returns its stdout.
-pub fn ftparchive(root: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("apt-ftparchive")
-        .args(args)
-        .current_dir(root)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run apt-ftparchive ({e}): apt-get install -y apt-utils (.ci/run installs it)")
-        });
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 /// Re-packs `deb` with another `Version:` using dpkg-deb (a real, newer package).

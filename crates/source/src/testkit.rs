@@ -4,5 +4,5 @@
 mod debs;
 mod server;
 
-pub use debs::{pool_name, real_deb, test_debs};
+pub use debs::{ftparchive, pool_name, real_deb, test_debs};
 pub use server::{Mode, Server};

@@ -1,33 +1,14 @@
 //! Debian indexes made by Debian's own tool (`apt-ftparchive`, package apt-utils) over real
 //! packages, read back, verified, and served from a loopback mirror.
 
-use std::path::Path;
-use std::process::Command;
-
 use qus_source::debian_index::{self, decompress_index, newest, parse_packages, Release};
 use qus_source::{Cache, Error, FetchOptions, Fetcher, Origin};
 
 use crate::support::debgen::{self, dir, file};
 use crate::support::{pool_name, real_deb, sha256_file};
-use qus_source::testkit::Server;
+use qus_source::testkit::{ftparchive, Server};
 
 const OLDER: &[&str] = &["1:1.36.1-9", "1:1.37.0-6", "1:1.37.0~rc1-1"];
-
-fn ftparchive(root: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("apt-ftparchive")
-        .args(args)
-        .current_dir(root)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run apt-ftparchive ({e}): apt-get install -y apt-utils (.ci/run installs it)")
-        });
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
 
 /// A mirror root: the real busybox-static for amd64 and arm64, three older fake versions for
 /// amd64, and `dists/trixie/{Release, main/binary-amd64/Packages{,.xz}}` made by apt-ftparchive.

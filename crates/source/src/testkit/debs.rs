@@ -3,6 +3,7 @@
 //! These panic, with what to run, when the packages are missing: they serve tests.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// Where the real packages are: `$QUS_TEST_DEBS`, else `~/.cache/qus/test-debs`.
 pub fn test_debs() -> PathBuf {
@@ -58,4 +59,22 @@ pub fn pool_name(deb: &Path) -> String {
         _ => rest,
     };
     format!("{pkg}_{rest}")
+}
+
+/// Runs Debian's `apt-ftparchive` (apt-utils) in `root` and returns its stdout: the
+/// `Packages` and `Release` files of a test mirror, made by Debian's own tool.
+pub fn ftparchive(root: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("apt-ftparchive")
+        .args(args)
+        .current_dir(root)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run apt-ftparchive ({e}): apt-get install -y apt-utils (.ci/run installs it)")
+        });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
