@@ -28,7 +28,7 @@ pub const ENTRYPOINT: &[&str] = &["/qus/busybox", "sh", "/qus/register"];
 pub const BUSYBOX_PATH: &str = "qus/busybox";
 
 /// The entrypoint script.
-pub const REGISTER_SH: &str = include_str!("../../../images/register.sh");
+pub const REGISTER_SH: &str = include_str!("../sh/register.sh");
 
 /// Single-quotes `s` for sh.
 fn quote(s: &str) -> String {

@@ -12,7 +12,7 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 /// The template every Dockerfile is rendered from.
-pub const TEMPLATE: &str = include_str!("../../../Dockerfile.template");
+pub const TEMPLATE: &str = include_str!("../Dockerfile.template");
 
 /// Where emulators live in every image (multiarch/qemu-user-static's path).
 pub const EMULATOR_DIR: &str = "usr/bin";

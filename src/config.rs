@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The default configuration, shipped in the binary so `qus plan` works anywhere.
-pub const DEFAULT_CONFIG: &str = include_str!("../../../images/qus.yml");
+pub const DEFAULT_CONFIG: &str = include_str!("../images/qus.yml");
 /// Where the default configuration lives in the repository (for messages).
 pub const DEFAULT_CONFIG_NAME: &str = "images/qus.yml";
 
