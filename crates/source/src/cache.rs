@@ -35,9 +35,9 @@ use std::time::Duration;
 use crate::digest::{Hasher, Sha256};
 use crate::error::{Error, Result};
 use crate::extract::{self, Emulator, EmulatorRequest, ExtractedFile, FileRequest, WriteOpts};
-use crate::fetch::VerifiedPackage;
 use crate::limits::Limits;
 use crate::lock::FileLock;
+use crate::pinned::VerifiedPackage;
 
 /// Called when a cache entry is locked by another process, with the lock file's path.
 pub type LockWait = dyn Fn(&Path) + Send + Sync;

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use crate::digest::{Hasher, Sha256};
 use crate::elf::{self, HostElf};
 use crate::error::{Error, Result};
+use crate::formats::open_package;
 use crate::limits::Limits;
 use crate::package::{self, EntryKind, Flow, PackageFormat, VisitError};
 
@@ -142,7 +143,7 @@ pub(crate) fn extract_emulators_with(
     opts: WriteOpts,
 ) -> Result<Vec<Emulator>> {
     let host = host_elf(&req.arch)?;
-    let mut pkg = package::open(package, limits)?;
+    let mut pkg = open_package(package, limits)?;
     check_arch(&*pkg, &req.arch, true)?;
     fs::create_dir_all(work_dir).map_err(|e| Error::io("cannot create", work_dir, e))?;
     if req.targets.as_ref().is_some_and(|t| t.is_empty()) {
@@ -284,7 +285,7 @@ pub(crate) fn extract_file_with(
         path: package.to_path_buf(),
         entry: req.member.clone(),
     })?;
-    let mut pkg = package::open(package, limits)?;
+    let mut pkg = open_package(package, limits)?;
     check_arch(&*pkg, &req.arch, req.host_elf)?;
     fs::create_dir_all(work_dir).map_err(|e| Error::io("cannot create", work_dir, e))?;
     let pkg_path = package.to_path_buf();

@@ -11,7 +11,27 @@ use futures::StreamExt;
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::fetch::FetchOptions;
+
+/// Network settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchOptions {
+    /// Time to establish a connection.
+    pub connect_timeout: Duration,
+    /// Time without receiving any byte before giving up.
+    pub read_timeout: Duration,
+    /// Honour `http_proxy`/`https_proxy`/`no_proxy` from the environment.
+    pub system_proxy: bool,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(60),
+            system_proxy: true,
+        }
+    }
+}
 
 /// A configured HTTP client (cheap to clone).
 #[derive(Debug, Clone)]

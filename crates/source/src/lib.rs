@@ -48,10 +48,12 @@ pub mod elf;
 mod error;
 pub mod extract;
 pub mod fetch;
+mod formats;
 mod http;
 mod limits;
 mod lock;
 pub mod package;
+mod pinned;
 pub mod rpm;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -63,7 +65,9 @@ pub use error::{Error, Result};
 pub use extract::{
     extract_emulators, extract_file, Emulator, EmulatorRequest, ExtractedFile, FileRequest,
 };
-pub use fetch::{FetchOptions, Fetcher, Origin, PackageRef, Progress, VerifiedPackage};
-pub use http::Http;
+pub use fetch::{Fetcher, Origin, Progress};
+pub use formats::open_package;
+pub use http::{FetchOptions, Http};
 pub use limits::Limits;
 pub use package::PackageInfo;
+pub use pinned::{PackageRef, VerifiedPackage};

@@ -5,14 +5,11 @@
 //! The safety rules (paths, links, duplicates; see `tree`) are applied once, here, in
 //! `walk`, so a new format cannot forget them.
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
-use crate::deb::Deb;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
-use crate::rpm::{self, Rpm};
 use crate::tree::{RawNode, Tree, TreeError};
 
 /// What a package says about itself (a .deb's control file, an rpm's header).
@@ -120,33 +117,6 @@ pub trait PackageFormat {
     /// Streams the payload entries in archive order to `visit`, until the end or
     /// [`Flow::Stop`]. Can be called once.
     fn entries(&mut self, limits: &Limits, visit: &mut Visitor<'_>) -> Result<()>;
-}
-
-/// Opens a package, choosing the format from the file's first bytes.
-pub fn open(path: &Path, limits: &Limits) -> Result<Box<dyn PackageFormat>> {
-    let mut magic = [0u8; 8];
-    let n = File::open(path)
-        .and_then(|mut f| {
-            let mut n = 0;
-            while n < magic.len() {
-                match f.read(&mut magic[n..])? {
-                    0 => break,
-                    k => n += k,
-                }
-            }
-            Ok(n)
-        })
-        .map_err(|e| Error::io("cannot read", path, e))?;
-    // An rpm by its magic, or a file named .rpm that is not an ar archive (so a broken lead
-    // is reported as such, not as "not a Debian package").
-    let named_rpm = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("rpm"));
-    let is_ar = n == magic.len() && magic == *b"!<arch>\n";
-    if rpm::is_rpm_magic(&magic[..n]) || (named_rpm && !is_ar) {
-        return Ok(Box::new(Rpm::open(path, limits)?));
-    }
-    Ok(Box::new(Deb::open(path, limits)?))
 }
 
 /// An entry that passed the tree rules.

@@ -186,7 +186,7 @@ fn real_package_for_the_wrong_host() {
 #[test]
 fn package_info_of_both_layouts() {
     let limits = Limits::default();
-    let p = qus_source::package::open(&real_deb("qemu-user-static", "arm64"), &limits).unwrap();
+    let p = qus_source::open_package(&real_deb("qemu-user-static", "arm64"), &limits).unwrap();
     let i = p.info();
     assert_eq!(
         (i.name.as_str(), i.architecture.as_str()),
@@ -198,6 +198,6 @@ fn package_info_of_both_layouts() {
         "{}",
         i.source_version()
     );
-    let p = qus_source::package::open(&real_deb("qemu-user", "arm64"), &limits).unwrap();
+    let p = qus_source::open_package(&real_deb("qemu-user", "arm64"), &limits).unwrap();
     assert!(p.info().version.starts_with("1:10.0"));
 }

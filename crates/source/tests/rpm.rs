@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use qus_source::rpm::{Rpm, RpmFile};
 use qus_source::{
-    extract_emulators, package, Cache, EmulatorRequest, Error, Limits, Sha256, VerifiedPackage,
+    extract_emulators, Cache, EmulatorRequest, Error, Limits, Sha256, VerifiedPackage,
 };
 
 use crate::support::{sha256_file, tree};
@@ -455,7 +455,7 @@ fn zstd_rpm_gives_back_the_real_binary() {
 #[test]
 fn header_says_what_the_package_is() {
     let path = rpm(Built::ZstdX86);
-    let p = package::open(path, &all()).unwrap();
+    let p = qus_source::open_package(path, &all()).unwrap();
     let info = p.info();
     assert_eq!(info.name, "qemu-user-static-aarch64");
     assert_eq!(info.version, "2:10.0.13-1.qus");
@@ -536,7 +536,10 @@ fn aarch64_rpm_is_for_arm64_hosts_only() {
     let emus = c.extract("arm64", &all()).unwrap();
     assert_extracted(&emus, &c.work, binary("arm64"));
     assert_eq!(
-        package::open(&c.rpm, &all()).unwrap().info().architecture,
+        qus_source::open_package(&c.rpm, &all())
+            .unwrap()
+            .info()
+            .architecture,
         "arm64"
     );
 }

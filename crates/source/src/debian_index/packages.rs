@@ -7,7 +7,7 @@ use crate::deb822;
 use crate::debian_index::version::Version;
 use crate::digest::Sha256;
 use crate::error::{Error, Result};
-use crate::fetch::PackageRef;
+use crate::pinned::PackageRef;
 
 /// One binary package of an index.
 #[derive(Debug, Clone, PartialEq, Eq)]
