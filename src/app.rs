@@ -61,7 +61,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn recipe() -> Recipe {
     Recipe {
         qus_version: crate::VERSION.to_string(),
-        template_sha256: crate::sha256_hex(crate::context::TEMPLATE.as_bytes()),
+        template_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            crate::context::TEMPLATE.as_bytes(),
+        )),
         entrypoint_sha256: entrypoint::digest(),
         epoch: source_date_epoch(),
     }
@@ -79,7 +81,7 @@ pub fn source_date_epoch() -> u64 {
 pub fn make_plan(config: Option<&Path>, m: &MatrixArgs) -> anyhow::Result<Plan> {
     let mut cfg = Config::load(config)?;
     if let Some(repo) = &m.repo {
-        crate::reference::validate_repo(repo).map_err(|e| anyhow::anyhow!("--repo: {e}"))?;
+        crate::validate::validate_repo(repo).map_err(|e| anyhow::anyhow!("--repo: {e}"))?;
         cfg.repo = repo.clone();
     }
     let sel = Selection {
@@ -93,10 +95,10 @@ pub fn make_plan(config: Option<&Path>, m: &MatrixArgs) -> anyhow::Result<Plan> 
 fn plan_cmd(config: Option<&Path>, a: &PlanArgs) -> anyhow::Result<ExitCode> {
     let plan = make_plan(config, &a.matrix)?;
     if a.json {
-        crate::out_json(&plan)?;
+        crate::output::out_json(&plan)?;
         return Ok(ExitCode::SUCCESS);
     }
-    crate::out(&plan_table(&plan))?;
+    crate::output::out(&plan_table(&plan))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -7,7 +7,8 @@
 //! with plain values.
 
 use crate::arch::{Host, Platform};
-use crate::config::{validate_targets, Config, Distro, Source};
+use crate::config::{Config, Distro, Source};
+use crate::validate::validate_targets;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -253,18 +254,6 @@ pub enum PlanError {
 }
 
 impl Plan {
-    /// Images for one host, in build order.
-    pub fn images_for(&self, host: Host) -> impl Iterator<Item = &ImagePlan> {
-        self.images.iter().filter(move |i| i.host == host)
-    }
-
-    /// The package that provides `role` for `host`.
-    pub fn package(&self, role: &Role, host: Host) -> Option<&PackagePlan> {
-        self.packages
-            .iter()
-            .find(|p| &p.role == role && p.host == host)
-    }
-
     /// The image with tag `tag`.
     pub fn image(&self, tag: &str) -> Option<&ImagePlan> {
         self.images.iter().find(|i| i.tag == tag)

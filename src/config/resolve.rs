@@ -1,0 +1,443 @@
+//! Pins from two places made one: a section's inline `files:` and the lock file. A lock entry
+//! replaces the inline entry of the same (source or busybox, host), keeping only its
+//! `targets` override; every host must end up pinned (except for `qus lock` itself).
+
+use super::raw::{RawConfig, RawPackageFile};
+use super::{Busybox, Config, ConfigError, Distro, PackageFile, Source};
+use crate::arch::{Host, UnknownArch};
+use crate::lockfile::{LockFile, LockedPackage, BUSYBOX};
+use crate::validate::{
+    validate_pool_path, validate_repo, validate_sha256, validate_source_name, validate_targets,
+};
+use qus_source::debian_index::compare as compare_versions;
+use std::collections::BTreeMap;
+
+/// Whether every host must be pinned (everything but `qus lock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Pins {
+    Required,
+    Optional,
+}
+
+fn invalid(origin: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        path: origin.to_string(),
+        message: message.into(),
+    }
+}
+
+/// One host's entry while pins are being merged: the pin (inline or locked), if any, and
+/// the config's `targets` override.
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    pin: Option<Pin>,
+    targets: Option<Vec<String>>,
+    more: Vec<(Pin, Vec<String>)>,
+}
+
+#[derive(Debug, Clone)]
+struct Pin {
+    file: String,
+    size: Option<u64>,
+    sha256: String,
+    version: String,
+}
+
+impl From<&LockedPackage> for Pin {
+    fn from(l: &LockedPackage) -> Pin {
+        Pin {
+            file: l.file.clone(),
+            size: Some(l.size),
+            sha256: l.sha256.clone(),
+            version: l.version.clone(),
+        }
+    }
+}
+
+/// What one role (busybox or a source) looks like while resolving.
+struct Role<'a> {
+    name: &'a str,
+    distro: Distro,
+    ctx: String,
+    suite: &'a str,
+    package: &'a str,
+    slots: BTreeMap<Host, Slot>,
+}
+
+pub(super) fn resolve(
+    raw: RawConfig,
+    origin: &str,
+    lock: Option<&LockFile>,
+    lock_name: &str,
+    mode: Pins,
+) -> Result<Config, ConfigError> {
+    let arch_err = |what: &str, e: UnknownArch| invalid(origin, format!("{what}: {e}"));
+
+    validate_repo(&raw.repo).map_err(|e| invalid(origin, format!("repo: {e}")))?;
+
+    let mut hosts = Vec::new();
+    for name in &raw.hosts {
+        let h: Host = name.parse().map_err(|e| arch_err("hosts", e))?;
+        if hosts.contains(&h) {
+            return Err(invalid(
+                origin,
+                format!("hosts: '{name}' names {h}, which is listed twice"),
+            ));
+        }
+        hosts.push(h);
+    }
+    if hosts.is_empty() {
+        return Err(invalid(
+            origin,
+            "hosts: the list is empty; name at least one host",
+        ));
+    }
+
+    let bb = &raw.busybox;
+    let mut roles = vec![Role {
+        name: BUSYBOX,
+        distro: Distro::Debian,
+        ctx: "busybox".into(),
+        suite: &bb.suite,
+        package: &bb.package,
+        slots: inline_slots(&bb.files, bb.version.as_deref(), origin, "busybox")?,
+    }];
+    if roles[0]
+        .slots
+        .values()
+        .any(|s| s.targets.is_some() || !s.more.is_empty())
+    {
+        return Err(invalid(
+            origin,
+            "busybox.files: 'targets' belongs to QEMU sources only",
+        ));
+    }
+    for (i, s) in raw.sources.iter().enumerate() {
+        let ctx = format!("sources[{}]", s.name);
+        validate_source_name(&s.name).map_err(|m| invalid(origin, format!("{ctx}: {m}")))?;
+        if raw.sources[..i].iter().any(|o| o.name == s.name) {
+            return Err(invalid(origin, format!("{ctx}: the name is used twice")));
+        }
+        validate_targets(&s.targets).map_err(|m| invalid(origin, format!("{ctx}.targets: {m}")))?;
+        let slots = inline_slots(&s.files, s.version.as_deref(), origin, &ctx)?;
+        for (h, slot) in &slots {
+            for t in slot.targets.iter().chain(slot.more.iter().map(|(_, t)| t)) {
+                validate_targets(t)
+                    .map_err(|m| invalid(origin, format!("{ctx}.files.{h}.targets: {m}")))?;
+            }
+        }
+        let prefix = match s.distro {
+            Distro::Debian => 'd',
+            Distro::Fedora => 'f',
+        };
+        if !s.name.starts_with(prefix) {
+            return Err(invalid(
+                origin,
+                format!(
+                    "{ctx}: a {:?} source's name starts with '{prefix}' (its tags are {prefix}V)",
+                    s.distro
+                ),
+            ));
+        }
+        if s.files.values().any(|f| f.packages.is_some()) && s.distro == Distro::Debian {
+            return Err(invalid(
+                origin,
+                format!("{ctx}: `packages:` lists are for Fedora's per-target rpms; a Debian host has one package"),
+            ));
+        }
+        roles.push(Role {
+            name: &s.name,
+            distro: s.distro,
+            ctx,
+            suite: &s.suite,
+            package: &s.package,
+            slots,
+        });
+    }
+    if raw.sources.is_empty() {
+        return Err(invalid(origin, "sources: the list is empty"));
+    }
+    if !raw.sources.iter().any(|s| s.name == raw.default) {
+        return Err(invalid(
+            origin,
+            format!(
+                "default: '{}' is not one of the sources ({})",
+                raw.default,
+                raw.sources
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+
+    if let Some(lock) = lock {
+        merge_lock(&mut roles, lock, lock_name, origin)?;
+    }
+    if mode == Pins::Required {
+        for role in &roles {
+            require_pins(role, &hosts, lock, lock_name, origin)?;
+        }
+    }
+
+    let mut files: Vec<BTreeMap<Host, PackageFile>> = roles.into_iter().map(finish).collect();
+    let bb_files = files.remove(0);
+    let busybox = Busybox {
+        package: raw.busybox.package,
+        suite: raw.busybox.suite,
+        version: newest_version(&bb_files, raw.busybox.version),
+        files: bb_files,
+    };
+    let sources = raw
+        .sources
+        .into_iter()
+        .zip(files)
+        .map(|(s, files)| Source {
+            name: s.name,
+            distro: s.distro,
+            suite: s.suite,
+            package: s.package,
+            version: newest_version(&files, s.version),
+            targets: s.targets,
+            files,
+        })
+        .collect();
+
+    Ok(Config {
+        origin: origin.to_string(),
+        lock: lock.map(|_| lock_name.to_string()),
+        repo: raw.repo,
+        default: raw.default,
+        hosts,
+        busybox,
+        sources,
+    })
+}
+
+/// Pure: the inline `files:` of one section, checked, as slots by host.
+fn inline_slots(
+    raw: &BTreeMap<String, RawPackageFile>,
+    version: Option<&str>,
+    origin: &str,
+    ctx: &str,
+) -> Result<BTreeMap<Host, Slot>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (name, f) in raw {
+        let at = format!("{ctx}.files.{name}");
+        let h: Host = name
+            .parse()
+            .map_err(|e: UnknownArch| invalid(origin, format!("{ctx}.files: {e}")))?;
+        let slot = match &f.packages {
+            None => Slot {
+                pin: entry_pin(f, version, origin, &at)?,
+                targets: f.targets.clone(),
+                more: Vec::new(),
+            },
+            Some(list) => {
+                if f.file.is_some() || f.sha256.is_some() || f.targets.is_some() {
+                    return Err(invalid(
+                        origin,
+                        format!("{at}: give either `packages:` or one `file`, not both"),
+                    ));
+                }
+                let mut parts = Vec::new();
+                for (i, p) in list.iter().enumerate() {
+                    let at = format!("{at}.packages[{i}]");
+                    if p.packages.is_some() {
+                        return Err(invalid(origin, format!("{at}: `packages` do not nest")));
+                    }
+                    let pin = entry_pin(p, version, origin, &at)?.ok_or_else(|| {
+                        invalid(origin, format!("{at}: give its `file` and `sha256`"))
+                    })?;
+                    let targets = p.targets.clone().ok_or_else(|| {
+                        invalid(
+                            origin,
+                            format!("{at}: say which `targets` this package ships"),
+                        )
+                    })?;
+                    parts.push((pin, targets));
+                }
+                if parts.is_empty() {
+                    return Err(invalid(origin, format!("{at}.packages: the list is empty")));
+                }
+                let (pin, targets) = parts.remove(0);
+                Slot {
+                    pin: Some(pin),
+                    targets: Some(targets),
+                    more: parts,
+                }
+            }
+        };
+        if out.insert(h, slot).is_some() {
+            return Err(invalid(
+                origin,
+                format!("{ctx}.files: '{name}' names {h}, which is pinned twice"),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Pure: the pin of one inline entry (`file` + `sha256`), `None` when it only carries
+/// `targets`.
+fn entry_pin(
+    f: &RawPackageFile,
+    version: Option<&str>,
+    origin: &str,
+    at: &str,
+) -> Result<Option<Pin>, ConfigError> {
+    match (&f.file, &f.sha256) {
+        (Some(file), Some(sha256)) => {
+            validate_sha256(sha256).map_err(|m| invalid(origin, format!("{at}.sha256: {m}")))?;
+            validate_pool_path(file).map_err(|m| invalid(origin, format!("{at}.file: {m}")))?;
+            let version = f.version.as_deref().or(version).ok_or_else(|| {
+                invalid(
+                    origin,
+                    format!("{at}: no version: give the section (or the file) a `version`"),
+                )
+            })?;
+            Ok(Some(Pin {
+                file: file.clone(),
+                size: f.size,
+                sha256: sha256.clone(),
+                version: version.to_string(),
+            }))
+        }
+        (None, None) if f.size.is_none() && f.version.is_none() => Ok(None),
+        _ => Err(invalid(
+            origin,
+            format!(
+                "{at}: give `file` and `sha256` together, or neither (and pin it with `qus lock`)"
+            ),
+        )),
+    }
+}
+
+/// Lays the lock's pins over the inline ones. A lock entry must match its section's suite
+/// and package: if the config moved on, the lock is out of date.
+fn merge_lock(
+    roles: &mut [Role<'_>],
+    lock: &LockFile,
+    lock_name: &str,
+    origin: &str,
+) -> Result<(), ConfigError> {
+    let stale = |m: String| {
+        invalid(
+            lock_name,
+            format!("{m}: the lock is older than {origin}; run `qus lock` to update it"),
+        )
+    };
+    for l in &lock.packages {
+        let role = roles.iter_mut().find(|r| r.name == l.role).ok_or_else(|| {
+            stale(format!(
+                "{} {} is locked, but {origin} has no such source",
+                l.role, l.host
+            ))
+        })?;
+        if l.suite != role.suite || l.package != role.package {
+            return Err(stale(format!(
+                "{} {} is locked as {} from {}, but {} says {} from {}",
+                l.role, l.host, l.package, l.suite, role.ctx, role.package, role.suite
+            )));
+        }
+        role.slots.entry(l.host).or_default().pin = Some(Pin::from(l));
+    }
+    Ok(())
+}
+
+/// Every host of `hosts` needs a busybox pin; every source needs a pin for every host unless
+/// the lock records that its suite has none. Without a lock, an inline config may leave
+/// hosts out of a source, but not pin a source at all.
+fn require_pins(
+    role: &Role<'_>,
+    hosts: &[Host],
+    lock: Option<&LockFile>,
+    lock_name: &str,
+    origin: &str,
+) -> Result<(), ConfigError> {
+    let pinned = |h: &Host| role.slots.get(h).is_some_and(|s| s.pin.is_some());
+    let unavailable = |h: Host| lock.is_some_and(|l| l.is_unavailable(role.name, h));
+    let missing: Vec<Host> = hosts
+        .iter()
+        .filter(|h| !pinned(h) && !unavailable(**h))
+        .copied()
+        .collect();
+    let run_lock = |hs: &[Host]| {
+        invalid(
+            origin,
+            format!(
+                "{}: no {} is pinned for host{} {} (neither inline nor in {lock_name}); run \
+                 `qus lock` to pin the newest from {}",
+                role.ctx,
+                role.package,
+                if hs.len() == 1 { "" } else { "s" },
+                hs.iter().map(|h| h.name()).collect::<Vec<_>>().join(", "),
+                role.suite
+            ),
+        )
+    };
+    if role.name == BUSYBOX {
+        if let Some(h) = hosts.iter().find(|h| !pinned(h) && unavailable(**h)) {
+            return Err(invalid(
+                origin,
+                format!(
+                    "busybox: {} has no {} for host {h} (so says {lock_name}); remove {h} from \
+                     'hosts' or take busybox from another suite",
+                    role.suite, role.package
+                ),
+            ));
+        }
+        if !missing.is_empty() {
+            return Err(run_lock(&missing));
+        }
+        return Ok(());
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let any_pinned = role.slots.values().any(|s| s.pin.is_some());
+    // `qus lock` pins Debian sources only: a Fedora source is complete as written.
+    let locked = lock.is_some() && role.distro == Distro::Debian;
+    if locked || !any_pinned {
+        return Err(run_lock(&missing));
+    }
+    Ok(())
+}
+
+/// Pure: the resolved files of a role; slots without a pin (a `targets` override for a host
+/// the suite lacks) are dropped.
+fn finish(role: Role<'_>) -> BTreeMap<Host, PackageFile> {
+    role.slots
+        .into_iter()
+        .filter_map(|(h, s)| {
+            let p = s.pin?;
+            let file = |p: Pin, targets: Option<Vec<String>>, more| PackageFile {
+                file: p.file,
+                size: p.size,
+                sha256: p.sha256,
+                version: p.version,
+                targets,
+                more,
+            };
+            let more = s
+                .more
+                .into_iter()
+                .map(|(p, t)| file(p, Some(t), Vec::new()))
+                .collect();
+            Some((h, file(p, s.targets, more)))
+        })
+        .collect()
+}
+
+/// The newest version among the files (Debian ordering), or the section's own when nothing
+/// is pinned.
+fn newest_version(files: &BTreeMap<Host, PackageFile>, fallback: Option<String>) -> String {
+    files
+        .values()
+        .map(|f| f.version.as_str())
+        .max_by(|a, b| compare_versions(a, b))
+        .map(str::to_string)
+        .or(fallback)
+        .unwrap_or_default()
+}
