@@ -156,11 +156,6 @@ impl Host {
             .expect("every Host variant has a row in TABLE")
     }
 
-    /// Every host qus knows, in table order.
-    pub fn all() -> impl Iterator<Item = Host> {
-        TABLE.iter().map(|r| r.host)
-    }
-
     /// The qus/dbhi name used in image tags: `arm64v8`.
     pub fn name(self) -> &'static str {
         self.row().qus
@@ -181,22 +176,6 @@ impl Host {
     pub fn valid_names() -> String {
         TABLE.iter().map(|r| r.qus).collect::<Vec<_>>().join(", ")
             + " (or their Debian, uname -m and OCI platform spellings)"
-    }
-
-    /// The host this process runs on, from the compile-time target. Used for defaults only.
-    pub fn native() -> Option<Host> {
-        let name = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64v8",
-            "arm" => "arm32v7",
-            "x86" => "i386",
-            "powerpc64" => "ppc64le",
-            "s390x" => "s390x",
-            "riscv64" => "riscv64",
-            "mips64" => "mips64le",
-            _ => return None,
-        };
-        name.parse().ok()
     }
 }
 
@@ -234,6 +213,7 @@ impl<'de> Deserialize<'de> for Host {
     }
 }
 
+#[cfg(test)]
 /// Parses a comma-separated list of host names (`amd64,aarch64,armhf`), keeping the order
 /// given and dropping repeats.
 pub fn parse_hosts(list: &str) -> Result<Vec<Host>, UnknownArch> {

@@ -10,9 +10,7 @@ use crate::arch::Platform;
 use crate::context::{self, ContextError, LayerFiles};
 use crate::plan::ImagePlan;
 use crate::progress::Progress;
-use bollard::query_parameters::{
-    BuildImageOptionsBuilder, PushImageOptionsBuilder, RemoveImageOptionsBuilder,
-};
+use bollard::query_parameters::{BuildImageOptionsBuilder, PushImageOptionsBuilder};
 use bollard::Docker;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -84,8 +82,6 @@ pub struct ImageInfo {
     pub layers: Vec<String>,
     /// Labels.
     pub labels: HashMap<String, String>,
-    /// `repo@sha256:` digests of pushes.
-    pub repo_digests: Vec<String>,
 }
 
 /// Per-push counts, from the daemon's stream.
@@ -103,7 +99,6 @@ pub struct PushStats {
 #[derive(Clone)]
 pub struct Daemon {
     docker: Docker,
-    host: String,
 }
 
 /// The daemon address qus uses: `DOCKER_HOST`, else the local socket.
@@ -126,12 +121,7 @@ impl Daemon {
             .with_timeout(Duration::from_secs(3600));
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
         docker.ping().await.map_err(unreachable)?;
-        Ok(Daemon { docker, host })
-    }
-
-    /// The address connected to.
-    pub fn host(&self) -> &str {
-        &self.host
+        Ok(Daemon { docker })
     }
 
     /// Inspects an image; `None` when the daemon does not have it.
@@ -146,7 +136,6 @@ impl Daemon {
                 ),
                 layers: i.root_fs.and_then(|r| r.layers).unwrap_or_default(),
                 labels: i.config.and_then(|c| c.labels).unwrap_or_default(),
-                repo_digests: i.repo_digests.unwrap_or_default(),
             })),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
@@ -318,21 +307,6 @@ impl Daemon {
         })
     }
 
-    /// Tags `source` (an ID or reference) as `repo:tag`.
-    pub async fn tag(&self, source: &str, repo: &str, tag: &str) -> Result<(), DockerError> {
-        let opts = bollard::query_parameters::TagImageOptionsBuilder::default()
-            .repo(repo)
-            .tag(tag)
-            .build();
-        self.docker
-            .tag_image(source, Some(opts))
-            .await
-            .map_err(|source_err| DockerError::Api {
-                what: format!("tagging {source} as {repo}:{tag}"),
-                source: source_err,
-            })
-    }
-
     /// Pushes `repo:tag`, reporting per-layer progress; the registry is the judge of what
     /// was pushed (see `qus_registry`), the stream only feeds progress.
     pub async fn push(
@@ -383,26 +357,6 @@ impl Daemon {
         }
         stats.bytes = current.values().sum();
         Ok(stats)
-    }
-
-    /// Removes an image by reference or ID (tests and clean-up).
-    pub async fn remove(&self, reference: &str, force: bool) -> Result<(), DockerError> {
-        let opts = RemoveImageOptionsBuilder::default().force(force).build();
-        match self.docker.remove_image(reference, Some(opts), None).await {
-            Ok(_)
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(source) => Err(DockerError::Api {
-                what: format!("removing {reference}"),
-                source,
-            }),
-        }
-    }
-
-    /// The underlying client, for the few tests that need a call qus itself never makes.
-    pub fn client(&self) -> &Docker {
-        &self.docker
     }
 }
 

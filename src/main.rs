@@ -1,9 +1,38 @@
-//! The `qus` command: parse, run, report. Everything else lives in the library.
+//! The `qus` command: parse, run, report.
+//!
+//! The data flow runs one way: `config` → `plan` (pure) → fetch and extract (`qus_source`)
+//! → `context` (build-context tar) → `docker` (build, push via the Engine API) → manifest
+//! lists (`qus_registry`). `app` turns flags and environment into plain options once and
+//! calls one function per subcommand; nothing below it reads `std::env` or the clap types.
+
+mod app;
+mod arch;
+mod assets;
+mod cli;
+mod config;
+mod context;
+mod docker;
+mod entrypoint;
+mod lockfile;
+mod maint;
+mod mirror;
+mod output;
+mod pipeline;
+mod plan;
+mod progress;
+mod register;
+mod release;
+mod table;
+mod targets;
+mod validate;
 
 use std::process::ExitCode;
 
+/// qus's version, as `qus --version` prints it and image inputs record it.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 fn main() -> ExitCode {
-    let cli = match qus::cli::parse(std::env::args_os()) {
+    let cli = match cli::parse(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help/version itself and knows their exit code (0).
@@ -11,7 +40,7 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    match qus::app::run(cli) {
+    match app::run(cli) {
         Ok(code) => code,
         // The reader went away (`qus plan --json | head`): nothing left to say.
         Err(err)

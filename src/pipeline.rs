@@ -70,7 +70,7 @@ pub fn report(built: &[BuiltImage], json: bool, progress: &Progress) -> anyhow::
         built.len() - n
     ));
     if json {
-        crate::out_json(&serde_json::json!({ "images": built }))?;
+        crate::output::out_json(&serde_json::json!({ "images": built }))?;
     }
     Ok(())
 }
@@ -476,7 +476,7 @@ pub async fn assets_cmd(
         a.out.display()
     ));
     if a.json {
-        crate::out_json(&serde_json::json!({ "assets": written }))?;
+        crate::output::out_json(&serde_json::json!({ "assets": written }))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -127,13 +127,6 @@ impl Bar {
         }
     }
 
-    /// Sets the length once it is known.
-    pub fn set_total(&self, total: u64) {
-        if let Some(b) = &self.0 {
-            b.set_length(total);
-        }
-    }
-
     /// Updates the label.
     pub fn message(&self, msg: &str) {
         if let Some(b) = &self.0 {

@@ -356,7 +356,7 @@ fn report(s: &Summary, json: bool, progress: &Progress) -> anyhow::Result<()> {
         s.failed.as_ref().map(|f| format!("; FAILED: {f}")).unwrap_or_default()
     ));
     if json {
-        crate::out_json(s)?;
+        crate::output::out_json(s)?;
     }
     Ok(())
 }

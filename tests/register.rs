@@ -98,16 +98,14 @@ fn arm64_busybox_image(reference: &str, work: &Path) {
     let body = ctx.into_inner().unwrap();
     block_on(async {
         use futures::StreamExt;
-        let d = qus::docker::Daemon::connect().await.unwrap();
+        let d = daemon();
         let opts = bollard::query_parameters::BuildImageOptionsBuilder::default()
             .dockerfile("Dockerfile")
             .t(reference)
             .platform("linux/arm64")
             .rm(true)
             .build();
-        let mut s = d
-            .client()
-            .build_image(opts, None, Some(bollard::body_full(body.into())));
+        let mut s = d.build_image(opts, None, Some(bollard::body_full(body.into())));
         while let Some(item) = s.next().await {
             let info = item.unwrap();
             assert!(info.error_detail.is_none(), "{:?}", info.error_detail);

@@ -162,7 +162,7 @@ fn release_publishes_lists_pulls_by_platform_and_is_idempotent() {
     ]));
     assert!(ok, "docker pull: {err}");
     let pulled = inspect(&format!("{repo}:arm")).unwrap();
-    assert_eq!(pulled.platform.to_string(), "linux/arm/v7");
+    assert_eq!(pulled.platform, "linux/arm/v7");
 
     // Nothing changed: no blob or manifest is uploaded and no list is rewritten.
     let (ok, _, err) = run(&mut release(&cfg, &repo, &[]));

@@ -189,9 +189,9 @@ pub async fn lock_cmd(
     }
     if a.json {
         let doc = lock::json(&lock_path.display().to_string(), written, &changes, &new);
-        crate::out_json(&doc)?;
+        crate::output::out_json(&doc)?;
     } else {
-        crate::out(&lock::table(&changes))?;
+        crate::output::out(&lock::table(&changes))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -210,9 +210,9 @@ pub async fn check_cmd(
     let rows = check::compare(&pins, &found)?;
     let outdated = rows.iter().filter(|r| r.status.needs_lock()).count();
     if a.json {
-        crate::out_json(&check::json(&rows))?;
+        crate::output::out_json(&check::json(&rows))?;
     } else {
-        crate::out(&check::table(&rows))?;
+        crate::output::out(&check::table(&rows))?;
     }
     if outdated == 0 {
         progress.step(format!(
@@ -241,9 +241,9 @@ pub async fn check_cmd(
 pub fn report_cmd(plan: &Plan, a: &ReportArgs) -> anyhow::Result<ExitCode> {
     let r = report::report(plan);
     if a.json {
-        crate::out_json(&r)?;
+        crate::output::out_json(&r)?;
     } else {
-        crate::out(&report::markdown(&r))?;
+        crate::output::out(&report::markdown(&r))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-use qus::docker::Daemon;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -177,14 +176,14 @@ impl Repo {
     /// Image references the daemon has in this repository.
     pub fn images(&self) -> Vec<String> {
         block_on(async {
-            let d = Daemon::connect().await.unwrap();
+            let d = daemon();
             let mut filters = HashMap::new();
             filters.insert("reference".to_string(), vec![format!("{}:*", self.name)]);
             let opts = bollard::query_parameters::ListImagesOptions {
                 filters: Some(filters),
                 ..Default::default()
             };
-            let list = d.client().list_images(Some(opts)).await.unwrap();
+            let list = d.list_images(Some(opts)).await.unwrap();
             list.into_iter().flat_map(|i| i.repo_tags).collect()
         })
     }
@@ -196,11 +195,10 @@ impl Drop for Repo {
         let tag = format!("{}:", self.name);
         let digest = format!("{}@", self.name);
         block_on(async {
-            let Ok(d) = Daemon::connect().await else {
+            let Ok(d) = bollard::Docker::connect_with_local_defaults() else {
                 return;
             };
             let Ok(all) = d
-                .client()
                 .list_images(None::<bollard::query_parameters::ListImagesOptions>)
                 .await
             else {
@@ -212,7 +210,13 @@ impl Drop for Repo {
                 let refs = i.repo_tags.iter().filter(|t| t.starts_with(&tag));
                 let digests = i.repo_digests.iter().filter(|t| t.starts_with(&digest));
                 for r in refs.chain(digests) {
-                    let _ = d.remove(r, false).await;
+                    let _ = d
+                        .remove_image(
+                            r,
+                            None::<bollard::query_parameters::RemoveImageOptions>,
+                            None,
+                        )
+                        .await;
                 }
             }
         });
@@ -285,11 +289,50 @@ pub const NARROW: &[&str] = &[
     "d10.0",
 ];
 
-/// Inspects an image through the daemon.
-pub fn inspect(reference: &str) -> Option<qus::docker::ImageInfo> {
+/// The machine's daemon, through bollard directly: the tests check what qus did with a
+/// client of their own.
+pub fn daemon() -> bollard::Docker {
+    bollard::Docker::connect_with_local_defaults().expect("the Docker daemon")
+}
+
+/// What the tests read of an image in the daemon.
+#[derive(Debug)]
+pub struct ImageInfo {
+    /// Image ID (config digest).
+    pub id: String,
+    /// `os/architecture[/variant]`.
+    pub platform: String,
+    /// Layer diffIDs.
+    pub layers: Vec<String>,
+    /// Config labels.
+    pub labels: HashMap<String, String>,
+}
+
+/// Inspects an image through the daemon; `None` when it does not have it.
+pub fn inspect(reference: &str) -> Option<ImageInfo> {
     block_on(async {
-        let d = Daemon::connect().await.unwrap();
-        d.inspect(reference).await.unwrap()
+        match daemon().inspect_image(reference).await {
+            Ok(i) => {
+                let mut platform = format!(
+                    "{}/{}",
+                    i.os.unwrap_or_default(),
+                    i.architecture.unwrap_or_default()
+                );
+                if let Some(v) = i.variant.filter(|v| !v.is_empty()) {
+                    platform = format!("{platform}/{v}");
+                }
+                Some(ImageInfo {
+                    id: i.id.unwrap_or_default(),
+                    platform,
+                    layers: i.root_fs.and_then(|r| r.layers).unwrap_or_default(),
+                    labels: i.config.and_then(|c| c.labels).unwrap_or_default(),
+                })
+            }
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => None,
+            Err(e) => panic!("inspecting {reference}: {e}"),
+        }
     })
 }
 
@@ -309,8 +352,8 @@ pub fn plan_json(cfg: &TestConfig, args: &[&str]) -> serde_json::Value {
 pub fn file_from_image(reference: &str, path: &str) -> Option<Vec<u8>> {
     use futures::StreamExt;
     let bytes = block_on(async {
-        let d = Daemon::connect().await.unwrap();
-        let mut s = d.client().export_image(reference);
+        let d = daemon();
+        let mut s = d.export_image(reference);
         let mut all = Vec::new();
         while let Some(chunk) = s.next().await {
             all.extend_from_slice(&chunk.unwrap());

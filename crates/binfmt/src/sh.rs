@@ -3,7 +3,7 @@
 //!
 //! Images are built for many host architectures and this workspace cannot
 //! cross-compile Rust to all of them, so the in-image entrypoint is a POSIX
-//! sh script (`images/register.sh`) run by Debian's busybox-static for that
+//! sh script (`crates/binfmt/sh/register.sh`) run by Debian's busybox-static for that
 //! architecture. It reads every byte of the table, the platform names and the
 //! usage text from a file rendered here, so the table exists once, in Rust.
 //!
