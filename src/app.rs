@@ -1,53 +1,135 @@
 //! One function per subcommand; `main` calls [`run`].
 
-use crate::cli::{Cli, Command, MatrixArgs, PlanArgs};
+use crate::cli::{
+    BuildArgs, Cli, Command, MatrixArgs, MirrorArgs, PlanArgs, RegistryArgs, SourceArgs,
+};
 use crate::config::Config;
+use crate::options::{BuildOptions, RegistryOptions, SourceOptions};
 use crate::plan::{self, Plan, Recipe, Selection};
 use crate::progress::Progress;
+use crate::release::ReleaseFlags;
 use crate::{entrypoint, table};
 use anyhow::Context as _;
 use std::path::Path;
 use std::process::ExitCode;
 
 /// Runs a parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let progress = Progress::new(cli.quiet, cli.verbose);
+    let config = cli.config.as_deref();
     match cli.command {
-        Command::Plan(a) => plan_cmd(cli.config.as_deref(), &a),
+        Command::Plan(a) => plan_cmd(config, &a),
         Command::Build(a) => {
-            let plan = make_plan(cli.config.as_deref(), &a.matrix)?;
-            runtime()?.block_on(crate::pipeline::build_cmd(&plan, &a, &progress))
+            let plan = make_plan(&Config::load(config)?, &a.matrix)?;
+            let (src, opts) = (source_options(&a.source)?, build_options(&a));
+            runtime()?.block_on(crate::build::build_cmd(
+                &plan, &src, &opts, a.json, &progress,
+            ))
         }
         Command::Release(a) => {
-            let plan = make_plan(cli.config.as_deref(), &a.build.matrix)?;
-            runtime()?.block_on(crate::release::release_cmd(&plan, &a, &progress))
+            let plan = make_plan(&Config::load(config)?, &a.build.matrix)?;
+            let (src, opts) = (source_options(&a.build.source)?, build_options(&a.build));
+            let reg = registry_options(&a.registry)?;
+            runtime()?.block_on(crate::release::release_cmd(
+                &plan,
+                &src,
+                &opts,
+                &reg,
+                ReleaseFlags {
+                    skip_lists: a.skip_lists,
+                    json: a.build.json,
+                },
+                &progress,
+            ))
         }
         Command::Publish(a) => {
-            let plan = make_plan(cli.config.as_deref(), &a.matrix)?;
-            runtime()?.block_on(crate::release::publish_cmd(&plan, &a, &progress))
+            let plan = make_plan(&Config::load(config)?, &a.matrix)?;
+            let reg = registry_options(&a.registry)?;
+            runtime()?.block_on(crate::release::publish_cmd(&plan, &reg, a.json, &progress))
         }
         Command::Assets(a) => {
+            let cfg = Config::load(config)?;
             let mut m = a.matrix.clone();
             if m.sources.is_none() {
-                m.sources = Some(vec![Config::load(cli.config.as_deref())?.default]);
+                m.sources = Some(vec![cfg.default.clone()]);
             }
-            let plan = make_plan(cli.config.as_deref(), &m)?;
-            runtime()?.block_on(crate::pipeline::assets_cmd(&plan, &a, &progress))
+            let plan = make_plan(&cfg, &m)?;
+            let src = source_options(&a.source)?;
+            runtime()?.block_on(crate::assets::assets_cmd(
+                &plan, &src, &a.out, a.json, &progress,
+            ))
         }
         Command::Lock(a) => {
-            runtime()?.block_on(crate::maint::lock_cmd(cli.config.as_deref(), &a, &progress))
+            let mirror = debian_mirror(&a.mirror);
+            runtime()?.block_on(crate::maint::lock_cmd(config, mirror, a.json, &progress))
         }
-        Command::Check(a) => runtime()?.block_on(crate::maint::check_cmd(
-            cli.config.as_deref(),
-            &a,
-            &progress,
-        )),
+        Command::Check(a) => {
+            let mirror = debian_mirror(&a.mirror);
+            let cfg = Config::load(config)?;
+            runtime()?.block_on(crate::maint::check_cmd(&cfg, mirror, a.json, &progress))
+        }
         Command::Report(a) => {
-            let plan = make_plan(cli.config.as_deref(), &a.matrix)?;
-            crate::maint::report_cmd(&plan, &a)
+            let plan = make_plan(&Config::load(config)?, &a.matrix)?;
+            crate::maint::report_cmd(&plan, a.json)
         }
         Command::Register(a) => Ok(crate::register::register_cmd(&a.args)),
     }
+}
+
+/// The Debian mirror: the flag (or QUS_MIRROR, which clap reads for it), else the first
+/// Debian archive of this machine's apt sources.
+fn debian_mirror(m: &MirrorArgs) -> Option<String> {
+    crate::mirror::resolve(m.mirror.as_deref(), Path::new("/"))
+}
+
+fn source_options(a: &SourceArgs) -> anyhow::Result<SourceOptions> {
+    Ok(SourceOptions {
+        packages_dir: a.debs.clone(),
+        debian_mirror: debian_mirror(&a.mirror),
+        fedora_mirror: a
+            .fedora_mirror
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(str::to_string),
+        cache: match &a.cache {
+            Some(c) => c.clone(),
+            None => qus_source::Cache::default_root()?,
+        },
+    })
+}
+
+fn build_options(a: &BuildArgs) -> BuildOptions {
+    BuildOptions {
+        no_cache: a.no_cache,
+        force: a.force,
+        jobs: a.jobs.max(1),
+    }
+}
+
+/// Reads the password from stdin here, at the edge, when `--password-stdin` asks for it.
+fn registry_options(a: &RegistryArgs) -> anyhow::Result<RegistryOptions> {
+    let credentials = match &a.username {
+        Some(user) if a.password_stdin => Some((user.clone(), read_password()?)),
+        _ => None,
+    };
+    Ok(RegistryOptions {
+        credentials,
+        insecure: a.insecure_registry.clone(),
+    })
+}
+
+fn read_password() -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .context("reading the password from stdin")?;
+    let p = s.trim_end_matches(['\n', '\r']).to_string();
+    if p.is_empty() {
+        return Err(anyhow::anyhow!("--password-stdin: stdin was empty"));
+    }
+    Ok(p)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -58,7 +140,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// The facts about this qus build that every image's inputs digest includes.
-pub fn recipe() -> Recipe {
+fn recipe() -> Recipe {
     Recipe {
         qus_version: crate::VERSION.to_string(),
         template_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
@@ -70,30 +152,29 @@ pub fn recipe() -> Recipe {
 }
 
 /// SOURCE_DATE_EPOCH when set to a number, else 0: the mtime of every file in every layer.
-pub fn source_date_epoch() -> u64 {
+fn source_date_epoch() -> u64 {
     std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
 }
 
-/// Loads the config and plans the selection.
-pub fn make_plan(config: Option<&Path>, m: &MatrixArgs) -> anyhow::Result<Plan> {
-    let mut cfg = Config::load(config)?;
+/// Plans the selection over a loaded config.
+fn make_plan(cfg: &Config, m: &MatrixArgs) -> anyhow::Result<Plan> {
     if let Some(repo) = &m.repo {
         crate::validate::validate_repo(repo).map_err(|e| anyhow::anyhow!("--repo: {e}"))?;
-        cfg.repo = repo.clone();
     }
     let sel = Selection {
+        repo: m.repo.clone(),
         hosts: m.hosts(),
         targets: m.targets.clone(),
         sources: m.sources.clone(),
     };
-    Ok(plan::plan(&cfg, &sel, &recipe())?)
+    Ok(plan::plan(cfg, &sel, &recipe())?)
 }
 
 fn plan_cmd(config: Option<&Path>, a: &PlanArgs) -> anyhow::Result<ExitCode> {
-    let plan = make_plan(config, &a.matrix)?;
+    let plan = make_plan(&Config::load(config)?, &a.matrix)?;
     if a.json {
         crate::output::out_json(&plan)?;
         return Ok(ExitCode::SUCCESS);
@@ -103,7 +184,7 @@ fn plan_cmd(config: Option<&Path>, a: &PlanArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The human-readable plan.
-pub fn plan_table(plan: &Plan) -> String {
+fn plan_table(plan: &Plan) -> String {
     let rows: Vec<Vec<String>> = plan
         .images
         .iter()
@@ -111,7 +192,7 @@ pub fn plan_table(plan: &Plan) -> String {
             vec![
                 i.reference.clone(),
                 i.platform.to_string(),
-                plan::kind_name(i.kind).to_string(),
+                i.kind.name().to_string(),
                 if i.targets.is_empty() {
                     "-".into()
                 } else {

@@ -1,9 +1,15 @@
 //! Release assets like dbhi/qus's: one `qemu-T-static_H.tgz` per host × target and a
 //! `SHA256SUMS`, reproducible byte for byte (fixed tar metadata, gzip without name or time).
 
+use crate::options::SourceOptions;
+use crate::packages::prepare;
+use crate::plan::{PackagePlan, Plan, Role};
+use crate::progress::Progress;
+use anyhow::{anyhow, Context as _};
 use sha2::{Digest, Sha256};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 /// One asset to write.
 #[derive(Debug, Clone)]
@@ -25,8 +31,18 @@ pub struct Asset {
     pub sha256: String,
     /// Size in bytes.
     pub size: u64,
-    /// `written`, or `unchanged` when the file already held exactly these bytes.
-    pub status: &'static str,
+    /// Whether the file was (re)written.
+    pub status: AssetStatus,
+}
+
+/// What happened to an asset file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AssetStatus {
+    /// Written now.
+    Written,
+    /// It already held exactly these bytes.
+    Unchanged,
 }
 
 /// The asset name for a host and target.
@@ -107,7 +123,7 @@ fn write_one(out: &Path, spec: &AssetSpec, mtime: u64, memo: Option<&Path>) -> i
                     name: spec.name.clone(),
                     sha256: have.0,
                     size: have.1,
-                    status: "unchanged",
+                    status: AssetStatus::Unchanged,
                 });
             }
         }
@@ -122,7 +138,7 @@ fn write_one(out: &Path, spec: &AssetSpec, mtime: u64, memo: Option<&Path>) -> i
         name: spec.name.clone(),
         sha256,
         size: bytes.len() as u64,
-        status: "written",
+        status: AssetStatus::Written,
     })
 }
 
@@ -194,6 +210,72 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// `qus assets`: one `qemu-T-static_H.tgz` per host × target of one source, and SHA256SUMS.
+pub(crate) async fn assets_cmd(
+    plan: &Plan,
+    src: &SourceOptions,
+    out: &Path,
+    json: bool,
+    progress: &Progress,
+) -> anyhow::Result<ExitCode> {
+    let qemu: Vec<&PackagePlan> = plan
+        .packages
+        .iter()
+        .filter(|p| matches!(p.role, Role::Qemu { .. }))
+        .collect();
+    let sources: std::collections::BTreeSet<&str> = qemu
+        .iter()
+        .filter_map(|p| match &p.role {
+            Role::Qemu { source } => Some(source.as_str()),
+            Role::Busybox => None,
+        })
+        .collect();
+    if sources.len() > 1 {
+        return Err(anyhow!(
+            "assets are per QEMU version: pick one with --sources (the plan has {})",
+            sources.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let inputs = prepare(&qemu, src, progress).await?;
+    let mut specs = Vec::new();
+    for ((_, host), emus) in &inputs.emulators {
+        for (target, path) in emus {
+            specs.push(AssetSpec {
+                name: asset_name(host.name(), target),
+                emulator: path.clone(),
+                member: format!("qemu-{target}-static"),
+            });
+        }
+    }
+    let dir = out.to_path_buf();
+    let epoch = plan.epoch;
+    let memo = src.cache.join("assets");
+    progress.step(format!(
+        "writing {} assets to {}",
+        specs.len(),
+        out.display()
+    ));
+    let written =
+        tokio::task::spawn_blocking(move || write_assets(&dir, &specs, epoch, Some(&memo)))
+            .await
+            .context("writing assets")?
+            .with_context(|| format!("writing assets to {}", out.display()))?;
+    let unchanged = written
+        .iter()
+        .filter(|x| x.status == AssetStatus::Unchanged)
+        .count();
+    progress.step(format!(
+        "{} assets ({} written, {unchanged} unchanged) and SHA256SUMS in {}",
+        written.len(),
+        written.len() - unchanged,
+        out.display()
+    ));
+    if json {
+        crate::output::out_json(&serde_json::json!({ "assets": written }))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,20 +327,23 @@ mod tests {
         let specs = std::slice::from_ref(&spec);
         let status = || write_assets(&out, specs, 0, Some(&memo)).unwrap()[0].clone();
         let first = status();
-        assert_eq!(first.status, "written");
+        assert_eq!(first.status, AssetStatus::Written);
         let again = status();
-        assert_eq!((again.status, &again.sha256), ("unchanged", &first.sha256));
+        assert_eq!(
+            (again.status, &again.sha256),
+            (AssetStatus::Unchanged, &first.sha256)
+        );
         // A damaged output is rewritten, not trusted.
         std::fs::write(out.join(&spec.name), b"junk").unwrap();
         let repaired = status();
         assert_eq!(
             (repaired.status, &repaired.sha256),
-            ("written", &first.sha256)
+            (AssetStatus::Written, &first.sha256)
         );
         // A new emulator gives a new asset.
         std::fs::write(&emu, b"\x7fELF two").unwrap();
         let changed = status();
-        assert_eq!(changed.status, "written");
+        assert_eq!(changed.status, AssetStatus::Written);
         assert_ne!(changed.sha256, first.sha256);
     }
 }

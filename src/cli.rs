@@ -2,7 +2,9 @@
 //! so every flag has a parse test beside it.
 
 use crate::arch::Host;
-use clap::{Args, Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -64,7 +66,7 @@ pub struct MatrixArgs {
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub sources: Option<Vec<String>>,
     /// Image repository, overriding the config's `repo`.
-    #[arg(long, value_name = "REPO")]
+    #[arg(long, env = "QUS_REPO", value_name = "REPO")]
     pub repo: Option<String>,
 }
 
@@ -104,17 +106,26 @@ pub struct PlanArgs {
 pub struct SourceArgs {
     /// Read packages from this folder (as `apt-get download` leaves them, and Fedora rpms)
     /// instead of a mirror.
-    #[arg(long, alias = "packages", value_name = "DIR", conflicts_with_all = ["mirror", "fedora_mirror"])]
+    #[arg(long, alias = "packages", value_name = "DIR")]
     pub debs: Option<PathBuf>,
-    /// Debian mirror base URL (default: QUS_MIRROR, then this machine's apt sources).
-    #[arg(long, value_name = "URL")]
-    pub mirror: Option<String>,
-    /// Fedora mirror base URL, for Fedora sources (default: QUS_FEDORA_MIRROR).
-    #[arg(long, value_name = "URL")]
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub mirror: MirrorArgs,
+    /// Fedora mirror root, for Fedora sources.
+    #[arg(long, env = "QUS_FEDORA_MIRROR", value_name = "URL")]
     pub fedora_mirror: Option<String>,
     /// Cache folder for downloads and extracted emulators (default: ~/.cache/qus).
     #[arg(long, env = "QUS_CACHE", value_name = "DIR")]
     pub cache: Option<PathBuf>,
+}
+
+/// The Debian mirror (shared by every command that reads one).
+#[derive(Debug, Args, Clone, Default)]
+pub struct MirrorArgs {
+    /// Debian mirror root, the folder that holds dists/ and pool/ (default: this machine's
+    /// apt sources).
+    #[arg(long, env = "QUS_MIRROR", value_name = "URL")]
+    pub mirror: Option<String>,
 }
 
 /// `qus build`.
@@ -202,9 +213,9 @@ pub struct AssetsArgs {
 /// `qus lock`.
 #[derive(Debug, Args)]
 pub struct LockArgs {
-    /// Debian mirror base URL (default: QUS_MIRROR, then this machine's apt sources).
-    #[arg(long, value_name = "URL")]
-    pub mirror: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub mirror: MirrorArgs,
     /// Print the pins as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -213,9 +224,9 @@ pub struct LockArgs {
 /// `qus check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Debian mirror base URL (default: QUS_MIRROR, then this machine's apt sources).
-    #[arg(long, value_name = "URL")]
-    pub mirror: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub mirror: MirrorArgs,
     /// Print the comparison as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -246,7 +257,31 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    Cli::try_parse_from(args)
+    let mut cmd = Cli::command();
+    let matches = cmd.try_get_matches_from_mut(args)?;
+    // `--debs` and a mirror flag contradict each other; a mirror from the environment
+    // (QUS_MIRROR) does not, or exporting it would break every `--debs` build.
+    if let Some((_, sub)) = matches.subcommand() {
+        let from_flag = |id: &str| {
+            sub.try_get_raw(id).ok().flatten().is_some()
+                && sub.value_source(id) == Some(ValueSource::CommandLine)
+        };
+        if from_flag("debs") {
+            if let Some(other) = ["mirror", "fedora_mirror"]
+                .into_iter()
+                .find(|id| from_flag(id))
+            {
+                return Err(cmd.error(
+                    ErrorKind::ArgumentConflict,
+                    format!(
+                        "--debs cannot be used with --{}: packages come from one place",
+                        other.replace('_', "-")
+                    ),
+                ));
+            }
+        }
+    }
+    Cli::from_arg_matches(&matches)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! fixed modes and sorted names makes that layer a pure function of its files: the same
 //! emulator gives the same diffID on every cold build and in every image that copies it.
 
-use crate::plan::{kind_name, ImagePlan, Kind, Layer};
+use crate::plan::{ImagePlan, Kind, Layer};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -133,7 +133,7 @@ pub fn dockerfile(
     let platform = image.platform.to_string();
     let mut vars = BTreeMap::new();
     vars.insert("tag", image.tag.as_str());
-    vars.insert("kind", kind_name(image.kind));
+    vars.insert("kind", image.kind.name());
     vars.insert("platform", platform.as_str());
     vars.insert("from", from);
     vars.insert("copy", copy.as_str());
@@ -311,6 +311,7 @@ mod tests {
             hosts: Some(vec![crate::arch::Host::Arm64v8]),
             targets: Some(vec!["aarch64".into(), "riscv64".into()]),
             sources: Some(vec!["d10.0".into()]),
+            ..Selection::default()
         };
         let r = Recipe {
             epoch: 0,

@@ -8,6 +8,7 @@
 mod app;
 mod arch;
 mod assets;
+mod build;
 mod cli;
 mod config;
 mod context;
@@ -16,8 +17,9 @@ mod entrypoint;
 mod lockfile;
 mod maint;
 mod mirror;
+mod options;
 mod output;
-mod pipeline;
+mod packages;
 mod plan;
 mod progress;
 mod register;

@@ -6,10 +6,10 @@
 
 use std::path::Path;
 
-/// Picks the mirror: the flag, the environment, then apt's sources under `apt_root`
-/// (normally `/`). `None` when nothing names one.
-pub fn resolve(flag: Option<&str>, env: Option<&str>, apt_root: &Path) -> Option<String> {
-    if let Some(m) = flag.or(env).filter(|m| !m.trim().is_empty()) {
+/// Picks the mirror: the one given (`--mirror`, or `QUS_MIRROR` through it), then apt's
+/// sources under `apt_root` (normally `/`). `None` when nothing names one.
+pub(crate) fn resolve(given: Option<&str>, apt_root: &Path) -> Option<String> {
+    if let Some(m) = given.filter(|m| !m.trim().is_empty()) {
         return Some(m.trim().trim_end_matches('/').to_string());
     }
     let mut files = vec![apt_root.join("etc/apt/sources.list")];
@@ -38,7 +38,7 @@ pub fn resolve(flag: Option<&str>, env: Option<&str>, apt_root: &Path) -> Option
 }
 
 /// The first Debian archive URI of a deb822 sources file.
-pub fn from_deb822(text: &str) -> Option<String> {
+pub(crate) fn from_deb822(text: &str) -> Option<String> {
     for stanza in text.split("\n\n") {
         let field = |name: &str| {
             stanza.lines().find_map(|l| {
@@ -64,7 +64,7 @@ pub fn from_deb822(text: &str) -> Option<String> {
 }
 
 /// The first Debian archive URI of a one-line `sources.list`.
-pub fn from_one_line(text: &str) -> Option<String> {
+pub(crate) fn from_one_line(text: &str) -> Option<String> {
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("").trim();
         let mut words = line.split_whitespace();
@@ -123,7 +123,7 @@ mod tests {
     }
 
     #[test]
-    fn flag_beats_env_beats_apt() {
+    fn given_beats_apt() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("etc/apt/sources.list.d")).unwrap();
         std::fs::write(
@@ -132,22 +132,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            resolve(
-                Some("http://127.0.0.1:7/"),
-                Some("http://127.0.0.1:8"),
-                dir.path()
-            )
-            .as_deref(),
+            resolve(Some("http://127.0.0.1:7/"), dir.path()).as_deref(),
             Some("http://127.0.0.1:7")
         );
         assert_eq!(
-            resolve(None, Some("http://127.0.0.1:8"), dir.path()).as_deref(),
-            Some("http://127.0.0.1:8")
-        );
-        assert_eq!(
-            resolve(None, None, dir.path()).as_deref(),
+            resolve(Some(" "), dir.path()).as_deref(),
             Some("http://127.0.0.1:6/debian")
         );
-        assert_eq!(resolve(None, None, &dir.path().join("nothing")), None);
+        assert_eq!(
+            resolve(None, dir.path()).as_deref(),
+            Some("http://127.0.0.1:6/debian")
+        );
+        assert_eq!(resolve(None, &dir.path().join("nothing")), None);
     }
 }

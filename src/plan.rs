@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 /// What the user asked for on the command line; `None` means "everything the config has".
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
+    /// Image repository (`--repo`), instead of the config's.
+    pub repo: Option<String>,
     /// Hosts (`--hosts`).
     pub hosts: Option<Vec<Host>>,
     /// QEMU targets (`--targets`).
@@ -62,6 +64,18 @@ pub enum Layer {
         /// The QEMU target.
         target: String,
     },
+}
+
+impl Kind {
+    /// The lower-case name labels, tables and JSON use (serde's too).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Register => "register",
+            Kind::Pkg => "pkg",
+            Kind::Full => "full",
+            Kind::Single => "single",
+        }
+    }
 }
 
 impl Layer {
@@ -270,6 +284,7 @@ impl Plan {
 
 /// Computes the plan for `config` narrowed by `sel`.
 pub fn plan(config: &Config, sel: &Selection, recipe: &Recipe) -> Result<Plan, PlanError> {
+    let repo = sel.repo.as_deref().unwrap_or(&config.repo);
     let sources: Vec<&Source> = match &sel.sources {
         None => config.sources.iter().collect(),
         Some(names) => names
@@ -330,7 +345,7 @@ pub fn plan(config: &Config, sel: &Selection, recipe: &Recipe) -> Result<Plan, P
     }
 
     let mut out = Plan {
-        repo: config.repo.clone(),
+        repo: repo.to_string(),
         default: config.default.clone(),
         epoch: recipe.epoch,
         images: Vec::new(),
@@ -378,6 +393,7 @@ fn plan_host(
     recipe: &Recipe,
     out: &mut Plan,
 ) {
+    let repo = sel.repo.as_deref().unwrap_or(&config.repo);
     let Some(file) = source.files.get(&host) else {
         out.skipped.push(Skip {
             source: source.name.clone(),
@@ -454,7 +470,7 @@ fn plan_host(
             "GPL-2.0-only".into(),
         );
         labels.insert("org.opencontainers.image.ref.name".into(), tag.clone());
-        labels.insert("qus.kind".into(), kind_name(kind).into());
+        labels.insert("qus.kind".into(), kind.name().into());
         labels.insert("qus.host".into(), host.name().into());
         labels.insert("qus.platform".into(), host.platform().to_string());
         labels.insert("qus.source".into(), source.name.clone());
@@ -479,7 +495,7 @@ fn plan_host(
         });
         labels.insert("qus.inputs".into(), inputs.clone());
         ImagePlan {
-            reference: format!("{}:{tag}", config.repo),
+            reference: format!("{repo}:{tag}"),
             tag,
             host,
             platform: host.platform(),
@@ -570,16 +586,6 @@ fn plan_host(
             Some(&register),
             vec![Layer::Emulator { target: t.clone() }],
         ));
-    }
-}
-
-/// The lower-case kind name used in labels and JSON.
-pub fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Register => "register",
-        Kind::Pkg => "pkg",
-        Kind::Full => "full",
-        Kind::Single => "single",
     }
 }
 
@@ -682,6 +688,7 @@ mod tests {
             hosts: Some(parse_hosts(hosts).unwrap()),
             targets: Some(targets.split(',').map(String::from).collect()),
             sources: Some(vec!["d10.0".into()]),
+            ..Selection::default()
         }
     }
 

@@ -8,9 +8,9 @@
 //! a failure part-way leaves the previous lists in place, and re-running finishes the job.
 
 use crate::arch::Host;
-use crate::cli::{PublishArgs, RegistryArgs, ReleaseArgs};
+use crate::build::{build_all, BuiltImage, ImageStatus};
 use crate::docker::{Daemon, PushStats};
-use crate::pipeline::{build_all, BuiltImage};
+use crate::options::{BuildOptions, RegistryOptions, SourceOptions};
 use crate::plan::Plan;
 use crate::progress::Progress;
 use anyhow::{anyhow, Context as _};
@@ -20,7 +20,6 @@ use qus_registry::{
     ProtocolPolicy, Reference,
 };
 use serde::Serialize;
-use std::io::Read;
 use std::process::ExitCode;
 
 /// One pushed (or already present) image.
@@ -34,8 +33,8 @@ pub struct PushedImage {
     pub size: u64,
     /// Manifest media type.
     pub media_type: String,
-    /// `pushed` or `present` (the registry already had it).
-    pub status: &'static str,
+    /// Whether it was uploaded now.
+    pub status: PushStatus,
     /// Layer counts from the push.
     pub layers: PushStats,
 }
@@ -47,10 +46,48 @@ pub struct PublishedList {
     pub reference: String,
     /// Digest of the list.
     pub digest: String,
-    /// `written` or `unchanged`.
-    pub status: &'static str,
+    /// Whether the list was written now.
+    pub status: ListStatus,
     /// Platforms listed.
     pub platforms: Vec<String>,
+}
+
+/// What happened to an image in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum PushStatus {
+    /// Uploaded now.
+    Pushed,
+    /// The registry already had it.
+    Present,
+}
+
+/// What happened to a manifest list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ListStatus {
+    /// Written now.
+    Written,
+    /// The registry already held exactly this list.
+    Unchanged,
+}
+
+impl std::fmt::Display for ListStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ListStatus::Written => "written",
+            ListStatus::Unchanged => "unchanged",
+        })
+    }
+}
+
+/// The switches of `qus release` that are not stage options.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReleaseFlags {
+    /// Push only; the lists are another job's.
+    pub skip_lists: bool,
+    /// The summary as JSON on stdout.
+    pub json: bool,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -71,19 +108,22 @@ pub struct Registry {
 }
 
 /// Resolves credentials for the plan's registry and checks that it answers and accepts them.
-pub async fn connect_registry(plan: &Plan, a: &RegistryArgs) -> anyhow::Result<Registry> {
+pub(crate) async fn connect_registry(
+    plan: &Plan,
+    opts: &RegistryOptions,
+) -> anyhow::Result<Registry> {
     let probe = Reference::parse(&format!("{}:latest", plan.repo))
         .with_context(|| format!("--repo {}", plan.repo))?;
     let registry = probe.registry().to_string();
-    let explicit = match &a.username {
-        Some(user) if a.password_stdin => Some(Auth::basic(user.clone(), read_password()?)),
-        _ => None,
-    };
+    let explicit = opts
+        .credentials
+        .as_ref()
+        .map(|(user, password)| Auth::basic(user.clone(), password.clone()));
     let auth = resolve_auth(&registry, explicit)?;
     let push_credentials = auth.push_credentials(&registry);
     let config = ClientConfig {
         protocol: ProtocolPolicy {
-            insecure: a.insecure_registry.clone(),
+            insecure: opts.insecure.clone(),
             ..ProtocolPolicy::default()
         },
         ..ClientConfig::default()
@@ -101,19 +141,22 @@ pub async fn connect_registry(plan: &Plan, a: &RegistryArgs) -> anyhow::Result<R
 }
 
 /// `qus release`.
-pub async fn release_cmd(
+pub(crate) async fn release_cmd(
     plan: &Plan,
-    a: &ReleaseArgs,
+    src: &SourceOptions,
+    opts: &BuildOptions,
+    registry: &RegistryOptions,
+    flags: ReleaseFlags,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
-    let reg = connect_registry(plan, &a.registry).await?;
+    let reg = connect_registry(plan, registry).await?;
     let daemon = Daemon::connect().await?;
     let mut summary = Summary {
-        images: build_all(&daemon, plan, &a.build, progress).await?,
+        images: build_all(&daemon, plan, src, opts, progress).await?,
         ..Summary::default()
     };
-    let mut result = push(&daemon, &reg, a.build.jobs, &mut summary, progress).await;
-    if result.is_ok() && !a.skip_lists {
+    let mut result = push(&daemon, &reg, opts.jobs, &mut summary, progress).await;
+    if result.is_ok() && !flags.skip_lists {
         let digests: Vec<(String, String)> = summary
             .pushed
             .iter()
@@ -124,17 +167,18 @@ pub async fn release_cmd(
     if let Err(e) = &result {
         summary.failed = Some(format!("{e:#}"));
     }
-    report(&summary, a.build.json, progress)?;
+    report(&summary, flags.json, progress)?;
     result.map(|()| ExitCode::SUCCESS)
 }
 
 /// `qus publish`: the lists over per-host images already in the registry.
-pub async fn publish_cmd(
+pub(crate) async fn publish_cmd(
     plan: &Plan,
-    a: &PublishArgs,
+    registry: &RegistryOptions,
+    json: bool,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
-    let reg = connect_registry(plan, &a.registry).await?;
+    let reg = connect_registry(plan, registry).await?;
     let mut digests = Vec::new();
     for img in &plan.images {
         let r = Reference::parse(&img.reference)?;
@@ -147,7 +191,7 @@ pub async fn publish_cmd(
     if let Err(e) = &result {
         summary.failed = Some(format!("{e:#}"));
     }
-    report(&summary, a.json, progress)?;
+    report(&summary, json, progress)?;
     result.map(|()| ExitCode::SUCCESS)
 }
 
@@ -208,7 +252,7 @@ async fn push_one(
                 "{counter} {} is already in the registry",
                 img.reference
             ));
-            ("present", PushStats::default(), d)
+            (PushStatus::Present, PushStats::default(), d)
         }
         _ => {
             progress.step(format!("{counter} pushing {}", img.reference));
@@ -216,7 +260,7 @@ async fn push_one(
                 .push(&repo, &tag, Some(&reg.push_credentials), progress)
                 .await?;
             match remote_image(client, &r).await? {
-                Some((c, d)) if c == img.id => ("pushed", stats, d),
+                Some((c, d)) if c == img.id => (PushStatus::Pushed, stats, d),
                 other => {
                     return Err(anyhow!(
                         "{}: after the push the registry's manifest names config {}, not the \
@@ -299,8 +343,8 @@ async fn publish_list(
         .await
         .with_context(|| format!("publishing {}", m.reference))?;
     let status = match outcome {
-        Outcome::Written { .. } => "written",
-        Outcome::Unchanged { .. } => "unchanged",
+        Outcome::Written { .. } => ListStatus::Written,
+        Outcome::Unchanged { .. } => ListStatus::Unchanged,
     };
     progress.step(format!(
         "{} {status} ({} platforms)",
@@ -330,27 +374,22 @@ async fn remote_image(
         .map(|m| (m.config.digest.to_string(), raw.descriptor())))
 }
 
-fn read_password() -> anyhow::Result<String> {
-    let mut s = String::new();
-    std::io::stdin()
-        .read_to_string(&mut s)
-        .context("reading the password from stdin")?;
-    let p = s.trim_end_matches(['\n', '\r']).to_string();
-    if p.is_empty() {
-        return Err(anyhow!("--password-stdin: stdin was empty"));
-    }
-    Ok(p)
-}
-
 fn report(s: &Summary, json: bool, progress: &Progress) -> anyhow::Result<()> {
-    let count = |st: &str| s.pushed.iter().filter(|p| p.status == st).count();
-    let written = s.lists.iter().filter(|l| l.status == "written").count();
+    let count = |st: PushStatus| s.pushed.iter().filter(|p| p.status == st).count();
+    let written = s
+        .lists
+        .iter()
+        .filter(|l| l.status == ListStatus::Written)
+        .count();
     progress.step(format!(
         "summary: {} images ({} built), {} pushed, {} already present, {} lists written, {} unchanged{}",
         s.images.len(),
-        s.images.iter().filter(|i| i.status == "built").count(),
-        count("pushed"),
-        count("present"),
+        s.images
+            .iter()
+            .filter(|i| i.status == ImageStatus::Built)
+            .count(),
+        count(PushStatus::Pushed),
+        count(PushStatus::Present),
         written,
         s.lists.len() - written,
         s.failed.as_ref().map(|f| format!("; FAILED: {f}")).unwrap_or_default()

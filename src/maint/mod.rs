@@ -13,7 +13,6 @@ pub mod lock;
 pub mod report;
 
 use crate::arch::Host;
-use crate::cli::{CheckArgs, LockArgs, ReportArgs};
 use crate::config::{Config, Distro, PackageFile};
 use crate::lockfile::{self, LockFile, BUSYBOX};
 use crate::plan::Plan;
@@ -105,21 +104,22 @@ pub fn current_pin<'a>(config: &'a Config, role: &str, host: Host) -> Option<&'a
     }
 }
 
-/// The mirror to read indexes from: `--mirror`, QUS_MIRROR, then this machine's apt sources.
-fn mirror(flag: Option<&str>) -> anyhow::Result<String> {
-    let env = std::env::var("QUS_MIRROR").ok();
-    crate::mirror::resolve(flag, env.as_deref(), Path::new("/")).ok_or_else(|| {
+/// The mirror `qus lock` and `qus check` read, or the error that says how to name one.
+fn need_mirror(mirror: Option<String>) -> anyhow::Result<String> {
+    mirror.ok_or_else(|| {
         anyhow!(
-            "no Debian mirror configured: pass --mirror URL or set QUS_MIRROR (the mirror root, \
-             the folder that holds dists/ and pool/)"
+            "no Debian mirror configured: pass --mirror URL, set QUS_MIRROR, or add a Debian \
+             archive to this machine's apt sources (the mirror root is the folder that holds \
+             dists/ and pool/)"
         )
     })
 }
 
 /// `qus lock`: pin the newest packages of the configured suites into the lock file.
-pub async fn lock_cmd(
+pub(crate) async fn lock_cmd(
     config: Option<&Path>,
-    a: &LockArgs,
+    mirror: Option<String>,
+    json: bool,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
     let input = Config::load_for_lock(config)?;
@@ -136,7 +136,7 @@ pub async fn lock_cmd(
         ));
     }
     let wanted = wanted(&input.config);
-    let mirror = mirror(a.mirror.as_deref())?;
+    let mirror = need_mirror(mirror)?;
     let found = index::lookup(&mirror, &wanted, progress).await?;
     let new = lock::lock_file(&wanted, &found);
     // The new lock must make the config whole before it replaces the old one.
@@ -187,7 +187,7 @@ pub async fn lock_cmd(
     } else {
         progress.step(format!("{} is up to date", lock_path.display()));
     }
-    if a.json {
+    if json {
         let doc = lock::json(&lock_path.display().to_string(), written, &changes, &new);
         crate::output::out_json(&doc)?;
     } else {
@@ -197,19 +197,19 @@ pub async fn lock_cmd(
 }
 
 /// `qus check`: exit 0 when every pin is the newest the mirror offers, 1 when one is not.
-pub async fn check_cmd(
-    config: Option<&Path>,
-    a: &CheckArgs,
+pub(crate) async fn check_cmd(
+    config: &Config,
+    mirror: Option<String>,
+    json: bool,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config)?;
-    let pins = pins(&config);
+    let pins = pins(config);
     let wanted: Vec<Wanted> = pins.iter().map(|(w, _)| w.clone()).collect();
-    let mirror = mirror(a.mirror.as_deref())?;
+    let mirror = need_mirror(mirror)?;
     let found = index::lookup(&mirror, &wanted, progress).await?;
     let rows = check::compare(&pins, &found)?;
     let outdated = rows.iter().filter(|r| r.status.needs_lock()).count();
-    if a.json {
+    if json {
         crate::output::out_json(&check::json(&rows))?;
     } else {
         crate::output::out(&check::table(&rows))?;
@@ -238,9 +238,9 @@ pub async fn check_cmd(
 }
 
 /// `qus report`: which emulator each planned package provides for which host.
-pub fn report_cmd(plan: &Plan, a: &ReportArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn report_cmd(plan: &Plan, json: bool) -> anyhow::Result<ExitCode> {
     let r = report::report(plan);
-    if a.json {
+    if json {
         crate::output::out_json(&r)?;
     } else {
         crate::output::out(&report::markdown(&r))?;

@@ -184,6 +184,7 @@ mod tests {
             hosts: Some(parse_hosts(hosts).unwrap()),
             targets: targets.map(|t| t.split(',').map(String::from).collect()),
             sources: sources.map(|s| s.split(',').map(String::from).collect()),
+            ..Selection::default()
         };
         plan(&Config::load(None).unwrap(), &sel, &recipe()).unwrap()
     }
