@@ -109,14 +109,9 @@ pub fn dockerfile(
     } else {
         // The entrypoint's `--version` reports the QEMU version from the environment, so
         // the register layer stays the same for every QEMU version.
-        let version = image
-            .labels
-            .get("qus.qemu.version")
-            .map(String::as_str)
-            .unwrap_or("unknown");
         format!(
             "ENV QUS_QEMU_VERSION={}\nENTRYPOINT [{}]",
-            json_string(version),
+            json_string(&image.qemu_version),
             entrypoint
                 .iter()
                 .map(|a| json_string(a))

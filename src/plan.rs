@@ -103,6 +103,8 @@ pub struct ImagePlan {
     pub kind: Kind,
     /// The source name (`d10.0`).
     pub source: String,
+    /// The Debian (or Fedora) version of the QEMU package its emulators come from.
+    pub qemu_version: String,
     /// The emulators it contains.
     pub targets: Vec<String>,
     /// An image of this plan it is built on (`FROM`), whose layers it shares.
@@ -501,6 +503,7 @@ fn plan_host(
             platform: host.platform(),
             kind,
             source: source.name.clone(),
+            qemu_version: file.version.clone(),
             targets,
             base: base.map(|b| b.tag.clone()),
             sets_entrypoint: kind != Kind::Pkg && base.is_none_or(|b| b.kind == Kind::Pkg),

@@ -7,6 +7,7 @@ mod support;
 mod assets;
 mod bad_inputs;
 mod build;
+mod depcheck;
 mod faults;
 mod fedora;
 mod maint;
