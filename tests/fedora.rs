@@ -3,43 +3,12 @@
 //! from Debian's qemu-user package by qus's own extraction), not hand-made bytes.
 
 use crate::support::*;
+use qus_source::testkit;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-/// Two subpackages of one `qemu` build, as Fedora's qemu.spec makes them.
-const SPEC: &str = r#"%global debug_package %{nil}
-%global __os_install_post %{nil}
-%define _build_id_links none
-Name: qemu
-Version: 10.0.13
-Release: 1.qus
-Epoch: 2
-Summary: QEMU
-License: GPL-2.0-only
-%description
-QEMU.
-%package user-static-aarch64
-Summary: QEMU user mode emulation of aarch64 binaries (static)
-AutoReqProv: no
-%description user-static-aarch64
-aarch64.
-%package user-static-arm
-Summary: QEMU user mode emulation of arm binaries (static)
-AutoReqProv: no
-%description user-static-arm
-arm.
-%install
-mkdir -p %{buildroot}/usr/bin
-install -m 0755 %{bindir}/qemu-aarch64-static %{buildroot}/usr/bin/
-install -m 0755 %{bindir}/qemu-arm-static %{buildroot}/usr/bin/
-%files user-static-aarch64
-/usr/bin/qemu-aarch64-static
-%files user-static-arm
-/usr/bin/qemu-arm-static
-"#;
-
-/// Builds the two x86_64 rpms into `out`; returns them and the emulators that went in.
+/// Builds two x86_64 rpms of one `qemu` build (aarch64, arm) into `out`; returns them and
+/// the emulators that went in.
 fn build_rpms(out: &Path) -> (Vec<PathBuf>, PathBuf) {
     let bindir = out.join("bin");
     std::fs::create_dir_all(&bindir).unwrap();
@@ -50,35 +19,9 @@ fn build_rpms(out: &Path) -> (Vec<PathBuf>, PathBuf) {
         &qus_source::Limits::default(),
     )
     .unwrap();
-    let top = out.join("top");
-    std::fs::create_dir_all(out.join("tmp")).unwrap();
-    let spec = out.join("qemu.spec");
-    std::fs::write(&spec, SPEC).unwrap();
-    let o = Command::new("rpmbuild")
-        .args(["-bb", "--quiet", "--target", "x86_64"])
-        .arg("--define")
-        .arg(format!("_topdir {}", top.display()))
-        .arg("--define")
-        .arg(format!("_tmppath {}", out.join("tmp").display()))
-        .args(["--define", "_binary_payload w3.zstdio"])
-        .arg("--define")
-        .arg(format!("bindir {}", bindir.display()))
-        .arg(&spec)
-        .output()
-        .expect("rpmbuild (Debian's rpm package; .ci/run installs it)");
-    assert!(
-        o.status.success(),
-        "rpmbuild: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let rpms = ["aarch64", "arm"]
-        .iter()
-        .map(|g| {
-            top.join(format!(
-                "RPMS/x86_64/qemu-user-static-{g}-10.0.13-1.qus.x86_64.rpm"
-            ))
-        })
-        .collect();
+    let targets = ["aarch64", "arm"];
+    let spec = testkit::rpm::qemu_spec(&targets);
+    let rpms = testkit::rpm::rpmbuild(&spec, &targets, "x86_64", "w3.zstdio", &bindir, out);
     (rpms, bindir)
 }
 

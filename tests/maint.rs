@@ -1,15 +1,12 @@
 //! `qus lock`, `qus check` and `qus report` against a loopback Debian mirror whose indexes
 //! apt-ftparchive made from the real downloaded packages (issue 5).
 
-#[path = "support_mirror.rs"]
-mod support_mirror;
-
+use crate::support::mirror::{deb_version, repack_with_version, Archive};
 use crate::support::{qus, sum, Repo};
 use qus_source::testkit::Server;
 use qus_source::testkit::{pool_name, real_deb};
 use std::path::PathBuf;
 use std::process::Command;
-use support_mirror::{deb_version, repack_with_version, Archive};
 
 /// A config with no pins at all: `qus lock` must supply every one. armhf's trixie qemu-user
 /// ships only 32-bit guests, which the config says (and the lock must keep).

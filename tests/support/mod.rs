@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod mirror;
+
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

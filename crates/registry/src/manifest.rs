@@ -222,8 +222,8 @@ impl ImageManifest {
 }
 
 /// Reads the platform fields (`architecture`, `os`, `variant`) of an image config blob.
-pub fn config_platform(config: &[u8]) -> Result<Platform, String> {
-    serde_json::from_slice::<Platform>(config).map_err(|e| format!("image config: {e}"))
+pub fn config_platform(config: &[u8]) -> Result<Platform, serde_json::Error> {
+    serde_json::from_slice::<Platform>(config)
 }
 
 #[cfg(test)]

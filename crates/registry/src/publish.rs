@@ -296,7 +296,7 @@ impl Client {
             .blob_get(target, &config.config.digest)
             .await
             .map_err(PlatformRead::Registry)?;
-        config_platform(&blob).map_err(PlatformRead::Invalid)
+        config_platform(&blob).map_err(|e| PlatformRead::Invalid(format!("image config: {e}")))
     }
 }
 

@@ -116,24 +116,49 @@ pub struct Header {
 /// Bytes to read from the start of a file to call [`parse`].
 pub const HEADER_LEN: usize = 64;
 
-/// Reads an ELF header; the error says what the bytes look like instead.
-pub fn parse(bytes: &[u8]) -> Result<Header, String> {
-    if bytes.len() < 4 || bytes[..4] != *b"\x7fELF" {
-        return Err(describe_non_elf(bytes));
+/// What a file is instead of the ELF file that was expected ("a shell script", "an ELF
+/// 64-bit LSB aarch64 executable"), for messages that name the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{found}")]
+pub struct NotExpected {
+    /// The description.
+    pub found: String,
+}
+
+impl NotExpected {
+    fn new(found: impl Into<String>) -> NotExpected {
+        NotExpected {
+            found: found.into(),
+        }
     }
-    let short = || format!("a truncated ELF file ({} bytes)", bytes.len());
+}
+
+/// Reads an ELF header; the error says what the bytes look like instead.
+pub fn parse(bytes: &[u8]) -> Result<Header, NotExpected> {
+    if bytes.len() < 4 || bytes[..4] != *b"\x7fELF" {
+        return Err(NotExpected::new(describe_non_elf(bytes)));
+    }
+    let short = || NotExpected::new(format!("a truncated ELF file ({} bytes)", bytes.len()));
     if bytes.len() < 52 {
         return Err(short());
     }
     let class = match bytes[4] {
         1 => Elf32,
         2 => Elf64,
-        c => return Err(format!("an ELF file with an invalid class {c}")),
+        c => {
+            return Err(NotExpected::new(format!(
+                "an ELF file with an invalid class {c}"
+            )))
+        }
     };
     let endian = match bytes[5] {
         1 => Little,
         2 => Big,
-        d => return Err(format!("an ELF file with an invalid byte order {d}")),
+        d => {
+            return Err(NotExpected::new(format!(
+                "an ELF file with an invalid byte order {d}"
+            )))
+        }
     };
     if class == Elf64 && bytes.len() < 64 {
         return Err(short());
@@ -163,7 +188,7 @@ pub fn parse(bytes: &[u8]) -> Result<Header, String> {
 
 impl HostElf {
     /// Checks the first bytes of a file; the error describes what the file is instead.
-    pub fn check(&self, bytes: &[u8]) -> Result<(), String> {
+    pub fn check(&self, bytes: &[u8]) -> Result<(), NotExpected> {
         let h = parse(bytes)?;
         let matches = h.class == self.class
             && h.endian == self.endian
@@ -177,7 +202,7 @@ impl HostElf {
         if matches {
             Ok(())
         } else {
-            Err(format!("an ELF {}", h))
+            Err(NotExpected::new(format!("an ELF {}", h)))
         }
     }
 }
@@ -288,25 +313,7 @@ mod tests {
     use super::*;
 
     fn elf(class: u8, data: u8, machine: u16, flags: u32) -> Vec<u8> {
-        let mut b = vec![0u8; 64];
-        b[..4].copy_from_slice(b"\x7fELF");
-        b[4] = class;
-        b[5] = data;
-        b[6] = 1;
-        let le = data == 1;
-        let put16 = |b: &mut Vec<u8>, o: usize, v: u16| {
-            b[o..o + 2].copy_from_slice(&if le { v.to_le_bytes() } else { v.to_be_bytes() })
-        };
-        put16(&mut b, 16, 2);
-        put16(&mut b, 18, machine);
-        let fo = if class == 2 { 48 } else { 36 };
-        let f = if le {
-            flags.to_le_bytes()
-        } else {
-            flags.to_be_bytes()
-        };
-        b[fo..fo + 4].copy_from_slice(&f);
-        b
+        crate::testkit::elf_header(class, data, machine, flags, 64)
     }
 
     #[test]
@@ -314,7 +321,7 @@ mod tests {
         let amd64 = for_debian_arch("amd64").unwrap();
         assert!(amd64.check(&elf(2, 1, 62, 0)).is_ok());
         let err = amd64.check(&elf(2, 1, 183, 0)).unwrap_err();
-        assert_eq!(err, "an ELF 64-bit LSB aarch64");
+        assert_eq!(err.found, "an ELF 64-bit LSB aarch64");
         let s390x = for_debian_arch("s390x").unwrap();
         assert!(s390x.check(&elf(2, 2, 22, 0)).is_ok());
         assert!(s390x.check(&elf(2, 1, 22, 0)).is_err());
@@ -331,13 +338,14 @@ mod tests {
     fn describes_non_elf() {
         let amd64 = for_debian_arch("amd64").unwrap();
         assert_eq!(
-            amd64.check(b"#!/bin/sh\necho hi\n").unwrap_err(),
+            amd64.check(b"#!/bin/sh\necho hi\n").unwrap_err().found,
             "a script (#!/bin/sh)"
         );
-        assert_eq!(amd64.check(b"").unwrap_err(), "an empty file");
+        assert_eq!(amd64.check(b"").unwrap_err().found, "an empty file");
         assert!(amd64
             .check(b"\x7fELF\x02")
             .unwrap_err()
+            .found
             .contains("truncated"));
     }
 }

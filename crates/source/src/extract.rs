@@ -374,12 +374,12 @@ fn write_entry(
         .read_to_end(&mut head)
         .map_err(VisitError::Read)?;
     if let Some(host) = host {
-        host.check(&head).map_err(|found| Error::NotHostElf {
+        host.check(&head).map_err(|e| Error::NotHostElf {
             path: package.to_path_buf(),
             entry: entry.to_string(),
             expected_arch: arch.to_string(),
             expected: host.to_string(),
-            found,
+            found: e.found,
         })?;
     }
     let mut tmp = tempfile::Builder::new()

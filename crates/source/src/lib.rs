@@ -55,7 +55,7 @@ mod lock;
 pub mod package;
 mod pinned;
 pub mod rpm;
-#[cfg(feature = "testkit")]
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 mod tree;
 

@@ -1,8 +1,12 @@
 //! For tests (feature `testkit`), this crate's and the pipeline's: the real Debian packages
-//! `.ci/run` downloads, and a loopback mirror to serve them from. Never needed at run time.
+//! `.ci/run` downloads, a loopback mirror to serve them from, header-only ELF files and
+//! Fedora-style rpms. Never needed at run time.
 
 mod debs;
+mod elf;
+pub mod rpm;
 mod server;
 
 pub use debs::{ftparchive, pool_name, real_deb, test_debs};
+pub use elf::{elf, elf_header};
 pub use server::{Mode, Server};

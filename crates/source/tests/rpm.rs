@@ -12,6 +12,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use qus_source::rpm::{Rpm, RpmFile};
+use qus_source::testkit;
 use qus_source::{
     extract_emulators, Cache, EmulatorRequest, Error, Limits, Sha256, VerifiedPackage,
 };
@@ -37,7 +38,7 @@ fn fixtures() -> &'static Path {
                 )
             });
         let mut key = String::from_utf8_lossy(&version.stdout).into_owned();
-        key.push_str(SPEC);
+        key.push_str(&spec());
         for arch in ["amd64", "arm64"] {
             let deb = qemu_user_deb(arch);
             let size = std::fs::metadata(&deb).unwrap().len();
@@ -138,7 +139,7 @@ fn rpm(kind: Built) -> &'static Path {
     CELLS[i].get_or_init(|| rpmbuild(&format!("{kind:?}"), target, payload, binary(host)))
 }
 
-/// Builds one of [`Built`] with rpmbuild from [`SPEC`] (once: kept in [`fixtures`]).
+/// Builds one of [`Built`] with the testkit's rpmbuild (once: kept in [`fixtures`]).
 fn rpmbuild(name: &str, target: &str, payload: &str, bin: &Path) -> PathBuf {
     let dest = fixtures().join(format!("{name}.rpm"));
     if dest.exists() {
@@ -147,61 +148,17 @@ fn rpmbuild(name: &str, target: &str, payload: &str, bin: &Path) -> PathBuf {
     // Built in a folder of its own, renamed into place when complete.
     let dir = fixtures().join(format!("{name}.build-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("tmp")).unwrap();
-    let spec = dir.join("qemu.spec");
-    std::fs::write(&spec, SPEC).unwrap();
-    let out = Command::new("rpmbuild")
-        .args(["-bb", "--quiet", "--target", target])
-        .arg("--define")
-        .arg(format!("_topdir {}", dir.join("top").display()))
-        .arg("--define")
-        .arg(format!("_tmppath {}", dir.join("tmp").display()))
-        .arg("--define")
-        .arg(format!("_binary_payload {payload}"))
-        .arg("--define")
-        .arg(format!("qus_binary {}", bin.display()))
-        .arg(&spec)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "rpmbuild failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let built = dir.join("top/RPMS").join(target).join(format!(
-        "qemu-user-static-aarch64-10.0.13-1.qus.{target}.rpm"
-    ));
-    std::fs::rename(&built, &dest).unwrap();
+    let bindir = bin.parent().unwrap();
+    let built = testkit::rpm::rpmbuild(&spec(), &["aarch64"], target, payload, bindir, &dir);
+    std::fs::rename(&built[0], &dest).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     dest
 }
 
-/// `qemu-user-static-aarch64` the way Fedora's qemu.spec makes it (a subpackage of `qemu`,
-/// epoch 2, the emulator as `/usr/bin/qemu-aarch64-static`), binary-only: no compiling, no
-/// debuginfo, no stripping. `_binary_payload` and `qus_binary` come from the command line.
-const SPEC: &str = r#"%global debug_package %{nil}
-%global __os_install_post %{nil}
-%define _build_id_links none
-Name: qemu
-Version: 10.0.13
-Release: 1.qus
-Epoch: 2
-Summary: QEMU
-License: GPL-2.0-only
-%description
-QEMU.
-%package user-static-aarch64
-Summary: QEMU user mode emulation of aarch64 binaries (static)
-AutoReqProv: no
-%description user-static-aarch64
-aarch64.
-%install
-mkdir -p %{buildroot}/usr/bin
-install -m 0755 %{qus_binary} %{buildroot}/usr/bin/qemu-aarch64-static
-%files user-static-aarch64
-/usr/bin/qemu-aarch64-static
-"#;
+/// `qemu-user-static-aarch64` the way Fedora's qemu.spec makes it.
+fn spec() -> String {
+    testkit::rpm::qemu_spec(&["aarch64"])
+}
 
 // ---------------------------------------------------------------------------------------
 // Taking real rpms apart and putting them back together (test-side, independent of the

@@ -141,36 +141,7 @@ pub fn deb(arch: &str, entries: &[Entry]) -> Vec<u8> {
     ])
 }
 
-/// The start of an executable ELF for a Debian arch, padded to `len` bytes.
-pub fn elf(arch: &str, len: usize) -> Vec<u8> {
-    let (class, le, machine, flags): (u8, bool, u16, u32) = match arch {
-        "amd64" => (2, true, 62, 0),
-        "arm64" => (2, true, 183, 0),
-        "armhf" => (1, true, 40, 0x5000400),
-        "s390x" => (2, false, 22, 0),
-        "i386" => (1, true, 3, 0),
-        other => panic!("no test ELF for {other}"),
-    };
-    let mut b = vec![0u8; len.max(64)];
-    b[..4].copy_from_slice(b"\x7fELF");
-    b[4] = class;
-    b[5] = if le { 1 } else { 2 };
-    b[6] = 1;
-    let p16 = |v: u16| if le { v.to_le_bytes() } else { v.to_be_bytes() };
-    b[16..18].copy_from_slice(&p16(2));
-    b[18..20].copy_from_slice(&p16(machine));
-    let fo = if class == 2 { 48 } else { 36 };
-    let f = if le {
-        flags.to_le_bytes()
-    } else {
-        flags.to_be_bytes()
-    };
-    b[fo..fo + 4].copy_from_slice(&f);
-    for (i, x) in b.iter_mut().enumerate().skip(64) {
-        *x = (i % 251) as u8;
-    }
-    b
-}
+pub use qus_source::testkit::elf;
 
 /// The usual data tree of a small good package for `arch`: aarch64 and riscv64 emulators
 /// in the ≥ 9.1 layout with one alias.
