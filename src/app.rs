@@ -1,10 +1,12 @@
 //! One function per subcommand; `main` calls [`run`].
 
 use crate::cli::{
-    BuildArgs, Cli, Command, MatrixArgs, MirrorArgs, PlanArgs, RegistryArgs, SourceArgs,
+    BuildArgs, BuilderArg, Cli, Command, MatrixArgs, MediaArgs, MediaTypesArg, MirrorArgs,
+    PlanArgs, RegistryArgs, SourceArgs,
 };
 use crate::config::Config;
-use crate::options::{BuildOptions, RegistryOptions, SourceOptions};
+use crate::image::MediaTypes;
+use crate::options::{BuildOptions, Builder, RegistryOptions, SourceOptions};
 use crate::plan::{self, Plan, Recipe, Selection};
 use crate::progress::Progress;
 use crate::release::ReleaseFlags;
@@ -37,6 +39,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &reg,
                 ReleaseFlags {
                     skip_lists: a.skip_lists,
+                    oci_layout: a.build.oci_layout.clone(),
                     json: a.build.json,
                 },
                 &progress,
@@ -45,7 +48,13 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Publish(a) => {
             let plan = make_plan(&Config::load(config)?, &a.matrix)?;
             let reg = registry_options(&a.registry)?;
-            runtime()?.block_on(crate::release::publish_cmd(&plan, &reg, a.json, &progress))
+            runtime()?.block_on(crate::release::publish_cmd(
+                &plan,
+                &reg,
+                media_types(&a.media),
+                a.json,
+                &progress,
+            ))
         }
         Command::Assets(a) => {
             let cfg = Config::load(config)?;
@@ -101,9 +110,22 @@ fn source_options(a: &SourceArgs) -> anyhow::Result<SourceOptions> {
 
 fn build_options(a: &BuildArgs) -> BuildOptions {
     BuildOptions {
+        builder: match a.builder {
+            BuilderArg::Qus => Builder::Qus,
+            BuilderArg::Dockerfile => Builder::Dockerfile,
+        },
+        media: media_types(&a.media),
+        oci_layout: a.oci_layout.clone(),
         no_cache: a.no_cache,
         force: a.force,
         jobs: a.jobs.max(1),
+    }
+}
+
+fn media_types(a: &MediaArgs) -> MediaTypes {
+    match a.media_types {
+        MediaTypesArg::Oci => MediaTypes::Oci,
+        MediaTypesArg::Docker => MediaTypes::Docker,
     }
 }
 

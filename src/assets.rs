@@ -239,10 +239,10 @@ pub(crate) async fn assets_cmd(
     let inputs = prepare(&qemu, src, progress).await?;
     let mut specs = Vec::new();
     for ((_, host), emus) in &inputs.emulators {
-        for (target, path) in emus {
+        for (target, file) in emus {
             specs.push(AssetSpec {
                 name: asset_name(host.name(), target),
-                emulator: path.clone(),
+                emulator: file.path.clone(),
                 member: format!("qemu-{target}-static"),
             });
         }

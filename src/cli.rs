@@ -128,6 +128,33 @@ pub struct MirrorArgs {
     pub mirror: Option<String>,
 }
 
+/// `--builder`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BuilderArg {
+    /// qus writes every layer, config and manifest itself.
+    Qus,
+    /// Dockerfile.template through the daemon's classic builder.
+    Dockerfile,
+}
+
+/// `--media-types`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MediaTypesArg {
+    /// OCI image manifests, configs, layers and indexes.
+    Oci,
+    /// Docker v2 schema 2 manifests and manifest lists.
+    Docker,
+}
+
+/// Which media types images and lists carry.
+#[derive(Debug, Args, Clone)]
+pub struct MediaArgs {
+    /// Media types of manifests and lists: OCI (zot and OCI-only registries need it) or
+    /// Docker v2 schema 2 (registries and clients that predate OCI).
+    #[arg(long, value_enum, default_value_t = MediaTypesArg::Oci, value_name = "TYPES")]
+    pub media_types: MediaTypesArg,
+}
+
 /// `qus build`.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -137,7 +164,17 @@ pub struct BuildArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub source: SourceArgs,
-    /// Do not use the daemon's build cache.
+    /// Who makes the images: qus itself (reproducible digests), or the daemon's classic
+    /// builder from Dockerfile.template.
+    #[arg(long, value_enum, default_value_t = BuilderArg::Qus)]
+    pub builder: BuilderArg,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub media: MediaArgs,
+    /// Also write every image and list into this OCI image layout folder.
+    #[arg(long, value_name = "DIR")]
+    pub oci_layout: Option<PathBuf>,
+    /// Do not use the daemon's build cache (--builder dockerfile).
     #[arg(long)]
     pub no_cache: bool,
     /// Rebuild images even when the daemon has them with the same inputs.
@@ -185,6 +222,9 @@ pub struct PublishArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub matrix: MatrixArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub media: MediaArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub registry: RegistryArgs,

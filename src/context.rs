@@ -6,54 +6,13 @@
 //! fixed modes and sorted names makes that layer a pure function of its files: the same
 //! emulator gives the same diffID on every cold build and in every image that copies it.
 
+use crate::image::files::{Content, Entry};
 use crate::plan::{ImagePlan, Kind, Layer};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
 
 /// The template every Dockerfile is rendered from.
 pub const TEMPLATE: &str = include_str!("../Dockerfile.template");
-
-/// Where emulators live in every image (multiarch/qemu-user-static's path).
-pub const EMULATOR_DIR: &str = "usr/bin";
-
-/// Content of one file in a layer.
-#[derive(Debug, Clone)]
-pub enum Content {
-    /// Read from disk when the tar is written (emulators are large: never held in memory).
-    Path(PathBuf),
-    /// Small generated files.
-    Bytes(Vec<u8>),
-}
-
-/// One entry of a layer folder, relative to the image root (no leading `/`).
-#[derive(Debug, Clone)]
-pub enum Entry {
-    /// A regular file.
-    File {
-        /// Path in the image.
-        path: String,
-        /// Unix mode bits.
-        mode: u32,
-        /// Content.
-        content: Content,
-    },
-    /// A symbolic link.
-    Symlink {
-        /// Path in the image.
-        path: String,
-        /// Link target, as written.
-        target: String,
-    },
-}
-
-impl Entry {
-    fn path(&self) -> &str {
-        match self {
-            Entry::File { path, .. } | Entry::Symlink { path, .. } => path,
-        }
-    }
-}
 
 /// The files of each layer, by layer folder name (`register`, `qemu-aarch64`).
 pub type LayerFiles = BTreeMap<String, Vec<Entry>>;
@@ -258,10 +217,10 @@ fn write_layer<W: Write>(
             }
             Entry::File { mode, content, .. } => match content {
                 Content::Bytes(b) => append_bytes(tar, &name, *mode, b, mtime)?,
-                Content::Path(p) => {
+                Content::File { path: p, size, .. } => {
                     let f = std::fs::File::open(p)
                         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
-                    let len = f.metadata()?.len();
+                    let len = *size;
                     let mut h = header(tar::EntryType::Regular, *mode, len, mtime);
                     // `take` guards against a file that grows while it is being sent.
                     tar.append_data(&mut h, name, f.take(len))?;
@@ -406,7 +365,11 @@ mod tests {
             vec![Entry::File {
                 path: "usr/bin/qemu-riscv64-static".into(),
                 mode: 0o755,
-                content: Content::Path(emu.clone()),
+                content: Content::File {
+                    path: emu.clone(),
+                    size: 9,
+                    sha256: String::new(),
+                },
             }],
         );
         let a = write_context(Vec::new(), &img, "FROM scratch\n", &files, 1234).unwrap();

@@ -1,5 +1,6 @@
-//! The Docker Engine, through bollard: the narrow set of calls qus makes (build, inspect,
-//! tag, push, remove), with bollard's types kept inside this module.
+//! The Docker Engine, through bollard: the narrow set of calls qus makes (load, inspect,
+//! and for `--builder dockerfile` build and push), with bollard's types kept inside this
+//! module.
 //!
 //! Builds use the classic builder, which honours `platform` for `FROM scratch` but whose
 //! cache does not tell platforms apart: a cached layer built for another platform carries
@@ -10,7 +11,9 @@ use crate::arch::Platform;
 use crate::context::{self, ContextError, LayerFiles};
 use crate::plan::ImagePlan;
 use crate::progress::Progress;
-use bollard::query_parameters::{BuildImageOptionsBuilder, PushImageOptionsBuilder};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, ImportImageOptionsBuilder, PushImageOptionsBuilder,
+};
 use bollard::Docker;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -58,6 +61,14 @@ pub enum DockerError {
     Push {
         /// The image.
         reference: String,
+        /// The daemon's message.
+        message: String,
+    },
+    /// `docker load` of qus's images failed.
+    #[error("loading {what} into the daemon: {message}")]
+    Load {
+        /// Which images.
+        what: String,
         /// The daemon's message.
         message: String,
     },
@@ -305,6 +316,57 @@ impl Daemon {
             reference: image.reference.clone(),
             message: "the builder finished without reporting an image ID".into(),
         })
+    }
+
+    /// Loads a docker-archive (`docker save`'s format) that `write` produces on a blocking
+    /// thread, streamed to the daemon as it is written, never held whole in memory or on disk.
+    pub async fn load<F>(&self, what: &str, write: F) -> Result<(), DockerError>
+    where
+        F: FnOnce(&mut dyn Write) -> io::Result<()> + Send + 'static,
+    {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, io::Error>>(8);
+        let writer = tokio::task::spawn_blocking(move || {
+            let sink = ChannelWriter { tx: tx.clone() };
+            let mut out = io::BufWriter::with_capacity(1 << 20, sink);
+            let res = write(&mut out).and_then(|()| out.flush());
+            if let Err(e) = &res {
+                let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
+            }
+            res
+        });
+        let body = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let options = ImportImageOptionsBuilder::default().quiet(true).build();
+        let mut stream = self.docker.import_image_stream(options, body, None);
+        let fail = |message: String| DockerError::Load {
+            what: what.to_string(),
+            message,
+        };
+        let mut failure = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                        failure.get_or_insert(e);
+                    }
+                }
+                Err(e) => {
+                    failure.get_or_insert(error_message(e));
+                }
+            }
+        }
+        let written = writer
+            .await
+            .map_err(|e| fail(format!("the archive writer died: {e}")))?;
+        if let Err(e) = written {
+            // The daemon hanging up mid-stream is reported by the daemon's own message.
+            if failure.is_none() {
+                return Err(fail(format!("writing the archive: {e}")));
+            }
+        }
+        match failure {
+            Some(m) => Err(fail(m)),
+            None => Ok(()),
+        }
     }
 
     /// Pushes `repo:tag`, reporting per-layer progress; the registry is the judge of what

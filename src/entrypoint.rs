@@ -2,21 +2,32 @@
 //! reads (both rendered by `qus_binfmt`, where the table lives), and `/qus/bin`, a link that
 //! keeps dbhi/qus's interpreter paths (`/qus/bin/qemu-T-static`) working.
 
-use crate::context::{Content, Entry, EMULATOR_DIR};
+use crate::image::files::{Content, Entry};
+use crate::packages::File;
 use sha2::{Digest, Sha256};
-use std::path::Path;
+
+/// Where emulators live in every image (multiarch/qemu-user-static's path).
+pub(crate) const EMULATOR_DIR: &str = "usr/bin";
 
 /// The image's ENTRYPOINT.
-pub fn command() -> &'static [&'static str] {
+pub(crate) fn command() -> &'static [&'static str] {
     qus_binfmt::ENTRYPOINT
 }
 
-/// The files of the register layer, with busybox read from `busybox`.
-pub fn layer(busybox: &Path) -> Vec<Entry> {
+fn content(file: &File) -> Content {
+    Content::File {
+        path: file.path.clone(),
+        size: file.size,
+        sha256: file.sha256.clone(),
+    }
+}
+
+/// The files of the register layer, with busybox from `busybox`.
+pub(crate) fn layer(busybox: &File) -> Vec<Entry> {
     let mut v = vec![Entry::File {
         path: qus_binfmt::sh::BUSYBOX_PATH.to_string(),
         mode: 0o755,
-        content: Content::Path(busybox.to_path_buf()),
+        content: content(busybox),
     }];
     for (path, mode, bytes) in qus_binfmt::entrypoint_files() {
         v.push(Entry::File {
@@ -34,17 +45,17 @@ pub fn layer(busybox: &Path) -> Vec<Entry> {
 }
 
 /// The files of an emulator layer.
-pub fn emulator_layer(target: &str, file: &Path) -> Vec<Entry> {
+pub(crate) fn emulator_layer(target: &str, file: &File) -> Vec<Entry> {
     vec![Entry::File {
         path: format!("{EMULATOR_DIR}/qemu-{target}-static"),
         mode: 0o755,
-        content: Content::Path(file.to_path_buf()),
+        content: content(file),
     }]
 }
 
 /// sha256 over everything of the register layer that qus itself writes (busybox is pinned
 /// separately, by its package's sum).
-pub fn digest() -> String {
+pub(crate) fn digest() -> String {
     let mut h = Sha256::new();
     for (path, mode, bytes) in qus_binfmt::entrypoint_files() {
         h.update(path.as_bytes());

@@ -3,6 +3,7 @@
 //! or reads `std::env`, so a stage's inputs are all in its signature.
 
 use crate::config::Distro;
+use crate::image::MediaTypes;
 use anyhow::anyhow;
 use qus_source::Origin;
 use std::path::PathBuf;
@@ -55,14 +56,29 @@ impl SourceOptions {
     }
 }
 
+/// Who makes the images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Builder {
+    /// qus writes every layer, config and manifest itself (reproducible digests).
+    Qus,
+    /// `Dockerfile.template` through the daemon's classic builder.
+    Dockerfile,
+}
+
 /// How images are built.
 #[derive(Debug, Clone)]
 pub(crate) struct BuildOptions {
-    /// Bypass the daemon's build cache.
+    /// Who makes the images.
+    pub builder: Builder,
+    /// Which media types they are written with.
+    pub media: MediaTypes,
+    /// Also write every image and list into this OCI image layout.
+    pub oci_layout: Option<PathBuf>,
+    /// Bypass the daemon's build cache (`--builder dockerfile`).
     pub no_cache: bool,
-    /// Rebuild images the daemon already has with the same inputs.
+    /// Rebuild images that are already there with the same inputs.
     pub force: bool,
-    /// Builds in flight at once.
+    /// Builds or pushes in flight at once.
     pub jobs: usize,
 }
 

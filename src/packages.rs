@@ -12,13 +12,24 @@ use qus_source::{Cache, EmulatorRequest, FetchOptions, Fetcher, FileRequest, Lim
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+/// One extracted file: where it is in the cache, and what the extraction measured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct File {
+    /// Where it is (do not modify: the cache owns it).
+    pub path: PathBuf,
+    /// Its size.
+    pub size: u64,
+    /// Its sha256, lowercase hex.
+    pub sha256: String,
+}
+
 /// The files extracted for a plan, by package.
 #[derive(Debug, Default)]
 pub(crate) struct Extracted {
     /// busybox by host.
-    pub busybox: BTreeMap<Host, PathBuf>,
+    pub busybox: BTreeMap<Host, File>,
     /// Emulators by (source, host), then target.
-    pub emulators: BTreeMap<(String, Host), BTreeMap<String, PathBuf>>,
+    pub emulators: BTreeMap<(String, Host), BTreeMap<String, File>>,
 }
 
 /// Opens the cache the options name, saying so when another qus holds it.
@@ -79,7 +90,14 @@ pub(crate) async fn prepare(
             match &p.role {
                 Role::Busybox => cache
                     .extract_file(&v, &FileRequest::busybox(p.host.debian()), &limits)
-                    .map(|f| (p.clone(), vec![("busybox".to_string(), f.path)]))
+                    .map(|f| {
+                        let file = File {
+                            path: f.path,
+                            size: f.size,
+                            sha256: f.sha256.to_hex(),
+                        };
+                        (p.clone(), vec![("busybox".to_string(), file)])
+                    })
                     .with_context(|| what.clone()),
                 Role::Qemu { .. } => {
                     let req = EmulatorRequest::new(p.host.debian()).targets(p.targets.clone());
@@ -90,7 +108,14 @@ pub(crate) async fn prepare(
                                 p.clone(),
                                 x.emulators
                                     .into_iter()
-                                    .map(|e| (e.target, e.path))
+                                    .map(|e| {
+                                        let file = File {
+                                            path: e.path,
+                                            size: e.size,
+                                            sha256: e.sha256.to_hex(),
+                                        };
+                                        (e.target, file)
+                                    })
                                     .collect(),
                             )
                         })
@@ -105,12 +130,12 @@ pub(crate) async fn prepare(
         match t.await.context("extraction task panicked")? {
             Ok((p, files)) => match &p.role {
                 Role::Busybox => {
-                    if let Some((_, path)) = files.into_iter().next() {
-                        out.busybox.insert(p.host, path);
+                    if let Some((_, file)) = files.into_iter().next() {
+                        out.busybox.insert(p.host, file);
                     }
                 }
                 Role::Qemu { source } => {
-                    let m: BTreeMap<String, PathBuf> = files.into_iter().collect();
+                    let m: BTreeMap<String, File> = files.into_iter().collect();
                     for t in &p.targets {
                         if !m.contains_key(t) {
                             return Err(anyhow!(

@@ -270,6 +270,24 @@ pub enum PlanError {
 }
 
 impl Plan {
+    /// The packages `images` are made from: busybox for every image with the register
+    /// layer anywhere in its stack (all but pkg), the QEMU package of each image's source
+    /// and host when it carries emulators.
+    pub fn packages_for(&self, images: &[&ImagePlan]) -> Vec<&PackagePlan> {
+        self.packages
+            .iter()
+            .filter(|p| {
+                images.iter().any(|i| {
+                    i.host == p.host
+                        && match &p.role {
+                            Role::Busybox => i.kind != Kind::Pkg,
+                            Role::Qemu { source } => &i.source == source && !i.targets.is_empty(),
+                        }
+                })
+            })
+            .collect()
+    }
+
     /// The image with tag `tag`.
     pub fn image(&self, tag: &str) -> Option<&ImagePlan> {
         self.images.iter().find(|i| i.tag == tag)

@@ -1,30 +1,36 @@
-//! `qus release`: build, push every image through the daemon, then publish the manifest
-//! lists through the registry API.
+//! `qus release`: every image of the plan in the registry, then the manifest lists; and
+//! `qus publish`, the lists alone.
 //!
-//! The registry is the judge, not the push stream: before a push, an image whose manifest
-//! in the registry already names the local image's config is skipped (nothing uploaded,
-//! nothing rewritten); after a push, the manifest is read back and its config digest must
-//! be the local image ID. Lists are published only when every image pushed and verified, so
-//! a failure part-way leaves the previous lists in place, and re-running finishes the job.
+//! The images are data qus computes (`crate::image`), so the release needs no daemon: HEAD
+//! every tag first; an image whose tag already names the manifest this run would write
+//! (known from the cache's memo, or computed) is left alone; the rest have their missing
+//! blobs uploaded and their manifest PUT. Lists are written only over manifests known
+//! present, and only when their bytes differ from what the tag holds, so a run with
+//! nothing changed sends HEADs only, and a failure part-way leaves the previous lists in
+//! place for the next run to finish.
 
-use crate::arch::Host;
-use crate::build::{build_all, BuiltImage, ImageStatus};
-use crate::docker::{Daemon, PushStats};
-use crate::options::{BuildOptions, RegistryOptions, SourceOptions};
-use crate::plan::Plan;
+use crate::arch::Platform;
+use crate::build::{BuiltImage, ImageStatus};
+use crate::image::{self, Image, MediaTypes, Store};
+use crate::options::{BuildOptions, Builder, RegistryOptions, SourceOptions};
+use crate::plan::{ImagePlan, Plan};
 use crate::progress::Progress;
+use crate::sink::registry::{self as registry_sink, ListStatus, PushStatus, Registry, Uploads};
 use anyhow::{anyhow, Context as _};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use qus_registry::{
-    resolve_auth, Auth, Client, ClientConfig, Digest, ImageManifest, IndexEntry, ListKind, Outcome,
-    ProtocolPolicy, Reference,
+    resolve_auth, Auth, Client, ClientConfig, Descriptor, IndexEntry, Outcome, ProtocolPolicy,
+    Reference,
 };
 use serde::Serialize;
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 
-/// One pushed (or already present) image.
+/// One image in the registry, pushed now or already there.
 #[derive(Debug, Clone, Serialize)]
-pub struct PushedImage {
+pub(crate) struct PushedImage {
     /// `repo:tag`.
     pub reference: String,
     /// Manifest digest in the registry.
@@ -33,15 +39,13 @@ pub struct PushedImage {
     pub size: u64,
     /// Manifest media type.
     pub media_type: String,
-    /// Whether it was uploaded now.
+    /// Whether it was written now.
     pub status: PushStatus,
-    /// Layer counts from the push.
-    pub layers: PushStats,
 }
 
 /// One manifest list.
 #[derive(Debug, Clone, Serialize)]
-pub struct PublishedList {
+pub(crate) struct PublishedList {
     /// `repo:tag`.
     pub reference: String,
     /// Digest of the list.
@@ -52,69 +56,48 @@ pub struct PublishedList {
     pub platforms: Vec<String>,
 }
 
-/// What happened to an image in the registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum PushStatus {
-    /// Uploaded now.
-    Pushed,
-    /// The registry already had it.
-    Present,
-}
-
-/// What happened to a manifest list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum ListStatus {
-    /// Written now.
-    Written,
-    /// The registry already held exactly this list.
-    Unchanged,
-}
-
-impl std::fmt::Display for ListStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ListStatus::Written => "written",
-            ListStatus::Unchanged => "unchanged",
-        })
-    }
+/// What the blob uploads came to.
+#[derive(Debug, Default, Serialize)]
+struct UploadStats {
+    /// Blobs sent.
+    blobs: u64,
+    /// Bytes sent.
+    bytes: u64,
+    /// Blobs the registry already had.
+    present: u64,
 }
 
 /// The switches of `qus release` that are not stage options.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct ReleaseFlags {
     /// Push only; the lists are another job's.
     pub skip_lists: bool,
+    /// Also write every image and list into this OCI image layout.
+    pub oci_layout: Option<PathBuf>,
     /// The summary as JSON on stdout.
     pub json: bool,
 }
 
 #[derive(Debug, Default, Serialize)]
-struct Summary {
-    images: Vec<BuiltImage>,
-    pushed: Vec<PushedImage>,
-    lists: Vec<PublishedList>,
+pub(crate) struct Summary {
+    pub images: Vec<BuiltImage>,
+    pub pushed: Vec<PushedImage>,
+    pub lists: Vec<PublishedList>,
+    uploads: UploadStats,
     #[serde(skip_serializing_if = "Option::is_none")]
-    failed: Option<String>,
+    pub layout: Option<crate::sink::layout::LayoutReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
-/// A registry client for the plan's repository, with credentials resolved and checked.
-pub struct Registry {
-    /// The client.
-    pub client: Client,
-    /// What the daemon's push needs.
-    pub push_credentials: qus_registry::PushCredentials,
-}
-
-/// Resolves credentials for the plan's registry and checks that it answers and accepts them.
+/// A client for the plan's repository, with credentials resolved and checked.
 pub(crate) async fn connect_registry(
     plan: &Plan,
     opts: &RegistryOptions,
-) -> anyhow::Result<Registry> {
-    let probe = Reference::parse(&format!("{}:latest", plan.repo))
+) -> anyhow::Result<(Registry, qus_registry::PushCredentials)> {
+    let repo = Reference::parse(&format!("{}:latest", plan.repo))
         .with_context(|| format!("--repo {}", plan.repo))?;
-    let registry = probe.registry().to_string();
+    let registry = repo.registry().to_string();
     let explicit = opts
         .credentials
         .as_ref()
@@ -131,13 +114,10 @@ pub(crate) async fn connect_registry(
     let client = Client::new(config)?.with_auth(&registry, auth);
     // Fail on a wrong password or a missing registry now, not after an hour of building.
     client
-        .ping(&probe)
+        .ping(&repo)
         .await
         .with_context(|| format!("registry {registry}"))?;
-    Ok(Registry {
-        client,
-        push_credentials,
-    })
+    Ok((Registry { client, repo }, push_credentials))
 }
 
 /// `qus release`.
@@ -149,21 +129,24 @@ pub(crate) async fn release_cmd(
     flags: ReleaseFlags,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
-    let reg = connect_registry(plan, registry).await?;
-    let daemon = Daemon::connect().await?;
-    let mut summary = Summary {
-        images: build_all(&daemon, plan, src, opts, progress).await?,
-        ..Summary::default()
+    let (reg, push_credentials) = connect_registry(plan, registry).await?;
+    let mut summary = Summary::default();
+    let result = match opts.builder {
+        Builder::Qus => release(plan, src, opts, &reg, &flags, &mut summary, progress).await,
+        Builder::Dockerfile => {
+            crate::classic::release(
+                plan,
+                src,
+                opts,
+                &reg,
+                &push_credentials,
+                flags.skip_lists,
+                &mut summary,
+                progress,
+            )
+            .await
+        }
     };
-    let mut result = push(&daemon, &reg, opts.jobs, &mut summary, progress).await;
-    if result.is_ok() && !flags.skip_lists {
-        let digests: Vec<(String, String)> = summary
-            .pushed
-            .iter()
-            .map(|p| (p.reference.clone(), p.digest.clone()))
-            .collect();
-        result = publish_lists(&reg.client, plan, &digests, &mut summary.lists, progress).await;
-    }
     if let Err(e) = &result {
         summary.failed = Some(format!("{e:#}"));
     }
@@ -171,207 +154,328 @@ pub(crate) async fn release_cmd(
     result.map(|()| ExitCode::SUCCESS)
 }
 
-/// `qus publish`: the lists over per-host images already in the registry.
-pub(crate) async fn publish_cmd(
+/// The release of images qus writes itself.
+async fn release(
     plan: &Plan,
-    registry: &RegistryOptions,
-    json: bool,
-    progress: &Progress,
-) -> anyhow::Result<ExitCode> {
-    let reg = connect_registry(plan, registry).await?;
-    let mut digests = Vec::new();
-    for img in &plan.images {
-        let r = Reference::parse(&img.reference)?;
-        if let Some(d) = reg.client.manifest_head(&r).await? {
-            digests.push((img.reference.clone(), d.digest.to_string()));
-        }
-    }
-    let mut summary = Summary::default();
-    let result = publish_lists(&reg.client, plan, &digests, &mut summary.lists, progress).await;
-    if let Err(e) = &result {
-        summary.failed = Some(format!("{e:#}"));
-    }
-    report(&summary, json, progress)?;
-    result.map(|()| ExitCode::SUCCESS)
-}
-
-/// Pushes every built image, hosts side by side (they share no layers), each host's images
-/// in plan order (pkg before full: full's emulator layers are then already there).
-async fn push(
-    daemon: &Daemon,
+    src: &SourceOptions,
+    opts: &BuildOptions,
     reg: &Registry,
-    jobs: usize,
+    flags: &ReleaseFlags,
     summary: &mut Summary,
     progress: &Progress,
 ) -> anyhow::Result<()> {
-    let images = summary.images.clone();
-    let total = images.len();
+    let store = Store::open(&src.cache)?;
+    let media = opts.media;
+    for s in &plan.skipped {
+        progress.step(format!("skipping {s}"));
+    }
+
+    // What the registry holds, and what this run would write where the cache knows it.
+    let tags: Vec<String> = plan.images.iter().map(|i| i.tag.clone()).collect();
+    let heads = reg.heads(&tags, HEADS_IN_FLIGHT).await?;
+    let mut present: HashMap<String, Descriptor> = HashMap::new();
+    let mut todo: Vec<&ImagePlan> = Vec::new();
+    for img in &plan.images {
+        let memo = store.image(&image::memo_key(img, media));
+        match (memo, heads.get(&img.tag)) {
+            (Some(m), Some(h)) if !opts.force && m.digest == h.digest => {
+                summary
+                    .images
+                    .push(BuiltImage::unchanged(img, m.config.to_string()));
+                present.insert(img.tag.clone(), h.clone());
+            }
+            _ => todo.push(img),
+        }
+    }
+    // A layout needs every image's blobs, not only the ones the registry lacks.
+    let compute: Vec<&ImagePlan> = if flags.oci_layout.is_some() {
+        plan.images.iter().collect()
+    } else {
+        todo.clone()
+    };
+    progress.step(format!(
+        "{} of {} images already in the registry as this run would write them",
+        present.len(),
+        plan.images.len()
+    ));
+    let images = if compute.is_empty() {
+        Vec::new()
+    } else {
+        let inputs = crate::packages::prepare(&plan.packages_for(&compute), src, progress).await?;
+        image::write(plan, &compute, &inputs, &store, media, progress).await?
+    };
+    for img in &images {
+        if todo.iter().any(|t| t.tag == img.tag) {
+            summary.images.push(BuiltImage::written(img));
+        }
+    }
+
+    // Push what the registry does not have exactly, hosts side by side.
+    let uploads = Uploads::default();
+    let to_push: Vec<&Image> = images
+        .iter()
+        .filter(|i| todo.iter().any(|t| t.tag == i.tag))
+        .filter(|i| heads.get(&i.tag).map(|h| &h.digest) != Some(&i.descriptor.digest))
+        .collect();
+    for img in images
+        .iter()
+        .filter(|i| !to_push.iter().any(|p| p.tag == i.tag))
+    {
+        present.insert(img.tag.clone(), img.descriptor.clone());
+    }
+    let total = to_push.len();
     let counter = std::sync::atomic::AtomicUsize::new(0);
-    let pushed = std::sync::Mutex::new(Vec::new());
-    let groups = by_host(images.iter().collect(), |b: &&BuiltImage| b.host);
-    let result: anyhow::Result<Vec<()>> = futures::stream::iter(groups)
-        .map(|group| {
-            let (counter, pushed) = (&counter, &pushed);
+    let pushed: Vec<anyhow::Result<&Image>> = futures::stream::iter(to_push)
+        .map(|img| {
+            let (store, uploads, counter) = (&store, &uploads, &counter);
             async move {
-                for img in group {
-                    let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    let p = push_one(daemon, reg, img, &format!("[{n}/{total}]"), progress).await?;
-                    pushed.lock().expect("no panics while holding it").push(p);
-                }
-                anyhow::Ok(())
+                let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+                progress.step(format!("[{n}/{total}] pushing {}", img.reference));
+                reg.push(img, store, uploads)
+                    .await
+                    .with_context(|| format!("pushing {}", img.reference))?;
+                anyhow::Ok(img)
             }
         })
-        .buffer_unordered(jobs.max(1))
-        .try_collect()
-        .await;
-    let mut pushed = pushed.into_inner().unwrap_or_default();
-    pushed.sort_by_key(|p| images.iter().position(|i| i.reference == p.reference));
-    summary.pushed = pushed;
-    result.map(|_| ())
-}
-
-async fn push_one(
-    daemon: &Daemon,
-    reg: &Registry,
-    img: &BuiltImage,
-    counter: &str,
-    progress: &Progress,
-) -> anyhow::Result<PushedImage> {
-    let client = &reg.client;
-    let r = Reference::parse(&img.reference)?;
-    let tag = r.tag().unwrap_or("latest").to_string();
-    let repo = img
-        .reference
-        .strip_suffix(&format!(":{tag}"))
-        .unwrap_or(&img.reference)
-        .to_string();
-    let remote = remote_image(client, &r).await?;
-    let (status, layers, d) = match remote {
-        Some((config, d)) if config == img.id => {
-            progress.step(format!(
-                "{counter} {} is already in the registry",
-                img.reference
-            ));
-            (PushStatus::Present, PushStats::default(), d)
-        }
-        _ => {
-            progress.step(format!("{counter} pushing {}", img.reference));
-            let stats = daemon
-                .push(&repo, &tag, Some(&reg.push_credentials), progress)
-                .await?;
-            match remote_image(client, &r).await? {
-                Some((c, d)) if c == img.id => (PushStatus::Pushed, stats, d),
-                other => {
-                    return Err(anyhow!(
-                        "{}: after the push the registry's manifest names config {}, not the \
-                         local image {}",
-                        img.reference,
-                        other.map_or_else(|| "nothing".into(), |(c, _)| c),
-                        img.id
-                    ))
-                }
-            }
-        }
-    };
-    Ok(PushedImage {
-        reference: img.reference.clone(),
-        digest: d.digest.to_string(),
-        size: d.size,
-        media_type: d.media_type,
-        status,
-        layers,
-    })
-}
-
-/// Publishes every list of the plan over the per-host manifests in `digests`
-/// (reference → manifest digest), a few at a time (each is a handful of small requests).
-/// A list whose entry is missing fails, naming it, and nothing is written for it; the
-/// other lists are still published, and the first failure is returned.
-async fn publish_lists(
-    client: &Client,
-    plan: &Plan,
-    digests: &[(String, String)],
-    lists: &mut Vec<PublishedList>,
-    progress: &Progress,
-) -> anyhow::Result<()> {
-    let results: Vec<anyhow::Result<PublishedList>> = futures::stream::iter(&plan.manifests)
-        .map(|m| publish_list(client, plan, m, digests, progress))
-        .buffered(LISTS_IN_FLIGHT)
+        .buffer_unordered(opts.jobs.max(1))
         .collect()
         .await;
+    let mut written: HashMap<String, Descriptor> = HashMap::new();
     let mut first_error = None;
-    for r in results {
+    for r in pushed {
         match r {
-            Ok(l) => lists.push(l),
+            Ok(img) => {
+                written.insert(img.tag.clone(), img.descriptor.clone());
+            }
             Err(e) => {
                 first_error.get_or_insert(e);
             }
         }
     }
-    first_error.map_or(Ok(()), Err)
+    summary.uploads = UploadStats {
+        blobs: uploads.sent.load(Ordering::Relaxed),
+        bytes: uploads.bytes.load(Ordering::Relaxed),
+        present: uploads.present.load(Ordering::Relaxed),
+    };
+    for img in &plan.images {
+        let (d, status) = match (written.get(&img.tag), present.get(&img.tag)) {
+            (Some(d), _) => (d, PushStatus::Pushed),
+            (None, Some(d)) => (d, PushStatus::Present),
+            (None, None) => continue,
+        };
+        summary.pushed.push(PushedImage {
+            reference: img.reference.clone(),
+            digest: d.digest.to_string(),
+            size: d.size,
+            media_type: d.media_type.clone(),
+            status,
+        });
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+
+    let mut known = present;
+    known.extend(written);
+    let lists = lists(plan, &known, media)?;
+    if let Some(dir) = &flags.oci_layout {
+        let bytes = list_blobs(&lists);
+        let (dir, images, store) = (dir.clone(), images.clone(), store.clone());
+        let report = tokio::task::spawn_blocking(move || {
+            crate::sink::layout::write(&dir, &images, &bytes, &store)
+        })
+        .await??;
+        progress.step(format!(
+            "OCI layout {}: {} tags, {} blobs written, {} already there",
+            flags
+                .oci_layout
+                .as_ref()
+                .map_or(String::new(), |d| d.display().to_string()),
+            report.tags,
+            report.written,
+            report.present
+        ));
+        summary.layout = Some(report);
+    }
+    if flags.skip_lists {
+        return Ok(());
+    }
+    let results: Vec<anyhow::Result<PublishedList>> = futures::stream::iter(&lists)
+        .map(|(m, index)| async move {
+            let (digest, status) = reg
+                .put_list(&m.tag, index)
+                .await
+                .with_context(|| format!("publishing {}", m.reference))?;
+            progress.step(format!(
+                "{} {status} ({} platforms)",
+                m.reference,
+                index.manifests.len()
+            ));
+            Ok(PublishedList {
+                reference: m.reference.clone(),
+                digest: digest.to_string(),
+                status,
+                platforms: m.entries.iter().map(|e| e.platform.to_string()).collect(),
+            })
+        })
+        .buffered(LISTS_IN_FLIGHT)
+        .collect()
+        .await;
+    collect(results, &mut summary.lists)
 }
 
+const HEADS_IN_FLIGHT: usize = 16;
 const LISTS_IN_FLIGHT: usize = 8;
 
-async fn publish_list(
-    client: &Client,
-    plan: &Plan,
-    m: &crate::plan::ManifestPlan,
-    digests: &[(String, String)],
-    progress: &Progress,
-) -> anyhow::Result<PublishedList> {
-    let target = Reference::parse(&m.reference)?;
-    let mut entries = Vec::new();
-    for e in &m.entries {
-        let want = plan.image(&e.tag).map(|i| i.reference.as_str());
-        let digest = digests
-            .iter()
-            .find(|(r, _)| Some(r.as_str()) == want)
-            .map(|(_, d)| d)
-            .ok_or_else(|| {
-                anyhow!(
-                    "{}: its entry {} is not in the registry; push it first",
-                    m.reference,
-                    want.unwrap_or(&e.tag)
-                )
-            })?;
-        let digest = Digest::parse(digest).map_err(|x| anyhow!("{x}"))?;
-        entries.push(IndexEntry::new(digest, e.platform.clone()));
-    }
-    let outcome = client
-        .publish_index(&target, &entries, ListKind::default())
-        .await
-        .with_context(|| format!("publishing {}", m.reference))?;
-    let status = match outcome {
-        Outcome::Written { .. } => ListStatus::Written,
-        Outcome::Unchanged { .. } => ListStatus::Unchanged,
-    };
-    progress.step(format!(
-        "{} {status} ({} platforms)",
-        m.reference,
-        entries.len()
-    ));
-    Ok(PublishedList {
-        reference: m.reference.clone(),
-        digest: outcome.digest().to_string(),
-        status,
-        platforms: m.entries.iter().map(|e| e.platform.to_string()).collect(),
-    })
+/// Every list of the plan over the per-host manifests in `known` (tag → descriptor). A list
+/// whose entry is unknown is an error naming it: nothing is written for it.
+pub(crate) fn lists<'a>(
+    plan: &'a Plan,
+    known: &HashMap<String, Descriptor>,
+    media: MediaTypes,
+) -> anyhow::Result<Vec<(&'a crate::plan::ManifestPlan, qus_registry::Index)>> {
+    plan.manifests
+        .iter()
+        .map(|m| {
+            let entries: Vec<(Descriptor, Platform)> = m
+                .entries
+                .iter()
+                .map(|e| {
+                    let d = known.get(&e.tag).ok_or_else(|| {
+                        anyhow!(
+                            "{}: its entry {} is not in the registry; push it first",
+                            m.reference,
+                            e.tag
+                        )
+                    })?;
+                    if d.media_type != media.manifest() {
+                        return Err(anyhow!(
+                            "{}: its entry {} is a {}, and a {} list must name {} manifests; \
+                             release with --media-types {} or re-push the images",
+                            m.reference,
+                            e.tag,
+                            d.media_type,
+                            media.name(),
+                            media.name(),
+                            other(media).name()
+                        ));
+                    }
+                    Ok((d.clone(), e.platform.clone()))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            Ok((m, registry_sink::index(media.list(), &entries)))
+        })
+        .collect()
 }
 
-/// The config digest the registry's manifest for `r` names and the manifest's descriptor,
-/// or `None` when the tag is absent or is not a single-image manifest.
-async fn remote_image(
-    client: &Client,
-    r: &Reference,
-) -> anyhow::Result<Option<(String, qus_registry::Descriptor)>> {
-    if client.manifest_head(r).await?.is_none() {
-        return Ok(None);
+/// Each list's tag, bytes and descriptor, as an OCI layout stores them.
+fn list_blobs(
+    lists: &[(&crate::plan::ManifestPlan, qus_registry::Index)],
+) -> Vec<(String, Vec<u8>, Descriptor)> {
+    lists
+        .iter()
+        .map(|(m, index)| {
+            let b = index.to_bytes();
+            let d = Descriptor::of(&index.media_type, &b);
+            (m.tag.clone(), b, d)
+        })
+        .collect()
+}
+
+/// The lists of `plan` over computed images, for an OCI layout.
+pub(crate) fn layout_lists(
+    plan: &Plan,
+    images: &[Image],
+    media: MediaTypes,
+) -> anyhow::Result<Vec<(String, Vec<u8>, Descriptor)>> {
+    let known: HashMap<String, Descriptor> = images
+        .iter()
+        .map(|i| (i.tag.clone(), i.descriptor.clone()))
+        .collect();
+    Ok(list_blobs(&lists(plan, &known, media)?))
+}
+
+fn other(media: MediaTypes) -> MediaTypes {
+    match media {
+        MediaTypes::Oci => MediaTypes::Docker,
+        MediaTypes::Docker => MediaTypes::Oci,
     }
-    let raw = client.manifest_get(r).await?;
-    Ok(serde_json::from_slice::<ImageManifest>(&raw.bytes)
-        .ok()
-        .map(|m| (m.config.digest.to_string(), raw.descriptor())))
+}
+
+/// Keeps the successes and returns the first failure, after every result is in.
+pub(crate) fn collect<T>(results: Vec<anyhow::Result<T>>, into: &mut Vec<T>) -> anyhow::Result<()> {
+    let mut first = None;
+    for r in results {
+        match r {
+            Ok(v) => into.push(v),
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// `qus publish`: the lists over per-host images already in the registry (the last job of
+/// a CI matrix). Each entry is checked present and of its platform by the registry client.
+pub(crate) async fn publish_cmd(
+    plan: &Plan,
+    registry: &RegistryOptions,
+    media: MediaTypes,
+    json: bool,
+    progress: &Progress,
+) -> anyhow::Result<ExitCode> {
+    let (reg, _) = connect_registry(plan, registry).await?;
+    let tags: Vec<String> = plan.images.iter().map(|i| i.tag.clone()).collect();
+    let heads = reg.heads(&tags, HEADS_IN_FLIGHT).await?;
+    let mut summary = Summary::default();
+    let results: Vec<anyhow::Result<PublishedList>> = futures::stream::iter(&plan.manifests)
+        .map(|m| {
+            let (reg, heads) = (&reg, &heads);
+            async move {
+                let target = reg.tag(&m.tag)?;
+                let mut entries = Vec::new();
+                for e in &m.entries {
+                    let d = heads.get(&e.tag).ok_or_else(|| {
+                        anyhow!(
+                            "{}: its entry {} is not in the registry; push it first",
+                            m.reference,
+                            e.tag
+                        )
+                    })?;
+                    entries.push(IndexEntry::new(d.digest.clone(), e.platform.clone()));
+                }
+                let outcome = reg
+                    .client
+                    .publish_index(&target, &entries, media.list())
+                    .await
+                    .with_context(|| format!("publishing {}", m.reference))?;
+                let status = match outcome {
+                    Outcome::Written { .. } => ListStatus::Written,
+                    Outcome::Unchanged { .. } => ListStatus::Unchanged,
+                };
+                progress.step(format!(
+                    "{} {status} ({} platforms)",
+                    m.reference,
+                    entries.len()
+                ));
+                Ok(PublishedList {
+                    reference: m.reference.clone(),
+                    digest: outcome.digest().to_string(),
+                    status,
+                    platforms: m.entries.iter().map(|e| e.platform.to_string()).collect(),
+                })
+            }
+        })
+        .buffered(LISTS_IN_FLIGHT)
+        .collect()
+        .await;
+    let result = collect(results, &mut summary.lists);
+    if let Err(e) = &result {
+        summary.failed = Some(format!("{e:#}"));
+    }
+    report(&summary, json, progress)?;
+    result.map(|()| ExitCode::SUCCESS)
 }
 
 fn report(s: &Summary, json: bool, progress: &Progress) -> anyhow::Result<()> {
@@ -382,7 +486,8 @@ fn report(s: &Summary, json: bool, progress: &Progress) -> anyhow::Result<()> {
         .filter(|l| l.status == ListStatus::Written)
         .count();
     progress.step(format!(
-        "summary: {} images ({} built), {} pushed, {} already present, {} lists written, {} unchanged{}",
+        "summary: {} images ({} built), {} pushed, {} already present, {} blobs ({:.1} MB) \
+         uploaded, {} lists written, {} unchanged{}",
         s.images.len(),
         s.images
             .iter()
@@ -390,25 +495,17 @@ fn report(s: &Summary, json: bool, progress: &Progress) -> anyhow::Result<()> {
             .count(),
         count(PushStatus::Pushed),
         count(PushStatus::Present),
+        s.uploads.blobs,
+        s.uploads.bytes as f64 / 1e6,
         written,
         s.lists.len() - written,
-        s.failed.as_ref().map(|f| format!("; FAILED: {f}")).unwrap_or_default()
+        s.failed
+            .as_ref()
+            .map(|f| format!("; FAILED: {f}"))
+            .unwrap_or_default()
     ));
     if json {
         crate::output::out_json(s)?;
     }
     Ok(())
-}
-
-/// Groups items by host, keeping their order inside each group.
-fn by_host<T>(items: Vec<T>, host: impl Fn(&T) -> Host) -> Vec<Vec<T>> {
-    let mut groups: Vec<(Host, Vec<T>)> = Vec::new();
-    for item in items {
-        let h = host(&item);
-        match groups.iter_mut().find(|(g, _)| *g == h) {
-            Some((_, g)) => g.push(item),
-            None => groups.push((h, vec![item])),
-        }
-    }
-    groups.into_iter().map(|(_, g)| g).collect()
 }

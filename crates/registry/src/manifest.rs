@@ -205,14 +205,19 @@ pub struct ImageManifest {
 }
 
 impl ImageManifest {
-    /// A Docker schema 2 manifest over a config and layers.
-    pub fn docker(config: Descriptor, layers: Vec<Descriptor>) -> ImageManifest {
+    /// A manifest of `media_type` (Docker schema 2 or OCI) over a config and layers.
+    pub fn new(media_type: &str, config: Descriptor, layers: Vec<Descriptor>) -> ImageManifest {
         ImageManifest {
             schema_version: 2,
-            media_type: media::DOCKER_MANIFEST.to_string(),
+            media_type: media_type.to_string(),
             config,
             layers,
         }
+    }
+
+    /// A Docker schema 2 manifest over a config and layers.
+    pub fn docker(config: Descriptor, layers: Vec<Descriptor>) -> ImageManifest {
+        ImageManifest::new(media::DOCKER_MANIFEST, config, layers)
     }
 
     /// Compact JSON bytes.

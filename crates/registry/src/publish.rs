@@ -188,6 +188,35 @@ impl Client {
         Ok(Outcome::Written { digest: written })
     }
 
+    /// Writes `index` under `target`'s tag unless the tag already holds exactly its bytes
+    /// (one HEAD). For a caller that knows every entry is in `target`'s repository with the
+    /// platform it names, because it wrote or HEADed each one itself; otherwise use
+    /// [`Client::publish_index`], which checks them.
+    pub async fn put_index(&self, target: &Reference, index: &Index) -> Result<Outcome> {
+        if target.tag().is_none() || target.digest().is_some() {
+            return Err(Error::InvalidReference {
+                input: target.to_string(),
+                reason: "a list is published under a tag, without digest".into(),
+            });
+        }
+        if let Some(p) = index.duplicate_platform() {
+            return Err(Error::InvalidEntry {
+                target: target.to_string(),
+                entry: p.to_string(),
+                reason: "two entries have this platform".into(),
+            });
+        }
+        let bytes = Bytes::from(index.to_bytes());
+        let digest = Digest::sha256(&bytes);
+        if let Some(current) = self.manifest_head(target).await? {
+            if current.digest == digest {
+                return Ok(Outcome::Unchanged { digest });
+            }
+        }
+        let written = self.put_manifest(target, bytes, &index.media_type).await?;
+        Ok(Outcome::Written { digest: written })
+    }
+
     /// Resolves an entry to the descriptor of a manifest present in `target`'s repository.
     async fn locate(&self, target: &Reference, entry: &IndexEntry) -> Result<Descriptor> {
         let invalid = |reason: String| Error::InvalidEntry {

@@ -1,0 +1,359 @@
+//! The classic builder path (`--builder dockerfile`): each image's Dockerfile rendered from
+//! `Dockerfile.template`, built by the daemon's classic builder through bollard, and pushed
+//! by the daemon. Kept beside the images qus writes itself: a test holds the two to the same
+//! diffIDs, platform, entrypoint and labels, and the benchmark measures one against the
+//! other. The builder stamps the build time into every config, so only layer diffIDs are
+//! reproducible this way.
+
+use crate::arch::Host;
+use crate::build::{ordered, BuiltImage, ImageStatus};
+use crate::context::{self, LayerFiles};
+use crate::docker::{Daemon, PushStats};
+use crate::entrypoint;
+use crate::options::{BuildOptions, SourceOptions};
+use crate::packages::{prepare, Extracted};
+use crate::plan::{ImagePlan, Plan};
+use crate::progress::Progress;
+use crate::release::{PushedImage, Summary};
+use crate::sink::registry::{PushStatus, Registry};
+use anyhow::anyhow;
+use futures::{StreamExt, TryStreamExt};
+use qus_registry::{Client, ImageManifest, Reference};
+use std::collections::{BTreeMap, HashMap};
+
+/// Builds every image of `plan` that the daemon does not already have with the same inputs.
+pub(crate) async fn build<'a>(
+    daemon: &Daemon,
+    plan: &'a Plan,
+    src: &SourceOptions,
+    opts: &BuildOptions,
+    progress: &Progress,
+) -> anyhow::Result<Vec<BuiltImage>> {
+    for s in &plan.skipped {
+        progress.step(format!("skipping {s}"));
+    }
+    // Phase 1: what is already built.
+    let mut todo: Vec<&'a ImagePlan> = Vec::new();
+    let mut done: BTreeMap<String, BuiltImage> = BTreeMap::new();
+    for img in &plan.images {
+        let current = if opts.force {
+            None
+        } else {
+            daemon.inspect(&img.reference).await?
+        };
+        match current {
+            Some(info)
+                if info.labels.get("qus.inputs") == Some(&img.inputs)
+                    && info.platform == img.platform =>
+            {
+                done.insert(
+                    img.tag.clone(),
+                    BuiltImage {
+                        layers: info.layers,
+                        ..BuiltImage::unchanged(img, info.id)
+                    },
+                );
+            }
+            _ => todo.push(img),
+        }
+    }
+    if todo.is_empty() {
+        progress.step("every image is up to date");
+        return Ok(ordered(plan, done.into_values().collect()));
+    }
+
+    // Phases 2 and 3: the packages those images need, verified and extracted.
+    let inputs = prepare(&plan.packages_for(&todo), src, progress).await?;
+
+    // Phase 4: build. The classic builder spends most of a build waiting (a container and a
+    // commit per step, on a clock shared by every build), not computing, so builds overlap.
+    let total = todo.len();
+    let counter = std::sync::atomic::AtomicUsize::new(0);
+    let build_one = |img: &'a ImagePlan| {
+        let (inputs, counter) = (&inputs, &counter);
+        async move {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            progress.step(format!("[{n}/{total}] building {}", img.reference));
+            let _spinner = progress.spinner(&format!("building {}", img.reference));
+            let files = layer_files(img, inputs)?;
+            let from = match &img.base {
+                Some(tag) => plan
+                    .image(tag)
+                    .map(|b| b.reference.clone())
+                    .ok_or_else(|| anyhow!("{}: base image {tag} is not in the plan", img.tag))?,
+                None => "scratch".to_string(),
+            };
+            let dockerfile = context::dockerfile(img, &from, entrypoint::command())?;
+            let info = daemon
+                .build(
+                    img,
+                    &dockerfile,
+                    &files,
+                    plan.epoch,
+                    opts.no_cache,
+                    progress,
+                )
+                .await?;
+            anyhow::Ok(BuiltImage {
+                reference: img.reference.clone(),
+                id: info.id,
+                host: img.host,
+                platform: img.platform.to_string(),
+                status: ImageStatus::Built,
+                layers: info.layers,
+            })
+        }
+    };
+    // An image starts as soon as its base is built (or was already there): `register` and
+    // `pkg` at once, then each single-target image on its `register` and `full` on its
+    // `pkg`, up to `--jobs` builds in flight.
+    let mut waiting: Vec<&'a ImagePlan> = Vec::new();
+    let mut ready: std::collections::VecDeque<&'a ImagePlan> = Default::default();
+    for img in todo.iter().copied() {
+        let base_pending = img
+            .base
+            .as_ref()
+            .is_some_and(|b| todo.iter().any(|t| &t.tag == b));
+        if base_pending {
+            waiting.push(img);
+        } else {
+            ready.push_back(img);
+        }
+    }
+    let mut running = futures::stream::FuturesUnordered::new();
+    loop {
+        while running.len() < opts.jobs.max(1) {
+            let Some(img) = ready.pop_front() else { break };
+            running.push(async move { (img, build_one(img).await) });
+        }
+        let Some((img, result)) = running.next().await else {
+            break;
+        };
+        done.insert(img.tag.clone(), result?);
+        let (now, later): (Vec<_>, Vec<_>) = waiting
+            .into_iter()
+            .partition(|w| w.base.as_deref() == Some(img.tag.as_str()));
+        waiting = later;
+        // Ahead of the other hosts' roots: they finish the chain this build started.
+        for w in now.into_iter().rev() {
+            ready.push_front(w);
+        }
+    }
+    if let Some(w) = waiting.first() {
+        return Err(anyhow!(
+            "{}: its base {} was never built; this is a bug in the plan",
+            w.tag,
+            w.base.as_deref().unwrap_or("?")
+        ));
+    }
+    Ok(ordered(plan, done.into_values().collect()))
+}
+
+fn layer_files(img: &ImagePlan, inputs: &Extracted) -> anyhow::Result<LayerFiles> {
+    let mut files = LayerFiles::new();
+    for layer in &img.layers {
+        let entries = match layer {
+            crate::plan::Layer::Register => {
+                let bb = inputs
+                    .busybox
+                    .get(&img.host)
+                    .ok_or_else(|| anyhow!("{}: no busybox extracted for {}", img.tag, img.host))?;
+                entrypoint::layer(bb)
+            }
+            crate::plan::Layer::Emulator { target } => {
+                let path = inputs
+                    .emulators
+                    .get(&(img.source.clone(), img.host))
+                    .and_then(|m| m.get(target))
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "{}: qemu-{target} was not extracted for {}",
+                            img.tag,
+                            img.host
+                        )
+                    })?;
+                entrypoint::emulator_layer(target, path)
+            }
+        };
+        files.insert(layer.dir_name(), entries);
+    }
+    Ok(files)
+}
+
+/// The classic release: build through the daemon, push through the daemon, then the lists
+/// through qus's client. The daemon pushes Docker schema 2 manifests, so the lists are
+/// Docker manifest lists whatever `--media-types` says.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn release(
+    plan: &Plan,
+    src: &SourceOptions,
+    opts: &BuildOptions,
+    reg: &Registry,
+    creds: &qus_registry::PushCredentials,
+    skip_lists: bool,
+    summary: &mut Summary,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let daemon = Daemon::connect().await?;
+    summary.images = build(&daemon, plan, src, opts, progress).await?;
+    push(&daemon, reg, creds, opts.jobs, summary, progress).await?;
+    if skip_lists {
+        return Ok(());
+    }
+    let known: HashMap<String, qus_registry::Descriptor> = summary
+        .pushed
+        .iter()
+        .filter_map(|p| {
+            let img = plan.images.iter().find(|i| i.reference == p.reference)?;
+            let digest = qus_registry::Digest::parse(&p.digest).ok()?;
+            Some((
+                img.tag.clone(),
+                qus_registry::Descriptor {
+                    media_type: p.media_type.clone(),
+                    size: p.size,
+                    digest,
+                    platform: None,
+                },
+            ))
+        })
+        .collect();
+    let lists = crate::release::lists(plan, &known, crate::image::MediaTypes::Docker)?;
+    let mut results = Vec::new();
+    for (m, index) in &lists {
+        let r = reg.put_list(&m.tag, index).await.map(|(digest, status)| {
+            progress.step(format!(
+                "{} {status} ({} platforms)",
+                m.reference,
+                index.manifests.len()
+            ));
+            crate::release::PublishedList {
+                reference: m.reference.clone(),
+                digest: digest.to_string(),
+                status,
+                platforms: m.entries.iter().map(|e| e.platform.to_string()).collect(),
+            }
+        });
+        results.push(r);
+    }
+    crate::release::collect(results, &mut summary.lists)
+}
+
+/// Pushes every built image, hosts side by side (they share no layers), each host's images
+/// in plan order (pkg before full: full's emulator layers are then already there).
+async fn push(
+    daemon: &Daemon,
+    reg: &Registry,
+    creds: &qus_registry::PushCredentials,
+    jobs: usize,
+    summary: &mut Summary,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let images = summary.images.clone();
+    let total = images.len();
+    let counter = std::sync::atomic::AtomicUsize::new(0);
+    let pushed = std::sync::Mutex::new(Vec::new());
+    let groups = by_host(images.iter().collect(), |b: &&BuiltImage| b.host);
+    let result: anyhow::Result<Vec<()>> = futures::stream::iter(groups)
+        .map(|group| {
+            let (counter, pushed) = (&counter, &pushed);
+            async move {
+                for img in group {
+                    let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    let at = format!("[{n}/{total}]");
+                    let p = push_one(daemon, reg, creds, img, &at, progress).await?;
+                    pushed.lock().expect("no panics while holding it").push(p);
+                }
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(jobs.max(1))
+        .try_collect()
+        .await;
+    let mut pushed = pushed.into_inner().unwrap_or_default();
+    pushed.sort_by_key(|p| images.iter().position(|i| i.reference == p.reference));
+    summary.pushed = pushed;
+    result.map(|_| ())
+}
+
+async fn push_one(
+    daemon: &Daemon,
+    reg: &Registry,
+    creds: &qus_registry::PushCredentials,
+    img: &BuiltImage,
+    counter: &str,
+    progress: &Progress,
+) -> anyhow::Result<PushedImage> {
+    let client = &reg.client;
+    let r = Reference::parse(&img.reference)?;
+    let tag = r.tag().unwrap_or("latest").to_string();
+    let repo = img
+        .reference
+        .strip_suffix(&format!(":{tag}"))
+        .unwrap_or(&img.reference)
+        .to_string();
+    let remote = remote_image(client, &r).await?;
+    let (status, d) = match remote {
+        Some((config, d)) if config == img.id => {
+            progress.step(format!(
+                "{counter} {} is already in the registry",
+                img.reference
+            ));
+            (PushStatus::Present, d)
+        }
+        _ => {
+            progress.step(format!("{counter} pushing {}", img.reference));
+            let stats: PushStats = daemon.push(&repo, &tag, Some(creds), progress).await?;
+            progress.detail(format!(
+                "{}: {} layers pushed, {} already there",
+                img.reference, stats.pushed, stats.existing
+            ));
+            match remote_image(client, &r).await? {
+                Some((c, d)) if c == img.id => (PushStatus::Pushed, d),
+                other => {
+                    return Err(anyhow!(
+                        "{}: after the push the registry's manifest names config {}, not the \
+                         local image {}",
+                        img.reference,
+                        other.map_or_else(|| "nothing".into(), |(c, _)| c),
+                        img.id
+                    ))
+                }
+            }
+        }
+    };
+    Ok(PushedImage {
+        reference: img.reference.clone(),
+        digest: d.digest.to_string(),
+        size: d.size,
+        media_type: d.media_type,
+        status,
+    })
+}
+
+/// The config digest the registry's manifest for `r` names and the manifest's descriptor,
+/// or `None` when the tag is absent or is not a single-image manifest.
+async fn remote_image(
+    client: &Client,
+    r: &Reference,
+) -> anyhow::Result<Option<(String, qus_registry::Descriptor)>> {
+    if client.manifest_head(r).await?.is_none() {
+        return Ok(None);
+    }
+    let raw = client.manifest_get(r).await?;
+    Ok(serde_json::from_slice::<ImageManifest>(&raw.bytes)
+        .ok()
+        .map(|m| (m.config.digest.to_string(), raw.descriptor())))
+}
+
+/// Groups items by host, keeping their order inside each group.
+fn by_host<T>(items: Vec<T>, host: impl Fn(&T) -> Host) -> Vec<Vec<T>> {
+    let mut groups: Vec<(Host, Vec<T>)> = Vec::new();
+    for item in items {
+        let h = host(&item);
+        match groups.iter_mut().find(|(g, _)| *g == h) {
+            Some((_, g)) => g.push(item),
+            None => groups.push((h, vec![item])),
+        }
+    }
+    groups.into_iter().map(|(_, g)| g).collect()
+}

@@ -1,0 +1,293 @@
+//! Images as data (go-containerregistry's shape): every image of a plan is computed here —
+//! layer tars, compressed blobs, config, manifest — and the daemon, a registry and an OCI
+//! layout are places the result is written to (`crate::sink`). The same pins give the same
+//! bytes on every machine, so the same digests.
+
+mod config;
+pub(crate) mod files;
+mod layer;
+pub(crate) mod store;
+mod tar;
+
+pub(crate) use layer::Layer;
+pub(crate) use store::{ImageMemo, Store};
+
+use crate::arch::Platform;
+use crate::entrypoint;
+use crate::packages::Extracted;
+use crate::plan::{self, ImagePlan, Plan};
+use crate::progress::Progress;
+use files::Entry;
+use layer::LayerError;
+use qus_registry::media;
+use qus_registry::{Descriptor, Digest, ImageManifest, ListKind};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Which media types manifests, configs, layers and lists carry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum MediaTypes {
+    /// OCI image spec types: what zot and other OCI-only registries require, and what OCI
+    /// 1.1 referrers (SBOMs, provenance) attach to; Docker ≥ 17.07 and every current
+    /// registry read them.
+    #[default]
+    Oci,
+    /// Docker v2 schema 2: for the registries and clients that predate OCI.
+    Docker,
+}
+
+impl MediaTypes {
+    /// The image manifest type.
+    pub(crate) fn manifest(self) -> &'static str {
+        match self {
+            MediaTypes::Oci => media::OCI_MANIFEST,
+            MediaTypes::Docker => media::DOCKER_MANIFEST,
+        }
+    }
+
+    /// The image config type.
+    pub(crate) fn config(self) -> &'static str {
+        match self {
+            MediaTypes::Oci => media::OCI_CONFIG,
+            MediaTypes::Docker => media::DOCKER_CONFIG,
+        }
+    }
+
+    /// The gzip layer type.
+    pub(crate) fn layer(self) -> &'static str {
+        match self {
+            MediaTypes::Oci => media::OCI_LAYER_GZIP,
+            MediaTypes::Docker => media::DOCKER_LAYER_GZIP,
+        }
+    }
+
+    /// The list type.
+    pub(crate) fn list(self) -> ListKind {
+        match self {
+            MediaTypes::Oci => ListKind::OciIndex,
+            MediaTypes::Docker => ListKind::DockerManifestList,
+        }
+    }
+
+    /// `oci` or `docker`, as the flag spells it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            MediaTypes::Oci => "oci",
+            MediaTypes::Docker => "docker",
+        }
+    }
+}
+
+/// An image, computed: everything a sink needs to write it.
+#[derive(Debug, Clone)]
+pub(crate) struct Image {
+    /// The tag (`amd64-d10.0-aarch64`).
+    pub tag: String,
+    /// `repo:tag`.
+    pub reference: String,
+    /// The host it runs on.
+    pub host: crate::arch::Host,
+    /// Its platform.
+    pub platform: Platform,
+    /// Its layers, base first (shared with the other images that have them).
+    pub layers: Vec<Arc<Layer>>,
+    /// The config bytes.
+    pub config: Vec<u8>,
+    /// The manifest bytes.
+    pub manifest: Vec<u8>,
+    /// The manifest's descriptor (its digest is what a registry tag points at).
+    pub descriptor: Descriptor,
+    /// The config's digest: the daemon's image ID.
+    pub config_digest: Digest,
+    /// The media types it is written with.
+    pub media: MediaTypes,
+}
+
+impl Image {
+    /// What the image memo records of it.
+    pub(crate) fn memo(&self) -> ImageMemo {
+        ImageMemo {
+            digest: self.descriptor.digest.clone(),
+            size: self.descriptor.size,
+            media_type: self.descriptor.media_type.clone(),
+            config: self.config_digest.clone(),
+        }
+    }
+}
+
+/// An image that could not be computed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ImageError {
+    /// A file the plan needs was not extracted (a bug in the caller).
+    #[error("{tag}: {what} was not extracted")]
+    Missing {
+        /// Image tag.
+        tag: String,
+        /// What is missing.
+        what: String,
+    },
+    /// A layer failed.
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    /// The cache failed.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// A worker thread died.
+    #[error("computing layers: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// The key of an image's memo: its inputs and the media types it is written with.
+pub(crate) fn memo_key(image: &ImagePlan, media: MediaTypes) -> String {
+    let inputs = image.inputs.trim_start_matches("sha256:");
+    format!("{inputs}-{}", media.name())
+}
+
+/// Which layer of the plan, as a value that tells layers apart across images.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum LayerId {
+    Register(crate::arch::Host),
+    Emulator(String, crate::arch::Host, String),
+}
+
+/// Every layer an image is made of, base first: its base's, then its own.
+fn stack<'a>(plan: &'a Plan, image: &'a ImagePlan) -> Vec<(LayerId, &'a plan::Layer)> {
+    let mut out = match image.base.as_deref().and_then(|b| plan.image(b)) {
+        Some(base) => stack(plan, base),
+        None => Vec::new(),
+    };
+    for l in &image.layers {
+        let id = match l {
+            plan::Layer::Register => LayerId::Register(image.host),
+            plan::Layer::Emulator { target } => {
+                LayerId::Emulator(image.source.clone(), image.host, target.clone())
+            }
+        };
+        out.push((id, l));
+    }
+    out
+}
+
+/// The files of one layer of `image`.
+fn layer_files(
+    image: &ImagePlan,
+    layer: &plan::Layer,
+    inputs: &Extracted,
+) -> Result<(String, Vec<Entry>), ImageError> {
+    let missing = |what: String| ImageError::Missing {
+        tag: image.tag.clone(),
+        what,
+    };
+    Ok(match layer {
+        plan::Layer::Register => {
+            let bb = inputs
+                .busybox
+                .get(&image.host)
+                .ok_or_else(|| missing(format!("busybox for {}", image.host)))?;
+            (
+                format!("register layer for {}", image.host),
+                entrypoint::layer(bb),
+            )
+        }
+        plan::Layer::Emulator { target } => {
+            let file = inputs
+                .emulators
+                .get(&(image.source.clone(), image.host))
+                .and_then(|m| m.get(target))
+                .ok_or_else(|| missing(format!("qemu-{target} for {}", image.host)))?;
+            (
+                format!("qemu-{target} for {} ({})", image.host, image.source),
+                entrypoint::emulator_layer(target, file),
+            )
+        }
+    })
+}
+
+/// Computes `images` (of `plan`) from the extracted files: each distinct layer once, one
+/// per CPU at a time, then each config and manifest.
+pub(crate) async fn write(
+    plan: &Plan,
+    images: &[&ImagePlan],
+    inputs: &Extracted,
+    store: &Store,
+    media: MediaTypes,
+    progress: &Progress,
+) -> Result<Vec<Image>, ImageError> {
+    // Distinct layers first: `full`, `pkg` and the single-target images share them.
+    let mut wanted: BTreeMap<LayerId, (String, Vec<Entry>)> = BTreeMap::new();
+    for image in images {
+        for (id, l) in stack(plan, image) {
+            if let std::collections::btree_map::Entry::Vacant(e) = wanted.entry(id) {
+                e.insert(layer_files(image, l, inputs)?);
+            }
+        }
+    }
+    let total = wanted.len();
+    let bar = progress.bytes("layers", Some(total as u64));
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let slots = Arc::new(tokio::sync::Semaphore::new(cpus));
+    let mut tasks = Vec::new();
+    for (id, (what, entries)) in wanted {
+        let (store, slots) = (store.clone(), slots.clone());
+        let epoch = plan.epoch;
+        tasks.push(tokio::spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            let layer =
+                tokio::task::spawn_blocking(move || layer::prepare(&store, &what, entries, epoch))
+                    .await??;
+            Ok::<_, ImageError>((id, Arc::new(layer)))
+        }));
+    }
+    let mut layers: BTreeMap<LayerId, Arc<Layer>> = BTreeMap::new();
+    for (n, t) in tasks.into_iter().enumerate() {
+        let (id, layer) = t.await??;
+        bar.set(n as u64 + 1);
+        layers.insert(id, layer);
+    }
+    drop(bar);
+    progress.step(format!("{total} layers ready"));
+
+    let mut out = Vec::with_capacity(images.len());
+    for image in images {
+        let stacked: Vec<Arc<Layer>> = stack(plan, image)
+            .into_iter()
+            .map(|(id, _)| layers[&id].clone())
+            .collect();
+        let diff_ids: Vec<(&Digest, &str)> = stacked
+            .iter()
+            .map(|l| (&l.memo.diff_id, l.what.as_str()))
+            .collect();
+        let config = config::config_json(image, &diff_ids, entrypoint::command(), plan.epoch);
+        let config_desc = Descriptor::of(media.config(), &config);
+        let manifest = ImageManifest::new(
+            media.manifest(),
+            config_desc.clone(),
+            stacked
+                .iter()
+                .map(|l| Descriptor {
+                    media_type: media.layer().to_string(),
+                    size: l.memo.size,
+                    digest: l.memo.digest.clone(),
+                    platform: None,
+                })
+                .collect(),
+        )
+        .to_bytes();
+        let descriptor = Descriptor::of(media.manifest(), &manifest);
+        let img = Image {
+            tag: image.tag.clone(),
+            reference: image.reference.clone(),
+            host: image.host,
+            platform: image.platform.clone(),
+            layers: stacked,
+            config_digest: config_desc.digest.clone(),
+            config,
+            manifest,
+            descriptor,
+            media,
+        };
+        store.set_image(&memo_key(image, media), &img.memo())?;
+        out.push(img);
+    }
+    Ok(out)
+}

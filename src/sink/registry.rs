@@ -1,0 +1,203 @@
+//! A registry as a place images are written to, through qus's own client: HEAD before
+//! anything, each blob uploaded once however many images share it, the manifest PUT by tag,
+//! lists PUT only over manifests known present. No daemon is involved.
+
+use crate::image::{Image, Store};
+use bytes::Bytes;
+use futures::StreamExt;
+use qus_registry::{Client, Descriptor, Digest, Index, Outcome, Platform, Reference};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What happened to an image in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum PushStatus {
+    /// Written now.
+    Pushed,
+    /// The tag already named exactly this manifest.
+    Present,
+}
+
+/// What happened to a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ListStatus {
+    /// Written now.
+    Written,
+    /// The tag already held exactly this list.
+    Unchanged,
+}
+
+impl std::fmt::Display for ListStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ListStatus::Written => "written",
+            ListStatus::Unchanged => "unchanged",
+        })
+    }
+}
+
+/// Blob uploads of one run: each digest is sent (or found present) once, whatever number
+/// of images and tasks need it.
+#[derive(Default)]
+pub(crate) struct Uploads {
+    cells: Mutex<HashMap<Digest, Arc<tokio::sync::OnceCell<bool>>>>,
+    /// Blobs sent.
+    pub sent: AtomicU64,
+    /// Bytes sent.
+    pub bytes: AtomicU64,
+    /// Blobs the registry already had.
+    pub present: AtomicU64,
+}
+
+/// A registry repository images are pushed to.
+pub(crate) struct Registry {
+    /// The client, with credentials.
+    pub client: Client,
+    /// The repository (any tag).
+    pub repo: Reference,
+}
+
+impl Registry {
+    /// The reference of `tag` in this repository.
+    pub(crate) fn tag(&self, tag: &str) -> anyhow::Result<Reference> {
+        Ok(self.repo.with_tag(tag)?)
+    }
+
+    /// What each tag points at now, `jobs` HEADs at a time.
+    pub(crate) async fn heads(
+        &self,
+        tags: &[String],
+        jobs: usize,
+    ) -> anyhow::Result<HashMap<String, Descriptor>> {
+        let results: Vec<anyhow::Result<(String, Option<Descriptor>)>> =
+            futures::stream::iter(tags)
+                .map(|t| async move {
+                    let r = self.tag(t)?;
+                    Ok((t.clone(), self.client.manifest_head(&r).await?))
+                })
+                .buffer_unordered(jobs.max(1))
+                .collect()
+                .await;
+        let mut out = HashMap::new();
+        for r in results {
+            if let (t, Some(d)) = r? {
+                out.insert(t, d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Uploads what the registry lacks of `image`, then its manifest under its tag.
+    pub(crate) async fn push(
+        &self,
+        image: &Image,
+        store: &Store,
+        uploads: &Uploads,
+    ) -> anyhow::Result<()> {
+        let mut blobs: Vec<(Digest, &'static str, Source)> = image
+            .layers
+            .iter()
+            .map(|l| {
+                (
+                    l.memo.digest.clone(),
+                    image.media.layer(),
+                    Source::Store(l.memo.digest.clone()),
+                )
+            })
+            .collect();
+        blobs.push((
+            image.config_digest.clone(),
+            image.media.config(),
+            Source::Bytes(Bytes::from(image.config.clone())),
+        ));
+        let results: Vec<anyhow::Result<()>> = futures::stream::iter(blobs)
+            .map(|(digest, media, source)| self.blob(digest, media, source, store, uploads))
+            .buffer_unordered(4)
+            .collect()
+            .await;
+        for r in results {
+            r?;
+        }
+        let at = self.tag(&image.tag)?;
+        self.client
+            .put_manifest(
+                &at,
+                Bytes::from(image.manifest.clone()),
+                &image.descriptor.media_type,
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn blob(
+        &self,
+        digest: Digest,
+        media: &'static str,
+        source: Source,
+        store: &Store,
+        uploads: &Uploads,
+    ) -> anyhow::Result<()> {
+        let cell = {
+            let mut cells = uploads.cells.lock().expect("no panics while holding it");
+            cells.entry(digest.clone()).or_default().clone()
+        };
+        cell.get_or_try_init(|| async {
+            let bytes = match source {
+                Source::Bytes(b) => b,
+                Source::Store(d) => {
+                    let store = store.clone();
+                    Bytes::from(tokio::task::spawn_blocking(move || store.read_blob(&d)).await??)
+                }
+            };
+            let len = bytes.len() as u64;
+            let up = self.client.upload_blob(&self.repo, media, bytes).await?;
+            if up.skipped {
+                uploads.present.fetch_add(1, Ordering::Relaxed);
+            } else {
+                uploads.sent.fetch_add(1, Ordering::Relaxed);
+                uploads.bytes.fetch_add(len, Ordering::Relaxed);
+            }
+            anyhow::Ok(!up.skipped)
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Writes `index` under `tag` unless the tag already holds it.
+    pub(crate) async fn put_list(
+        &self,
+        tag: &str,
+        index: &Index,
+    ) -> anyhow::Result<(Digest, ListStatus)> {
+        let at = self.tag(tag)?;
+        Ok(match self.client.put_index(&at, index).await? {
+            Outcome::Written { digest } => (digest, ListStatus::Written),
+            Outcome::Unchanged { digest } => (digest, ListStatus::Unchanged),
+        })
+    }
+}
+
+/// Where a blob's bytes come from.
+enum Source {
+    /// The store (compressed layers), verified on read.
+    Store(Digest),
+    /// In memory (configs).
+    Bytes(Bytes),
+}
+
+/// The list over `entries` (manifest descriptor and platform), of `kind`.
+pub(crate) fn index(kind: qus_registry::ListKind, entries: &[(Descriptor, Platform)]) -> Index {
+    entries.iter().fold(Index::empty(kind), |idx, (d, p)| {
+        idx.append(
+            Descriptor {
+                platform: None,
+                ..d.clone()
+            },
+            p.clone(),
+        )
+    })
+}
