@@ -56,6 +56,19 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &progress,
             ))
         }
+        Command::Verify(a) => {
+            let plan = make_plan(&Config::load(config)?, &a.matrix)?;
+            let src = source_options(&a.source)?;
+            let reg = registry_options(&a.registry)?;
+            runtime()?.block_on(crate::verify::verify_cmd(
+                &plan,
+                &src,
+                &reg,
+                media_types(&a.media),
+                a.json,
+                &progress,
+            ))
+        }
         Command::Assets(a) => {
             let cfg = Config::load(config)?;
             let mut m = a.matrix.clone();

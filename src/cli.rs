@@ -39,6 +39,9 @@ pub enum Command {
     /// Publish the manifest lists only, over per-host images already in the registry
     /// (the last job of a CI matrix that ran `release --skip-lists` per host).
     Publish(PublishArgs),
+    /// Rebuild from the pins what the registry should hold and compare every tag (exit 1:
+    /// a tag differs or is missing).
+    Verify(VerifyArgs),
     /// Write the release assets: qemu-T-static_H.tgz per host × target, and SHA256SUMS.
     Assets(AssetsArgs),
     /// Pin the newest packages of the configured suites into the lock file beside the config.
@@ -229,6 +232,26 @@ pub struct PublishArgs {
     #[allow(missing_docs)]
     pub registry: RegistryArgs,
     /// Print the lists as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `qus verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub matrix: MatrixArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub media: MediaArgs,
+    /// Print the comparison as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }

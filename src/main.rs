@@ -30,6 +30,7 @@ mod sink;
 mod table;
 mod targets;
 mod validate;
+mod verify;
 
 use std::process::ExitCode;
 

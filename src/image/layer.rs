@@ -26,6 +26,14 @@ pub(crate) enum LayerError {
     /// The cache failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Rewriting a layer whose cached blob was corrupt gave other bytes: its files changed.
+    #[error(
+        "layer {what}: its files changed since it was computed (the cache is being modified?)"
+    )]
+    Changed {
+        /// Which layer.
+        what: String,
+    },
 }
 
 /// A computed layer: its files and what they hash to.
@@ -54,6 +62,25 @@ impl Layer {
             what: self.what.clone(),
             source,
         }
+    }
+}
+
+/// The compressed blob of `layer`, its hash checked; a blob found corrupt in the cache is
+/// written again from the layer's files (the same files give the same bytes).
+pub(crate) fn blob(store: &Store, layer: &Layer) -> Result<Vec<u8>, LayerError> {
+    match store.read_blob(&layer.memo.digest) {
+        Ok(bytes) => Ok(bytes),
+        Err(StoreError::Corrupt { .. }) => {
+            // read_blob removed it, so the memo misses and the layer is written anew.
+            let again = prepare(store, &layer.what, layer.entries.clone(), layer.mtime)?;
+            if again.memo != layer.memo {
+                return Err(LayerError::Changed {
+                    what: layer.what.clone(),
+                });
+            }
+            Ok(store.read_blob(&layer.memo.digest)?)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

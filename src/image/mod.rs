@@ -9,7 +9,7 @@ mod layer;
 pub(crate) mod store;
 mod tar;
 
-pub(crate) use layer::Layer;
+pub(crate) use layer::{blob, Layer, LayerError};
 pub(crate) use store::{ImageMemo, Store};
 
 use crate::arch::Platform;
@@ -18,7 +18,6 @@ use crate::packages::Extracted;
 use crate::plan::{self, ImagePlan, Plan};
 use crate::progress::Progress;
 use files::Entry;
-use layer::LayerError;
 use qus_registry::media;
 use qus_registry::{Descriptor, Digest, ImageManifest, ListKind};
 use std::collections::BTreeMap;

@@ -9,12 +9,12 @@
 //! Blobs get their final name only when complete (temp file, rename), so two runs sharing
 //! the cache can write the same blob at once. A memo is a hint, never trusted alone: a
 //! layer memo counts only while its blob is there with the recorded size, every blob is
-//! re-hashed when a sink reads it, and an image memo is only compared with what a registry
+//! re-hashed when a sink reads it (and written again from its files when corrupt), and an image memo is only compared with what a registry
 //! already holds.
 
 use qus_registry::Digest;
 use serde::{Deserialize, Serialize};
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// A cache entry that cannot be used.
@@ -31,7 +31,7 @@ pub(crate) enum StoreError {
         source: io::Error,
     },
     /// A blob whose bytes do not hash to its name.
-    #[error("cached blob {} is corrupt (its content hashes to {actual}); it was removed and is rebuilt on the next run", path.display())]
+    #[error("cached blob {} is corrupt (its content hashes to {actual}); it was removed", path.display())]
     Corrupt {
         /// The file.
         path: PathBuf,
@@ -111,22 +111,6 @@ impl Store {
             return Err(StoreError::Corrupt { path, actual });
         }
         Ok(bytes)
-    }
-
-    /// Opens blob `digest` for streaming; the reader checks the hash at its end.
-    pub(crate) fn open_blob(&self, digest: &Digest) -> Result<VerifyingReader, StoreError> {
-        let path = self.blob_path(digest);
-        let file = std::fs::File::open(&path).map_err(|source| StoreError::Io {
-            what: "opening",
-            path: path.clone(),
-            source,
-        })?;
-        Ok(VerifyingReader {
-            inner: file,
-            hasher: sha2::Sha256::default(),
-            want: digest.clone(),
-            path,
-        })
     }
 
     /// A temp file beside the blobs, to be given its name by [`Store::commit_blob`].
@@ -215,42 +199,6 @@ impl Store {
     }
 }
 
-/// A blob reader that fails at the end if the bytes did not hash to the blob's name (and
-/// deletes the blob, so the next run rebuilds it).
-pub(crate) struct VerifyingReader {
-    inner: std::fs::File,
-    hasher: sha2::Sha256,
-    want: Digest,
-    path: PathBuf,
-}
-
-impl Read for VerifyingReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        use sha2::Digest as _;
-        let n = self.inner.read(buf)?;
-        if n == 0 {
-            let actual = Digest::parse(&format!(
-                "sha256:{}",
-                hex::encode(self.hasher.clone().finalize())
-            ))
-            .map_err(io::Error::other)?;
-            if actual != self.want {
-                let _ = std::fs::remove_file(&self.path);
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    StoreError::Corrupt {
-                        path: self.path.clone(),
-                        actual,
-                    },
-                ));
-            }
-        } else {
-            self.hasher.update(&buf[..n]);
-        }
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,13 +210,9 @@ mod tests {
         let d = s.put_blob(b"hello").unwrap();
         assert!(s.has_blob(&d, 5));
         assert_eq!(s.read_blob(&d).unwrap(), b"hello");
-        let mut all = Vec::new();
-        s.open_blob(&d).unwrap().read_to_end(&mut all).unwrap();
-        assert_eq!(all, b"hello");
 
         std::fs::write(s.blob_path(&d), b"HELLO").unwrap();
-        let mut r = s.open_blob(&d).unwrap();
-        let err = r.read_to_end(&mut Vec::new()).unwrap_err();
+        let err = s.read_blob(&d).unwrap_err();
         assert!(err.to_string().contains("corrupt"), "{err}");
         assert!(!s.blob_path(&d).exists(), "a corrupt blob is removed");
     }

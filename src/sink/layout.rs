@@ -32,9 +32,15 @@ pub(crate) enum LayoutError {
         /// What is wrong.
         reason: String,
     },
-    /// The store failed.
+    /// A layer's blob failed.
     #[error(transparent)]
-    Store(#[from] crate::image::store::StoreError),
+    Layer(#[from] crate::image::LayerError),
+}
+
+/// Where a blob's bytes come from.
+enum Blob<'a> {
+    Bytes(&'a [u8]),
+    Layer(&'a crate::image::Layer),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -104,20 +110,17 @@ pub(crate) fn write(
     }
 
     let mut report = LayoutReport::default();
-    let mut put = |digest: &Digest, size: u64, bytes: Option<&[u8]>| -> Result<(), LayoutError> {
+    let mut put = |digest: &Digest, size: u64, bytes: Blob<'_>| -> Result<(), LayoutError> {
         let path = blobs.join(digest.hex());
         if std::fs::metadata(&path).is_ok_and(|m| m.len() == size) {
             report.present += 1;
             return Ok(());
         }
         match bytes {
-            Some(b) => atomic_write(&path, b).map_err(io_err(&path))?,
-            None => {
-                // A layer: copied from the store, its hash checked on the way.
-                let mut from = store.open_blob(digest)?;
-                let mut tmp = tempfile::NamedTempFile::new_in(&blobs).map_err(io_err(&blobs))?;
-                io::copy(&mut from, &mut tmp).map_err(io_err(&path))?;
-                tmp.persist(&path).map_err(|e| io_err(&path)(e.error))?;
+            Blob::Bytes(b) => atomic_write(&path, b).map_err(io_err(&path))?,
+            // A layer: from the store, its hash checked (and rebuilt if corrupt).
+            Blob::Layer(l) => {
+                atomic_write(&path, &crate::image::blob(store, l)?).map_err(io_err(&path))?
             }
         }
         report.written += 1;
@@ -126,17 +129,17 @@ pub(crate) fn write(
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
     for img in images {
         for l in &img.layers {
-            put(&l.memo.digest, l.memo.size, None)?;
+            put(&l.memo.digest, l.memo.size, Blob::Layer(l))?;
         }
         put(
             &img.config_digest,
             img.config.len() as u64,
-            Some(&img.config),
+            Blob::Bytes(&img.config),
         )?;
         put(
             &img.descriptor.digest,
             img.descriptor.size,
-            Some(&img.manifest),
+            Blob::Bytes(&img.manifest),
         )?;
         entries.insert(
             img.tag.clone(),
@@ -150,7 +153,7 @@ pub(crate) fn write(
         );
     }
     for (tag, bytes, d) in lists {
-        put(&d.digest, d.size, Some(bytes))?;
+        put(&d.digest, d.size, Blob::Bytes(bytes))?;
         entries.insert(
             tag.clone(),
             Entry {

@@ -2,7 +2,7 @@
 //! anything, each blob uploaded once however many images share it, the manifest PUT by tag,
 //! lists PUT only over manifests known present. No daemon is involved.
 
-use crate::image::{Image, Store};
+use crate::image::{Image, Layer, Store};
 use bytes::Bytes;
 use futures::StreamExt;
 use qus_registry::{Client, Descriptor, Digest, Index, Outcome, Platform, Reference};
@@ -105,7 +105,7 @@ impl Registry {
                 (
                     l.memo.digest.clone(),
                     image.media.layer(),
-                    Source::Store(l.memo.digest.clone()),
+                    Source::Layer(l.clone()),
                 )
             })
             .collect();
@@ -148,9 +148,12 @@ impl Registry {
         cell.get_or_try_init(|| async {
             let bytes = match source {
                 Source::Bytes(b) => b,
-                Source::Store(d) => {
+                Source::Layer(layer) => {
                     let store = store.clone();
-                    Bytes::from(tokio::task::spawn_blocking(move || store.read_blob(&d)).await??)
+                    let bytes =
+                        tokio::task::spawn_blocking(move || crate::image::blob(&store, &layer))
+                            .await??;
+                    Bytes::from(bytes)
                 }
             };
             let len = bytes.len() as u64;
@@ -183,8 +186,8 @@ impl Registry {
 
 /// Where a blob's bytes come from.
 enum Source {
-    /// The store (compressed layers), verified on read.
-    Store(Digest),
+    /// A layer's compressed blob in the store, verified on read.
+    Layer(Arc<Layer>),
     /// In memory (configs).
     Bytes(Bytes),
 }
