@@ -4,7 +4,8 @@
 //! kernel hand foreign-architecture ELF files to `qemu-<T>-static`. One table
 //! ([`table`]) of every target of QEMU's `qemu-binfmt-conf.sh`; three command
 //! lines ([`dialect`]: dbhi/qus, multiarch/qemu-user-static,
-//! tonistiigi/binfmt) parsed into one [`Request`]; pure line rendering
+//! tonistiigi/binfmt, one module each) parsed into one [`Request`] (its own
+//! module, [`request`], shared by the three); pure line rendering
 //! ([`mod@line`]); the kernel side ([`apply`]); persistence files ([`export`]);
 //! and the in-image sh entrypoint's data ([`sh`]), so that the image and
 //! `qus register` behave the same without a second copy of the table.
@@ -21,6 +22,7 @@ pub mod error;
 pub mod export;
 pub mod glob;
 pub mod line;
+pub mod request;
 pub mod run;
 pub mod sh;
 pub mod table;

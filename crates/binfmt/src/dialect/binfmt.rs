@@ -1,0 +1,210 @@
+//! tonistiigi/binfmt: Go `flag` options (`--install arm64,riscv64`,
+//! `--uninstall 'qemu-*'`, `--mount DIR`, `--version`) and its environment
+//! (`QEMU_BINARY_PATH`, `QEMU_BINARY_PREFIX`, `QEMU_PRESERVE_ARGV0`). The sh
+//! twin is `parse_binfmt` in `sh/register.sh`.
+
+use crate::error::Error;
+use crate::line::Flags;
+use crate::request::{Dialect, Env, Interpreter, Named, Removal, Request, Selection};
+use crate::table;
+
+/// Parses arguments written for this dialect.
+pub(super) fn parse(args: &[String], env: &Env) -> Result<Request, Error> {
+    let prefix = env.get("QEMU_BINARY_PREFIX").unwrap_or("").to_string();
+    let dir = env
+        .get("QEMU_BINARY_PATH")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{}/usr/bin", env.root()));
+    let mut req = Request::new(
+        Dialect::Binfmt,
+        env,
+        Interpreter {
+            dirs: vec![dir],
+            prefix,
+            suffix: "-static".into(),
+        },
+    );
+    req.flags = Flags {
+        credentials: true,
+        fix_binary: true,
+        preserve_argv0: env.get("QEMU_PRESERVE_ARGV0").is_some(),
+        open_binary: false,
+    };
+    let (mut install, mut uninstall) = (String::new(), String::new());
+    let mut i = 0;
+    // Go's flag package: one or two dashes, `=value` or next argument, and
+    // parsing stops at the first non-flag argument or `--`.
+    while i < args.len() {
+        let a = args[i].as_str();
+        if a == "--" || !a.starts_with('-') || a == "-" {
+            break;
+        }
+        let body = a.trim_start_matches('-');
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (body, None),
+        };
+        let take = |i: &mut usize| -> Result<String, Error> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => {
+                    *i += 1;
+                    args.get(*i)
+                        .cloned()
+                        .ok_or_else(|| Error::Usage(format!("flag needs an argument: -{name}")))
+                }
+            }
+        };
+        match name {
+            "install" => install = take(&mut i)?,
+            "uninstall" => uninstall = take(&mut i)?,
+            "mount" => req.mount = take(&mut i)?,
+            "version" => {
+                req.version = match inline.as_deref() {
+                    None | Some("true") | Some("1") => true,
+                    Some("false") | Some("0") => false,
+                    Some(v) => {
+                        return Err(Error::Usage(format!(
+                            "invalid boolean value \"{v}\" for -version"
+                        )))
+                    }
+                }
+            }
+            "h" | "help" => req.help = true,
+            _ => {
+                return Err(Error::Usage(format!(
+                    "flag provided but not defined: -{name}"
+                )))
+            }
+        }
+        i += 1;
+    }
+    if req.help || req.version {
+        return Ok(req);
+    }
+    let items = |s: &str| -> Vec<String> {
+        s.split(',')
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let patterns: Vec<String> = items(&uninstall)
+        .into_iter()
+        .map(|u| match table::lookup(&u) {
+            Some(t) => t.entry_name(),
+            None => u,
+        })
+        .collect();
+    if !patterns.is_empty() {
+        req.remove.push(Removal::Patterns(patterns));
+    }
+    if install == "all" {
+        req.register = Some(Selection::All);
+    } else {
+        let named: Vec<Named> = items(&install)
+            .into_iter()
+            .map(|n| match table::lookup(&n) {
+                Some(t) => Named::Target(t),
+                None => Named::Unknown(n),
+            })
+            .collect();
+        if !named.is_empty() {
+            req.register = Some(Selection::Named(named));
+        }
+    }
+    if req.register.is_some() && req.interpreter.prefix.contains('/') {
+        return Err(Error::Usage(
+            "binary prefix must not contain path separator (Hint: set $QEMU_BINARY_PATH to specify the directory)".into(),
+        ));
+    }
+    req.status_json = true;
+    Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::dialect::parse;
+    use crate::error::Error;
+    use crate::request::*;
+    use crate::table::find;
+
+    fn args(s: &[&str]) -> Vec<String> {
+        s.iter().map(|a| a.to_string()).collect()
+    }
+
+    fn p(s: &[&str]) -> Request {
+        parse(&args(s), &Env::default()).unwrap()
+    }
+
+    fn perr(s: &[&str]) -> Error {
+        parse(&args(s), &Env::default()).unwrap_err()
+    }
+
+    fn named(names: &[&str]) -> Selection {
+        Selection::Named(
+            names
+                .iter()
+                .map(|n| Named::Target(find(n).unwrap()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn binfmt_install_uninstall_and_env() {
+        let r = p(&["--install", "all"]);
+        assert_eq!(r.dialect, Dialect::Binfmt);
+        assert_eq!(r.register, Some(Selection::All));
+        assert_eq!(r.flags.letters(), "OCF");
+        assert!(r.status_json);
+        let r = p(&["--install", "arm64,riscv64,arm"]);
+        assert_eq!(r.register, Some(named(&["aarch64", "riscv64", "arm"])));
+        let r = p(&["-install=linux/arm64,linux/arm/v7"]);
+        assert_eq!(r.register, Some(named(&["aarch64", "arm"])));
+        let r = p(&["--install", "arm64,nope"]);
+        assert_eq!(
+            r.register,
+            Some(Selection::Named(vec![
+                Named::Target(find("aarch64").unwrap()),
+                Named::Unknown("nope".into())
+            ]))
+        );
+        let r = p(&["--uninstall", "qemu-aarch64,qemu-*,arm64,python"]);
+        assert_eq!(
+            r.remove,
+            [Removal::Patterns(vec![
+                "qemu-aarch64".into(),
+                "qemu-*".into(),
+                "qemu-aarch64".into(),
+                "python".into()
+            ])]
+        );
+        assert!(r.register.is_none() && r.status_json);
+        let r = p(&["--mount", "/mnt/b", "--install", "arm64"]);
+        assert_eq!(r.mount, "/mnt/b");
+        // Go's flag package stops at the first non-flag.
+        let r = p(&["--install", "arm64", "extra", "--bogus"]);
+        assert_eq!(r.register, Some(named(&["aarch64"])));
+        assert!(p(&["--version"]).version);
+        assert!(!p(&["--version=false"]).version);
+        assert!(matches!(perr(&["--install"]), Error::Usage(_)));
+        assert!(matches!(
+            perr(&["--install", "x", "-bogus"]),
+            Error::Usage(_)
+        ));
+
+        let env = Env::from_pairs([
+            ("QEMU_BINARY_PATH", "/opt/bin"),
+            ("QEMU_BINARY_PREFIX", "x-"),
+            ("QEMU_PRESERVE_ARGV0", "1"),
+        ]);
+        let r = parse(&args(&["--install", "arm64"]), &env).unwrap();
+        assert_eq!(r.flags.letters(), "POCF");
+        assert_eq!(
+            r.interpreter
+                .path_in(&r.interpreter.dirs[0], find("aarch64").unwrap()),
+            "/opt/bin/x-qemu-aarch64-static"
+        );
+        let env = Env::from_pairs([("QEMU_BINARY_PREFIX", "a/b")]);
+        assert!(parse(&args(&["--install", "arm64"]), &env).is_err());
+    }
+}
