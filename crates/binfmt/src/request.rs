@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::error::Error;
 use crate::line::Flags;
+use crate::rules::Rule;
 use crate::table::Target;
 
 /// Default binfmt_misc mount point.
@@ -32,12 +34,53 @@ pub const ENV_VARS: &[&str] = &[
     "QEMU_BINARY_PATH",
     "QEMU_BINARY_PREFIX",
     "QEMU_PRESERVE_ARGV0",
+    "QUS_KERNEL_RELEASE",
+];
+
+/// The rule each variable's value must pass when set, in the order both
+/// implementations check them (see [`crate::rules`]). The others
+/// (`QUS_IGNORE_FAMILY`, `QEMU_PRESERVE_ARGV0`) are only compared with fixed
+/// words, so printable ASCII is all they need.
+pub const ENV_RULES: &[(&str, Rule)] = &[
+    ("QUS_ROOT", Rule::Path),
+    ("QUS_BINFMT_MOUNT", Rule::Path),
+    ("QUS_HOST_ARCH", Rule::Item),
+    ("QUS_KERNEL_RELEASE", Rule::Item),
+    ("QUS_QEMU_VERSION", Rule::Item),
+    ("QEMU_BIN_DIR", Rule::Path),
+    ("QEMU_BINARY_PATH", Rule::Path),
+    ("QEMU_BINARY_PREFIX", Rule::Affix),
 ];
 
 impl Env {
-    /// The relevant variables of this process.
+    /// The relevant variables of this process. A value that is not UTF-8 is
+    /// kept lossily: it then fails the printable-ASCII check of [`Env::check`],
+    /// as it does in the sh entrypoint, instead of panicking here.
     pub fn from_process() -> Env {
-        Env::from_pairs(std::env::vars().filter(|(k, _)| ENV_VARS.contains(&k.as_str())))
+        Env::from_pairs(std::env::vars_os().filter_map(|(k, v)| {
+            let k = k.into_string().ok()?;
+            ENV_VARS
+                .contains(&k.as_str())
+                .then(|| (k, v.to_string_lossy().into_owned()))
+        }))
+    }
+
+    /// Checks every variable that is set, in [`ENV_VARS`] order for
+    /// printable ASCII, then in [`ENV_RULES`] order for its own rule.
+    pub fn check(&self) -> Result<(), Error> {
+        for k in ENV_VARS {
+            if let Some(v) = self.get(k) {
+                if !Rule::Printable.accepts(v.as_bytes()) {
+                    return Err(Error::NotPrintable(format!("environment variable {k}")));
+                }
+            }
+        }
+        for (k, rule) in ENV_RULES {
+            if let Some(v) = self.get(k) {
+                rule.check(k, v)?;
+            }
+        }
+        Ok(())
     }
 
     /// An environment from explicit pairs.
@@ -186,6 +229,9 @@ pub struct Request {
     pub dry_run: bool,
     /// Register the host's own family too.
     pub ignore_family: bool,
+    /// On a kernel without the F flag (before 4.8), register without it
+    /// instead of refusing.
+    pub allow_without_f: bool,
     /// Print tonistiigi/binfmt's JSON status at the end.
     pub status_json: bool,
     /// Write persistence files instead of registering.
@@ -209,6 +255,7 @@ impl Request {
             interpreter,
             dry_run: false,
             ignore_family: env.ignore_family(),
+            allow_without_f: false,
             status_json: false,
             exports: Vec::new(),
             mount: env.mount(),

@@ -3,9 +3,11 @@
 //! (`QEMU_BINARY_PATH`, `QEMU_BINARY_PREFIX`, `QEMU_PRESERVE_ARGV0`). The sh
 //! twin is `parse_binfmt` in `sh/register.sh`.
 
+use super::checked;
 use crate::error::Error;
 use crate::line::Flags;
 use crate::request::{Dialect, Env, Interpreter, Named, Removal, Request, Selection};
+use crate::rules::Rule;
 use crate::table;
 
 /// Parses arguments written for this dialect.
@@ -58,7 +60,7 @@ pub(super) fn parse(args: &[String], env: &Env) -> Result<Request, Error> {
         match name {
             "install" => install = take(&mut i)?,
             "uninstall" => uninstall = take(&mut i)?,
-            "mount" => req.mount = take(&mut i)?,
+            "mount" => req.mount = checked(Rule::Path, "--mount", &take(&mut i)?)?,
             "version" => {
                 req.version = match inline.as_deref() {
                     None | Some("true") | Some("1") => true,
@@ -88,34 +90,38 @@ pub(super) fn parse(args: &[String], env: &Env) -> Result<Request, Error> {
             .map(str::to_string)
             .collect()
     };
-    let patterns: Vec<String> = items(&uninstall)
-        .into_iter()
-        .map(|u| match table::lookup(&u) {
+    let mut patterns: Vec<String> = Vec::new();
+    for u in items(&uninstall) {
+        Rule::Pattern.check("--uninstall item", &u)?;
+        // Collating elements are the one piece of fnmatch(3) the Rust
+        // matcher lacks: refused in both, rather than read differently.
+        if u.contains("[.") {
+            return Err(Error::Usage(format!(
+                "bad value for --uninstall item: '{u}' (collating elements [. .] are not supported)"
+            )));
+        }
+        patterns.push(match table::lookup(&u) {
             Some(t) => t.entry_name(),
             None => u,
-        })
-        .collect();
+        });
+    }
     if !patterns.is_empty() {
         req.remove.push(Removal::Patterns(patterns));
     }
     if install == "all" {
         req.register = Some(Selection::All);
     } else {
-        let named: Vec<Named> = items(&install)
-            .into_iter()
-            .map(|n| match table::lookup(&n) {
+        let mut named: Vec<Named> = Vec::new();
+        for n in items(&install) {
+            Rule::Item.check("--install item", &n)?;
+            named.push(match table::lookup(&n) {
                 Some(t) => Named::Target(t),
                 None => Named::Unknown(n),
-            })
-            .collect();
+            });
+        }
         if !named.is_empty() {
             req.register = Some(Selection::Named(named));
         }
-    }
-    if req.register.is_some() && req.interpreter.prefix.contains('/') {
-        return Err(Error::Usage(
-            "binary prefix must not contain path separator (Hint: set $QEMU_BINARY_PATH to specify the directory)".into(),
-        ));
     }
     req.status_json = true;
     Ok(req)
@@ -206,5 +212,46 @@ mod tests {
         );
         let env = Env::from_pairs([("QEMU_BINARY_PREFIX", "a/b")]);
         assert!(parse(&args(&["--install", "arm64"]), &env).is_err());
+    }
+
+    #[test]
+    fn values_pass_their_rule_before_anything_else() {
+        // What reached `eval` in the old sh: refused by the item rule.
+        assert!(matches!(
+            perr(&["--install", "a x};id;:${x"]),
+            Error::BadValue { .. }
+        ));
+        assert!(matches!(
+            perr(&["--install", "foo arm"]),
+            Error::BadValue { .. }
+        ));
+        assert!(matches!(
+            perr(&["--uninstall", "a b"]),
+            Error::BadValue { .. }
+        ));
+        assert!(matches!(perr(&["--uninstall", "[[.a.]]"]), Error::Usage(_)));
+        assert!(p(&["--uninstall", "[[:alpha:]]*"]).remove.len() == 1);
+        assert!(matches!(perr(&["--mount", "/a b"]), Error::BadValue { .. }));
+        assert!(matches!(
+            perr(&["--install", "arm\\64"]),
+            Error::BadValue { .. }
+        ));
+        assert!(matches!(
+            perr(&["--install", "arm\n64"]),
+            Error::NotPrintable(_)
+        ));
+        assert!(matches!(
+            perr(&["--install", "arm\u{7}"]),
+            Error::NotPrintable(_)
+        ));
+        // A prefix that climbs out of the interpreter directory is refused
+        // for exports too, not only for registering.
+        let env = Env::from_pairs([("QEMU_BINARY_PREFIX", "../../tmp/x")]);
+        assert!(matches!(
+            parse(&args(&["--export-binfmt-d", "/out"]), &env),
+            Err(Error::BadValue { .. })
+        ));
+        let env = Env::from_pairs([("QUS_HOST_ARCH", "x86 64")]);
+        assert!(parse(&args(&["-h"]), &env).is_err());
     }
 }

@@ -28,6 +28,7 @@ mod qus;
 
 use crate::error::Error;
 use crate::line::Flags;
+use crate::rules::Rule;
 use crate::table::{self, Target};
 
 // The shared vocabulary, where it has always been reachable from.
@@ -42,7 +43,9 @@ pub const USAGE: &str = "\
 Register QEMU user-mode emulators with binfmt_misc.
 
   (no arguments)       register every emulator in this image, persistent (F),
-                       except those of the host's own family
+                       except those of the host's own family and those
+                       already registered with the same interpreter and
+                       flags; then print the JSON status (as binfmt does)
 
 dbhi/qus:  [-h] [-l] [-s] [-r] [-e] [-t T,T] [-- [-p] [-c] [-r] [-t]
                                    [--preserve-argv0] [-Q DIR] [-F SUFFIX] [TARGET...]]
@@ -71,17 +74,21 @@ qus options (any dialect):
   --ignore-family               register targets of the host's family too
                                 (also QUS_IGNORE_FAMILY=1)
   --dry-run                     print the lines that would be written
+  --allow-without-f             on Linux before 4.8 (no F flag), register
+                                without F instead of refusing
   --export-binfmt-d DIR         write systemd binfmt.d files instead of registering
   --export-update-binfmts DIR   write Debian update-binfmts files instead
 
 env: QEMU_BIN_DIR (interpreter directory), QUS_BINFMT_MOUNT (mount point),
-     QUS_HOST_ARCH (host machine, default uname -m)
+     QUS_HOST_ARCH (host machine, default: the kernel's), QUS_KERNEL_RELEASE
+     (kernel release, default: the running kernel's)
 ";
 
 /// The qus-wide options, pulled out of the argument list wherever they are.
 struct Globals {
     ignore_family: bool,
     dry_run: bool,
+    allow_without_f: bool,
     exports: Vec<Export>,
     rest: Vec<String>,
 }
@@ -90,21 +97,26 @@ fn globals(args: &[String]) -> Result<Globals, Error> {
     let mut g = Globals {
         ignore_family: false,
         dry_run: false,
+        allow_without_f: false,
         exports: Vec::new(),
         rest: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let export = |format, dir: Option<&String>, flag: &str| match dir {
-            Some(d) if !d.is_empty() => Ok(Export {
-                format,
-                dir: d.clone(),
-            }),
+            Some(d) if !d.is_empty() => {
+                Rule::Path.check(flag, d)?;
+                Ok(Export {
+                    format,
+                    dir: d.clone(),
+                })
+            }
             _ => Err(Error::Usage(format!("option {flag} needs a directory"))),
         };
         match a.as_str() {
             "--ignore-family" => g.ignore_family = true,
             "--dry-run" => g.dry_run = true,
+            "--allow-without-f" => g.allow_without_f = true,
             "--export-binfmt-d" => g.exports.push(export(ExportFormat::BinfmtD, it.next(), a)?),
             "--export-update-binfmts" => {
                 g.exports
@@ -179,7 +191,18 @@ pub fn detect(args: &[String]) -> Dialect {
 }
 
 /// Parses the arguments of one invocation (without the program name).
+///
+/// Every argument must be printable ASCII and every variable of the
+/// environment pass its rule ([`crate::rules`]) before anything else is
+/// looked at; the sh entrypoint checks in the same order, so both refuse
+/// the same input with the same words.
 pub fn parse(args: &[String], env: &Env) -> Result<Request, Error> {
+    for (i, a) in args.iter().enumerate() {
+        if !Rule::Printable.accepts(a.as_bytes()) {
+            return Err(Error::NotPrintable(format!("argument {}", i + 1)));
+        }
+    }
+    env.check()?;
     let g = globals(args)?;
     let dialect = detect(&g.rest);
     let mut req = match dialect {
@@ -187,6 +210,9 @@ pub fn parse(args: &[String], env: &Env) -> Result<Request, Error> {
             let mut r = Request::new(dialect, env, usr_bin(env, "-static"));
             r.register = Some(Selection::All);
             r.flags = Flags::PERSISTENT;
+            // docker/setup-qemu-action runs the image once more without
+            // arguments and parses stdout as binfmt's status.
+            r.status_json = true;
             r
         }
         Dialect::Qus => qus::parse(&g.rest, env)?,
@@ -195,6 +221,7 @@ pub fn parse(args: &[String], env: &Env) -> Result<Request, Error> {
     };
     req.ignore_family |= g.ignore_family;
     req.dry_run |= g.dry_run;
+    req.allow_without_f |= g.allow_without_f;
     req.exports.extend(g.exports);
     if !req.exports.is_empty() && req.register.is_none() && !req.help && !req.version {
         req.register = Some(Selection::All);
@@ -216,8 +243,16 @@ pub(super) fn usr_bin(env: &Env, suffix: &str) -> Interpreter {
     }
 }
 
-pub(super) fn target(name: &str) -> Result<&'static Target, Error> {
+/// The target `name` (checked against [`Rule::Item`] first, as `what`).
+pub(super) fn target(what: &str, name: &str) -> Result<&'static Target, Error> {
+    Rule::Item.check(what, name)?;
     table::lookup(name).ok_or_else(|| Error::UnknownTarget(name.to_string()))
+}
+
+/// `value` after checking it against `rule`, as the value of `what`.
+pub(super) fn checked(rule: Rule, what: &str, value: &str) -> Result<String, Error> {
+    rule.check(what, value)?;
+    Ok(value.to_string())
 }
 
 pub(super) fn yes_no(flag: &str, value: Option<&String>) -> Result<bool, Error> {
@@ -321,7 +356,9 @@ mod tests {
         assert_eq!(r.interpreter.dirs, ["/usr/bin"]);
         assert_eq!(r.interpreter.suffix, "-static");
         assert_eq!(r.mount, DEFAULT_MOUNT);
-        assert!(!r.ignore_family && !r.status_json && r.remove.is_empty());
+        assert!(!r.ignore_family && r.remove.is_empty());
+        // setup-qemu-action's second call parses this.
+        assert!(r.status_json);
     }
 
     #[test]

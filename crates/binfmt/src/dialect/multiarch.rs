@@ -2,9 +2,10 @@
 //! image takes them (`--reset -p yes`, `--credential yes`, …). The sh twin
 //! is `parse_multiarch` in `sh/register.sh`.
 
-use super::{default_export_dir, selection, target, usr_bin, value, yes_no};
+use super::{checked, default_export_dir, selection, target, usr_bin, value, yes_no};
 use crate::error::Error;
 use crate::request::{Dialect, Env, Export, ExportFormat, Named, Removal, Request};
+use crate::rules::Rule;
 
 /// Parses arguments written for this dialect.
 pub(super) fn parse(args: &[String], env: &Env) -> Result<Request, Error> {
@@ -34,25 +35,28 @@ pub(super) fn parse(args: &[String], env: &Env) -> Result<Request, Error> {
                 req.flags.preserve_argv0 = yes_no(a, take(&mut i).as_ref())?
             }
             "-Q" | "--qemu-path" => {
-                req.interpreter.dirs = vec![value(a, take(&mut i).as_ref())?.clone()]
+                req.interpreter.dirs =
+                    vec![checked(Rule::Path, a, value(a, take(&mut i).as_ref())?)?]
             }
             "-F" | "--qemu-suffix" => {
-                req.interpreter.suffix = value(a, take(&mut i).as_ref())?.clone()
+                req.interpreter.suffix = checked(Rule::Affix, a, value(a, take(&mut i).as_ref())?)?
             }
-            "-e" | "--exportdir" => export_dir = Some(value(a, take(&mut i).as_ref())?.clone()),
+            "-e" | "--exportdir" => {
+                export_dir = Some(checked(Rule::Path, a, value(a, take(&mut i).as_ref())?)?)
+            }
             "-d" | "--debian" => export_formats.push(ExportFormat::UpdateBinfmts),
             "-s" | "--systemd" => {
                 let cpu = value(a, take(&mut i).as_ref())?.clone();
                 export_formats.push(ExportFormat::BinfmtD);
                 if cpu != "ALL" {
-                    named.push(Named::Target(target(&cpu)?));
+                    named.push(Named::Target(target(a, &cpu)?));
                 }
             }
             "-h" | "--help" => req.help = true,
             other if other.starts_with('-') => {
                 return Err(Error::Usage(format!("unknown option '{other}'")))
             }
-            other => named.push(Named::Target(target(other)?)),
+            other => named.push(Named::Target(target("target", other)?)),
         }
         i += 1;
     }

@@ -5,9 +5,10 @@
 //! dbhi passed on to QEMU's qemu-binfmt-conf.sh. The sh twin is
 //! `parse_qus` in `sh/register.sh`.
 
-use super::{default_export_dir, selection, target, ungroup, value};
+use super::{checked, default_export_dir, selection, target, ungroup, value};
 use crate::error::Error;
 use crate::request::{Dialect, Env, Export, ExportFormat, Interpreter, Named, Removal, Request};
+use crate::rules::Rule;
 use crate::table;
 
 /// Parses arguments written for this dialect.
@@ -49,7 +50,7 @@ pub(super) fn parse(args: &[String], env: &Env) -> Result<Request, Error> {
             "-e" | "--exit" | "-exit" => exit_early = true,
             "-t" | "--targets" | "-targets" => {
                 for t in value(a, it.next())?.split(',').filter(|t| !t.is_empty()) {
-                    named.push(Named::Target(target(t)?));
+                    named.push(Named::Target(target(a, t)?));
                 }
             }
             "-i" | "--interactive" | "-interactive" => {
@@ -101,30 +102,36 @@ pub(super) fn parse(args: &[String], env: &Env) -> Result<Request, Error> {
             "-h" | "--help" => req.help = true,
             "-Q" | "--path" => {
                 i += 1;
-                req.interpreter.dirs = vec![value(a, back.get(i))?.clone()];
+                req.interpreter.dirs = vec![checked(Rule::Path, a, value(a, back.get(i))?)?];
             }
             "-F" | "--suffix" => {
                 i += 1;
-                req.interpreter.suffix = value(a, back.get(i))?.clone();
+                req.interpreter.suffix = checked(Rule::Affix, a, value(a, back.get(i))?)?;
             }
             "-e" | "--exportdir" => {
                 i += 1;
-                export_dir = Some(value(a, back.get(i))?.clone());
+                export_dir = Some(checked(Rule::Path, a, value(a, back.get(i))?)?);
             }
             "--" => {}
             other if other.starts_with("--path=") => {
-                req.interpreter.dirs = vec![other["--path=".len()..].to_string()]
+                req.interpreter.dirs =
+                    vec![checked(Rule::Path, "--path", &other["--path=".len()..])?]
             }
             other if other.starts_with("--suffix=") => {
-                req.interpreter.suffix = other["--suffix=".len()..].to_string()
+                req.interpreter.suffix =
+                    checked(Rule::Affix, "--suffix", &other["--suffix=".len()..])?
             }
             other if other.starts_with("--exportdir=") => {
-                export_dir = Some(other["--exportdir=".len()..].to_string())
+                export_dir = Some(checked(
+                    Rule::Path,
+                    "--exportdir",
+                    &other["--exportdir=".len()..],
+                )?)
             }
             other if other.starts_with('-') => {
                 return Err(Error::Usage(format!("unknown option '{other}' after '--'")))
             }
-            other => named.push(Named::Target(target(other)?)),
+            other => named.push(Named::Target(target("target", other)?)),
         }
         i += 1;
     }
