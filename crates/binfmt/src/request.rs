@@ -38,15 +38,15 @@ pub const ENV_VARS: &[&str] = &[
 ];
 
 /// The rule each variable's value must pass when set, in the order both
-/// implementations check them (see [`crate::rules`]). The others
-/// (`QUS_IGNORE_FAMILY`, `QEMU_PRESERVE_ARGV0`) are only compared with fixed
-/// words, so printable ASCII is all they need.
+/// implementations check them (see [`crate::rules`]). The others are only
+/// compared with fixed words (`QUS_IGNORE_FAMILY`, `QEMU_PRESERVE_ARGV0`) or
+/// printed (`QUS_QEMU_VERSION`, a Debian version such as `1:10.0.3+ds-1`,
+/// set by the images), so printable ASCII is all they need.
 pub const ENV_RULES: &[(&str, Rule)] = &[
     ("QUS_ROOT", Rule::Path),
     ("QUS_BINFMT_MOUNT", Rule::Path),
     ("QUS_HOST_ARCH", Rule::Item),
     ("QUS_KERNEL_RELEASE", Rule::Item),
-    ("QUS_QEMU_VERSION", Rule::Item),
     ("QEMU_BIN_DIR", Rule::Path),
     ("QEMU_BINARY_PATH", Rule::Path),
     ("QEMU_BINARY_PREFIX", Rule::Affix),

@@ -515,6 +515,10 @@ fn tonistiigi_binfmt_dialect() {
         .absent(&["qemu-aarch64"])
         .stderr("no binfmt_misc entry matches 'foo'"),
         case("--version", &["--version"]).stdout("qus-binfmt/"),
+        // The images set a Debian version, epoch and all.
+        case("--version with the image's QEMU version", &["--version"])
+            .env("QUS_QEMU_VERSION", "1:10.0.13+ds-0+deb13u1")
+            .stdout(" qemu/1:10.0.13+ds-0+deb13u1\n"),
         case("QEMU_BINARY_PREFIX", &["--install", "riscv64"])
             .env("QEMU_BINARY_PREFIX", "x-")
             .code(1)

@@ -253,5 +253,8 @@ mod tests {
         ));
         let env = Env::from_pairs([("QUS_HOST_ARCH", "x86 64")]);
         assert!(parse(&args(&["-h"]), &env).is_err());
+        // What the images set: printed only, so any printable ASCII.
+        let env = Env::from_pairs([("QUS_QEMU_VERSION", "1:10.0.3+ds-1~bpo")]);
+        assert!(parse(&args(&["--version"]), &env).is_ok());
     }
 }
