@@ -305,8 +305,13 @@ impl Binfmt {
 
     /// The entry of that name, if there is one.
     pub fn entry(&self, name: &OsStr) -> Option<EntryInfo> {
-        let raw = fs::read_to_string(self.path(name)).ok()?;
-        Some(parse_entry(name, raw))
+        // Lossy: a foreign entry's interpreter path need not be UTF-8, and
+        // the entry must still be listed (as the sh entrypoint lists it).
+        let raw = fs::read(self.path(name)).ok()?;
+        Some(parse_entry(
+            name,
+            String::from_utf8_lossy(&raw).into_owned(),
+        ))
     }
 
     /// Whether an entry of that name exists.

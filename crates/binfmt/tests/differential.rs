@@ -935,6 +935,11 @@ fn arguments_and_environment_pass_one_byte_rule_in_both() {
             .env("QEMU_BINARY_PREFIX", "x\ny")
             .code(2)
             .stderr("environment variable QEMU_BINARY_PREFIX is not printable ASCII"),
+        // Not UTF-8: the Rust side must refuse it as sh does, not panic.
+        case("an environment value that is not UTF-8", &["--install", "arm"])
+            .between("export QEMU_BINARY_PREFIX=\"$(printf 'x\\377')\"")
+            .code(2)
+            .stderr("qus: error: environment variable QEMU_BINARY_PREFIX is not printable ASCII"),
         case("a prefix that climbs out", &["--install", "arm"])
             .env("QEMU_BINARY_PREFIX", "../../tmp/x")
             .code(2)
