@@ -354,6 +354,7 @@ pub fn run_spec(imp: Impl, root: &Path, spec: &Spec<'_>) -> Outcome {
         "if [ -e $M/register ]; then for f in $M/*; do [ \"${{f##*/}}\" = register ] && continue; echo \"== ${{f##*/}}\"; cat \"$f\"; done; else echo '(not mounted)'; fi >{}\n",
         quote(w.join("dump").to_str().unwrap())
     ));
+    // QUS_DEBUG_DRIVER=1 shows the shell each case runs, for a case that fails.
     if std::env::var_os("QUS_DEBUG_DRIVER").is_some() {
         eprintln!("{script}");
     }
