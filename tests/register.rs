@@ -6,6 +6,7 @@
 //! binfmt_misc hold a lock file so that no two run at once, whatever runs them.
 
 use crate::support::*;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
@@ -16,11 +17,12 @@ const LOCK: &str = "/tmp/qus-host-binfmt.lock";
 /// Since Linux 6.7 the kernel drops every entry when the last mount of a binfmt_misc
 /// instance goes away. These VMs boot without it mounted, so an entry a container registers
 /// would vanish with the container: the guard mounts it on the host for the test (as
-/// systemd does on ordinary hosts) and puts everything back as found.
+/// systemd does on ordinary hosts) and puts everything back as found: every entry the test
+/// added is removed, and binfmt_misc is unmounted again if the guard mounted it.
 struct HostBinfmt {
     _lock: std::fs::File,
     mounted_here: bool,
-    was_registered: bool,
+    before: BTreeMap<String, String>,
 }
 
 const MOUNT: &str = "/proc/sys/fs/binfmt_misc";
@@ -46,20 +48,40 @@ impl HostBinfmt {
         HostBinfmt {
             _lock: f,
             mounted_here,
-            was_registered: host_entry("qemu-aarch64").is_some(),
+            before: host_entries(),
         }
+    }
+
+    /// Whether the host had this entry before the test.
+    fn had(&self, name: &str) -> bool {
+        self.before.contains_key(name)
     }
 }
 
 impl Drop for HostBinfmt {
     fn drop(&mut self) {
-        if !self.was_registered {
-            let _ = std::fs::write(Path::new(MOUNT).join("qemu-aarch64"), "-1");
+        for name in host_entries().keys() {
+            if !self.before.contains_key(name) {
+                let _ = std::fs::write(Path::new(MOUNT).join(name), "-1");
+            }
         }
         if self.mounted_here {
             let _ = Command::new("umount").arg(MOUNT).status();
         }
     }
+}
+
+/// Every entry of the host's binfmt_misc, with its file.
+fn host_entries() -> BTreeMap<String, String> {
+    std::fs::read_dir(MOUNT)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "register" && n != "status")
+                .filter_map(|n| host_entry(&n).map(|c| (n, c)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn host_entry(name: &str) -> Option<String> {
@@ -136,7 +158,7 @@ fn image_registers_arm64_runs_and_uninstall_undoes_it() {
     arm64_busybox_image(&foreign, cfg.dir.path());
     let qus_image = format!("{}:amd64-d10.0-aarch64", repo.name);
 
-    if !host.was_registered {
+    if !host.had("qemu-aarch64") {
         let (ok, out, err) = docker(&["run", "--rm", &foreign, "uname", "-m"]);
         assert!(!ok, "arm64 ran before registration: {out}");
         assert!(err.contains("exec format error"), "{err}");
@@ -145,6 +167,16 @@ fn image_registers_arm64_runs_and_uninstall_undoes_it() {
     // What users type (with --cap-add instead of --privileged on these VMs): no arguments.
     let (ok, out, err) = docker(&["run", "--rm", "--cap-add", "SYS_ADMIN", &qus_image]);
     assert!(ok, "registration failed: {out}{err}");
+    // ... which ends with binfmt's status on stdout, the human lines on stderr.
+    let status: serde_json::Value = serde_json::from_str(out.trim()).expect("status JSON");
+    assert!(status["supported"]
+        .as_array()
+        .unwrap()
+        .contains(&"linux/arm64".into()));
+    assert!(
+        err.contains("qus: registered qemu-aarch64 -> /usr/bin/qemu-aarch64-static"),
+        "{err}"
+    );
     let entry = host_entry("qemu-aarch64").expect("qemu-aarch64 registered on the host");
     assert!(
         entry.contains("interpreter /usr/bin/qemu-aarch64-static"),
@@ -193,6 +225,172 @@ fn image_registers_arm64_runs_and_uninstall_undoes_it() {
     assert!(ok, "{out}{err}");
     assert!(host_entry("qemu-aarch64").unwrap().contains("flags: F"));
     // The guard's drop removes it again unless it was there before the test.
+    drop(host);
+}
+
+/// docker/setup-qemu-action's calls, as its `src/main.ts` makes them with `image:` set
+/// to one of our images (`--cap-add SYS_ADMIN` for its `--privileged` here): the install
+/// call, whose output it does not read, then a call without arguments whose stdout it
+/// parses as binfmt's JSON status, reading `supported` for its `platforms` output; a
+/// non-zero exit with something on stderr fails the step.
+#[test]
+fn setup_qemu_action_command_sequence() {
+    let host = HostBinfmt::take();
+    let cfg = real_config();
+    let repo = Repo::new("qus-test-action");
+    let (ok, _, err) = run(cfg
+        .qus()
+        .args(["build", "--hosts", "amd64", "--targets", "aarch64,riscv64"])
+        .args(["--sources", "d10.0", "--repo", &repo.name])
+        .args(cfg.debs_flag()));
+    assert!(ok, "{err}");
+    // `image: <repo>/qus`: the image with every emulator of this host.
+    let image = format!("{}:amd64-d10.0", repo.name);
+    let action = |args: &[&str]| {
+        let mut all = vec!["run", "--rm", "--cap-add", "SYS_ADMIN", &image];
+        all.extend_from_slice(args);
+        docker(&all)
+    };
+
+    let (ok, out, err) = action(&["--install", "arm64,riscv64"]);
+    assert!(ok, "install failed: {out}{err}");
+    assert!(err.contains("qus: registered qemu-aarch64"), "{err}");
+    let (ok, out, err) = action(&[]);
+    assert!(ok, "status call failed: {err}");
+    // `JSON.parse(stdout.trim())`, then `supported`.
+    let status: serde_json::Value = serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {out}"));
+    let supported: Vec<&str> = status["supported"]
+        .as_array()
+        .expect("supported is an array")
+        .iter()
+        .map(|p| p.as_str().expect("platform strings"))
+        .collect();
+    assert_eq!(
+        supported,
+        ["linux/amd64", "linux/386", "linux/arm64", "linux/riscv64"],
+        "{out}"
+    );
+    assert!(status["emulators"]
+        .as_array()
+        .unwrap()
+        .contains(&"qemu-aarch64".into()));
+    assert_eq!(status["qus"]["user_namespace"], false, "{out}");
+    assert_eq!(status["qus"]["host_sees_entries"], true, "{out}");
+    // The status call keeps what --install registered (binfmt's flags, OCF), and says so
+    // on stderr only.
+    assert!(
+        err.contains("qus: qemu-aarch64 is already registered -> /usr/bin/qemu-aarch64-static (flags OCF): kept"),
+        "{err}"
+    );
+    assert!(host_entry("qemu-aarch64").unwrap().contains("flags: OCF"));
+    assert!(host_entry("qemu-riscv64").unwrap().contains("flags: OCF"));
+    drop(host);
+}
+
+/// The proof that the host's own architecture is never registered by accident: an
+/// arm64 image, run under emulation (`--platform linux/arm64`, through the qemu-aarch64 the
+/// amd64 image registered), whose only emulator is qemu-x86_64 (an arm64 binary). `uname
+/// -m` says aarch64 in there; the entrypoint must still see an x86_64 host and register
+/// nothing. Once with /proc/sys/kernel/arch, once with it hidden (as on kernels before 6.1),
+/// where the executable the kernel runs (the emulator, an x86_64 ELF) tells.
+#[test]
+fn foreign_host_image_under_emulation_never_registers_the_host_arch() {
+    if qus_binfmt::table::host_target(&qus_binfmt::host::uname_machine()) != "x86_64" {
+        eprintln!("skipped: written for an amd64 host emulating arm64");
+        return;
+    }
+    let host = HostBinfmt::take();
+    let cfg = real_config();
+    let repo = Repo::new("qus-test-foreignhost");
+    let (ok, _, err) = run(cfg
+        .qus()
+        .args([
+            "build",
+            "--hosts",
+            "amd64,arm64v8",
+            "--targets",
+            "aarch64,x86_64",
+        ])
+        .args(["--sources", "d10.0", "--repo", &repo.name])
+        .args(cfg.debs_flag()));
+    assert!(ok, "{err}");
+    let (ok, out, err) = docker(&[
+        "run",
+        "--rm",
+        "--cap-add",
+        "SYS_ADMIN",
+        &format!("{}:amd64-d10.0-aarch64", repo.name),
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(host_entry("qemu-aarch64").is_some(), "{err}");
+    assert!(
+        !host.had("qemu-x86_64"),
+        "qemu-x86_64 was registered before the test"
+    );
+
+    let image = format!("{}:arm64v8-d10.0-x86_64", repo.name);
+    let emulated = |prefix: &[&str], args: &[&str]| {
+        let mut all = vec![
+            "run",
+            "--rm",
+            "--platform",
+            "linux/arm64",
+            "--cap-add",
+            "SYS_ADMIN",
+        ];
+        all.extend_from_slice(prefix);
+        all.push(&image);
+        all.extend_from_slice(args);
+        docker(&all)
+    };
+    // It does run under emulation: its own busybox says aarch64.
+    let (ok, out, err) = emulated(&["--entrypoint", "/qus/busybox"], &["uname", "-m"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "aarch64");
+
+    let hide = "/qus/busybox mount --bind /dev/null /proc/sys/kernel/arch && exec /qus/busybox sh /qus/register";
+    for (how, prefix, shell) in [
+        ("kernel.arch", vec![], None),
+        (
+            "the executable",
+            vec!["--entrypoint", "/qus/busybox"],
+            Some(hide),
+        ),
+    ] {
+        let with = |args: &str| -> (bool, String, String) {
+            match shell {
+                None => emulated(&prefix, &args.split_whitespace().collect::<Vec<_>>()),
+                Some(sh) => emulated(&prefix, &["sh", "-c", &format!("{sh} {args}"), "register"]),
+            }
+        };
+        // A dry run first: a wrong plan would send every native exec of this host through
+        // an emulator; stop before anything is written if the plan holds qemu-x86_64.
+        let (ok, out, err) = with("--dry-run");
+        assert!(ok, "{how}: {out}{err}");
+        assert!(
+            !out.contains(":qemu-x86_64:"),
+            "{how}: planned the host's own arch:\n{out}"
+        );
+        assert!(
+            err.contains("note: running under emulation (uname -m says aarch64, the kernel is x86_64): the host is x86_64"),
+            "{how}: {err}"
+        );
+        assert!(
+            err.contains("skipping qemu-x86_64: it is the host's own architecture (x86_64)"),
+            "{how}: {err}"
+        );
+        // What users type: no arguments.
+        let (ok, out, err) = with("");
+        assert!(ok, "{how}: {out}{err}");
+        assert!(
+            host_entry("qemu-x86_64").is_none(),
+            "{how}: qemu-x86_64 registered: {err}"
+        );
+        let status: serde_json::Value = serde_json::from_str(out.trim()).expect("status JSON");
+        assert_eq!(status["qus"]["host"], "x86_64", "{how}: {out}");
+        assert_eq!(status["supported"][0], "linux/amd64", "{how}: {out}");
+    }
     drop(host);
 }
 

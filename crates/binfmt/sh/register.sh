@@ -1,7 +1,9 @@
 #!/bin/sh
 # shellcheck shell=sh
-# The qus_* variables come from the generated data file, sourced below.
-# shellcheck disable=SC2154
+# The qus_* variables and functions come from the generated data file,
+# sourced below; some functions here are only called from there, or through
+# each_entry, which shellcheck cannot follow.
+# shellcheck disable=SC2154,SC2317
 #
 # qus registration entrypoint: run by the image's own busybox,
 #   ENTRYPOINT ["/qus/busybox", "sh", "/qus/register"]
@@ -9,17 +11,24 @@
 # /qus/bin -> ../usr/bin and the emulators in /usr/bin.
 #
 # It is the sh twin of qus-binfmt's `run` (crates/binfmt/src/run.rs): same
-# dialects, same steps in the same order, same messages. The table, platform
-# names and usage text come from /qus/binfmt, rendered by the Rust crate, so
-# no byte of the table is written here. crates/binfmt/tests/differential.rs
-# runs both against a private binfmt_misc and compares what the kernel holds.
+# dialects, same steps in the same order, same messages. The table, the byte
+# rules every value passes, platform names and usage text come from
+# /qus/binfmt, rendered by the Rust crate, so none of them is written here.
+# crates/binfmt/tests/differential.rs runs both against a private
+# binfmt_misc and compares what the kernel holds.
+#
+# Safety rules of this script: no `eval`, ever; every argument and every
+# environment value is checked against a byte rule before use; values are
+# always quoted, kept in newline-separated lists and read back with `read`,
+# so none is split into words or globbed; the only patterns are the data's
+# and `--uninstall` items (which passed the pattern rule).
 #
 # Overrides, for tests and odd setups: QUS_ROOT (image root, default /),
 # QUS_BINFMT_MOUNT (default /proc/sys/fs/binfmt_misc), QUS_HOST_ARCH
-# (default `uname -m`).
+# (default: the kernel's), QUS_KERNEL_RELEASE (default: the running kernel's).
 
-# Patterns and lists are expanded unquoted on purpose (host aliases such as
-# i[3-6]86, uninstall patterns): never let them glob against the filesystem.
+# Host aliases (i[3-6]86) and lists of the data are expanded unquoted on
+# purpose: never let them glob against the filesystem. Bytes, not characters.
 set -f
 LC_ALL=C
 export LC_ALL
@@ -34,8 +43,13 @@ bb=$root/qus/busybox
 nl='
 '
 failed=0
+warnings=''
 
 say() { printf 'qus: %s\n' "$*" >&2; }
+warn() {
+	printf 'qus: warning: %s\n' "$1" >&2
+	warnings="$warnings$1$nl"
+}
 fail() { failed=1; printf 'qus: error: %s\n' "$*" >&2; }
 out() { printf '%s' "$1"; }
 usage_error() {
@@ -46,14 +60,55 @@ unknown_target() {
 	usage_error "unknown target '$1' (valid: $qus_targets)"
 }
 
+# --- the byte rules (patterns from /qus/binfmt) --------------------------------
+
+# rule NAME: REPLY = the pattern of refused values, REPLY2 = what it allows.
+rule() {
+	case $1 in
+	printable) REPLY=$qus_rule_printable REPLY2=$qus_allowed_printable ;;
+	item) REPLY=$qus_rule_item REPLY2=$qus_allowed_item ;;
+	pattern) REPLY=$qus_rule_pattern REPLY2=$qus_allowed_pattern ;;
+	affix) REPLY=$qus_rule_affix REPLY2=$qus_allowed_affix ;;
+	path) REPLY=$qus_rule_path REPLY2=$qus_allowed_path ;;
+	*) REPLY=$qus_rule_json REPLY2=$qus_allowed_json ;;
+	esac
+}
+
+# check RULE WHAT VALUE: exit 2 unless every byte of VALUE is allowed.
+check() {
+	rule "$1"
+	# shellcheck disable=SC2254 # the rule is a pattern on purpose
+	case $3 in $REPLY) usage_error "bad value for $2: '$3' ($REPLY2)" ;; esac
+}
+
+# Called by the data's qus_env_printable / qus_env_rules.
+env_printable() {
+	[ -n "$2" ] || return 0
+	# shellcheck disable=SC2254
+	case $2 in $qus_rule_printable)
+		usage_error "environment variable $1 is not printable ASCII (control characters and bytes above 0x7e are refused)"
+		;;
+	esac
+}
+env_rule() {
+	[ -n "$3" ] || return 0
+	check "$2" "$1" "$3"
+}
+
 # --- table look-ups (data from /qus/binfmt) ----------------------------------
 
-# is_target NAME: whether NAME is a QEMU target of the table.
+# is_target NAME: whether NAME is a QEMU target of the table (exactly).
 is_target() {
 	for _t in $qus_targets; do
 		[ "$_t" = "$1" ] && return 0
 	done
 	return 1
+}
+
+# row TARGET (a table target): t_family t_binary t_oci (comma separated)
+# t_magic t_mask, from the data's qus_row.
+row() {
+	qus_row "$1"
 }
 
 # lookup NAME: REPLY = target for a QEMU name, qemu-NAME or platform name.
@@ -74,9 +129,10 @@ lookup() {
 	return 1
 }
 
-# field KIND TARGET: REPLY = qus_KIND_TARGET from the data.
-field() {
-	eval "REPLY=\${qus_$1_$2}"
+# target WHAT NAME: REPLY = the target NAME names, or exit 2.
+target() {
+	check item "$1" "$2"
+	lookup "$2" || unknown_target "$2"
 }
 
 # host_target MACHINE: REPLY = the QEMU target a host machine name stands for.
@@ -96,34 +152,41 @@ host_target() {
 host_family() {
 	host_target "$1"
 	if is_target "$REPLY"; then
-		field family "$REPLY"
+		row "$REPLY"
+		REPLY=$t_family
 	fi
+}
+
+# is_owned NAME: whether qus owns the entry: qemu-T for a target T.
+is_owned() {
+	case $1 in qemu-*) is_target "${1#qemu-}" ;; *) return 1 ;; esac
+}
+
+# is_protected NAME: never removed, even named exactly.
+is_protected() {
+	case $1 in register | status | WSLInterop*) return 0 ;; esac
+	return 1
 }
 
 # --- parsing -----------------------------------------------------------------
 
-help=0 version=0 list=0 dry_run=0 ignore_family=0 status_json=0
+help=0 version=0 list=0 dry_run=0 ignore_family=0 status_json=0 allow_without_f=0
 dialect=''
 removals=''            # lines: "allqemu" | "targets T…" | "pattern P"
 register=''            # "" | all | named
-named=''               # space separated targets; unknown ones as ?NAME
+named=''               # lines: a target, or ?NAME for an unknown one
 fP=0 fO=0 fC=0 fF=0
-dir1='' dir2=''          # interpreter directory candidates
+dir1='' dir2=''        # interpreter directory candidates
 prefix='' suffix=''
 exports=''             # lines: "binfmt_d<TAB>DIR" | "update_binfmts<TAB>DIR"
 global_exports=''
-mount=${QUS_BINFMT_MOUNT:-/proc/sys/fs/binfmt_misc}
 case ${QUS_IGNORE_FAMILY:-} in 1 | yes | true) ignore_family=1 ;; esac
 
 add_named() {
-	case " $named " in *" $1 "*) ;; *) named="${named:+$named }$1" ;; esac
+	case "$nl$named" in *"$nl$1$nl"*) ;; *) named="$named$1$nl" ;; esac
 }
 
-add_export() { # LIST-VAR FORMAT DIR
-	eval "$1=\"\${$1}\$2	\$3\$nl\""
-}
-
-# ungroup LETTERS ARG: whether ARG is a group of short options in LETTERS.
+# ungroup_ok LETTERS ARG: whether ARG is a group of short options in LETTERS.
 ungroup_ok() {
 	case $2 in --* | -) return 1 ;; -??*) ;; *) return 1 ;; esac
 	_r=${2#-}
@@ -214,12 +277,11 @@ parse_qus() {
 	done
 
 	_sep=0 _exit=0 _reset=0 _clear=0 _edir='' _efmts=''
-	_i=1
-	while [ "$_i" -le $# ]; do
-		eval "_a=\${$_i}"
+	while [ $# -gt 0 ]; do
+		_a=$1
+		shift
 		if [ "$_a" = -- ]; then
 			_sep=1
-			_i=$((_i + 1))
 			break
 		fi
 		case $_a in
@@ -229,14 +291,13 @@ parse_qus() {
 		-r | --reset | -reset) _reset=1 ;;
 		-e | --exit | -exit) _exit=1 ;;
 		-t | --targets | -targets)
-			_i=$((_i + 1))
-			[ "$_i" -le $# ] || usage_error "option $_a needs a value"
-			eval "_v=\${$_i}"
-			_rest=$_v
+			[ $# -gt 0 ] || usage_error "option $_a needs a value"
+			_rest=$1
+			shift
 			while :; do
 				_item=${_rest%%,*}
 				if [ -n "$_item" ]; then
-					lookup "$_item" || unknown_target "$_item"
+					target "$_a" "$_item"
 					add_named "$REPLY"
 				fi
 				case $_rest in *,*) _rest=${_rest#*,} ;; *) break ;; esac
@@ -248,23 +309,22 @@ parse_qus() {
 		-*) usage_error "unknown option '$_a'" ;;
 		*) usage_error "unexpected argument '$_a': targets go after '--' (e.g. -s -- -p $_a)" ;;
 		esac
-		_i=$((_i + 1))
 	done
 	[ "$help" = 1 ] && return
 
-	while [ "$_i" -le $# ]; do
-		eval "_a=\${$_i}"
-		_n=$((_i + 1))
-		_next=''
-		[ "$_n" -le $# ] && eval "_next=\${$_n}"
+	while [ $# -gt 0 ]; do
+		_a=$1
+		shift
+		_has=0 _next=''
+		if [ $# -gt 0 ]; then _has=1 _next=$1; fi
 		case $_a in
 		-p | --persistent | -c | --credential | --preserve-argv0)
 			_val=1
-			case $_next in
-			yes) _i=$_n ;;
-			no)
+			case $_has$_next in
+			1yes) shift ;;
+			1no)
 				_val=0
-				_i=$_n
+				shift
 				;;
 			esac
 			case $_a in
@@ -279,30 +339,47 @@ parse_qus() {
 		-d | --debian) _efmts="$_efmts update_binfmts" ;;
 		-h | --help) help=1 ;;
 		-Q | --path | -F | --suffix | -e | --exportdir)
-			[ "$_n" -le $# ] || usage_error "option $_a needs a value"
-			_i=$_n
+			[ "$_has" = 1 ] || usage_error "option $_a needs a value"
+			shift
 			case $_a in
-			-Q | --path) dir1=$_next dir2="" ;;
-			-F | --suffix) suffix=$_next ;;
-			*) _edir=$_next ;;
+			-Q | --path)
+				check path "$_a" "$_next"
+				dir1=$_next dir2=''
+				;;
+			-F | --suffix)
+				check affix "$_a" "$_next"
+				suffix=$_next
+				;;
+			*)
+				check path "$_a" "$_next"
+				_edir=$_next
+				;;
 			esac
 			;;
 		--) ;;
-		--path=*) dir1=${_a#--path=} dir2="" ;;
-		--suffix=*) suffix=${_a#--suffix=} ;;
-		--exportdir=*) _edir=${_a#--exportdir=} ;;
+		--path=*)
+			check path --path "${_a#--path=}"
+			dir1=${_a#--path=} dir2=''
+			;;
+		--suffix=*)
+			check affix --suffix "${_a#--suffix=}"
+			suffix=${_a#--suffix=}
+			;;
+		--exportdir=*)
+			check path --exportdir "${_a#--exportdir=}"
+			_edir=${_a#--exportdir=}
+			;;
 		-*) usage_error "unknown option '$_a' after '--'" ;;
 		*)
-			lookup "$_a" || unknown_target "$_a"
+			target target "$_a"
 			add_named "$REPLY"
 			;;
 		esac
-		_i=$((_i + 1))
 	done
 	[ "$help" = 1 ] && return
 	for _f in $_efmts; do
 		if [ -n "$_edir" ]; then REPLY=$_edir; else default_export_dir "$_f"; fi
-		add_export exports "$_f" "$REPLY"
+		exports="$exports$_f	$REPLY$nl"
 	done
 
 	[ "$_reset" = 1 ] && removals="${removals}allqemu$nl"
@@ -310,7 +387,17 @@ parse_qus() {
 		return
 	fi
 	if [ "$_clear" = 1 ]; then
-		removals="${removals}targets ${named:-$qus_targets}$nl"
+		if [ -n "$named" ]; then
+			_ts=''
+			while IFS= read -r _t; do
+				[ -n "$_t" ] && _ts="$_ts $_t"
+			done <<EOF
+$named
+EOF
+			removals="${removals}targets${_ts}$nl"
+		else
+			removals="${removals}targets $qus_targets$nl"
+		fi
 		return
 	fi
 	if [ -n "$named" ]; then register=named; else register=all; fi
@@ -319,10 +406,10 @@ parse_qus() {
 parse_multiarch() {
 	dir1=${QEMU_BIN_DIR:-$root/usr/bin}
 	suffix=-static
-	_edir='' _efmts='' _raw=''
-	_i=1
-	while [ "$_i" -le $# ]; do
-		eval "_raw=\${$_i}"
+	_edir='' _efmts=''
+	while [ $# -gt 0 ]; do
+		_raw=$1
+		shift
 		case $_raw in
 		--*=*)
 			_a=${_raw%%=*}
@@ -341,10 +428,10 @@ parse_multiarch() {
 			# take: the inline value, else the next argument.
 			_present=$_has _v=$_inl
 			if [ "$_has" = 0 ]; then
-				_i=$((_i + 1))
 				_present=0
-				if [ "$_i" -le $# ]; then
-					eval "_v=\${$_i}"
+				if [ $# -gt 0 ]; then
+					_v=$1
+					shift
 					_present=1
 				fi
 			fi
@@ -367,9 +454,18 @@ parse_multiarch() {
 		-Q | --qemu-path | -F | --qemu-suffix | -e | --exportdir)
 			[ "$_present" = 1 ] || usage_error "option $_a needs a value"
 			case $_a in
-			-Q | --qemu-path) dir1=$_v ;;
-			-F | --qemu-suffix) suffix=$_v ;;
-			*) _edir=$_v ;;
+			-Q | --qemu-path)
+				check path "$_a" "$_v"
+				dir1=$_v
+				;;
+			-F | --qemu-suffix)
+				check affix "$_a" "$_v"
+				suffix=$_v
+				;;
+			*)
+				check path "$_a" "$_v"
+				_edir=$_v
+				;;
 			esac
 			;;
 		-d | --debian) _efmts="$_efmts update_binfmts" ;;
@@ -377,23 +473,22 @@ parse_multiarch() {
 			[ "$_present" = 1 ] || usage_error "option $_a needs a value"
 			_efmts="$_efmts binfmt_d"
 			if [ "$_v" != ALL ]; then
-				lookup "$_v" || unknown_target "$_v"
+				target "$_a" "$_v"
 				add_named "$REPLY"
 			fi
 			;;
 		-h | --help) help=1 ;;
 		-*) usage_error "unknown option '$_a'" ;;
 		*)
-			lookup "$_a" || unknown_target "$_a"
+			target target "$_a"
 			add_named "$REPLY"
 			;;
 		esac
-		_i=$((_i + 1))
 	done
 	[ "$help" = 1 ] && return
 	for _f in $_efmts; do
 		if [ -n "$_edir" ]; then REPLY=$_edir; else default_export_dir "$_f"; fi
-		add_export exports "$_f" "$REPLY"
+		exports="$exports$_f	$REPLY$nl"
 	done
 	if [ -n "$named" ]; then register=named; else register=all; fi
 }
@@ -405,12 +500,12 @@ parse_binfmt() {
 	fC=1 fF=1
 	[ -n "${QEMU_PRESERVE_ARGV0:-}" ] && fP=1
 	_install='' _uninstall=''
-	_i=1
 	# Go's flag package: one or two dashes, =value or the next argument,
 	# and parsing stops at the first non-flag argument or '--'.
-	while [ "$_i" -le $# ]; do
-		eval "_a=\${$_i}"
+	while [ $# -gt 0 ]; do
+		_a=$1
 		case $_a in -- | - | [!-]* | '') break ;; esac
+		shift
 		_body=$_a
 		while :; do case $_body in -*) _body=${_body#-} ;; *) break ;; esac; done
 		case $_body in
@@ -430,14 +525,17 @@ parse_binfmt() {
 			if [ "$_has" = 1 ]; then
 				_v=$_inl
 			else
-				_i=$((_i + 1))
-				[ "$_i" -le $# ] || usage_error "flag needs an argument: -$_name"
-				eval "_v=\${$_i}"
+				[ $# -gt 0 ] || usage_error "flag needs an argument: -$_name"
+				_v=$1
+				shift
 			fi
 			case $_name in
 			install) _install=$_v ;;
 			uninstall) _uninstall=$_v ;;
-			*) mount=$_v ;;
+			*)
+				check path --mount "$_v"
+				mount=$_v
+				;;
 			esac
 			;;
 		version)
@@ -454,7 +552,6 @@ parse_binfmt() {
 		h | help) help=1 ;;
 		*) usage_error "flag provided but not defined: -$_name" ;;
 		esac
-		_i=$((_i + 1))
 	done
 	[ "$help" = 1 ] || [ "$version" = 1 ] && return
 
@@ -462,6 +559,13 @@ parse_binfmt() {
 	while :; do
 		_item=${_rest%%,*}
 		if [ -n "$_item" ]; then
+			check pattern "--uninstall item" "$_item"
+			# Collating elements are the one piece of fnmatch(3) the Rust
+			# matcher lacks: refused in both, rather than read differently.
+			case $_item in *'[.'*)
+				usage_error "bad value for --uninstall item: '$_item' (collating elements [. .] are not supported)"
+				;;
+			esac
 			if lookup "$_item"; then _item=qemu-$REPLY; fi
 			removals="${removals}pattern $_item$nl"
 		fi
@@ -474,20 +578,30 @@ parse_binfmt() {
 		while :; do
 			_item=${_rest%%,*}
 			if [ -n "$_item" ]; then
+				check item "--install item" "$_item"
 				if lookup "$_item"; then add_named "$REPLY"; else add_named "?$_item"; fi
 			fi
 			case $_rest in *,*) _rest=${_rest#*,} ;; *) break ;; esac
 		done
 		[ -n "$named" ] && register=named
 	fi
-	if [ -n "$register" ]; then
-		case $prefix in */*)
-			usage_error "binary prefix must not contain path separator (Hint: set \$QEMU_BINARY_PATH to specify the directory)"
-			;;
-		esac
-	fi
 	status_json=1
 }
+
+# Every argument is printable ASCII, every variable passes its rule, before
+# anything else looks at them.
+_i=0
+for _a do
+	_i=$((_i + 1))
+	# shellcheck disable=SC2254
+	case $_a in $qus_rule_printable)
+		usage_error "argument $_i is not printable ASCII (control characters and bytes above 0x7e are refused)"
+		;;
+	esac
+done
+qus_env_printable
+qus_env_rules
+mount=${QUS_BINFMT_MOUNT:-/proc/sys/fs/binfmt_misc}
 
 # qus-wide options, wherever they are.
 _pending=''
@@ -495,9 +609,10 @@ for _a do
 	shift
 	if [ -n "$_pending" ]; then
 		[ -n "$_a" ] || usage_error "option $_pending needs a directory"
+		check path "$_pending" "$_a"
 		case $_pending in
-		--export-binfmt-d) add_export global_exports binfmt_d "$_a" ;;
-		*) add_export global_exports update_binfmts "$_a" ;;
+		--export-binfmt-d) global_exports="${global_exports}binfmt_d	$_a$nl" ;;
+		*) global_exports="${global_exports}update_binfmts	$_a$nl" ;;
 		esac
 		_pending=''
 		continue
@@ -505,14 +620,17 @@ for _a do
 	case $_a in
 	--ignore-family) ignore_family=1 ;;
 	--dry-run) dry_run=1 ;;
+	--allow-without-f) allow_without_f=1 ;;
 	--export-binfmt-d | --export-update-binfmts) _pending=$_a ;;
 	--export-binfmt-d=*)
 		[ -n "${_a#*=}" ] || usage_error "option --export-binfmt-d needs a directory"
-		add_export global_exports binfmt_d "${_a#*=}"
+		check path --export-binfmt-d "${_a#*=}"
+		global_exports="${global_exports}binfmt_d	${_a#*=}$nl"
 		;;
 	--export-update-binfmts=*)
 		[ -n "${_a#*=}" ] || usage_error "option --export-update-binfmts needs a directory"
-		add_export global_exports update_binfmts "${_a#*=}"
+		check path --export-update-binfmts "${_a#*=}"
+		global_exports="${global_exports}update_binfmts	${_a#*=}$nl"
 		;;
 	*) set -- "$@" "$_a" ;;
 	esac
@@ -526,6 +644,9 @@ default)
 	fF=1
 	dir1=${QEMU_BIN_DIR:-$root/usr/bin}
 	suffix=-static
+	# docker/setup-qemu-action runs the image once more without arguments
+	# and parses stdout as binfmt's status.
+	status_json=1
 	;;
 qus) parse_qus "$@" ;;
 multiarch) parse_multiarch "$@" ;;
@@ -547,19 +668,139 @@ if [ "$version" = 1 ]; then
 	exit 0
 fi
 
-# The kernel's own architecture when it tells (/proc/sys/kernel/arch): under
-# QEMU user mode uname -m reports the emulated one, and trusting it would
-# register the real host's own architecture.
-if [ -n "${QUS_HOST_ARCH:-}" ]; then
-	machine=$QUS_HOST_ARCH
+finish() {
+	exit "$failed"
+}
+
+# The kernel release as "major minor" (release_major, release_minor; empty
+# when unknown): QUS_KERNEL_RELEASE simulates another kernel.
+if [ -n "${QUS_KERNEL_RELEASE:-}" ]; then
+	_r=$QUS_KERNEL_RELEASE
 else
-	_claimed=$("$bb" uname -m)
-	machine=$_claimed
-	_karch=''
-	{ read -r _karch </proc/sys/kernel/arch; } 2>/dev/null
-	[ -n "$_karch" ] && machine=$_karch
-	if [ "$machine" != "$_claimed" ]; then
-		say "note: running under emulation (uname -m says $_claimed, the kernel is $machine): the host is $machine"
+	_r=''
+	{ read -r _r </proc/sys/kernel/osrelease; } 2>/dev/null
+fi
+release_major=${_r%%[!0-9]*}
+_r=${_r#"$release_major"}
+_r=${_r#?}
+release_minor=${_r%%[!0-9]*}
+if [ -z "$release_major" ] || [ -z "$release_minor" ]; then
+	release_major='' release_minor=''
+fi
+
+# at_least "MAJOR MINOR": whether the kernel has at least that release; an
+# unknown release counts as recent (the kernel still has the last word).
+at_least() {
+	[ -n "$release_major" ] || return 0
+	# shellcheck disable=SC2086 # "MAJOR MINOR" from the data
+	set -- $1
+	[ "$release_major" -gt "$1" ] || { [ "$release_major" -eq "$1" ] && [ "$release_minor" -ge "$2" ]; }
+}
+
+# in_user_namespace: /proc/self/ns/user is not the initial namespace's, or,
+# where that link cannot be read, uid_map is not the identity. When neither
+# can be read, no: a warning must not come from a guess.
+in_user_namespace() {
+	_l=$("$bb" readlink /proc/self/ns/user 2>/dev/null)
+	if [ -n "$_l" ]; then
+		[ "$_l" != "$qus_initial_user_ns" ]
+		return
+	fi
+	[ -r /proc/self/uid_map ] || return 1
+	_w=''
+	while read -r _a _b _c; do _w="$_w $_a $_b $_c"; done </proc/self/uid_map
+	[ "$_w" != " 0 0 4294967295" ]
+}
+
+userns=initial
+if in_user_namespace; then
+	if at_least "$qus_private_binfmt_misc_since"; then userns=private; else userns=shared; fi
+fi
+
+# elf_target BYTE…: REPLY = the first target whose magic and mask match these
+# bytes (two hex digits each) of an ELF header, as the kernel's binfmt_misc
+# would pick it. e_machine (bytes 18 and 19) is compared first: most targets
+# differ there, and this may run in an emulated busybox.
+elf_target() {
+	[ $# -ge 20 ] || return 1
+	_m18=$((0x${19})) _m19=$((0x${20}))
+	for _t in $qus_targets; do
+		row "$_t"
+		# 18 bytes of "\xHH" are 72 characters.
+		_g=${t_magic#????????????????????????????????????????????????????????????????????????}
+		_k=${t_mask#????????????????????????????????????????????????????????????????????????}
+		_g=${_g#??} _k=${_k#??}
+		[ $((_m18 & 0x${_k%"${_k#??}"})) -eq $((0x${_g%"${_g#??}"} & 0x${_k%"${_k#??}"})) ] || continue
+		_g=${_g#????} _k=${_k#????}
+		[ $((_m19 & 0x${_k%"${_k#??}"})) -eq $((0x${_g%"${_g#??}"} & 0x${_k%"${_k#??}"})) ] || continue
+		_g=$t_magic _k=$t_mask _h="$* " _ok=1
+		while [ -n "$_g" ]; do
+			_g=${_g#??}
+			_gb=${_g%"${_g#??}"}
+			_g=${_g#??}
+			_k=${_k#??}
+			_kb=${_k%"${_k#??}"}
+			_k=${_k#??}
+			if [ -z "$_h" ]; then
+				_ok=0
+				break
+			fi
+			_hb=${_h%% *}
+			_h=${_h#* }
+			if [ $((0x$_hb & 0x$_kb)) -ne $((0x$_gb & 0x$_kb)) ]; then
+				_ok=0
+				break
+			fi
+		done
+		if [ "$_ok" = 1 ]; then
+			REPLY=$_t
+			return 0
+		fi
+	done
+	return 1
+}
+
+# The host's architecture, from what QEMU's user mode does not rewrite
+# (see crates/binfmt/src/host.rs): QUS_HOST_ARCH, /proc/sys/kernel/arch
+# (Linux 6.1+), else `uname -m` checked against the executable the kernel
+# really runs for this shell, read by a child process through /proc/$$/exe
+# (qemu-user fakes only its own /proc/self/exe and /proc/<own pid>/exe):
+# under emulation that is the emulator, an ELF of the host. No guess when
+# none can be read.
+detect_host() {
+	claimed=$("$bb" uname -m)
+	if [ -n "${QUS_HOST_ARCH:-}" ]; then
+		machine=$QUS_HOST_ARCH claimed=$QUS_HOST_ARCH
+		return 0
+	fi
+	_k=''
+	{ read -r _k </proc/sys/kernel/arch; } 2>/dev/null
+	if [ -n "$_k" ]; then
+		machine=$_k
+		return 0
+	fi
+	_hex=$("$bb" od -An -tx1 -v -N64 "/proc/$$/exe" 2>/dev/null) || return 1
+	# od's output is hex words and blanks.
+	# shellcheck disable=SC2086
+	elf_target $_hex || return 1
+	_running=$REPLY
+	row "$_running"
+	_rf=$t_family
+	host_family "$claimed"
+	if [ "$_rf" = "$REPLY" ]; then machine=$claimed; else machine=$_running; fi
+}
+
+machine=''
+if [ -n "$register" ] || [ "$status_json" = 1 ]; then
+	if ! detect_host; then
+		fail "cannot tell the host's architecture: /proc/sys/kernel/arch is missing (Linux 6.1+ has it) and the running executable cannot be read through /proc; set QUS_HOST_ARCH to the host's uname -m"
+		finish
+	fi
+	host_family "$claimed"
+	_cf=$REPLY
+	host_family "$machine"
+	if [ "$_cf" != "$REPLY" ]; then
+		say "note: running under emulation (uname -m says $claimed, the kernel is $machine): the host is $machine"
 	fi
 fi
 host_target "$machine"
@@ -579,8 +820,8 @@ letters() { # P O C F -> REPLY
 }
 
 interp_path() { # TARGET -> REPLY
-	field binary "$1"
-	REPLY=$dir/${prefix}qemu-$REPLY$suffix
+	row "$1"
+	REPLY=$dir/${prefix}qemu-$t_binary$suffix
 }
 
 # plan FOR_EXPORT: sets plan_steps ("R T" | "S T" | "N T" | "U NAME" lines),
@@ -591,17 +832,18 @@ plan() {
 	if [ "$register" = all ]; then
 		for _t in $qus_targets; do
 			interp_path "$_t"
-			[ -e "$REPLY" ] && _cands="$_cands $_t"
+			[ -e "$REPLY" ] && _cands="$_cands$_t$nl"
 		done
 		if [ -z "$_cands" ]; then
 			plan_note=$dir
 			[ "$1" = 1 ] || plan_F=0
-			_cands=$qus_targets
+			for _t in $qus_targets; do _cands="$_cands$_t$nl"; done
 		fi
 	else
 		_cands=$named
 	fi
-	for _t in $_cands; do
+	while IFS= read -r _t; do
+		[ -n "$_t" ] || continue
 		case $_t in
 		\?*) plan_steps="${plan_steps}U ${_t#\?}$nl" ;;
 		"$host_tgt")
@@ -610,15 +852,17 @@ plan() {
 			plan_steps="${plan_steps}N $_t$nl"
 			;;
 		*)
-			field family "$_t"
-			if [ "$REPLY" = "$family" ] && [ "$ignore_family" = 0 ]; then
+			row "$_t"
+			if [ "$t_family" = "$family" ] && [ "$ignore_family" = 0 ]; then
 				plan_steps="${plan_steps}S $_t$nl"
 			else
 				plan_steps="${plan_steps}R $_t$nl"
 			fi
 			;;
 		esac
-	done
+	done <<EOF
+$_cands
+EOF
 }
 
 report_plan_notes() { # REGISTERING
@@ -640,27 +884,37 @@ $plan_steps
 EOF
 }
 
-# check_line TARGET INTERP FLAGS: REPLY = the register line, or fails.
-check_line() {
+# valid_interp NAME PATH: the interpreter is absolute, without ':', '.' or
+# '..' components (other bytes passed the path rule already).
+valid_interp() {
 	case $2 in /*) ;; *)
-		fail "qemu-$1: bad interpreter path '$2': it must be an absolute path"
+		fail "$1: bad interpreter path '$2': it must be an absolute path"
 		return 1
 		;;
 	esac
 	case $2 in *:*)
-		fail "qemu-$1: bad interpreter path '$2': it must not contain ':'"
+		fail "$1: bad interpreter path '$2': it must not contain ':'"
 		return 1
 		;;
 	esac
 	case $2 in *[[:cntrl:]]*)
-		fail "qemu-$1: bad interpreter path '$2': it must not contain control characters"
+		fail "$1: bad interpreter path '$2': it must not contain control characters"
 		return 1
 		;;
 	esac
-	field magic "$1"
-	_magic=$REPLY
-	field mask "$1"
-	REPLY=":qemu-$1:M::$_magic:$REPLY:$2:$3"
+	case /$2/ in */./* | */../*)
+		fail "$1: bad interpreter path '$2': it must not contain '.' or '..' components"
+		return 1
+		;;
+	esac
+	return 0
+}
+
+# check_line TARGET INTERP FLAGS: REPLY = the register line, or fails.
+check_line() {
+	valid_interp "qemu-$1" "$2" || return 1
+	row "$1"
+	REPLY=":qemu-$1:M::$t_magic:$t_mask:$2:$3"
 	if [ "${#REPLY}" -gt 1920 ]; then
 		fail "qemu-$1: register line is ${#REPLY} bytes, the kernel accepts at most 1920"
 		return 1
@@ -684,9 +938,13 @@ errno_of() {
 	esac
 }
 
-# hint ERRNO OP: REPLY = what to do (mirrors Errno::hint).
+# hint ERRNO OP: REPLY = what to do (mirrors Errno::hint_in).
 hint() {
-	_priv="not allowed: run the container with --privileged (or --cap-add SYS_ADMIN), or run qus register as root"
+	case $userns in
+	private) _priv="not allowed in this user namespace: a rootless engine needs --privileged (or --cap-add SYS_ADMIN) for a binfmt_misc of its own, which the host does not see; to register for the host, run qus register as root on it, or a rootful engine with --privileged" ;;
+	shared) _priv="not allowed: this process runs in a user namespace (rootless engine or userns-remap), where Linux before 6.7 cannot register; register from the host instead: qus register as root, or a rootful engine with --privileged" ;;
+	*) _priv="not allowed: run the container with --privileged (or --cap-add SYS_ADMIN), or run qus register as root" ;;
+	esac
 	case $1:$2 in
 	EPERM:* | EROFS:* | EACCES:mount | EACCES:open | EACCES:remove) REPLY=$_priv ;;
 	EACCES:register) REPLY="the kernel could not open the interpreter (not executable, or on a noexec mount)" ;;
@@ -716,20 +974,27 @@ write_once() {
 	return 1
 }
 
-# entries: REPLY = entry names, one per line, sorted, without register/status.
-entries() {
-	REPLY=''
+# each_entry FUNCTION: calls FUNCTION NAME for every entry, sorted, without
+# register, status and names starting with '.'. Names are never joined into
+# a string, so any byte of a name (space, newline) is harmless.
+each_entry() { # FUNCTION
 	set +f
-	for _f in "$mount"/*; do
-		_e=${_f##*/}
-		case $_e in register | status) ;; *) [ -e "$_f" ] && REPLY="$REPLY$_e$nl" ;; esac
-	done
+	set -- "$1" "$mount"/*
 	set -f
+	_fn=$1
+	shift
+	for _f do
+		_e=${_f##*/}
+		case $_e in register | status) continue ;; esac
+		[ -e "$_f" ] || continue
+		"$_fn" "$_e"
+	done
 }
 
-# read_entry NAME: e_state, e_interp, e_flags from the entry file.
+# read_entry NAME: e_state, e_interp, e_flags, e_offset, e_magic, e_mask,
+# e_ext from the entry file; fails when it cannot be read.
 read_entry() {
-	e_state='' e_interp='' e_flags=''
+	e_state='' e_interp='' e_flags='' e_offset='' e_magic='' e_mask='' e_ext=''
 	_first=1
 	while IFS= read -r _l; do
 		if [ "$_first" = 1 ]; then
@@ -740,14 +1005,88 @@ read_entry() {
 		case $_l in
 		"interpreter "*) e_interp=${_l#interpreter } ;;
 		"flags: "*) e_flags=${_l#flags: } ;;
+		"offset "*) e_offset=${_l#offset } ;;
+		"magic "*) e_magic=${_l#magic } ;;
+		"mask "*) e_mask=${_l#mask } ;;
+		"extension ."*) e_ext=${_l#extension .} ;;
 		esac
 	done <"$mount/$1"
 }
 
-valid_name() {
-	case $1 in
-	'' | . | .. | register | status | */* | *:* | *[[:space:]]* | *[[:cntrl:]]*) return 1 ;;
-	esac
+# restore_line NAME: REPLY = the register line that creates the entry read
+# by read_entry again (mirrors EntryInfo::restore_line); fails if it cannot.
+restore_line() {
+	[ -n "$e_interp" ] || return 1
+	_d=''
+	for _c in : '|' '#' ',' ';' '!' % @; do
+		case $1$e_interp$e_ext in *"$_c"*) continue ;; esac
+		_d=$_c
+		break
+	done
+	[ -n "$_d" ] || return 1
+	if [ -n "$e_ext" ]; then
+		REPLY="$_d$1${_d}E$_d$_d$e_ext$_d$_d$e_interp$_d$e_flags"
+		return 0
+	fi
+	[ -n "$e_magic" ] || return 1
+	hex_escape "$e_magic" || return 1
+	_mg=$REPLY
+	_mk=''
+	if [ -n "$e_mask" ]; then
+		hex_escape "$e_mask" || return 1
+		_mk=$REPLY
+	fi
+	REPLY="$_d$1${_d}M$_d${e_offset:-0}$_d$_mg$_d$_mk$_d$e_interp$_d$e_flags"
+}
+
+# hex_escape HEX: REPLY = \xHH for every pair of hex digits.
+hex_escape() {
+	case $1 in *[!0123456789abcdefABCDEF]*) return 1 ;; esac
+	[ $((${#1} % 2)) -eq 0 ] || return 1
+	_x=$1 REPLY=''
+	while [ -n "$_x" ]; do
+		REPLY="$REPLY\\x${_x%"${_x#??}"}"
+		_x=${_x#??}
+	done
+}
+
+# register_line NAME LINE: writes LINE, replacing entry NAME; if the kernel
+# refuses the new line, the old entry is registered again from what was
+# read. REPLY = the error; `replaced` says whether there was one.
+register_line() {
+	replaced=0
+	if [ -e "$mount/$1" ]; then
+		replaced=1
+		read_entry "$1" 2>/dev/null
+		write_once "$mount/$1" -1 remove || return 1
+	fi
+	write_once "$mount/register" "$2" register && return 0
+	[ "$replaced" = 1 ] || return 1
+	_werr=$REPLY
+	if ! restore_line "$1"; then
+		REPLY="$_werr; restoring the previous entry failed too: $mount/$1: the entry file did not describe a restorable entry"
+		return 1
+	fi
+	if ! write_once "$mount/register" "$REPLY" register; then
+		REPLY="$_werr; restoring the previous entry failed too: $REPLY"
+		return 1
+	fi
+	if [ "$e_state" != enabled ] && ! write_once "$mount/$1" 0 remove; then
+		REPLY="$_werr; restoring the previous entry failed too: $REPLY"
+		return 1
+	fi
+	REPLY="$_werr; the previous entry was restored"
+	return 1
+}
+
+# has_flags HAVE WANT: whether HAVE holds every letter of WANT.
+has_flags() {
+	_w=$2
+	while [ -n "$_w" ]; do
+		_c=${_w%"${_w#?}"}
+		case $1 in *"$_c"*) ;; *) return 1 ;; esac
+		_w=${_w#?}
+	done
 	return 0
 }
 
@@ -757,49 +1096,46 @@ register_one() { # TARGET
 	letters "$fP" "$fO" "$fC" "$plan_F"
 	_fl=$REPLY
 	_nm=qemu-$1
-	case $_ip in /*) _abs=1 ;; *) _abs=0 ;; esac
-	if [ "$plan_F" = 1 ] && [ "$_abs" = 1 ]; then
-		case $_ip in *:* | *[[:cntrl:]]*) ;; *)
-			if [ ! -e "$_ip" ]; then
-				fail "$_nm: interpreter $_ip does not exist (F opens it now, so it must exist here)"
-				return
-			fi
-			if [ ! -x "$_ip" ]; then
-				fail "$_nm: interpreter $_ip is not executable"
-				return
-			fi
-			;;
-		esac
+	if ! valid_interp "$_nm" "$_ip"; then
+		return
+	fi
+	if [ "$plan_F" = 1 ]; then
+		if [ ! -e "$_ip" ]; then
+			fail "$_nm: interpreter $_ip does not exist (F opens it now, so it must exist here)"
+			return
+		fi
+		if [ ! -x "$_ip" ]; then
+			fail "$_nm: interpreter $_ip is not executable"
+			return
+		fi
 	fi
 	check_line "$1" "$_ip" "$_fl" || return
 	_line=$REPLY
+	if [ "$dialect" = default ] && [ -e "$mount/$_nm" ] && read_entry "$_nm" 2>/dev/null &&
+		[ "$e_state" = enabled ] && [ "$e_interp" = "$_ip" ] && has_flags "$e_flags" "$_fl"; then
+		if [ -z "$e_flags" ]; then _shown="no flags"; else _shown="flags $e_flags"; fi
+		say "$_nm is already registered -> $_ip ($_shown): kept"
+		return
+	fi
 	if [ "$dry_run" = 1 ]; then
 		printf '%s\n' "$_line"
 		return
 	fi
 	if [ -z "$_fl" ]; then _shown="no flags"; else _shown="flags $_fl"; fi
-	_replaced=''
-	if [ -e "$mount/$_nm" ]; then
-		if ! write_once "$mount/$_nm" -1 remove; then
-			fail "$_nm: $REPLY"
-			return
-		fi
-		_replaced=", replacing the previous entry"
-	fi
-	if ! write_once "$mount/register" "$_line" register; then
+	if ! register_line "$_nm" "$_line"; then
 		fail "$_nm: $REPLY"
 		return
 	fi
-	say "registered $_nm -> $_ip ($_shown)$_replaced"
+	if [ "$replaced" = 1 ]; then
+		say "registered $_nm -> $_ip ($_shown), replacing the previous entry"
+	else
+		say "registered $_nm -> $_ip ($_shown)"
+	fi
 }
 
 remove_entry() { # NAME
 	if [ "$dry_run" = 1 ]; then
 		say "would remove $1"
-		return
-	fi
-	if ! valid_name "$1" || [ "$1" = WSLInterop ]; then
-		fail "$1: bad entry name '$1': no '/', ':' or whitespace, not '.', '..', 'register' or 'status'"
 		return
 	fi
 	[ -e "$mount/$1" ] || return
@@ -810,49 +1146,95 @@ remove_entry() { # NAME
 	fi
 }
 
+# Callbacks of each_entry for the removals.
+remove_if_owned() {
+	is_owned "$1" && remove_entry "$1"
+	return 0
+}
+select_for_pattern() {
+	is_protected "$1" && return 0
+	if [ "$1" = "$_pattern" ]; then
+		_matched=1
+		remove_entry "$1"
+		return 0
+	fi
+	is_owned "$1" || return 0
+	# shellcheck disable=SC2254 # the item is a pattern on purpose
+	case $1 in $_pattern)
+		_matched=1
+		remove_entry "$1"
+		;;
+	esac
+	return 0
+}
+
 do_removal() { # LINE
 	_kind=${1%% *}
 	_arg=${1#* }
-	_names=''
 	case $_kind in
-	allqemu)
-		entries
-		for _e in $REPLY; do
-			case $_e in qemu-*) _names="$_names$_e$nl" ;; esac
-		done
-		;;
+	allqemu) each_entry remove_if_owned ;;
 	targets)
 		for _t in $_arg; do
-			[ -e "$mount/qemu-$_t" ] && _names="${_names}qemu-$_t$nl"
+			[ -e "$mount/qemu-$_t" ] && remove_entry "qemu-$_t"
 		done
 		;;
 	pattern)
-		entries
-		_all=$REPLY _sel=''
-		for _e in $_all; do
-			[ "$_e" = WSLInterop ] && continue
-			# shellcheck disable=SC2254 # the argument is a pattern on purpose
-			case $_e in $_arg) _sel="$_sel$_e$nl" ;; esac
-		done
-		if [ -z "$_sel" ]; then
-			for _e in $_all; do
-				[ "$_e" = WSLInterop ] && continue
-				case $_e in "$_arg" | *-"$_arg")
-					_sel="$_e$nl"
-					break
-					;;
-				esac
-			done
+		if is_protected "$_arg"; then
+			say "leaving $_arg alone: qus never removes register, status or WSL's interop entries"
+			return
 		fi
-		if [ -z "$_sel" ]; then
-			say "no binfmt_misc entry matches '$_arg'"
-		fi
-		_names=$_sel
+		_pattern=$_arg _matched=0
+		each_entry select_for_pattern
+		[ "$_matched" = 1 ] || say "no binfmt_misc entry matches '$_arg'"
 		;;
 	esac
-	for _e in $_names; do
-		remove_entry "$_e"
-	done
+}
+
+# export_write DIR FILE CONTENT: DIR/FILE holds CONTENT, written atomically:
+# into a fresh private directory made by `mktemp -d` (mkdir(2) is exclusive,
+# and no one else can enter it), synced, then renamed over the destination,
+# which replaces a symlink instead of writing through it. A directory anyone
+# may write to without the sticky bit is refused.
+export_write() {
+	_d=$1
+	while [ "${_d%/}" != "$_d" ]; do _d=${_d%/}; done
+	[ -n "$_d" ] || _d=/
+	_p=${_d%/}/$2
+	if ! _err=$("$bb" mkdir -p "$1" 2>&1); then
+		errno_of "$_err"
+		fail "cannot create directory $_d: $REPLY"
+		return 1
+	fi
+	if ! _m=$("$bb" stat -L -c %a "$1" 2>&1); then
+		errno_of "$_m"
+		fail "cannot create directory $_d: $REPLY"
+		return 1
+	fi
+	_m=$((0$_m))
+	if [ $((_m & 2)) -ne 0 ] && [ $((_m & 512)) -eq 0 ]; then
+		fail "$_d is writable by others without the sticky bit: refusing to write exports there"
+		return 1
+	fi
+	if [ -d "$_p" ]; then
+		fail "cannot replace $_p: it is a directory"
+		return 1
+	fi
+	if ! _t=$("$bb" mktemp -d "${_d%/}/.$2.XXXXXX" 2>&1); then
+		errno_of "$_t"
+		fail "cannot write $_p: $REPLY"
+		return 1
+	fi
+	if ! _err=$({ printf '%s' "$3" >"$_t/$2"; } 2>&1) ||
+		! _err=$("$bb" chmod 644 "$_t/$2" 2>&1) ||
+		! _err=$("$bb" sync "$_t/$2" 2>&1) ||
+		! _err=$("$bb" mv -f -T "$_t/$2" "$_p" 2>&1); then
+		"$bb" rm -rf "$_t"
+		errno_of "$_err"
+		fail "cannot write $_p: $REPLY"
+		return 1
+	fi
+	"$bb" rmdir "$_t"
+	say "wrote $_p"
 }
 
 export_one() { # FORMAT DIR TARGET
@@ -868,54 +1250,20 @@ export_one() { # FORMAT DIR TARGET
 		_content="$_line$nl"
 	else
 		_file=qemu-$3
-		field magic "$3"
-		_mg=$REPLY
-		field mask "$3"
-		_mk=$REPLY
+		row "$3"
 		_yn() { if [ "$1" = 1 ]; then REPLY=yes; else REPLY=no; fi; }
 		_yn "$fC"
 		_c=$REPLY
 		_yn "$plan_F"
 		_F=$REPLY
 		_yn "$fP"
-		_content="package qemu-$3${nl}interpreter $_ip${nl}magic $_mg${nl}offset 0${nl}mask $_mk${nl}credentials $_c${nl}fix_binary $_F${nl}preserve $REPLY$nl"
+		_content="package qemu-$3${nl}interpreter $_ip${nl}magic $t_magic${nl}offset 0${nl}mask $t_mask${nl}credentials $_c${nl}fix_binary $_F${nl}preserve $REPLY$nl"
 	fi
 	if [ "$dry_run" = 1 ]; then
 		out "# $_d/$_file$nl$_content"
 		return
 	fi
-	if ! _err=$("$bb" mkdir -p "$2" 2>&1); then
-		fail "$2: $_err"
-		return
-	fi
-	if ! _err=$({ printf '%s' "$_content" >"$_d/$_file"; } 2>&1); then
-		fail "$_d/$_file: $_err"
-		return
-	fi
-	say "wrote $_d/$_file"
-}
-
-in_user_namespace() {
-	_w=''
-	while read -r _l; do _w="$_w $_l"; done </proc/self/uid_map
-	# shellcheck disable=SC2086 # split the map into words
-	set -- $_w
-	if [ $# -ne 3 ] || [ "$1" != 0 ] || [ "$2" != 0 ] || [ "$3" != 4294967295 ]; then
-		return 0
-	fi
-	_a=$("$bb" readlink /proc/self/ns/user 2>/dev/null) || return 1
-	_b=$("$bb" readlink /proc/1/ns/user 2>/dev/null) || return 1
-	[ "$_a" != "$_b" ]
-}
-
-# Linux 6.7+ drops every binfmt_misc entry when the last mount of it goes away.
-kernel_drops_entries_on_unmount() {
-	read -r _r </proc/sys/kernel/osrelease 2>/dev/null || return 1
-	_maj=${_r%%[!0-9]*}
-	_r=${_r#"$_maj"}
-	_r=${_r#?}
-	_min=${_r%%[!0-9]*}
-	[ "${_maj:-0}" -gt 6 ] || { [ "${_maj:-0}" -eq 6 ] && [ "${_min:-0}" -ge 7 ]; }
+	export_write "$2" "$_file" "$_content"
 }
 
 mounted_here=0
@@ -944,10 +1292,6 @@ ensure_mounted() {
 	return 1
 }
 
-finish() {
-	exit "$failed"
-}
-
 if [ -n "$exports" ]; then
 	if [ -n "$register" ]; then
 		plan 1
@@ -966,6 +1310,23 @@ EOF
 	finish
 fi
 
+# Everything that can be refused is decided before the first write.
+if [ -n "$register" ]; then
+	plan 0
+	report_plan_notes 1
+	case $nl$plan_steps in *"${nl}R "*) _wants_registering=1 ;; *) _wants_registering=0 ;; esac
+	if [ "$plan_F" = 1 ] && [ "$_wants_registering" = 1 ] && ! at_least "$qus_fix_binary_since"; then
+		if [ "$allow_without_f" = 0 ]; then
+			# Before any removal: `--reset` on such a host must not delete
+			# working entries it cannot replace.
+			fail "Linux $release_major.$release_minor does not support the F flag (Linux 4.8+), so nothing was changed; --allow-without-f registers without it (the interpreters must then exist wherever foreign binaries run)"
+			finish
+		fi
+		say "note: Linux $release_major.$release_minor does not support the F flag (Linux 4.8+): registering without it, so the interpreters must exist wherever foreign binaries run"
+		plan_F=0
+	fi
+fi
+
 need_mount=0
 if [ "$list" = 1 ] || [ "$status_json" = 1 ]; then
 	need_mount=1
@@ -974,20 +1335,20 @@ elif [ "$dry_run" = 0 ] && { [ -n "$removals" ] || [ -n "$register" ]; }; then
 fi
 if [ "$need_mount" = 1 ]; then
 	ensure_mounted || finish
-	if in_user_namespace; then
-		say "warning: this process runs in a user namespace, so $mount is that namespace's own binfmt_misc (Linux 6.7+): the host will not see these registrations (rootless engine or userns-remap?)"
-	elif [ "$mounted_here" = 1 ] && [ -n "$register" ] && [ "$dry_run" = 0 ] && kernel_drops_entries_on_unmount; then
+	if [ "$userns" = private ]; then
+		warn "this process runs in a user namespace, so $mount is that namespace's own binfmt_misc (Linux 6.7+): the host will not see these registrations; to register for the host, run qus register as root on it, or a rootful engine with --privileged"
+	elif [ "$mounted_here" = 1 ] && [ -n "$register" ] && [ "$dry_run" = 0 ] && at_least "$qus_private_binfmt_misc_since"; then
 		say "note: qus mounted binfmt_misc at $mount; since Linux 6.7 the kernel drops its entries when the last mount goes away, so in a container they end with the container unless the host keeps binfmt_misc mounted (systemd does; else on the host: mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc)"
 	fi
 fi
 
+list_entry() {
+	read_entry "$1" 2>/dev/null || return 0
+	[ "$e_state" = enabled ] || e_state=disabled
+	printf '%s %s %s %s\n' "$1" "$e_state" "${e_flags:--}" "${e_interp:--}"
+}
 if [ "$list" = 1 ]; then
-	entries
-	for _e in $REPLY; do
-		read_entry "$_e" 2>/dev/null || continue
-		[ "$e_state" = enabled ] || e_state=disabled
-		printf '%s %s %s %s\n' "$_e" "$e_state" "${e_flags:--}" "${e_interp:--}"
-	done
+	each_entry list_entry
 fi
 
 while IFS= read -r _rm; do
@@ -997,8 +1358,6 @@ $removals
 EOF
 
 if [ -n "$register" ]; then
-	plan 0
-	report_plan_notes 1
 	while read -r _k _t; do
 		[ "$_k" = R ] && register_one "$_t"
 	done <<EOF
@@ -1006,45 +1365,120 @@ $plan_steps
 EOF
 fi
 
+# json_string VALUE: REPLY = VALUE as a JSON string (mirrors json_string in
+# apply.rs): printable ASCII as is, '"' and '\' escaped, every other byte as
+# \u00XX, so the status is valid JSON for any entry name.
+json_string() {
+	# shellcheck disable=SC2254 # the rule is a pattern on purpose
+	case $1 in
+	$qus_rule_json) ;;
+	*)
+		REPLY="\"$1\""
+		return
+		;;
+	esac
+	_hex=$(printf '%s' "$1" | "$bb" od -An -tx1 -v)
+	REPLY='"'
+	# shellcheck disable=SC2086 # od's hex words
+	set -- $_hex
+	for _b do
+		case $_b in
+		22) REPLY="$REPLY\\\"" ;;
+		5c) REPLY="$REPLY\\\\" ;;
+		*)
+			if [ $((0x$_b)) -ge 32 ] && [ $((0x$_b)) -le 126 ]; then
+				REPLY="$REPLY$(printf '%b' "\\0$(printf '%03o' "0x$_b")")"
+			else
+				REPLY="$REPLY\\u00$_b"
+			fi
+			;;
+		esac
+	done
+	REPLY="$REPLY\""
+}
+
+# json_list LINES INDENT: REPLY = a JSON array of LINES (already JSON).
+json_list() {
+	_body=''
+	while IFS= read -r _w; do
+		[ -n "$_w" ] || continue
+		_body="$_body${_body:+,$nl}$2  $_w"
+	done <<EOF
+$1
+EOF
+	if [ -n "$_body" ]; then REPLY="[$nl$_body$nl$2]"; else REPLY="[]"; fi
+}
+
+status_emulator() {
+	json_string "$1"
+	_emu="$_emu$REPLY$nl"
+	read_entry "$1" 2>/dev/null || return 0
+	[ "$e_state" = enabled ] || return 0
+	is_owned "$1" || return 0
+	_on="$_on ${1#qemu-}"
+}
+
 if [ "$status_json" = 1 ]; then
 	host_target "$machine"
 	_ht=$REPLY
 	_sup=''
 	if is_target "$_ht"; then
-		field oci "$_ht"
-		_sup=$REPLY
+		row "$_ht"
+		_sup=$t_oci
 	fi
+	_sup=",$_sup,"
+	[ "$_sup" = ",," ] && _sup=,
 	for _p in $qus_native_extra; do
 		if [ "${_p%%=*}" = "$_ht" ]; then
-			case " $_sup " in *" ${_p#*=} "*) ;; *) _sup="$_sup ${_p#*=}" ;; esac
+			case $_sup in *",${_p#*=},"*) ;; *) _sup="$_sup${_p#*=}," ;; esac
 		fi
 	done
-	entries
-	_all=$REPLY _emu=''
-	for _e in $_all; do
-		read_entry "$_e" 2>/dev/null || continue
-		[ "$e_state" = enabled ] && _emu="$_emu $_e"
-	done
+	_emu='' _on=''
+	each_entry status_emulator
 	for _t in $qus_targets; do
-		case " $_emu " in *" qemu-$_t "*)
-			field oci "$_t"
-			for _p in $REPLY; do
-				case " $_sup " in *" $_p "*) ;; *) _sup="$_sup $_p" ;; esac
+		case " $_on " in *" $_t "*)
+			row "$_t"
+			_o=$t_oci
+			while [ -n "$_o" ]; do
+				_p=${_o%%,*}
+				case $_sup in *",$_p,"*) ;; *) _sup="$_sup$_p," ;; esac
+				case $_o in *,*) _o=${_o#*,} ;; *) _o='' ;; esac
 			done
 			;;
 		esac
 	done
-	json_list() { # WORDS -> REPLY: a JSON array body, binfmt's indentation
-		REPLY=''
-		for _w in $1; do
-			REPLY="$REPLY${REPLY:+,$nl}    \"$_w\""
-		done
-		if [ -n "$REPLY" ]; then REPLY="[$nl$REPLY$nl  ]"; else REPLY="[]"; fi
-	}
-	json_list "$_sup"
+	_lines=''
+	_s=${_sup#,}
+	while [ -n "$_s" ]; do
+		_lines="$_lines\"${_s%%,*}\"$nl"
+		_s=${_s#*,}
+	done
+	json_list "$_lines" "  "
 	_js=$REPLY
-	json_list "$_emu"
-	printf '{\n  "supported": %s,\n  "emulators": %s\n}\n' "$_js" "$REPLY"
+	if [ -n "$_emu" ]; then
+		json_list "$_emu" "  "
+		_je=$REPLY
+	else
+		_je=null
+	fi
+	_wl=''
+	while IFS= read -r _w; do
+		[ -n "$_w" ] || continue
+		json_string "$_w"
+		_wl="$_wl$REPLY$nl"
+	done <<EOF
+$warnings
+EOF
+	json_list "$_wl" "    "
+	_jw=$REPLY
+	_ns=false _sees=true
+	[ "$userns" = initial ] || _ns=true
+	[ "$userns" = private ] && _sees=false
+	json_string "$qus_version"
+	_jv=$REPLY
+	json_string "$machine"
+	printf '{\n  "supported": %s,\n  "emulators": %s,\n  "qus": {\n    "version": %s,\n    "host": %s,\n    "user_namespace": %s,\n    "host_sees_entries": %s,\n    "warnings": %s\n  }\n}\n' \
+		"$_js" "$_je" "$_jv" "$REPLY" "$_ns" "$_sees" "$_jw"
 fi
 
 finish

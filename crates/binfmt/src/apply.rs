@@ -1,34 +1,37 @@
 //! Talking to a binfmt_misc mount: mount it, register, remove, read status.
 //!
-//! The only module that touches the kernel. Each write is a single write(2),
-//! as the kernel parses one line per write; an entry that already exists is
-//! removed first so that registering is idempotent instead of failing with
-//! EEXIST; `status`, `register` and `WSLInterop` are never written.
+//! The only module that writes to the kernel. Each write is a single
+//! write(2), as the kernel parses one line per write. Registering replaces an
+//! entry of the same name (the kernel has no "replace": the old entry is
+//! written `-1` first), and if the new line is then refused, the old entry is
+//! registered again from what was read, so a failed run leaves the host as
+//! it found it. Removals touch only entries qus owns (`qemu-<T>` for a target
+//! of the table) unless an entry is named exactly, and never `register`,
+//! `status` or WSL's interop handlers.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsStr, OsString};
 use std::fs;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use serde::Serialize;
-
-use crate::error::{Errno, Error, Op};
+use crate::error::{Errno, Error, Op, Userns};
 use crate::line::{self, Flags};
+use crate::rules::Rule;
 use crate::table::{self, Target};
 
 /// Files of a binfmt_misc mount that are not entries.
 const CONTROL_FILES: &[&str] = &["register", "status"];
 
-/// An entry that removals never touch, even when a pattern matches it: WSL's
-/// own interop handler.
-const PROTECTED: &str = "WSLInterop";
+/// Entries no removal ever touches, even named exactly: WSL's interop
+/// handlers (`WSLInterop`, and `WSLInterop-late` of newer WSL).
+pub const PROTECTED_PREFIX: &str = "WSLInterop";
 
 /// One registered entry, as read back from its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryInfo {
-    /// Entry name (file name).
-    pub name: String,
+    /// Entry name (file name; any bytes but `/`).
+    pub name: OsString,
     /// First line is `enabled`.
     pub enabled: bool,
     /// `interpreter` line, if any.
@@ -37,6 +40,83 @@ pub struct EntryInfo {
     pub flags: String,
     /// The whole file.
     pub raw: String,
+}
+
+impl EntryInfo {
+    /// The name's bytes.
+    pub fn name_bytes(&self) -> &[u8] {
+        self.name.as_bytes()
+    }
+
+    /// Whether qus owns it: `qemu-<T>` for a target `T` of the table.
+    pub fn owned(&self) -> bool {
+        is_owned(self.name_bytes())
+    }
+
+    /// The register line that creates this entry again, from the fields
+    /// the kernel shows (`offset`, `magic`, `mask` or `extension`). The
+    /// delimiter is the first of `:|#,;!%@` that no field contains, so an
+    /// interpreter path with `:` is restorable too. None when the file does
+    /// not describe an entry (no interpreter, no magic or extension).
+    pub fn restore_line(&self) -> Option<String> {
+        let name = std::str::from_utf8(self.name_bytes()).ok()?;
+        let interpreter = self.interpreter.as_deref()?;
+        let (mut offset, mut magic, mut mask, mut extension) = (None, None, None, None);
+        for l in self.raw.lines() {
+            if let Some(v) = l.strip_prefix("offset ") {
+                offset = Some(v);
+            } else if let Some(v) = l.strip_prefix("magic ") {
+                magic = Some(v);
+            } else if let Some(v) = l.strip_prefix("mask ") {
+                mask = Some(v);
+            } else if let Some(v) = l.strip_prefix("extension .") {
+                extension = Some(v);
+            }
+        }
+        let fields = [name, interpreter, extension.unwrap_or("")];
+        let d = [':', '|', '#', ',', ';', '!', '%', '@']
+            .into_iter()
+            .find(|d| fields.iter().all(|f| !f.contains(*d)))?;
+        let flags = &self.flags;
+        if let Some(ext) = extension {
+            return Some(format!(
+                "{d}{name}{d}E{d}{d}{ext}{d}{d}{interpreter}{d}{flags}"
+            ));
+        }
+        let hex = |h: &str| -> Option<String> {
+            if !h.len().is_multiple_of(2) || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            Some(
+                h.as_bytes()
+                    .chunks(2)
+                    .map(|c| format!("\\x{}", String::from_utf8_lossy(c)))
+                    .collect(),
+            )
+        };
+        let magic = hex(magic?)?;
+        let mask = match mask {
+            Some(m) => hex(m)?,
+            None => String::new(),
+        };
+        let offset = offset.unwrap_or("0");
+        Some(format!(
+            "{d}{name}{d}M{d}{offset}{d}{magic}{d}{mask}{d}{interpreter}{d}{flags}"
+        ))
+    }
+}
+
+/// Whether an entry name is one qus owns: `qemu-<T>` for a target of the
+/// table. Only those are removed by patterns and resets.
+pub fn is_owned(name: &[u8]) -> bool {
+    name.strip_prefix(b"qemu-")
+        .is_some_and(|t| table::TARGETS.iter().any(|x| x.name.as_bytes() == t))
+}
+
+/// Whether no removal may ever touch it: `register`, `status`, WSL's.
+pub fn is_protected(name: &[u8]) -> bool {
+    CONTROL_FILES.iter().any(|c| c.as_bytes() == name)
+        || name.starts_with(PROTECTED_PREFIX.as_bytes())
 }
 
 /// Whether a registration created an entry or replaced one.
@@ -48,28 +128,109 @@ pub enum Registered {
     Replaced,
 }
 
-/// tonistiigi/binfmt's status JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// tonistiigi/binfmt's status JSON, plus a `qus` object of our own.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
-    /// OCI platforms this host runs: native ones, then emulated ones.
+    /// OCI platforms this host runs: native ones, then those of enabled
+    /// entries qus owns.
     pub supported: Vec<String>,
-    /// Enabled entries, by name.
-    pub emulators: Vec<String>,
+    /// Every entry (binfmt's meaning: the mount's files but `register` and
+    /// `status`); `null` in the JSON when there is none, as binfmt prints it.
+    pub emulators: Vec<OsString>,
+    /// What qus adds, under its own key so binfmt's fields keep their
+    /// meaning.
+    pub qus: QusStatus,
+}
+
+/// The `qus` object of the status JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QusStatus {
+    /// qus-binfmt's version.
+    pub version: String,
+    /// The host's machine, as registration took it.
+    pub host: String,
+    /// Whether this process runs in a user namespace other than the initial
+    /// one.
+    pub user_namespace: bool,
+    /// Whether the host sees what this binfmt_misc holds: false for the
+    /// private instance of a user namespace (Linux 6.7+).
+    pub host_sees_entries: bool,
+    /// The warnings of this run, as printed on stderr (without `qus:
+    /// warning: `).
+    pub warnings: Vec<String>,
 }
 
 impl Status {
     /// Indented JSON as binfmt prints it (two spaces, trailing newline).
+    /// Written by hand, byte for byte as the sh entrypoint writes it: entry
+    /// names are bytes, escaped by [`json_string`].
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".into());
-        s.push('\n');
-        s
+        let list = |items: Vec<String>, indent: &str| -> String {
+            if items.is_empty() {
+                return "[]".into();
+            }
+            let body: Vec<String> = items.iter().map(|i| format!("{indent}  {i}")).collect();
+            format!("[\n{}\n{indent}]", body.join(",\n"))
+        };
+        let supported = list(
+            self.supported
+                .iter()
+                .map(|s| json_string(s.as_bytes()))
+                .collect(),
+            "  ",
+        );
+        let emulators = if self.emulators.is_empty() {
+            "null".to_string()
+        } else {
+            list(
+                self.emulators
+                    .iter()
+                    .map(|e| json_string(e.as_bytes()))
+                    .collect(),
+                "  ",
+            )
+        };
+        let q = &self.qus;
+        let warnings = list(
+            q.warnings
+                .iter()
+                .map(|w| json_string(w.as_bytes()))
+                .collect(),
+            "    ",
+        );
+        format!(
+            "{{\n  \"supported\": {supported},\n  \"emulators\": {emulators},\n  \"qus\": {{\n    \"version\": {},\n    \"host\": {},\n    \"user_namespace\": {},\n    \"host_sees_entries\": {},\n    \"warnings\": {warnings}\n  }}\n}}\n",
+            json_string(q.version.as_bytes()),
+            json_string(q.host.as_bytes()),
+            q.user_namespace,
+            q.host_sees_entries,
+        )
     }
+}
+
+/// A JSON string of any bytes: printable ASCII as is, `"` and `\` escaped,
+/// every other byte as `\u00XX`. Always valid JSON, and the bytes of a name
+/// that is not UTF-8 can still be read back (one escape per byte).
+pub fn json_string(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() + 2);
+    s.push('"');
+    for &b in bytes {
+        match b {
+            b'"' => s.push_str("\\\""),
+            b'\\' => s.push_str("\\\\"),
+            b if Rule::JsonPlain.allows(b) => s.push(char::from(b)),
+            b => s.push_str(&format!("\\u{b:04x}")),
+        }
+    }
+    s.push('"');
+    s
 }
 
 /// A binfmt_misc mount point and the operations on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binfmt {
     mount: String,
+    userns: Userns,
 }
 
 impl Binfmt {
@@ -77,7 +238,15 @@ impl Binfmt {
     pub fn new(mount: impl Into<String>) -> Binfmt {
         Binfmt {
             mount: mount.into(),
+            userns: Userns::Initial,
         }
+    }
+
+    /// The same, for a process in that user namespace situation (errors
+    /// then say what a rootless user can do).
+    pub fn in_namespace(mut self, userns: Userns) -> Binfmt {
+        self.userns = userns;
+        self
     }
 
     /// The mount point.
@@ -85,13 +254,18 @@ impl Binfmt {
         &self.mount
     }
 
-    fn path(&self, name: &str) -> String {
-        format!("{}/{name}", self.mount)
+    /// `<mount>/<name>`, spelt as the sh entrypoint spells it (messages
+    /// name it).
+    fn path(&self, name: &OsStr) -> std::path::PathBuf {
+        let mut p = OsString::from(&self.mount);
+        p.push("/");
+        p.push(name);
+        p.into()
     }
 
     /// Whether binfmt_misc is mounted there (its `register` file exists).
     pub fn is_mounted(&self) -> bool {
-        Path::new(&self.path("register")).exists()
+        self.path(OsStr::new("register")).exists()
     }
 
     /// Mounts binfmt_misc unless it already is. Returns whether it mounted.
@@ -102,36 +276,47 @@ impl Binfmt {
         if !Path::new(&self.mount).is_dir() {
             return Err(Error::NoMountPoint(self.mount.clone()));
         }
-        mount_binfmt_misc(&self.mount)?;
+        mount_binfmt_misc(&self.mount, self.userns)?;
         Ok(true)
     }
 
-    /// Every entry, sorted by name (bytewise, as sh globs sort in the C
-    /// locale), without `register` and `status`.
+    /// Every entry, sorted by name bytes (as sh globs sort in the C
+    /// locale), without `register`, `status` and names starting with `.`
+    /// (which sh's `*` skips).
     pub fn entries(&self) -> Result<Vec<EntryInfo>, Error> {
-        let mut names: Vec<String> = fs::read_dir(&self.mount)
+        let mut names: Vec<OsString> = fs::read_dir(&self.mount)
             .map_err(|e| Error::io(&self.mount, e))?
             .filter_map(|d| d.ok())
-            .map(|d| d.file_name().to_string_lossy().into_owned())
-            // sh's `*` skips dot files; so does this, for identical listings.
-            .filter(|n| !CONTROL_FILES.contains(&n.as_str()) && !n.starts_with('.'))
+            .map(|d| d.file_name())
+            .filter(|n| {
+                !CONTROL_FILES.iter().any(|c| OsStr::new(c) == n) && !n.as_bytes().starts_with(b".")
+            })
             .collect();
-        names.sort();
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         let mut out = Vec::new();
         for name in names {
-            let path = self.path(&name);
             // An entry removed meanwhile is simply gone.
-            let Ok(raw) = fs::read_to_string(&path) else {
-                continue;
-            };
-            out.push(parse_entry(&name, raw));
+            if let Some(e) = self.entry(&name) {
+                out.push(e);
+            }
         }
         Ok(out)
     }
 
+    /// The entry of that name, if there is one.
+    pub fn entry(&self, name: &OsStr) -> Option<EntryInfo> {
+        // Lossy: a foreign entry's interpreter path need not be UTF-8, and
+        // the entry must still be listed (as the sh entrypoint lists it).
+        let raw = fs::read(self.path(name)).ok()?;
+        Some(parse_entry(
+            name,
+            String::from_utf8_lossy(&raw).into_owned(),
+        ))
+    }
+
     /// Whether an entry of that name exists.
     pub fn exists(&self, name: &str) -> bool {
-        Path::new(&self.path(name)).exists()
+        self.path(OsStr::new(name)).exists()
     }
 
     /// Registers `target`, replacing an entry of the same name. With F the
@@ -151,86 +336,145 @@ impl Binfmt {
         self.register_line(&target.entry_name(), &line)
     }
 
-    /// Writes a rendered line to `register` in one write(2), removing an
-    /// existing entry `name` first.
+    /// Writes a rendered line to `register` in one write(2). An existing
+    /// entry `name` is read, removed, and if the kernel then refuses the new
+    /// line, registered again (and disabled again if it was) from what was
+    /// read: the error says both what failed and whether the old entry is
+    /// back.
     pub fn register_line(&self, name: &str, line: &str) -> Result<Registered, Error> {
         line::validate_name(name)?;
-        let replaced = if self.exists(name) {
-            self.write_entry(name, Op::Remove)?;
-            Registered::Replaced
-        } else {
-            Registered::New
-        };
-        write_once(&self.path("register"), line.as_bytes(), Op::Register)?;
-        Ok(replaced)
+        let old = self.entry(OsStr::new(name));
+        if old.is_some() {
+            self.write_entry(name, b"-1", Op::Remove)?;
+        }
+        match self.write_once(
+            &self.path(OsStr::new("register")),
+            line.as_bytes(),
+            Op::Register,
+        ) {
+            Ok(()) if old.is_some() => Ok(Registered::Replaced),
+            Ok(()) => Ok(Registered::New),
+            Err(e) => match old {
+                None => Err(e),
+                Some(old) => Err(Error::ReplaceFailed {
+                    write: Box::new(e),
+                    restored: self.restore(&old).err().map(Box::new),
+                }),
+            },
+        }
     }
 
-    /// Removes entry `name`. Returns false when there was none.
-    pub fn remove(&self, name: &str) -> Result<bool, Error> {
-        if CONTROL_FILES.contains(&name) || name == PROTECTED {
-            return Err(Error::BadName(name.to_string()));
+    /// Registers `old` again from what its file said.
+    fn restore(&self, old: &EntryInfo) -> Result<(), Error> {
+        let line = old.restore_line().ok_or_else(|| Error::Io {
+            path: self.path(&old.name).to_string_lossy().into_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the entry file did not describe a restorable entry",
+            ),
+        })?;
+        self.write_once(
+            &self.path(OsStr::new("register")),
+            line.as_bytes(),
+            Op::Register,
+        )?;
+        if !old.enabled {
+            self.write_once(&self.path(&old.name), b"0", Op::Remove)?;
         }
-        line::validate_name(name)?;
-        if !self.exists(name) {
+        Ok(())
+    }
+
+    /// Removes entry `name`. Returns false when there was none. Never
+    /// `register`, `status` or WSL's handlers.
+    pub fn remove(&self, name: &OsStr) -> Result<bool, Error> {
+        if is_protected(name.as_bytes()) {
+            return Err(Error::BadName(name.to_string_lossy().into_owned()));
+        }
+        if name.is_empty() || name.as_bytes().contains(&b'/') || name == "." || name == ".." {
+            return Err(Error::BadName(name.to_string_lossy().into_owned()));
+        }
+        if !self.path(name).exists() {
             return Ok(false);
         }
-        self.write_entry(name, Op::Remove)?;
+        self.write_once(&self.path(name), b"-1", Op::Remove)?;
         Ok(true)
     }
 
-    fn write_entry(&self, name: &str, op: Op) -> Result<(), Error> {
-        write_once(&self.path(name), b"-1", op)
+    fn write_entry(&self, name: &str, data: &[u8], op: Op) -> Result<(), Error> {
+        self.write_once(&self.path(OsStr::new(name)), data, op)
     }
 
-    /// Entry names a removal pattern selects, as binfmt's `--uninstall`
-    /// does: sh-glob matches, else the first entry equal to the pattern or
-    /// ending in `-<pattern>`. Never `WSLInterop`.
-    pub fn select(&self, pattern: &str) -> Result<Vec<String>, Error> {
-        let names: Vec<String> = self
-            .entries()?
-            .into_iter()
-            .map(|e| e.name)
-            .filter(|n| n != PROTECTED)
-            .collect();
+    /// Entry names a removal item selects (see [`select_names`]).
+    pub fn select(&self, pattern: &str) -> Result<Vec<OsString>, Error> {
+        let names: Vec<OsString> = self.entries()?.into_iter().map(|e| e.name).collect();
         Ok(select_names(&names, pattern))
     }
 
-    /// The status JSON of tonistiigi/binfmt for a host whose `uname -m` is
-    /// `machine`.
-    pub fn status(&self, machine: &str) -> Result<Status, Error> {
+    /// The entries qus owns, by name.
+    pub fn owned_entries(&self) -> Result<Vec<OsString>, Error> {
+        Ok(self
+            .entries()?
+            .into_iter()
+            .filter(EntryInfo::owned)
+            .map(|e| e.name)
+            .collect())
+    }
+
+    /// The status JSON for a host whose machine is `machine`.
+    pub fn status(&self, machine: &str, qus: QusStatus) -> Result<Status, Error> {
         let entries = self.entries()?;
-        Ok(status_of(&entries, machine))
+        Ok(status_of(&entries, machine, qus))
+    }
+
+    /// Opens `path` for writing and writes `data` with exactly one write(2).
+    fn write_once(&self, path: &Path, data: &[u8], op: Op) -> Result<(), Error> {
+        let err = |errno, op| Error::Write {
+            path: path.to_string_lossy().into_owned(),
+            op,
+            errno,
+            userns: self.userns,
+        };
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| err(Errno::from_io(&e), Op::Open))?;
+        let n = f.write(data).map_err(|e| err(Errno::from_io(&e), op))?;
+        if n != data.len() {
+            return Err(err(Errno::EINVAL, op));
+        }
+        Ok(())
     }
 }
 
-/// Which of `names` a removal pattern selects (see [`Binfmt::select`]).
-pub fn select_names(names: &[String], pattern: &str) -> Vec<String> {
-    let globbed: Vec<String> = names
-        .iter()
-        .filter(|n| crate::glob::matches(pattern, n))
-        .cloned()
-        .collect();
-    if !globbed.is_empty() {
-        return globbed;
-    }
-    let suffix = format!("-{pattern}");
+/// Which of `names` a removal item selects: the entries qus owns that match
+/// it as an sh pattern, and any entry whose name is exactly the item (so a
+/// foreign entry such as `python3.11` goes only when named); never
+/// `register`, `status` or WSL's. In `names` order.
+pub fn select_names(names: &[OsString], item: &str) -> Vec<OsString> {
     names
         .iter()
-        .find(|n| *n == pattern || n.ends_with(&suffix))
+        .filter(|n| !is_protected(n.as_bytes()))
+        .filter(|n| {
+            n.as_bytes() == item.as_bytes()
+                || (is_owned(n.as_bytes())
+                    && crate::glob::matches_bytes(item.as_bytes(), n.as_bytes()))
+        })
         .cloned()
-        .into_iter()
         .collect()
 }
 
-/// The status JSON from entries already read.
-pub fn status_of(entries: &[EntryInfo], machine: &str) -> Status {
+/// The status from entries already read.
+pub fn status_of(entries: &[EntryInfo], machine: &str, qus: QusStatus) -> Status {
     let mut supported: Vec<String> = table::native_platforms(machine)
         .into_iter()
         .map(str::to_string)
         .collect();
     for t in table::TARGETS {
         let name = t.entry_name();
-        if entries.iter().any(|e| e.enabled && e.name == name) {
+        if entries
+            .iter()
+            .any(|e| e.enabled && e.name_bytes() == name.as_bytes())
+        {
             for p in t.oci {
                 if !supported.iter().any(|s| s == p) {
                     supported.push(p.to_string());
@@ -238,19 +482,15 @@ pub fn status_of(entries: &[EntryInfo], machine: &str) -> Status {
             }
         }
     }
-    let emulators = entries
-        .iter()
-        .filter(|e| e.enabled)
-        .map(|e| e.name.clone())
-        .collect();
     Status {
         supported,
-        emulators,
+        emulators: entries.iter().map(|e| e.name.clone()).collect(),
+        qus,
     }
 }
 
 /// Parses the text of an entry file.
-pub fn parse_entry(name: &str, raw: String) -> EntryInfo {
+pub fn parse_entry(name: &OsStr, raw: String) -> EntryInfo {
     let mut lines = raw.lines();
     let enabled = lines.next() == Some("enabled");
     let mut interpreter = None;
@@ -263,7 +503,7 @@ pub fn parse_entry(name: &str, raw: String) -> EntryInfo {
         }
     }
     EntryInfo {
-        name: name.to_string(),
+        name: name.to_os_string(),
         enabled,
         interpreter,
         flags,
@@ -285,29 +525,7 @@ pub fn check_interpreter(path: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Opens `path` for writing and writes `data` with exactly one write(2).
-fn write_once(path: &str, data: &[u8], op: Op) -> Result<(), Error> {
-    let err = |e: std::io::Error, op| Error::Write {
-        path: path.to_string(),
-        op,
-        errno: Errno::from_io(&e),
-    };
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| err(e, Op::Open))?;
-    let n = f.write(data).map_err(|e| err(e, op))?;
-    if n != data.len() {
-        return Err(Error::Write {
-            path: path.to_string(),
-            op,
-            errno: Errno::EINVAL,
-        });
-    }
-    Ok(())
-}
-
-fn mount_binfmt_misc(mount: &str) -> Result<(), Error> {
+fn mount_binfmt_misc(mount: &str, userns: Userns) -> Result<(), Error> {
     let target = CString::new(mount).map_err(|_| Error::NoMountPoint(mount.to_string()))?;
     let fstype = c"binfmt_misc";
     // SAFETY: all pointers are valid NUL-terminated strings (or null data)
@@ -331,6 +549,7 @@ fn mount_binfmt_misc(mount: &str) -> Result<(), Error> {
     Err(Error::Mount {
         mount: mount.to_string(),
         errno,
+        userns,
     })
 }
 
@@ -343,79 +562,14 @@ fn kernel_has_binfmt_misc() -> bool {
         .unwrap_or(true)
 }
 
-/// The host machine name: the override (`QUS_HOST_ARCH`), else the kernel's
-/// own architecture ([`kernel_arch`]), else uname(2)'s `machine`.
-pub fn host_machine(override_: Option<&str>) -> String {
-    if let Some(m) = override_ {
-        return m.to_string();
-    }
-    kernel_arch().unwrap_or_else(uname_machine)
-}
-
-/// `/proc/sys/kernel/arch` (recent kernels): unlike `uname -m`, QEMU's user
-/// mode does not rewrite it, so an image running under emulation (an arm64
-/// image on an x86_64 host) still learns the real host and never registers
-/// the host's own architecture.
-pub fn kernel_arch() -> Option<String> {
-    fs::read_to_string("/proc/sys/kernel/arch")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-}
-
-/// uname(2)'s `machine`: what this process's architecture claims to be.
-pub fn uname_machine() -> String {
-    // SAFETY: uname fills the zeroed struct; fields are NUL-terminated.
-    unsafe {
-        let mut u: libc::utsname = std::mem::zeroed();
-        if libc::uname(&mut u) != 0 {
-            return "unknown".into();
-        }
-        std::ffi::CStr::from_ptr(u.machine.as_ptr())
-            .to_string_lossy()
-            .into_owned()
-    }
-}
-
-/// Whether the running kernel (Linux 6.7 and later) drops every binfmt_misc
-/// entry when the last mount of the instance goes away: a registration made
-/// through a container's own mount then ends with the container unless the
-/// host keeps binfmt_misc mounted.
-pub fn kernel_drops_entries_on_unmount() -> bool {
-    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let mut parts = release.trim().split(|c: char| !c.is_ascii_digit());
-    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    (major, minor) >= (6, 7)
-}
-
-/// The note printed when qus mounted binfmt_misc itself on such a kernel.
+/// The note printed when qus mounted binfmt_misc itself on a kernel (Linux
+/// 6.7+) that drops every entry when the last mount of the instance goes
+/// away: a registration made through a container's own mount then ends with
+/// the container unless the host keeps binfmt_misc mounted.
 pub fn unmount_note(mount: &str) -> String {
     format!(
         "note: qus mounted binfmt_misc at {mount}; since Linux 6.7 the kernel drops its entries when the last mount goes away, so in a container they end with the container unless the host keeps binfmt_misc mounted (systemd does; else on the host: mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc)"
     )
-}
-
-/// Whether this process runs in a non-initial user namespace, where (since
-/// Linux 6.7) a binfmt_misc mount is private to that namespace and the host
-/// never sees its entries. The initial namespace maps every uid to itself:
-/// `0 0 4294967295`.
-pub fn in_user_namespace() -> bool {
-    let Ok(map) = fs::read_to_string("/proc/self/uid_map") else {
-        return false;
-    };
-    let words: Vec<&str> = map.split_whitespace().collect();
-    if words != ["0", "0", "4294967295"] {
-        return true;
-    }
-    // Same map but another namespace than pid 1 (when pid 1 is visible).
-    match (
-        fs::read_link("/proc/self/ns/user"),
-        fs::read_link("/proc/1/ns/user"),
-    ) {
-        (Ok(a), Ok(b)) => a != b,
-        _ => false,
-    }
 }
 
 #[cfg(test)]
@@ -424,7 +578,7 @@ mod tests {
 
     fn entry(name: &str, enabled: bool) -> EntryInfo {
         parse_entry(
-            name,
+            OsStr::new(name),
             format!(
                 "{}\ninterpreter /usr/bin/{name}-static\nflags: F\noffset 0\nmagic 7f\nmask ff\n",
                 if enabled { "enabled" } else { "disabled" }
@@ -432,27 +586,61 @@ mod tests {
         )
     }
 
+    fn names(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
     #[test]
     fn parses_entry_files() {
         let e = entry("qemu-aarch64", true);
-        assert!(e.enabled);
+        assert!(e.enabled && e.owned());
         assert_eq!(
             e.interpreter.as_deref(),
             Some("/usr/bin/qemu-aarch64-static")
         );
         assert_eq!(e.flags, "F");
         assert!(!entry("x", false).enabled);
+        assert!(!entry("qemu-foo", true).owned());
     }
 
     #[test]
-    fn status_lists_native_then_emulated_platforms() {
+    fn restore_lines_rebuild_what_the_kernel_showed() {
+        let e = parse_entry(
+            OsStr::new("qemu-aarch64"),
+            "enabled\ninterpreter /usr/bin/qemu-aarch64-static\nflags: OCF\noffset 0\nmagic 7f454c46\nmask ffffff00\n".into(),
+        );
+        assert_eq!(
+            e.restore_line().unwrap(),
+            ":qemu-aarch64:M:0:\\x7f\\x45\\x4c\\x46:\\xff\\xff\\xff\\x00:/usr/bin/qemu-aarch64-static:OCF"
+        );
+        // A path with ':' takes the next delimiter; no mask, an offset.
+        let e = parse_entry(
+            OsStr::new("qemu-arm"),
+            "disabled\ninterpreter /a:b/q\nflags: \noffset 2\nmagic 6162\n".into(),
+        );
+        assert_eq!(
+            e.restore_line().unwrap(),
+            "|qemu-arm|M|2|\\x61\\x62||/a:b/q|"
+        );
+        let e = parse_entry(
+            OsStr::new("jar"),
+            "enabled\ninterpreter /usr/bin/jexec\nflags: \nextension .jar\n".into(),
+        );
+        assert_eq!(e.restore_line().unwrap(), ":jar:E::jar::/usr/bin/jexec:");
+        let bad = parse_entry(OsStr::new("x"), "enabled\n".into());
+        assert!(bad.restore_line().is_none());
+    }
+
+    #[test]
+    fn status_lists_native_then_emulated_platforms_and_every_entry() {
         let entries = [
             entry("qemu-aarch64", true),
             entry("qemu-arm", true),
             entry("qemu-riscv64", false),
+            entry("qemu-foo", true),
             entry("python", true),
         ];
-        let s = status_of(&entries, "x86_64");
+        let s = status_of(&entries, "x86_64", QusStatus::default());
         assert_eq!(
             s.supported,
             [
@@ -463,32 +651,88 @@ mod tests {
                 "linux/arm64"
             ]
         );
-        assert_eq!(s.emulators, ["qemu-aarch64", "qemu-arm", "python"]);
+        // binfmt's `emulators`: every entry, enabled or not.
         assert_eq!(
-            Status {
-                supported: vec!["linux/amd64".into()],
-                emulators: vec![]
-            }
-            .to_json(),
-            "{\n  \"supported\": [\n    \"linux/amd64\"\n  ],\n  \"emulators\": []\n}\n"
+            s.emulators,
+            names(&[
+                "qemu-aarch64",
+                "qemu-arm",
+                "qemu-riscv64",
+                "qemu-foo",
+                "python"
+            ])
         );
+        let s = Status {
+            supported: vec!["linux/amd64".into()],
+            emulators: vec![],
+            qus: QusStatus {
+                version: "1".into(),
+                host: "x86_64".into(),
+                user_namespace: true,
+                host_sees_entries: false,
+                warnings: vec!["a \"b\"".into()],
+            },
+        };
+        assert_eq!(
+            s.to_json(),
+            "{\n  \"supported\": [\n    \"linux/amd64\"\n  ],\n  \"emulators\": null,\n  \"qus\": {\n    \"version\": \"1\",\n    \"host\": \"x86_64\",\n    \"user_namespace\": true,\n    \"host_sees_entries\": false,\n    \"warnings\": [\n      \"a \\\"b\\\"\"\n    ]\n  }\n}\n"
+        );
+        let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+        assert_eq!(v["supported"][0], "linux/amd64");
+        assert!(v["emulators"].is_null());
     }
 
     #[test]
-    fn removal_patterns_select_like_binfmt() {
-        let names: Vec<String> = ["qemu-aarch64", "qemu-arm", "qemu-riscv64", "python3"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(select_names(&names, "qemu-*").len(), 3);
+    fn json_strings_are_valid_for_any_name() {
+        assert_eq!(json_string(b"qemu-arm"), "\"qemu-arm\"");
+        assert_eq!(json_string(b"a \"b\" \\c"), "\"a \\\"b\\\" \\\\c\"");
         assert_eq!(
-            select_names(&names, "qemu-a*"),
-            ["qemu-aarch64", "qemu-arm"]
+            json_string(b"n\nl\t\xff\x7f"),
+            "\"n\\u000al\\u0009\\u00ff\\u007f\""
         );
-        assert_eq!(select_names(&names, "qemu-arm"), ["qemu-arm"]);
-        // binfmt's fallback: `<prefix>-<name>`.
-        assert_eq!(select_names(&names, "riscv64"), ["qemu-riscv64"]);
-        assert!(select_names(&names, "nope").is_empty());
+        for name in [&b"x\xc3\xa9"[..], b"\x00\x01", b"'", b"a b"] {
+            let v: serde_json::Value = serde_json::from_str(&json_string(name)).unwrap();
+            assert!(v.is_string());
+        }
+    }
+
+    #[test]
+    fn removal_items_touch_owned_entries_or_exact_names_only() {
+        let all = names(&[
+            "WSLInterop",
+            "WSLInterop-late",
+            "jar",
+            "python3.11",
+            "qemu-aarch64",
+            "qemu-arm",
+            "qemu-foo",
+            "qemu-riscv64",
+        ]);
+        assert_eq!(
+            select_names(&all, "qemu-*"),
+            names(&["qemu-aarch64", "qemu-arm", "qemu-riscv64"])
+        );
+        assert_eq!(
+            select_names(&all, "*"),
+            names(&["qemu-aarch64", "qemu-arm", "qemu-riscv64"])
+        );
+        assert_eq!(
+            select_names(&all, "[[:alpha:]]*"),
+            names(&["qemu-aarch64", "qemu-arm", "qemu-riscv64"])
+        );
+        assert_eq!(
+            select_names(&all, "qemu-a*"),
+            names(&["qemu-aarch64", "qemu-arm"])
+        );
+        // Foreign entries: only when named exactly.
+        assert_eq!(select_names(&all, "python3.11"), names(&["python3.11"]));
+        assert_eq!(select_names(&all, "qemu-foo"), names(&["qemu-foo"]));
+        assert!(select_names(&all, "python*").is_empty());
+        assert!(select_names(&all, "11").is_empty());
+        // Never WSL's, even named.
+        assert!(select_names(&all, "WSLInterop").is_empty());
+        assert!(select_names(&all, "WSL*").is_empty());
+        assert!(is_protected(b"status") && is_protected(b"register"));
     }
 
     #[test]
@@ -515,12 +759,20 @@ mod tests {
     #[test]
     fn refuses_control_files() {
         let b = Binfmt::new("/nonexistent");
-        for n in ["status", "register", "WSLInterop"] {
-            assert!(matches!(b.remove(n), Err(Error::BadName(_))));
+        for n in [
+            "status",
+            "register",
+            "WSLInterop",
+            "WSLInterop-late",
+            "",
+            "a/b",
+        ] {
+            assert!(
+                matches!(b.remove(OsStr::new(n)), Err(Error::BadName(_))),
+                "{n}"
+            );
         }
         assert!(!b.is_mounted());
         assert!(matches!(b.ensure_mounted(), Err(Error::NoMountPoint(_))));
-        assert_eq!(host_machine(Some("aarch64")), "aarch64");
-        assert!(!host_machine(None).is_empty());
     }
 }

@@ -13,6 +13,23 @@ pub enum Error {
     /// The arguments do not form a valid request (exit status 2).
     #[error("{0}")]
     Usage(String),
+    /// An argument or environment value with a byte outside printable
+    /// ASCII: refused before parsing (see [`crate::rules`]).
+    #[error("{0} is not printable ASCII (control characters and bytes above 0x7e are refused)")]
+    NotPrintable(
+        /// `argument N` or `environment variable NAME`.
+        String,
+    ),
+    /// A value with a byte its [`crate::rules::Rule`] does not allow.
+    #[error("bad value for {what}: '{value}' ({allowed})")]
+    BadValue {
+        /// Which option or variable.
+        what: String,
+        /// The value (printable ASCII: checked before).
+        value: String,
+        /// What the rule allows.
+        allowed: &'static str,
+    },
     /// A target name that is not in the table.
     #[error("unknown target '{0}' (valid: {valid})", valid = crate::table::names())]
     UnknownTarget(String),
@@ -51,6 +68,42 @@ pub enum Error {
     /// The interpreter exists but cannot be executed.
     #[error("interpreter {0} is not executable")]
     InterpreterNotExecutable(String),
+    /// The kernel predates the F flag and the user did not allow dropping
+    /// it: nothing is removed or registered.
+    #[error("Linux {release} does not support the F flag (Linux 4.8+), so nothing was changed; --allow-without-f registers without it (the interpreters must then exist wherever foreign binaries run)")]
+    NoFixBinary {
+        /// The kernel release the decision was made on.
+        release: String,
+    },
+    /// No trustworthy source says what the host is, so the host's own
+    /// architecture could be registered by accident: refused.
+    #[error("cannot tell the host's architecture: /proc/sys/kernel/arch is missing (Linux 6.1+ has it) and the running executable cannot be read through /proc; set QUS_HOST_ARCH to the host's uname -m")]
+    HostUnknown,
+    /// Writing the new line failed after the old entry was removed.
+    #[error("{write}; {}", match restored { None => "the previous entry was restored".to_string(), Some(e) => format!("restoring the previous entry failed too: {e}") })]
+    ReplaceFailed {
+        /// Why the new line was not accepted.
+        write: Box<Error>,
+        /// Why the old entry could not be registered again, if it could not.
+        restored: Option<Box<Error>>,
+    },
+    /// An export directory anyone may write to without the sticky bit:
+    /// another user could swap the files written there.
+    #[error("{0} is writable by others without the sticky bit: refusing to write exports there")]
+    UnsafeExportDir(String),
+    /// An export's destination is a directory (or a link to one).
+    #[error("cannot replace {0}: it is a directory")]
+    ExportIsDirectory(String),
+    /// Creating an export directory or file failed.
+    #[error("cannot {action} {path}: {errno}")]
+    Export {
+        /// `create directory` or `write`.
+        action: &'static str,
+        /// The path.
+        path: String,
+        /// What the kernel said.
+        errno: Errno,
+    },
     /// The mount point does not exist at all.
     #[error("{0} does not exist: the kernel has no binfmt_misc (CONFIG_BINFMT_MISC) or /proc is not mounted; on the host try: modprobe binfmt_misc")]
     NoMountPoint(String),
@@ -58,15 +111,17 @@ pub enum Error {
     #[error("cannot mount binfmt_misc at {0}: the kernel has no binfmt_misc filesystem; on the host try: modprobe binfmt_misc")]
     NoBinfmtMisc(String),
     /// mount(2) failed.
-    #[error("cannot mount binfmt_misc at {mount}: {errno}: {hint}", hint = errno.hint(Op::Mount))]
+    #[error("cannot mount binfmt_misc at {mount}: {errno}: {hint}", hint = errno.hint_in(Op::Mount, *userns))]
     Mount {
         /// Mount point.
         mount: String,
         /// What the kernel said.
         errno: Errno,
+        /// The namespace it happened in, for the hint.
+        userns: Userns,
     },
     /// Opening or writing a binfmt_misc file failed.
-    #[error("cannot write {path}: {errno}: {hint}", hint = errno.hint(*op))]
+    #[error("cannot write {path}: {errno}: {hint}", hint = errno.hint_in(*op, *userns))]
     Write {
         /// File being written (`register` or an entry).
         path: String,
@@ -74,6 +129,8 @@ pub enum Error {
         op: Op,
         /// What the kernel said.
         errno: Errno,
+        /// The namespace it happened in, for the hint.
+        userns: Userns,
     },
     /// Any other I/O failure (reading entries, writing exports).
     #[error("{path}: {source}")]
@@ -93,6 +150,21 @@ impl Error {
             source,
         }
     }
+}
+
+/// Which user namespace a process runs in, as far as binfmt_misc cares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Userns {
+    /// The initial one: binfmt_misc is the host's.
+    #[default]
+    Initial,
+    /// Another one (a rootless engine, userns-remap) on a kernel before 6.7,
+    /// where binfmt_misc has no per-namespace instance: registering needs
+    /// the host.
+    Shared,
+    /// Another one on Linux 6.7+: its binfmt_misc is its own, and the host
+    /// never sees those entries.
+    Private,
 }
 
 /// The operation an errno came from; the same errno means different things
@@ -149,15 +221,25 @@ impl Errno {
         }
     }
 
-    /// What to do about it, given where it happened.
+    /// What to do about it, given where it happened (in the initial user
+    /// namespace).
     pub fn hint(&self, op: Op) -> &'static str {
-        const PRIVILEGE: &str =
-            "not allowed: run the container with --privileged (or --cap-add SYS_ADMIN), or run qus register as root";
+        self.hint_in(op, Userns::Initial)
+    }
+
+    /// What to do about it, given where it happened and in which user
+    /// namespace: "use --privileged" is no help to a rootless user who did.
+    pub fn hint_in(&self, op: Op, userns: Userns) -> &'static str {
+        let privilege: &str = match userns {
+            Userns::Initial => "not allowed: run the container with --privileged (or --cap-add SYS_ADMIN), or run qus register as root",
+            Userns::Shared => "not allowed: this process runs in a user namespace (rootless engine or userns-remap), where Linux before 6.7 cannot register; register from the host instead: qus register as root, or a rootful engine with --privileged",
+            Userns::Private => "not allowed in this user namespace: a rootless engine needs --privileged (or --cap-add SYS_ADMIN) for a binfmt_misc of its own, which the host does not see; to register for the host, run qus register as root on it, or a rootful engine with --privileged",
+        };
         match (self, op) {
             (Errno::EPERM | Errno::EACCES | Errno::EROFS, Op::Mount | Op::Open | Op::Remove) => {
-                PRIVILEGE
+                privilege
             }
-            (Errno::EPERM | Errno::EROFS, Op::Register) => PRIVILEGE,
+            (Errno::EPERM | Errno::EROFS, Op::Register) => privilege,
             (Errno::EACCES, Op::Register) => {
                 "the kernel could not open the interpreter (not executable, or on a noexec mount)"
             }
@@ -207,11 +289,26 @@ mod tests {
     }
 
     #[test]
+    fn userns_hints_say_what_a_rootless_user_can_do() {
+        assert!(Errno::EPERM
+            .hint_in(Op::Mount, Userns::Shared)
+            .contains("before 6.7"));
+        assert!(Errno::EACCES
+            .hint_in(Op::Open, Userns::Private)
+            .contains("which the host does not see"));
+        assert_eq!(
+            Errno::EPERM.hint(Op::Mount),
+            Errno::EPERM.hint_in(Op::Mount, Userns::Initial)
+        );
+    }
+
+    #[test]
     fn write_error_reads_well() {
         let e = Error::Write {
             path: "/proc/sys/fs/binfmt_misc/register".into(),
             op: Op::Open,
             errno: Errno::EPERM,
+            userns: Userns::Initial,
         };
         assert_eq!(
             e.to_string(),

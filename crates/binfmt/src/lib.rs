@@ -4,10 +4,13 @@
 //! kernel hand foreign-architecture ELF files to `qemu-<T>-static`. One table
 //! ([`table`]) of every target of QEMU's `qemu-binfmt-conf.sh`; three command
 //! lines ([`dialect`]: dbhi/qus, multiarch/qemu-user-static,
-//! tonistiigi/binfmt) parsed into one [`Request`]; pure line rendering
-//! ([`mod@line`]); the kernel side ([`apply`]); persistence files ([`export`]);
-//! and the in-image sh entrypoint's data ([`sh`]), so that the image and
-//! `qus register` behave the same without a second copy of the table.
+//! tonistiigi/binfmt, one module each) parsed into one [`Request`] (its own
+//! module, [`request`], shared by the three); pure line rendering
+//! ([`mod@line`]); the byte rules every argument and environment value passes
+//! ([`rules`]); what the host is, as emulation cannot fake it ([`host`]); the
+//! kernel side ([`apply`]); persistence files ([`export`]); and the in-image
+//! sh entrypoint's data ([`sh`]), so that the image and `qus register` behave
+//! the same without a second copy of the table or of the rules.
 //!
 //! Entry points:
 //! - [`run()`]: a whole invocation, for `qus register ARGS…`;
@@ -20,7 +23,10 @@ pub mod dialect;
 pub mod error;
 pub mod export;
 pub mod glob;
+pub mod host;
 pub mod line;
+pub mod request;
+pub mod rules;
 pub mod run;
 pub mod sh;
 pub mod table;

@@ -86,7 +86,8 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
 }
 
 /// Checks an interpreter path: absolute, no `:` (the line's delimiter), no
-/// control characters (a newline would end the line early).
+/// control characters (a newline would end the line early), no `.` or `..`
+/// components (the path the kernel opens is the path qus checked).
 pub fn validate_interpreter(path: &str) -> Result<(), Error> {
     if !path.starts_with('/') {
         return Err(Error::BadInterpreter {
@@ -104,6 +105,12 @@ pub fn validate_interpreter(path: &str) -> Result<(), Error> {
         return Err(Error::BadInterpreter {
             path: path.to_string(),
             why: "it must not contain control characters",
+        });
+    }
+    if path.split('/').any(|c| c == "." || c == "..") {
+        return Err(Error::BadInterpreter {
+            path: path.to_string(),
+            why: "it must not contain '.' or '..' components",
         });
     }
     Ok(())
@@ -210,7 +217,14 @@ mod tests {
                 "{name:?}"
             );
         }
-        for path in ["relative", "/a:b", "/a\nb", ""] {
+        for path in [
+            "relative",
+            "/a:b",
+            "/a\nb",
+            "",
+            "/usr/bin/../../tmp/x",
+            "/./x",
+        ] {
             assert!(
                 matches!(
                     render(t, path, Flags::default()),

@@ -5,14 +5,15 @@
 //! differential test checks. Planning (which targets, which are skipped, with
 //! which flags) is pure and separate from the writes.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::path::Path;
 
-use crate::apply::{self, Binfmt, Registered};
-use crate::dialect::{self, Env, Interpreter, Named, Removal, Request, Selection};
-use crate::error::Error;
+use crate::apply::{self, Binfmt, QusStatus, Registered};
+use crate::dialect::{self, Dialect, Env, Interpreter, Named, Removal, Request, Selection};
+use crate::error::{Error, Userns};
 use crate::export;
+use crate::host;
 use crate::line::Flags;
 use crate::table::{self, Target};
 
@@ -146,28 +147,28 @@ pub fn resolve_dir(interpreter: &Interpreter) -> String {
 /// progress and errors to `err`; returns the exit status (0, 1 when a target
 /// failed, 2 for bad arguments).
 pub fn run(args: &[OsString], env: &Env, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let usage = |err: &mut dyn Write, e: Error| {
+        let _ = writeln!(err, "qus: error: {e}");
+        let _ = writeln!(err, "qus: run with -h for usage");
+        EXIT_USAGE
+    };
     let mut strings = Vec::with_capacity(args.len());
-    for a in args {
+    for (i, a) in args.iter().enumerate() {
         match a.to_str() {
             Some(s) => strings.push(s.to_string()),
-            None => {
-                let _ = writeln!(err, "qus: error: argument {a:?} is not valid UTF-8");
-                return EXIT_USAGE;
-            }
+            // Not UTF-8, so not printable ASCII: the same words as parse's.
+            None => return usage(err, Error::NotPrintable(format!("argument {}", i + 1))),
         }
     }
     let req = match dialect::parse(&strings, env) {
         Ok(r) => r,
-        Err(e) => {
-            let _ = writeln!(err, "qus: error: {e}");
-            let _ = writeln!(err, "qus: run with -h for usage");
-            return EXIT_USAGE;
-        }
+        Err(e) => return usage(err, e),
     };
     let mut r = Reporter {
         out,
         err,
         failed: false,
+        warnings: Vec::new(),
     };
     execute(&req, env, &mut r);
     if r.failed {
@@ -181,14 +182,23 @@ struct Reporter<'a> {
     out: &'a mut dyn Write,
     err: &'a mut dyn Write,
     failed: bool,
+    /// Warnings given so far, for the status JSON.
+    warnings: Vec<String>,
 }
 
 impl Reporter<'_> {
     fn out(&mut self, s: &str) {
         let _ = self.out.write_all(s.as_bytes());
     }
+    fn out_bytes(&mut self, b: &[u8]) {
+        let _ = self.out.write_all(b);
+    }
     fn say(&mut self, s: &str) {
         let _ = writeln!(self.err, "qus: {s}");
+    }
+    fn warn(&mut self, s: &str) {
+        self.say(&format!("warning: {s}"));
+        self.warnings.push(s.to_string());
     }
     fn fail(&mut self, s: &str) {
         self.failed = true;
@@ -196,6 +206,9 @@ impl Reporter<'_> {
     }
 }
 
+/// The steps of one invocation, in the order the sh entrypoint takes them
+/// too: everything that can be refused is decided (host, plan, F support)
+/// before the first write, so a refusal never leaves a half-done host.
 fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) {
     if req.help {
         r.out(dialect::USAGE);
@@ -209,32 +222,41 @@ fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) {
         ));
         return;
     }
-    let machine = apply::host_machine(env.get("QUS_HOST_ARCH"));
-    if env.get("QUS_HOST_ARCH").is_none() {
-        let claimed = apply::uname_machine();
-        if claimed != machine {
-            r.say(&format!(
-                "note: running under emulation (uname -m says {claimed}, the kernel is {machine}): the host is {machine}"
-            ));
+    let release = host::kernel_release(env);
+    let userns = host::userns(release);
+    // Only what plans targets or calls platforms native needs the host.
+    let host = if req.register.is_some() || req.status_json {
+        match host::detect(env) {
+            Ok(h) => Some(h),
+            Err(e) => return r.fail(&e.to_string()),
         }
+    } else {
+        None
+    };
+    let machine = host.as_ref().map(|h| h.machine.clone()).unwrap_or_default();
+    if let Some(h) = host.as_ref().filter(|h| h.emulated()) {
+        r.say(&format!(
+            "note: running under emulation (uname -m says {}, the kernel is {machine}): the host is {machine}",
+            h.claimed
+        ));
     }
     let host_target = table::host_target(&machine).to_string();
     let family = table::host_family(&machine).to_string();
     let dir = resolve_dir(&req.interpreter);
     let exists = |p: &str| Path::new(p).exists();
+    let input = |for_export| PlanInput {
+        interpreter: &req.interpreter,
+        dir: &dir,
+        flags: req.flags,
+        host_target: &host_target,
+        host_family: &family,
+        ignore_family: req.ignore_family,
+        for_export,
+    };
 
     if !req.exports.is_empty() {
         if let Some(sel) = &req.register {
-            let input = PlanInput {
-                interpreter: &req.interpreter,
-                dir: &dir,
-                flags: req.flags,
-                host_target: &host_target,
-                host_family: &family,
-                ignore_family: req.ignore_family,
-                for_export: true,
-            };
-            let p = plan(sel, &input, &exists);
+            let p = plan(sel, &input(true), &exists);
             report_plan_notes(&p, &machine, &family, false, r);
             for ex in &req.exports {
                 for step in &p.steps {
@@ -252,27 +274,51 @@ fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) {
         return;
     }
 
-    let bf = Binfmt::new(req.mount.clone());
+    let mut planned = None;
+    if let Some(sel) = &req.register {
+        let mut p = plan(sel, &input(false), &exists);
+        report_plan_notes(&p, &machine, &family, true, r);
+        let wants_f = p
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Register { flags, .. } if flags.fix_binary));
+        if wants_f && !host::at_least(release, host::FIX_BINARY_SINCE) {
+            let shown = release.map(|(a, b)| format!("{a}.{b}")).unwrap_or_default();
+            if !req.allow_without_f {
+                // Before any removal: `--reset` on such a host must not
+                // delete working entries it cannot replace.
+                return r.fail(&Error::NoFixBinary { release: shown }.to_string());
+            }
+            r.say(&format!(
+                "note: Linux {shown} does not support the F flag (Linux 4.8+): registering without it, so the interpreters must exist wherever foreign binaries run"
+            ));
+            for s in &mut p.steps {
+                if let Step::Register { flags, .. } = s {
+                    flags.fix_binary = false;
+                }
+            }
+        }
+        planned = Some(p);
+    }
+
+    let bf = Binfmt::new(req.mount.clone()).in_namespace(userns);
     let need_mount = req.list
         || req.status_json
         || (!req.dry_run && (!req.remove.is_empty() || req.register.is_some()));
     if need_mount {
         let mounted_here = match bf.ensure_mounted() {
             Ok(m) => m,
-            Err(e) => {
-                r.fail(&e.to_string());
-                return;
-            }
+            Err(e) => return r.fail(&e.to_string()),
         };
-        if apply::in_user_namespace() {
-            r.say(&format!(
-                "warning: this process runs in a user namespace, so {} is that namespace's own binfmt_misc (Linux 6.7+): the host will not see these registrations (rootless engine or userns-remap?)",
+        if userns == Userns::Private {
+            r.warn(&format!(
+                "this process runs in a user namespace, so {} is that namespace's own binfmt_misc (Linux 6.7+): the host will not see these registrations; to register for the host, run qus register as root on it, or a rootful engine with --privileged",
                 bf.mount_point()
             ));
         } else if mounted_here
             && req.register.is_some()
             && !req.dry_run
-            && apply::kernel_drops_entries_on_unmount()
+            && host::at_least(release, host::PRIVATE_BINFMT_MISC_SINCE)
         {
             r.say(&apply::unmount_note(bf.mount_point()));
         }
@@ -282,13 +328,17 @@ fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) {
         match bf.entries() {
             Ok(entries) => {
                 for e in entries {
-                    r.out(&format!(
-                        "{} {} {} {}\n",
-                        e.name,
-                        if e.enabled { "enabled" } else { "disabled" },
-                        if e.flags.is_empty() { "-" } else { &e.flags },
-                        e.interpreter.as_deref().unwrap_or("-")
-                    ));
+                    let mut line = e.name_bytes().to_vec();
+                    line.extend_from_slice(
+                        format!(
+                            " {} {} {}\n",
+                            if e.enabled { "enabled" } else { "disabled" },
+                            if e.flags.is_empty() { "-" } else { &e.flags },
+                            e.interpreter.as_deref().unwrap_or("-")
+                        )
+                        .as_bytes(),
+                    );
+                    r.out_bytes(&line);
                 }
             }
             Err(e) => r.fail(&e.to_string()),
@@ -299,18 +349,10 @@ fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) {
         remove(&bf, removal, req.dry_run, r);
     }
 
-    if let Some(sel) = &req.register {
-        let input = PlanInput {
-            interpreter: &req.interpreter,
-            dir: &dir,
-            flags: req.flags,
-            host_target: &host_target,
-            host_family: &family,
-            ignore_family: req.ignore_family,
-            for_export: false,
-        };
-        let p = plan(sel, &input, &exists);
-        report_plan_notes(&p, &machine, &family, true, r);
+    if let Some(p) = &planned {
+        // The call without arguments (also setup-qemu-action's status call)
+        // keeps what is already registered the same way.
+        let keep_same = req.dialect == Dialect::Default;
         for step in &p.steps {
             if let Step::Register {
                 target,
@@ -318,13 +360,20 @@ fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) {
                 flags,
             } = step
             {
-                register_one(&bf, target, interpreter, *flags, req.dry_run, r);
+                register_one(&bf, target, interpreter, *flags, req.dry_run, keep_same, r);
             }
         }
     }
 
     if req.status_json {
-        match bf.status(&machine) {
+        let qus = QusStatus {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            host: machine.clone(),
+            user_namespace: userns != Userns::Initial,
+            host_sees_entries: userns != Userns::Private,
+            warnings: r.warnings.clone(),
+        };
+        match bf.status(&machine, qus) {
             Ok(s) => r.out(&s.to_json()),
             Err(e) => r.fail(&e.to_string()),
         }
@@ -365,12 +414,18 @@ fn report_plan_notes(
     }
 }
 
+/// Whether an entry with flags `have` does at least what `want` asks.
+fn has_flags(have: &str, want: &str) -> bool {
+    want.chars().all(|c| have.contains(c))
+}
+
 fn register_one(
     bf: &Binfmt,
     target: &Target,
     interpreter: &str,
     flags: Flags,
     dry_run: bool,
+    keep_same: bool,
     r: &mut Reporter<'_>,
 ) {
     let name = target.entry_name();
@@ -387,15 +442,31 @@ fn register_one(
         Ok(l) => l,
         Err(e) => return r.fail(&format!("{name}: {e}")),
     };
+    let shown = |letters: &str| {
+        if letters.is_empty() {
+            "no flags".to_string()
+        } else {
+            format!("flags {letters}")
+        }
+    };
+    if keep_same {
+        if let Some(old) = bf.entry(OsStr::new(&name)) {
+            if old.enabled
+                && old.interpreter.as_deref() == Some(interpreter)
+                && has_flags(&old.flags, &flags.letters())
+            {
+                return r.say(&format!(
+                    "{name} is already registered -> {interpreter} ({}): kept",
+                    shown(&old.flags)
+                ));
+            }
+        }
+    }
     if dry_run {
         r.out(&format!("{line}\n"));
         return;
     }
-    let shown = if flags.letters().is_empty() {
-        "no flags".to_string()
-    } else {
-        format!("flags {}", flags.letters())
-    };
+    let shown = shown(&flags.letters());
     match bf.register_line(&name, &line) {
         Ok(Registered::New) => r.say(&format!("registered {name} -> {interpreter} ({shown})")),
         Ok(Registered::Replaced) => r.say(&format!(
@@ -407,28 +478,28 @@ fn register_one(
 
 fn remove(bf: &Binfmt, removal: &Removal, dry_run: bool, r: &mut Reporter<'_>) {
     match removal {
-        Removal::AllQemu => match bf.entries() {
-            Ok(es) => {
-                let names: Vec<String> = es
-                    .into_iter()
-                    .map(|e| e.name)
-                    .filter(|n| n.starts_with("qemu-"))
-                    .collect();
-                remove_names(bf, &names, dry_run, r);
-            }
+        Removal::AllQemu => match bf.owned_entries() {
+            Ok(names) => remove_names(bf, &names, dry_run, r),
             Err(e) => r.fail(&e.to_string()),
         },
         Removal::Targets(ts) => {
-            let names: Vec<String> = ts
+            let names: Vec<OsString> = ts
                 .iter()
                 .map(|t| t.entry_name())
                 .filter(|n| bf.exists(n))
+                .map(OsString::from)
                 .collect();
             remove_names(bf, &names, dry_run, r);
         }
-        // One pattern at a time, as binfmt's --uninstall goes item by item.
+        // One item at a time, as binfmt's --uninstall goes item by item.
         Removal::Patterns(ps) => {
             for p in ps {
+                if apply::is_protected(p.as_bytes()) {
+                    r.say(&format!(
+                        "leaving {p} alone: qus never removes register, status or WSL's interop entries"
+                    ));
+                    continue;
+                }
                 match bf.select(p) {
                     Ok(v) if v.is_empty() => r.say(&format!("no binfmt_misc entry matches '{p}'")),
                     Ok(v) => remove_names(bf, &v, dry_run, r),
@@ -439,17 +510,19 @@ fn remove(bf: &Binfmt, removal: &Removal, dry_run: bool, r: &mut Reporter<'_>) {
     }
 }
 
-fn remove_names(bf: &Binfmt, names: &[String], dry_run: bool, r: &mut Reporter<'_>) {
+fn remove_names(bf: &Binfmt, names: &[OsString], dry_run: bool, r: &mut Reporter<'_>) {
     for n in names {
+        // Printable: owned names, or an exact match of a checked argument.
+        let shown = n.to_string_lossy();
         if dry_run {
-            r.say(&format!("would remove {n}"));
+            r.say(&format!("would remove {shown}"));
             continue;
         }
         match bf.remove(n) {
-            Ok(true) => r.say(&format!("removed {n}")),
+            Ok(true) => r.say(&format!("removed {shown}")),
             // Listed a moment ago, gone now: someone else removed it.
             Ok(false) => {}
-            Err(e) => r.fail(&format!("{n}: {e}")),
+            Err(e) => r.fail(&format!("{shown}: {e}")),
         }
     }
 }

@@ -17,7 +17,10 @@
 //!   image).
 
 use crate::dialect::USAGE;
+use crate::host::{FIX_BINARY_SINCE, INITIAL_USER_NS, PRIVATE_BINFMT_MISC_SINCE};
 use crate::line::escape;
+use crate::request::{ENV_RULES, ENV_VARS};
+use crate::rules::RULES;
 use crate::table::{HOST_ALIASES, NATIVE_EXTRA, PLATFORM_ALIASES, TARGETS};
 
 /// The image's ENTRYPOINT: busybox's sh runs the script, so no `/bin/sh` is
@@ -37,6 +40,13 @@ fn quote(s: &str) -> String {
 
 /// The table and its companions as sh variable assignments, sourced by the
 /// entrypoint. `qemu_version` is what `--version` reports (empty: unknown).
+///
+/// Besides the table: the byte rules of [`crate::rules`] as `case`
+/// patterns, and two generated functions that check the environment in
+/// [`ENV_VARS`] / [`ENV_RULES`] order, so that which variable passes which
+/// rule is written once, here. They call `env_printable NAME VALUE` and
+/// `env_rule NAME RULE VALUE`, which the script defines; values are passed
+/// as arguments, never evaluated.
 pub fn sh_data_with_version(qemu_version: &str) -> String {
     let mut s = String::new();
     s.push_str(&format!(
@@ -50,14 +60,22 @@ pub fn sh_data_with_version(qemu_version: &str) -> String {
     s.push_str(&format!("qus_qemu_version={}\n", quote(qemu_version)));
     let names: Vec<&str> = TARGETS.iter().map(|t| t.name).collect();
     s.push_str(&format!("qus_targets={}\n", quote(&names.join(" "))));
+    // One row per target, as a function: `case` on the name (the subject,
+    // never a pattern) is fast even in an emulated busybox, where pattern
+    // removal over one long string was not.
+    s.push_str("qus_row() {\n\tcase $1 in\n");
     for t in TARGETS {
-        let n = t.name;
-        s.push_str(&format!("qus_magic_{n}={}\n", quote(&escape(t.magic))));
-        s.push_str(&format!("qus_mask_{n}={}\n", quote(&escape(t.mask))));
-        s.push_str(&format!("qus_family_{n}={}\n", quote(t.family)));
-        s.push_str(&format!("qus_binary_{n}={}\n", quote(t.binary)));
-        s.push_str(&format!("qus_oci_{n}={}\n", quote(&t.oci.join(" "))));
+        s.push_str(&format!(
+            "\t{}) t_family={} t_binary={} t_oci={} t_magic={} t_mask={} ;;\n",
+            t.name,
+            quote(t.family),
+            quote(t.binary),
+            quote(&t.oci.join(",")),
+            quote(&escape(t.magic)),
+            quote(&escape(t.mask))
+        ));
     }
+    s.push_str("\t*) return 1 ;;\n\tesac\n}\n");
     let pairs = |v: &[(&str, &str)]| {
         v.iter()
             .map(|(a, b)| format!("{a}={b}"))
@@ -75,6 +93,30 @@ pub fn sh_data_with_version(qemu_version: &str) -> String {
     s.push_str(&format!(
         "qus_native_extra={}\n",
         quote(&pairs(NATIVE_EXTRA))
+    ));
+    for rule in RULES {
+        s.push_str(&format!(
+            "qus_rule_{}={}\nqus_allowed_{}={}\n",
+            rule.name(),
+            quote(&rule.sh_pattern()),
+            rule.name(),
+            quote(rule.describe())
+        ));
+    }
+    s.push_str("qus_env_printable() {\n");
+    for k in ENV_VARS {
+        s.push_str(&format!("\tenv_printable {k} \"${{{k}:-}}\"\n"));
+    }
+    s.push_str("}\nqus_env_rules() {\n");
+    for (k, rule) in ENV_RULES {
+        s.push_str(&format!("\tenv_rule {k} {} \"${{{k}:-}}\"\n", rule.name()));
+    }
+    s.push_str("}\n");
+    let (fa, fb) = FIX_BINARY_SINCE;
+    let (pa, pb) = PRIVATE_BINFMT_MISC_SINCE;
+    s.push_str(&format!(
+        "qus_fix_binary_since='{fa} {fb}'\nqus_private_binfmt_misc_since='{pa} {pb}'\nqus_initial_user_ns={}\n",
+        quote(INITIAL_USER_NS)
     ));
     s.push_str(&format!("qus_usage={}\n", quote(USAGE)));
     s
@@ -119,13 +161,36 @@ mod tests {
     fn data_has_every_target_and_quotes_usage() {
         let d = sh_data();
         for t in TARGETS {
-            assert!(d.contains(&format!("qus_magic_{}='\\x7f\\x45\\x4c\\x46", t.name)));
-            assert!(d.contains(&format!("qus_family_{}='{}'", t.name, t.family)));
+            assert!(d.contains(&format!(
+                "\t{}) t_family='{}' t_binary='{}' ",
+                t.name, t.family, t.binary
+            )));
         }
-        assert!(d.contains("qus_oci_arm='linux/arm/v7 linux/arm/v6'\n"));
+        assert!(d.contains(
+            "\tarm) t_family='arm' t_binary='arm' t_oci='linux/arm/v7,linux/arm/v6' t_magic='\\x7f\\x45\\x4c\\x46\\x01"
+        ));
+        assert!(d.contains("\talpha) t_family='alpha' t_binary='alpha' t_oci='' t_magic='\\x7f"));
+        assert!(d.contains("qus_rule_affix='*[!+.0123456789@ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz-]*'\n"));
+        assert!(d.contains("\tenv_rule QEMU_BINARY_PREFIX affix \"${QEMU_BINARY_PREFIX:-}\"\n"));
+        assert!(d.contains("qus_fix_binary_since='4 8'\n"));
         assert!(d.contains("qus_host_aliases='i[3-6]86=i386 "));
         assert!(d.contains("qus_usage='Register QEMU"));
         assert_eq!(quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn the_script_has_no_eval() {
+        // No argument or environment value may ever be evaluated as code.
+        for (i, line) in REGISTER_SH.lines().enumerate() {
+            let code = line.split('#').next().unwrap_or("");
+            assert!(
+                !code
+                    .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                    .any(|w| w == "eval"),
+                "line {}: {line}",
+                i + 1
+            );
+        }
     }
 
     #[test]

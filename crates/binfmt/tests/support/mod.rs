@@ -39,7 +39,9 @@ pub fn host_deb_arch() -> &'static str {
 
 /// `uname -m` of the machine running the tests.
 pub fn host_machine() -> String {
-    qus_binfmt::apply::host_machine(None)
+    qus_binfmt::host::detect(&qus_binfmt::Env::default())
+        .expect("this machine's architecture")
+        .machine
 }
 
 /// The QEMU target name of this machine.
@@ -234,23 +236,26 @@ pub enum Impl {
 pub struct Outcome {
     /// Exit status of the command under test.
     pub code: i32,
-    /// Its standard output.
+    /// Its standard output (lossy: names may hold any byte).
     pub stdout: String,
     /// Its standard error.
     pub stderr: String,
     /// `== NAME` and the content of every binfmt_misc file but `register`,
     /// after the command (`(not mounted)` when there is no binfmt_misc).
     pub dump: String,
+    /// Standard output of the `post` snippet, run after the command.
+    pub post: String,
 }
 
 const HELPER: &str = env!("CARGO_BIN_EXE_qus-binfmt-test-helper");
 const HELPER_NAME: &str = "qus-binfmt-test-helper";
 
-fn quote(s: &str) -> String {
+/// Single-quotes `s` for sh.
+pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-fn command_line(imp: Impl, root: &Path, args: &[String]) -> String {
+fn command_line(imp: Impl, root: &Path, args: &[String], raw_args: &str) -> String {
     let mut words = match imp {
         Impl::Sh => vec![
             quote(root.join("qus/busybox").to_str().unwrap()),
@@ -260,7 +265,33 @@ fn command_line(imp: Impl, root: &Path, args: &[String]) -> String {
         Impl::Rust => vec![quote(root.join(HELPER_NAME).to_str().unwrap())],
     };
     words.extend(args.iter().map(|a| quote(a)));
+    if !raw_args.is_empty() {
+        words.push(raw_args.to_string());
+    }
     words.join(" ")
+}
+
+/// Everything about one run in a namespace.
+#[derive(Debug, Clone, Default)]
+pub struct Spec<'a> {
+    /// Environment of the command (and of the setup commands).
+    pub env: Vec<(&'a str, String)>,
+    /// Shell run first (with `BB` the root's busybox, `M` the mount point).
+    pub before: String,
+    /// Commands of the implementation under test run before `args`.
+    pub setup: Vec<Vec<String>>,
+    /// Shell run after `setup`, before the command.
+    pub between: String,
+    /// Arguments of the command under test.
+    pub args: Vec<String>,
+    /// Shell words appended to the command line as they are (bytes that are
+    /// not UTF-8, made with printf).
+    pub raw_args: String,
+    /// Shell run after the command; its stdout is [`Outcome::post`].
+    pub post: String,
+    /// Without a mount namespace of its own: mounting binfmt_misc then fails
+    /// with EPERM, as in a rootless engine without privileges.
+    pub no_mount_ns: bool,
 }
 
 /// Runs `setup` commands then `args` with `imp`, all in one fresh private
@@ -274,37 +305,74 @@ pub fn run_in_namespace(
     args: &[String],
     extra: &str,
 ) -> Outcome {
+    let spec = Spec {
+        env: env.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+        setup: setup.to_vec(),
+        args: args.to_vec(),
+        post: extra.to_string(),
+        ..Spec::default()
+    };
+    run_spec(imp, root, &spec)
+}
+
+/// Runs a [`Spec`] with `imp` in a fresh private user (+ mount) namespace.
+pub fn run_spec(imp: Impl, root: &Path, spec: &Spec<'_>) -> Outcome {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let mut script = String::from("M=/proc/sys/fs/binfmt_misc\n");
-    for s in setup {
-        script.push_str(&format!("{} >/dev/null 2>&1\n", command_line(imp, root, s)));
+    let mut script = format!(
+        "M=/proc/sys/fs/binfmt_misc\nBB={}\nROOT={}\n",
+        quote(root.join("qus/busybox").to_str().unwrap()),
+        quote(root.to_str().unwrap())
+    );
+    script.push_str(&spec.before);
+    script.push('\n');
+    for s in &spec.setup {
+        script.push_str(&format!(
+            "{} >/dev/null 2>&1\n",
+            command_line(imp, root, s, "")
+        ));
     }
+    script.push_str(&spec.between);
+    script.push('\n');
     script.push_str(&format!(
         "{} >{} 2>{}\necho $? >{}\n",
-        command_line(imp, root, args),
+        command_line(imp, root, &spec.args, &spec.raw_args),
         quote(w.join("stdout").to_str().unwrap()),
         quote(w.join("stderr").to_str().unwrap()),
         quote(w.join("code").to_str().unwrap()),
     ));
-    script.push_str(extra);
-    script.push('\n');
+    script.push_str(&format!(
+        "{{\n{}\n}} >{}\n",
+        if spec.post.is_empty() {
+            ":"
+        } else {
+            &spec.post
+        },
+        quote(w.join("post").to_str().unwrap())
+    ));
     script.push_str(&format!(
         "if [ -e $M/register ]; then for f in $M/*; do [ \"${{f##*/}}\" = register ] && continue; echo \"== ${{f##*/}}\"; cat \"$f\"; done; else echo '(not mounted)'; fi >{}\n",
         quote(w.join("dump").to_str().unwrap())
     ));
+    // QUS_DEBUG_DRIVER=1 shows the shell each case runs, for a case that fails.
+    if std::env::var_os("QUS_DEBUG_DRIVER").is_some() {
+        eprintln!("{script}");
+    }
     let script_path = w.join("driver.sh");
     fs::write(&script_path, script).unwrap();
 
     let bb = root.join("qus/busybox");
     let mut cmd = Command::new("unshare");
-    cmd.args(["--user", "--map-root-user", "--mount"])
-        .arg(&bb)
+    cmd.args(["--user", "--map-root-user"]);
+    if !spec.no_mount_ns {
+        cmd.arg("--mount");
+    }
+    cmd.arg(&bb)
         .arg("sh")
         .arg(&script_path)
         .env_clear()
         .env("QUS_ROOT", root);
-    for (k, v) in env {
+    for (k, v) in &spec.env {
         cmd.env(k, v);
     }
     let out = cmd
@@ -315,12 +383,20 @@ pub fn run_in_namespace(
         "the namespace driver failed: {}\n(needs `unshare --user --map-root-user --mount` and Linux 6.7+ for a private binfmt_misc)",
         String::from_utf8_lossy(&out.stderr)
     );
-    let read = |n: &str| fs::read_to_string(w.join(n)).unwrap_or_default();
+    let read =
+        |n: &str| String::from_utf8_lossy(&fs::read(w.join(n)).unwrap_or_default()).into_owned();
     Outcome {
         code: read("code").trim().parse().unwrap_or(-1),
         stdout: read("stdout"),
         stderr: read("stderr"),
-        dump: read("dump"),
+        // Without a mount namespace the dump would be the host's, which
+        // other processes may change between two runs.
+        dump: if spec.no_mount_ns {
+            "(the host's)".to_string()
+        } else {
+            read("dump")
+        },
+        post: read("post"),
     }
 }
 
@@ -365,7 +441,7 @@ pub fn entry_names(dump: &str) -> Vec<String> {
 pub fn run_unprivileged(imp: Impl, root: &Path, mount: &str, args: &[String]) -> Outcome {
     // SAFETY: geteuid has no preconditions.
     let is_root = unsafe { libc::geteuid() } == 0;
-    let line = command_line(imp, root, args);
+    let line = command_line(imp, root, args, "");
     let mut cmd = if is_root {
         let mut c = Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
@@ -385,5 +461,6 @@ pub fn run_unprivileged(imp: Impl, root: &Path, mount: &str, args: &[String]) ->
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         dump: String::new(),
+        post: String::new(),
     }
 }
