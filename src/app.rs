@@ -5,7 +5,7 @@ use crate::cli::{
     PlanArgs, RegistryArgs, SourceArgs,
 };
 use crate::config::Config;
-use crate::image::MediaTypes;
+use crate::media::MediaTypes;
 use crate::options::{BuildOptions, Builder, RegistryOptions, SourceOptions};
 use crate::plan::{self, Plan, Recipe, Selection};
 use crate::progress::Progress;

@@ -7,71 +7,13 @@
 //! stream and check that each tag names the config qus computed. `--builder dockerfile`
 //! builds them with the classic builder instead (`crate::classic`).
 
-use crate::arch::Host;
 use crate::docker::Daemon;
 use crate::image::{self, Image, Store};
 use crate::options::{BuildOptions, Builder, SourceOptions};
+use crate::outcome::{ordered, BuiltImage, ImageStatus};
 use crate::plan::{ImagePlan, Plan};
 use crate::progress::Progress;
-use serde::Serialize;
 use std::process::ExitCode;
-
-/// What happened to one image.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct BuiltImage {
-    /// `repo:tag`.
-    pub reference: String,
-    /// Image ID (config digest).
-    pub id: String,
-    /// Host.
-    pub host: Host,
-    /// Platform.
-    pub platform: String,
-    /// Whether it was built now.
-    pub status: ImageStatus,
-    /// Layer diffIDs (empty when the image was not computed this run).
-    pub layers: Vec<String>,
-}
-
-/// What happened to an image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum ImageStatus {
-    /// Made now.
-    Built,
-    /// Already where it was going, with the same inputs.
-    Unchanged,
-}
-
-impl BuiltImage {
-    /// An image that was already there.
-    pub(crate) fn unchanged(img: &ImagePlan, id: String) -> BuiltImage {
-        BuiltImage {
-            reference: img.reference.clone(),
-            id,
-            host: img.host,
-            platform: img.platform.to_string(),
-            status: ImageStatus::Unchanged,
-            layers: Vec::new(),
-        }
-    }
-
-    /// An image computed this run.
-    pub(crate) fn written(img: &Image) -> BuiltImage {
-        BuiltImage {
-            reference: img.reference.clone(),
-            id: img.config_digest.to_string(),
-            host: img.host,
-            platform: img.platform.to_string(),
-            status: ImageStatus::Built,
-            layers: img
-                .layers
-                .iter()
-                .map(|l| l.memo.diff_id.to_string())
-                .collect(),
-        }
-    }
-}
 
 /// `qus build`.
 pub(crate) async fn build_cmd(
@@ -133,7 +75,7 @@ async fn build(
     let inputs = crate::packages::prepare(&plan.packages_for(&compute), src, progress).await?;
     let images = image::write(plan, &compute, &inputs, &store, opts.media, progress).await?;
     if let Some(dir) = &opts.oci_layout {
-        let lists = crate::release::layout_lists(plan, &images, opts.media)?;
+        let lists = crate::lists::layout_lists(plan, &images, opts.media)?;
         let (d, imgs, st) = (dir.clone(), images.clone(), store.clone());
         let report =
             tokio::task::spawn_blocking(move || crate::sink::layout::write(&d, &imgs, &lists, &st))
@@ -153,18 +95,6 @@ async fn build(
     let loaded = crate::sink::daemon::load(daemon, load, progress).await?;
     done.extend(loaded.iter().map(BuiltImage::written));
     Ok(ordered(plan, done))
-}
-
-/// `done` in plan order.
-pub(crate) fn ordered(plan: &Plan, mut done: Vec<BuiltImage>) -> Vec<BuiltImage> {
-    let pos = |b: &BuiltImage| {
-        plan.images
-            .iter()
-            .position(|i| i.reference == b.reference)
-            .unwrap_or(usize::MAX)
-    };
-    done.sort_by_key(pos);
-    done
 }
 
 /// Prints the summary (stderr) and, with `--json`, the images (stdout).

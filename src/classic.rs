@@ -6,16 +6,17 @@
 //! reproducible this way.
 
 use crate::arch::Host;
-use crate::build::{ordered, BuiltImage, ImageStatus};
 use crate::context::{self, LayerFiles};
 use crate::docker::{Daemon, PushStats};
 use crate::entrypoint;
 use crate::options::{BuildOptions, SourceOptions};
+use crate::outcome::{
+    collect, ordered, BuiltImage, ImageStatus, PublishedList, PushStatus, PushedImage, Summary,
+};
 use crate::packages::{prepare, Extracted};
 use crate::plan::{ImagePlan, Plan};
 use crate::progress::Progress;
-use crate::release::{PushedImage, Summary};
-use crate::sink::registry::{PushStatus, Registry};
+use crate::sink::registry::Registry;
 use anyhow::anyhow;
 use futures::{StreamExt, TryStreamExt};
 use qus_registry::{Client, ImageManifest, Reference};
@@ -217,7 +218,7 @@ pub(crate) async fn release(
             ))
         })
         .collect();
-    let lists = crate::release::lists(plan, &known, crate::image::MediaTypes::Docker)?;
+    let lists = crate::lists::lists(plan, &known, crate::media::MediaTypes::Docker)?;
     let mut results = Vec::new();
     for (m, index) in &lists {
         let r = reg.put_list(&m.tag, index).await.map(|(digest, status)| {
@@ -226,7 +227,7 @@ pub(crate) async fn release(
                 m.reference,
                 index.manifests.len()
             ));
-            crate::release::PublishedList {
+            PublishedList {
                 reference: m.reference.clone(),
                 digest: digest.to_string(),
                 status,
@@ -235,7 +236,7 @@ pub(crate) async fn release(
         });
         results.push(r);
     }
-    crate::release::collect(results, &mut summary.lists)
+    collect(results, &mut summary.lists)
 }
 
 /// Pushes every built image, hosts side by side (they share no layers), each host's images

@@ -6,7 +6,7 @@
 //! fixed modes and sorted names makes that layer a pure function of its files: the same
 //! emulator gives the same diffID on every cold build and in every image that copies it.
 
-use crate::image::files::{Content, Entry};
+use crate::files::{Content, Entry};
 use crate::plan::{ImagePlan, Kind, Layer};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};

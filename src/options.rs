@@ -3,7 +3,7 @@
 //! or reads `std::env`, so a stage's inputs are all in its signature.
 
 use crate::config::Distro;
-use crate::image::MediaTypes;
+use crate::media::MediaTypes;
 use anyhow::anyhow;
 use qus_source::Origin;
 use std::path::PathBuf;

@@ -4,24 +4,13 @@
 
 use crate::arch::Host;
 use crate::config::Distro;
+use crate::files::File;
 use crate::options::SourceOptions;
 use crate::plan::{PackagePlan, Role};
 use crate::progress::Progress;
 use anyhow::{anyhow, Context as _};
 use qus_source::{Cache, EmulatorRequest, FetchOptions, Fetcher, FileRequest, Limits, Origin};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-
-/// One extracted file: where it is in the cache, and what the extraction measured.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct File {
-    /// Where it is (do not modify: the cache owns it).
-    pub path: PathBuf,
-    /// Its size.
-    pub size: u64,
-    /// Its sha256, lowercase hex.
-    pub sha256: String,
-}
 
 /// The files extracted for a plan, by package.
 #[derive(Debug, Default)]

@@ -9,63 +9,26 @@
 //! nothing changed sends HEADs only, and a failure part-way leaves the previous lists in
 //! place for the next run to finish.
 
-use crate::arch::Platform;
-use crate::build::{BuiltImage, ImageStatus};
 use crate::image::{self, Image, MediaTypes, Store};
+use crate::lists::{list_blobs, lists};
 use crate::options::{BuildOptions, Builder, RegistryOptions, SourceOptions};
+use crate::outcome::{
+    collect, BuiltImage, ImageStatus, ListStatus, PublishedList, PushStatus, PushedImage, Summary,
+    UploadStats,
+};
 use crate::plan::{ImagePlan, Plan};
 use crate::progress::Progress;
-use crate::sink::registry::{self as registry_sink, ListStatus, PushStatus, Registry, Uploads};
+use crate::sink::registry::{Registry, Uploads};
 use anyhow::{anyhow, Context as _};
 use futures::StreamExt;
 use qus_registry::{
     resolve_auth, Auth, Client, ClientConfig, Descriptor, IndexEntry, Outcome, ProtocolPolicy,
     Reference,
 };
-use serde::Serialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
-
-/// One image in the registry, pushed now or already there.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct PushedImage {
-    /// `repo:tag`.
-    pub reference: String,
-    /// Manifest digest in the registry.
-    pub digest: String,
-    /// Manifest size.
-    pub size: u64,
-    /// Manifest media type.
-    pub media_type: String,
-    /// Whether it was written now.
-    pub status: PushStatus,
-}
-
-/// One manifest list.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct PublishedList {
-    /// `repo:tag`.
-    pub reference: String,
-    /// Digest of the list.
-    pub digest: String,
-    /// Whether the list was written now.
-    pub status: ListStatus,
-    /// Platforms listed.
-    pub platforms: Vec<String>,
-}
-
-/// What the blob uploads came to.
-#[derive(Debug, Default, Serialize)]
-struct UploadStats {
-    /// Blobs sent.
-    blobs: u64,
-    /// Bytes sent.
-    bytes: u64,
-    /// Blobs the registry already had.
-    present: u64,
-}
 
 /// The switches of `qus release` that are not stage options.
 #[derive(Debug, Clone)]
@@ -76,18 +39,6 @@ pub(crate) struct ReleaseFlags {
     pub oci_layout: Option<PathBuf>,
     /// The summary as JSON on stdout.
     pub json: bool,
-}
-
-#[derive(Debug, Default, Serialize)]
-pub(crate) struct Summary {
-    pub images: Vec<BuiltImage>,
-    pub pushed: Vec<PushedImage>,
-    pub lists: Vec<PublishedList>,
-    uploads: UploadStats,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub layout: Option<crate::sink::layout::LayoutReport>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failed: Option<String>,
 }
 
 /// A client for the plan's repository, with credentials resolved and checked.
@@ -204,11 +155,18 @@ async fn release(
         let inputs = crate::packages::prepare(&plan.packages_for(&compute), src, progress).await?;
         image::write(plan, &compute, &inputs, &store, media, progress).await?
     };
+    // An image computed now that the registry already holds exactly is unchanged: the
+    // run's cache was empty, not the image new.
     for img in &images {
         if todo.iter().any(|t| t.tag == img.tag) {
-            summary.images.push(BuiltImage::written(img));
+            let mut b = BuiltImage::written(img);
+            if heads.get(&img.tag).map(|h| &h.digest) == Some(&img.descriptor.digest) {
+                b.status = ImageStatus::Unchanged;
+            }
+            summary.images.push(b);
         }
     }
+    summary.images = crate::outcome::ordered(plan, std::mem::take(&mut summary.images));
 
     // Push what the registry does not have exactly, hosts side by side.
     let uploads = Uploads::default();
@@ -326,95 +284,6 @@ async fn release(
 
 const HEADS_IN_FLIGHT: usize = 16;
 const LISTS_IN_FLIGHT: usize = 8;
-
-/// Every list of the plan over the per-host manifests in `known` (tag → descriptor). A list
-/// whose entry is unknown is an error naming it: nothing is written for it.
-pub(crate) fn lists<'a>(
-    plan: &'a Plan,
-    known: &HashMap<String, Descriptor>,
-    media: MediaTypes,
-) -> anyhow::Result<Vec<(&'a crate::plan::ManifestPlan, qus_registry::Index)>> {
-    plan.manifests
-        .iter()
-        .map(|m| {
-            let entries: Vec<(Descriptor, Platform)> = m
-                .entries
-                .iter()
-                .map(|e| {
-                    let d = known.get(&e.tag).ok_or_else(|| {
-                        anyhow!(
-                            "{}: its entry {} is not in the registry; push it first",
-                            m.reference,
-                            e.tag
-                        )
-                    })?;
-                    if d.media_type != media.manifest() {
-                        return Err(anyhow!(
-                            "{}: its entry {} is a {}, and a {} list must name {} manifests; \
-                             release with --media-types {} or re-push the images",
-                            m.reference,
-                            e.tag,
-                            d.media_type,
-                            media.name(),
-                            media.name(),
-                            other(media).name()
-                        ));
-                    }
-                    Ok((d.clone(), e.platform.clone()))
-                })
-                .collect::<anyhow::Result<_>>()?;
-            Ok((m, registry_sink::index(media.list(), &entries)))
-        })
-        .collect()
-}
-
-/// Each list's tag, bytes and descriptor, as an OCI layout stores them.
-fn list_blobs(
-    lists: &[(&crate::plan::ManifestPlan, qus_registry::Index)],
-) -> Vec<(String, Vec<u8>, Descriptor)> {
-    lists
-        .iter()
-        .map(|(m, index)| {
-            let b = index.to_bytes();
-            let d = Descriptor::of(&index.media_type, &b);
-            (m.tag.clone(), b, d)
-        })
-        .collect()
-}
-
-/// The lists of `plan` over computed images, for an OCI layout.
-pub(crate) fn layout_lists(
-    plan: &Plan,
-    images: &[Image],
-    media: MediaTypes,
-) -> anyhow::Result<Vec<(String, Vec<u8>, Descriptor)>> {
-    let known: HashMap<String, Descriptor> = images
-        .iter()
-        .map(|i| (i.tag.clone(), i.descriptor.clone()))
-        .collect();
-    Ok(list_blobs(&lists(plan, &known, media)?))
-}
-
-fn other(media: MediaTypes) -> MediaTypes {
-    match media {
-        MediaTypes::Oci => MediaTypes::Docker,
-        MediaTypes::Docker => MediaTypes::Oci,
-    }
-}
-
-/// Keeps the successes and returns the first failure, after every result is in.
-pub(crate) fn collect<T>(results: Vec<anyhow::Result<T>>, into: &mut Vec<T>) -> anyhow::Result<()> {
-    let mut first = None;
-    for r in results {
-        match r {
-            Ok(v) => into.push(v),
-            Err(e) => {
-                first.get_or_insert(e);
-            }
-        }
-    }
-    first.map_or(Ok(()), Err)
-}
 
 /// `qus publish`: the lists over per-host images already in the registry (the last job of
 /// a CI matrix). Each entry is checked present and of its platform by the registry client.

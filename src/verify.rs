@@ -45,7 +45,7 @@ pub(crate) async fn verify_cmd(
     let all: Vec<_> = plan.images.iter().collect();
     let inputs = crate::packages::prepare(&plan.packages_for(&all), src, progress).await?;
     let images = image::write(plan, &all, &inputs, &store, media, progress).await?;
-    let lists = crate::release::lists(
+    let lists = crate::lists::lists(
         plan,
         &images
             .iter()

@@ -234,22 +234,19 @@ fn only_the_edge_sees_flags_and_the_environment() {
 fn no_library_depends_on_the_application() {
     for (name, src) in packages().into_iter().filter(|(n, _)| n != "qus") {
         let manifest = std::fs::read_to_string(src.parent().unwrap().join("Cargo.toml")).unwrap();
+        // A dependency on the package `qus`, in any table and any spelling.
         let deps: Vec<&str> = manifest
             .lines()
-            .filter(|l| l.trim_start().starts_with("qus ") || l.trim_start().starts_with("qus="))
+            .map(str::trim_start)
+            .filter(|l| {
+                l.strip_prefix("qus")
+                    .is_some_and(|rest| rest.trim_start().starts_with(['=', '.']))
+            })
             .collect();
         assert!(
             deps.is_empty(),
             "{name} depends on the qus application: {deps:?}"
         );
-        for f in sources(&src) {
-            let text = std::fs::read_to_string(&f).unwrap();
-            assert!(
-                !text.contains("qus::"),
-                "{}: a library must not name the application (qus::)",
-                f.display()
-            );
-        }
     }
 }
 

@@ -2,9 +2,9 @@
 //! with one fixed gzip (flate2's miniz_oxide at level 6, no name, mtime 0, OS 255) so the
 //! same files give the same blob on every machine, and kept in the [`Store`] by digest.
 
-use super::files::{layer_key, Entry};
 use super::store::{LayerMemo, Store, StoreError};
 use super::tar::{TarError, Tree};
+use crate::files::{layer_key, Entry};
 use qus_registry::Digest;
 use sha2::Digest as _;
 use std::io::{self, Write};
@@ -179,8 +179,8 @@ impl<W: Write> Write for Hashing<W> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::files::Content;
     use super::*;
+    use crate::files::Content;
     use std::io::Read;
 
     fn entries() -> Vec<Entry> {

@@ -9,7 +9,7 @@
 //! zero-padded octal ending in NUL; the checksum as six digits, NUL, space; two zero blocks
 //! at the end and no padding to a record size.
 
-use super::files::{Content, Entry};
+use crate::files::{Content, Entry};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 

@@ -4,6 +4,7 @@
 //! blobs alone and replaces only the entries of the tags it writes.
 
 use crate::image::{Image, Store};
+use crate::outcome::LayoutReport;
 use qus_registry::{media, Descriptor, Digest};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -62,17 +63,6 @@ struct Entry {
     platform: Option<qus_registry::Platform>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     annotations: BTreeMap<String, String>,
-}
-
-/// What a layout write did.
-#[derive(Debug, Default, Clone, Serialize)]
-pub(crate) struct LayoutReport {
-    /// Blobs written now.
-    pub written: usize,
-    /// Blobs that were already there.
-    pub present: usize,
-    /// Tags in `index.json` after the write.
-    pub tags: usize,
 }
 
 /// Writes `images` and `lists` (tag, list bytes and descriptor) into the layout at `dir`.

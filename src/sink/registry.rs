@@ -3,42 +3,13 @@
 //! lists PUT only over manifests known present. No daemon is involved.
 
 use crate::image::{Image, Layer, Store};
+use crate::outcome::ListStatus;
 use bytes::Bytes;
 use futures::StreamExt;
-use qus_registry::{Client, Descriptor, Digest, Index, Outcome, Platform, Reference};
-use serde::Serialize;
+use qus_registry::{Client, Descriptor, Digest, Index, Outcome, Reference};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-
-/// What happened to an image in the registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum PushStatus {
-    /// Written now.
-    Pushed,
-    /// The tag already named exactly this manifest.
-    Present,
-}
-
-/// What happened to a list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum ListStatus {
-    /// Written now.
-    Written,
-    /// The tag already held exactly this list.
-    Unchanged,
-}
-
-impl std::fmt::Display for ListStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ListStatus::Written => "written",
-            ListStatus::Unchanged => "unchanged",
-        })
-    }
-}
 
 /// Blob uploads of one run: each digest is sent (or found present) once, whatever number
 /// of images and tasks need it.
@@ -190,17 +161,4 @@ enum Source {
     Layer(Arc<Layer>),
     /// In memory (configs).
     Bytes(Bytes),
-}
-
-/// The list over `entries` (manifest descriptor and platform), of `kind`.
-pub(crate) fn index(kind: qus_registry::ListKind, entries: &[(Descriptor, Platform)]) -> Index {
-    entries.iter().fold(Index::empty(kind), |idx, (d, p)| {
-        idx.append(
-            Descriptor {
-                platform: None,
-                ..d.clone()
-            },
-            p.clone(),
-        )
-    })
 }
