@@ -120,24 +120,48 @@ fn three_hosts_every_tag_platform_labels_elf_and_shared_layers() {
 }
 
 #[test]
-fn two_cold_builds_give_identical_diff_ids() {
+fn the_classic_builder_gives_the_images_qus_writes() {
+    // qus writes the images; `--builder dockerfile` builds them from Dockerfile.template
+    // with the daemon's classic builder, twice (cold, a second apart, so a timestamp taken
+    // from the clock would show): the same layers, platform, entrypoint and labels.
     let cfg = real_config();
-    let args = [NARROW, &["--no-cache"]].concat();
+    let written = Repo::new("qus-test-written");
+    let (ok, _, err) = build(&cfg, &written, NARROW);
+    assert!(ok, "{err}");
+    let classic = [NARROW, &["--builder", "dockerfile", "--no-cache"]].concat();
     let a = Repo::new("qus-test-cold-a");
-    assert!(build(&cfg, &a, &args).0);
-    // A different second, so any timestamp taken from the clock would show.
+    let (ok, _, err) = build(&cfg, &a, &classic);
+    assert!(ok, "{err}");
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let b = Repo::new("qus-test-cold-b");
-    assert!(build(&cfg, &b, &args).0);
+    assert!(build(&cfg, &b, &classic).0);
     for tag in [
         "amd64-d10.0-register",
         "amd64-d10.0-pkg",
         "amd64-d10.0",
         "amd64-d10.0-aarch64",
     ] {
-        let la = inspect(&format!("{}:{tag}", a.name)).unwrap().layers;
-        let lb = inspect(&format!("{}:{tag}", b.name)).unwrap().layers;
-        assert_eq!(la, lb, "{tag}");
+        let w = inspect(&format!("{}:{tag}", written.name)).unwrap();
+        let la = inspect(&format!("{}:{tag}", a.name)).unwrap();
+        let lb = inspect(&format!("{}:{tag}", b.name)).unwrap();
+        assert_eq!(la.layers, lb.layers, "{tag}: two classic builds");
+        assert_eq!(w.layers, la.layers, "{tag}: written vs classic");
+        assert_eq!(w.platform, la.platform, "{tag}");
+        assert_eq!(w.entrypoint, la.entrypoint, "{tag}");
+        assert_eq!(w.labels, la.labels, "{tag}");
+        // Only the written image's config is reproducible: the builder stamps the time.
+        assert_ne!(la.id, lb.id, "{tag}: the classic builder's configs differ");
+    }
+    // Written again from an empty cache into another repository: the same image IDs.
+    let again = real_config();
+    let w2 = Repo::new("qus-test-written-2");
+    assert!(build(&again, &w2, NARROW).0);
+    for tag in ["amd64-d10.0-register", "amd64-d10.0-aarch64"] {
+        assert_eq!(
+            inspect(&format!("{}:{tag}", written.name)).unwrap().id,
+            inspect(&format!("{}:{tag}", w2.name)).unwrap().id,
+            "{tag}"
+        );
     }
 }
 

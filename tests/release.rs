@@ -4,7 +4,7 @@
 use crate::support::*;
 use qus_registry::testkit::{TestRegistry, TEST_PASSWORD, TEST_USER};
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const MATRIX: &[&str] = &[
     "--hosts",
@@ -112,11 +112,12 @@ fn release_publishes_lists_pulls_by_platform_and_is_idempotent() {
     ] {
         let list = skopeo_raw(&format!("{repo}:{tag}"));
         assert_eq!(
-            list["mediaType"], "application/vnd.docker.distribution.manifest.list.v2+json",
+            list["mediaType"], "application/vnd.oci.image.index.v1+json",
             "{tag}"
         );
         assert_eq!(platforms(&list), want(tag), "{tag}");
         for m in list["manifests"].as_array().unwrap() {
+            assert_eq!(m["mediaType"], "application/vnd.oci.image.manifest.v1+json");
             assert!(
                 digests.contains(m["digest"].as_str().unwrap()),
                 "{tag}: unknown entry"
@@ -125,13 +126,16 @@ fn release_publishes_lists_pulls_by_platform_and_is_idempotent() {
     }
 
     // Each emulator is stored once per host: every distinct layer is one blob, plus one
-    // config blob per image. (The dbhi layout stores pkg's and full's binaries twice.)
+    // config blob per image (read back with skopeo, not with qus).
     let mut layers = BTreeSet::new();
     let mut configs = BTreeSet::new();
     for p in pushed {
-        let info = inspect(p["reference"].as_str().unwrap()).unwrap();
-        layers.extend(info.layers);
-        configs.insert(info.id);
+        let m = skopeo_raw(p["reference"].as_str().unwrap());
+        assert_eq!(m["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+        for l in m["layers"].as_array().unwrap() {
+            layers.insert(l["digest"].as_str().unwrap().to_string());
+        }
+        configs.insert(m["config"]["digest"].as_str().unwrap().to_string());
     }
     // The registry also keeps every manifest and list as a blob.
     let lists: BTreeSet<&str> = summary["lists"]
@@ -152,8 +156,8 @@ fn release_publishes_lists_pulls_by_platform_and_is_idempotent() {
         "register per host + emulators per host"
     );
 
-    // The user's check: the daemon resolves the list by platform.
-    drop(Repo { name: repo.clone() });
+    // The user's check: the daemon resolves the list by platform, and the image it pulls is
+    // the one qus wrote (its ID is the config digest).
     let (ok, _, err) = run(Command::new("docker").args([
         "pull",
         "--platform",
@@ -163,10 +167,10 @@ fn release_publishes_lists_pulls_by_platform_and_is_idempotent() {
     assert!(ok, "docker pull: {err}");
     let pulled = inspect(&format!("{repo}:arm")).unwrap();
     assert_eq!(pulled.platform, "linux/arm/v7");
+    let arm = skopeo_raw(&format!("{repo}:arm32v7-d10.0-arm"));
+    assert_eq!(pulled.id, arm["config"]["digest"].as_str().unwrap());
 
     // Nothing changed: no blob or manifest is uploaded and no list is rewritten.
-    let (ok, _, err) = run(&mut release(&cfg, &repo, &[]));
-    assert!(ok, "{err}");
     let puts = registry.puts();
     let (ok, out, err) = run(&mut release(&cfg, &repo, &["--json"]));
     assert!(ok, "{err}");
@@ -188,59 +192,196 @@ fn release_publishes_lists_pulls_by_platform_and_is_idempotent() {
         .all(|l| l["status"] == "unchanged"));
 }
 
-#[test]
-fn registry_gone_mid_push_then_back_finishes_with_clean_digests() {
-    let cfg = real_config();
-    let mut registry = TestRegistry::start().unwrap();
-    let repo = format!("{}/qus-fault", registry.host());
-    let _clean = Cleanup(repo.clone());
+/// Tag → digest of the images and lists a `release --json` reported.
+fn digests_by_tag(summary: &serde_json::Value) -> BTreeMap<String, String> {
+    ["pushed", "lists"]
+        .iter()
+        .flat_map(|key| summary[*key].as_array().unwrap().iter())
+        .map(|p| {
+            let r = p["reference"].as_str().unwrap();
+            (
+                r.rsplit(':').next().unwrap().to_string(),
+                p["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
 
-    // Stop the registry as soon as qus starts the first push. (Not on the registry's first
-    // logged upload: its log can trail the uploads by long enough for a small release to
-    // finish.)
-    let mut child = release(&cfg, &repo, &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Drained meanwhile, so a chatty child never blocks on a full pipe.
-    let pipe = child.stderr.take().unwrap();
-    let (first_push, pushing) = std::sync::mpsc::channel::<()>();
-    let stderr = std::thread::spawn(move || {
-        let mut s = String::new();
-        for line in std::io::BufRead::lines(std::io::BufReader::new(pipe)).map_while(Result::ok) {
-            if line.contains("] pushing ") {
-                first_push.send(()).ok();
-            }
-            s.push_str(&line);
-            s.push('\n');
-        }
-        s
-    });
-    match pushing.recv_timeout(std::time::Duration::from_secs(900)) {
-        Ok(()) => {}
-        Err(_) => {
-            child.kill().ok();
-            let status = child.wait().unwrap();
-            panic!(
-                "release never started pushing ({status}): {}",
-                stderr.join().unwrap()
-            );
-        }
+#[test]
+fn same_pins_same_digests_anywhere_and_a_fresh_runner_uploads_nothing() {
+    // Two machines: two empty caches, two registries.
+    let (a, b) = (real_config(), real_config());
+    let (ra, rb) = (
+        TestRegistry::start().unwrap(),
+        TestRegistry::start().unwrap(),
+    );
+    let (repo_a, repo_b) = (
+        format!("{}/qus-same", ra.host()),
+        format!("{}/qus-same", rb.host()),
+    );
+    let (_ca, _cb) = (Cleanup(repo_a.clone()), Cleanup(repo_b.clone()));
+    let go = |cfg: &TestConfig, repo: &str, extra: &[&str]| {
+        let (ok, out, err) = run(release(cfg, repo, &["--json"])
+            .args(extra)
+            .env("DOCKER_HOST", "tcp://127.0.0.1:1"));
+        assert!(ok, "release to {repo} (no daemon reachable): {err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    let layout = a.dir.path().join("oci");
+    let first = go(&a, &repo_a, &["--oci-layout", layout.to_str().unwrap()]);
+    let second = go(&b, &repo_b, &[]);
+    let digests = digests_by_tag(&first);
+    assert_eq!(digests.len(), 14 + 10);
+    assert_eq!(
+        digests,
+        digests_by_tag(&second),
+        "two machines, two results"
+    );
+
+    // A third runner (empty cache, no daemon) releasing into the first registry finds
+    // everything there: HEADs only, no PUT, no POST.
+    let puts = ra.puts();
+    let posts = ra.count("POST");
+    let c = real_config();
+    let third = go(&c, &repo_a, &[]);
+    assert_eq!(
+        (ra.puts(), ra.count("POST")),
+        (puts, posts),
+        "the fresh runner wrote"
+    );
+    assert_eq!(digests_by_tag(&third), digests);
+    assert!(third["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["status"] == "unchanged"));
+
+    // The OCI layout holds the same digests as the registry (skopeo reads both).
+    for (tag, digest) in &digests {
+        let out = Command::new("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(format!("oci:{}:{tag}", layout.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            &format!("sha256:{}", sha256_hex(&out.stdout)),
+            digest,
+            "{tag}"
+        );
     }
-    registry.stop();
-    let status = child.wait().unwrap();
-    let err = stderr.join().unwrap();
+
+    // `qus verify` agrees, then names a tag that no longer holds what the pins give.
+    let verify = |cfg: &TestConfig| {
+        run(cfg
+            .qus()
+            .args(["verify", "--repo", &repo_a, "--json"])
+            .args(MATRIX)
+            .args(cfg.debs_flag()))
+    };
+    let (ok, out, err) = verify(&c);
+    assert!(ok, "verify of an untouched release: {err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(rows["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["status"] == "identical"));
+    let copied = Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false", "--dest-tls-verify=false"])
+        .arg(format!("docker://{repo_a}:amd64-d10.0-arm"))
+        .arg(format!("docker://{repo_a}:amd64-d10.0-aarch64"))
+        .output()
+        .unwrap();
     assert!(
-        !status.success(),
-        "release succeeded with the registry gone"
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    let mut cmd = c.qus();
+    cmd.args(["verify", "--repo", &repo_a])
+        .args(MATRIX)
+        .args(c.debs_flag());
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "a differing tag is exit 1");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = text
+        .lines()
+        .find(|l| l.contains(":amd64-d10.0-aarch64 "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("different") && line.contains("layer 2"),
+        "{line}"
     );
     assert!(
-        err.contains(&registry.host()) || err.contains("pushing"),
+        err.contains("amd64-d10.0-aarch64") && err.contains("1 of 24 tags differ"),
         "{err}"
     );
+}
 
-    registry.restart().unwrap();
+#[test]
+fn a_corrupt_cached_blob_is_detected_and_written_again() {
+    let cfg = real_config();
+    let (ra, rb) = (
+        TestRegistry::start().unwrap(),
+        TestRegistry::start().unwrap(),
+    );
+    let (repo_a, repo_b) = (
+        format!("{}/qus-corrupt", ra.host()),
+        format!("{}/qus-corrupt", rb.host()),
+    );
+    let (_ca, _cb) = (Cleanup(repo_a.clone()), Cleanup(repo_b.clone()));
+    let (ok, out, err) = run(&mut release(&cfg, &repo_a, &["--json"]));
+    assert!(ok, "{err}");
+    let clean = digests_by_tag(&serde_json::from_str(&out).unwrap());
+    // Damage every cached layer blob without changing its size.
+    let blobs = cfg.dir.path().join("oci/blobs/sha256");
+    let mut damaged = 0;
+    for e in std::fs::read_dir(&blobs).unwrap() {
+        let p = e.unwrap().path();
+        let mut bytes = std::fs::read(&p).unwrap();
+        if bytes.len() > 1000 {
+            bytes[500] ^= 0xff;
+            std::fs::write(&p, bytes).unwrap();
+            damaged += 1;
+        }
+    }
+    assert!(damaged >= 8, "{damaged} blobs damaged");
+    // A release that has to upload them reads, detects, rewrites, and pushes the right bytes.
+    let (ok, out, err) = run(&mut release(&cfg, &repo_b, &["--json"]));
+    assert!(ok, "{err}");
+    assert_eq!(digests_by_tag(&serde_json::from_str(&out).unwrap()), clean);
+    for e in std::fs::read_dir(&blobs).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if !name.starts_with('.') {
+            assert_eq!(sha256_hex(&std::fs::read(&p).unwrap()), name, "{name}");
+        }
+    }
+}
+
+#[test]
+fn registry_gone_mid_upload_then_back_finishes_with_clean_digests() {
+    let cfg = real_config();
+    let registry = TestRegistry::start().unwrap();
+    // The registry goes away once 3 MB of uploads went through: in the middle of a blob.
+    let proxy = crate::support::proxy::FaultyProxy::start(registry.port(), 3_000_000);
+    let repo = format!("{}/qus-fault", proxy.host());
+    let _clean = Cleanup(repo.clone());
+    let (ok, _, err) = run(&mut release(&cfg, &repo, &[]));
+    assert!(
+        proxy.is_down(),
+        "the release finished before the fault: {err}"
+    );
+    assert!(!ok, "release succeeded with the registry gone");
+    assert!(err.contains(&proxy.host()), "{err}");
+
+    proxy.come_back();
     // No list was written by the failed run.
     let client = qus_registry::Client::new(qus_registry::ClientConfig::default()).unwrap();
     let latest = qus_registry::Reference::parse(&format!("{repo}:latest")).unwrap();
@@ -257,22 +398,7 @@ fn registry_gone_mid_push_then_back_finishes_with_clean_digests() {
     let (ok, out, err) = run(&mut release(&cfg, &clean_repo, &["--json"]));
     assert!(ok, "{err}");
     let fresh: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let by_tag = |v: &serde_json::Value, key: &str| -> BTreeMap<String, String> {
-        v[key]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                let r = p["reference"].as_str().unwrap();
-                (
-                    r.rsplit(':').next().unwrap().to_string(),
-                    p["digest"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    };
-    assert_eq!(by_tag(&resumed, "pushed"), by_tag(&fresh, "pushed"));
-    assert_eq!(by_tag(&resumed, "lists"), by_tag(&fresh, "lists"));
+    assert_eq!(digests_by_tag(&resumed), digests_by_tag(&fresh));
 }
 
 #[test]

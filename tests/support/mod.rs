@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod mirror;
+pub mod proxy;
 
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -244,6 +245,11 @@ pub fn qus(cache: &Path) -> Command {
     c
 }
 
+/// Lowercase hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 /// Runs and returns (success, stdout, stderr).
 pub fn run(cmd: &mut Command) -> (bool, String, String) {
     let Output {
@@ -308,6 +314,8 @@ pub struct ImageInfo {
     pub layers: Vec<String>,
     /// Config labels.
     pub labels: HashMap<String, String>,
+    /// Config entrypoint.
+    pub entrypoint: Vec<String>,
 }
 
 /// Inspects an image through the daemon; `None` when it does not have it.
@@ -323,11 +331,13 @@ pub fn inspect(reference: &str) -> Option<ImageInfo> {
                 if let Some(v) = i.variant.filter(|v| !v.is_empty()) {
                     platform = format!("{platform}/{v}");
                 }
+                let config = i.config.unwrap_or_default();
                 Some(ImageInfo {
                     id: i.id.unwrap_or_default(),
                     platform,
                     layers: i.root_fs.and_then(|r| r.layers).unwrap_or_default(),
-                    labels: i.config.and_then(|c| c.labels).unwrap_or_default(),
+                    labels: config.labels.unwrap_or_default(),
+                    entrypoint: config.entrypoint.unwrap_or_default(),
                 })
             }
             Err(bollard::errors::Error::DockerResponseServerError {
