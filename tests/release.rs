@@ -315,7 +315,7 @@ fn same_pins_same_digests_anywhere_and_a_fresh_runner_uploads_nothing() {
         .find(|l| l.contains(":amd64-d10.0-aarch64 "))
         .unwrap_or_else(|| panic!("{text}"));
     assert!(
-        line.contains("different") && line.contains("layer 2"),
+        line.contains("different") && line.contains("config sha256:"),
         "{line}"
     );
     assert!(
