@@ -171,6 +171,30 @@ impl Challenge {
     }
 }
 
+/// The scopes to ask a token service for: the one this request needs, then each scope the
+/// registry's challenge names (space-separated, per the token spec), without repeats. Each
+/// becomes its own `scope=` parameter.
+pub(crate) fn token_scopes(ours: Option<&str>, challenge: Option<&str>) -> Vec<String> {
+    let mut scopes: Vec<String> = Vec::new();
+    let all = ours
+        .into_iter()
+        .chain(challenge.into_iter().flat_map(str::split_whitespace));
+    for scope in all {
+        let scope = scope.trim();
+        if !scope.is_empty() && !scopes.iter().any(|s| s == scope) {
+            scopes.push(scope.to_string());
+        }
+    }
+    scopes
+}
+
+/// Whether a secret (password, refresh token) may go to the token service at `realm` for a
+/// registry reached with `registry_scheme`: never from an HTTPS registry to a plain-HTTP
+/// realm, where anyone on the path would read it.
+pub(crate) fn realm_may_receive_secrets(registry_scheme: &str, realm: &url::Url) -> bool {
+    registry_scheme != "https" || realm.scheme() == "https"
+}
+
 /// `key=value` or `key="quoted, value"` pairs separated by commas; keys lowercased.
 fn auth_params(text: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -255,6 +279,33 @@ mod tests {
                 ..Default::default()
             }
         );
+    }
+
+    #[test]
+    fn one_scope_parameter_per_scope() {
+        assert_eq!(
+            token_scopes(
+                Some("repository:qus:pull,push"),
+                Some("repository:qus:pull  repository:other:pull repository:qus:pull,push")
+            ),
+            [
+                "repository:qus:pull,push",
+                "repository:qus:pull",
+                "repository:other:pull"
+            ]
+        );
+        assert_eq!(token_scopes(None, None), Vec::<String>::new());
+        assert_eq!(token_scopes(None, Some(" a b ")), ["a", "b"]);
+    }
+
+    #[test]
+    fn plain_http_realms_get_no_secret_from_https_registries() {
+        let http = url::Url::parse("http://auth.test/token").unwrap();
+        let https = url::Url::parse("https://auth.test/token").unwrap();
+        assert!(!realm_may_receive_secrets("https", &http));
+        assert!(realm_may_receive_secrets("https", &https));
+        assert!(realm_may_receive_secrets("http", &http));
+        assert!(realm_may_receive_secrets("http", &https));
     }
 
     #[test]

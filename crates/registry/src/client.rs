@@ -6,18 +6,22 @@
 //! compared with what was asked for and what the registry claims, because
 //! "idempotent, identical digests on every run" is only as good as that check.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::{Method, Url};
 
-use crate::auth::Auth;
+use crate::auth::{Auth, PushCredentials};
+use crate::credentials::CredentialSource;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::manifest::Descriptor;
 use crate::media;
 use crate::protocol::ProtocolPolicy;
 use crate::reference::Reference;
+use crate::tls::{HttpClients, DOCKER_CERTS_D};
 use crate::transport::{Answer, Call, Retry, Transport};
 
 /// Largest manifest we read (distribution refuses to store more than 4 MiB).
@@ -38,8 +42,17 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Extra attempts after a temporary error (timeouts, lost connections, 5xx, 429).
     pub retries: u32,
-    /// Wait before the first retry; doubles each time (capped at 8 s).
+    /// Nominal wait before the first retry; doubles each time up to `backoff_cap`, and each
+    /// wait is jittered between half of it and all of it.
     pub backoff: Duration,
+    /// Longest nominal backoff.
+    pub backoff_cap: Duration,
+    /// Longest `Retry-After` honoured: a registry asking for a longer wait fails the
+    /// request at once, saying how long it asked for.
+    pub retry_after_cap: Duration,
+    /// Docker's per-registry certificate folders (`<dir>/<host:port>/ca.crt`,
+    /// `client.cert` + `client.key`); `None` to read none.
+    pub certs_dir: Option<PathBuf>,
     /// `User-Agent` header.
     pub user_agent: String,
 }
@@ -52,6 +65,9 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(120),
             retries: 3,
             backoff: Duration::from_millis(500),
+            backoff_cap: Duration::from_secs(8),
+            retry_after_cap: Duration::from_secs(60),
+            certs_dir: Some(PathBuf::from(DOCKER_CERTS_D)),
             user_agent: concat!("qus-registry/", env!("CARGO_PKG_VERSION")).to_string(),
         }
     }
@@ -95,10 +111,14 @@ pub struct Client {
     transport: std::sync::Arc<Transport>,
     protocol: ProtocolPolicy,
     /// Platforms read from image configs, by manifest digest: content-addressed, so never
-    /// stale, and many lists name the same manifests.
-    pub(crate) platforms: std::sync::Arc<
+    /// stale, and many lists name the same manifests. One read per digest, however many
+    /// lists ask at once (each cell is filled once).
+    pub(crate) platforms: Arc<
         std::sync::Mutex<
-            std::collections::HashMap<crate::digest::Digest, crate::manifest::Platform>,
+            std::collections::HashMap<
+                crate::digest::Digest,
+                Arc<tokio::sync::OnceCell<crate::manifest::Platform>>,
+            >,
         >,
     >,
 }
@@ -114,18 +134,23 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Builds a client.
     pub fn new(config: ClientConfig) -> Result<Client> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .user_agent(config.user_agent.clone())
-            .build()
-            .map_err(|e| Error::Client(e.to_string()))?;
+        let clients = HttpClients::new(
+            config.certs_dir.clone(),
+            config.connect_timeout,
+            config.user_agent.clone(),
+        );
+        // Build the plain client now: a TLS backend that cannot start fails here, not
+        // in the middle of a release.
+        clients.client("", &Url::parse("https://registry.invalid/").expect("a URL"))?;
         let retry = Retry {
             retries: config.retries,
             backoff: config.backoff,
+            backoff_cap: config.backoff_cap,
+            retry_after_cap: config.retry_after_cap,
         };
         Ok(Client {
-            transport: std::sync::Arc::new(Transport::new(
-                http,
+            transport: Arc::new(Transport::new(
+                clients,
                 config.connect_timeout,
                 config.request_timeout,
                 retry,
@@ -135,15 +160,51 @@ impl Client {
         })
     }
 
-    /// Uses `auth` for `registry` (as named in references: `127.0.0.1:5000`, `docker.io`).
+    /// Uses `auth` for `registry` (as named in references: `127.0.0.1:5000`, `docker.io`),
+    /// as given: nothing to ask again when the registry refuses it.
     pub fn with_auth(self, registry: &str, auth: Auth) -> Client {
-        self.transport.set_auth(registry, auth);
+        self.transport.set_credentials(registry, None, auth);
         self
+    }
+
+    /// Uses what `source` says for `registry` now, and asks it again when the registry
+    /// answers 401 to what was sent and at each [`Client::refresh_credentials`].
+    pub fn with_credentials(
+        self,
+        registry: &str,
+        source: Arc<dyn CredentialSource>,
+    ) -> Result<Client> {
+        let auth = source.resolve(registry)?;
+        self.transport.set_credentials(registry, Some(source), auth);
+        Ok(self)
+    }
+
+    /// Asks `registry`'s credential source again (call it before each push phase: a
+    /// helper's token may have expired while images were built). True when they changed.
+    pub async fn refresh_credentials(&self, registry: &str) -> Result<bool> {
+        self.transport.refresh(registry).await
+    }
+
+    /// The credentials in use for `registry` now, in the shape Docker's push API takes.
+    pub fn push_credentials(&self, registry: &str) -> PushCredentials {
+        self.transport
+            .current_auth(registry)
+            .push_credentials(registry)
+    }
+
+    /// `scheme://host:port` of the registry's API (HTTPS when certs.d names it).
+    fn home(&self, reference: &Reference) -> Result<Url> {
+        self.url(reference, "/")
     }
 
     fn url(&self, reference: &Reference, path: &str) -> Result<Url> {
         let host = reference.api_host();
-        let scheme = self.protocol.scheme_for(host).as_str();
+        let has_certs = self
+            .transport
+            .clients()
+            .certs_for(reference.registry())?
+            .is_some();
+        let scheme = self.protocol.scheme_with_certs(host, has_certs).as_str();
         Url::parse(&format!("{scheme}://{host}{path}")).map_err(|e| Error::InvalidReference {
             input: reference.to_string(),
             reason: format!("does not make a URL: {e}"),
@@ -173,6 +234,7 @@ impl Client {
     pub async fn ping(&self, reference: &Reference) -> Result<()> {
         let call = Call {
             registry: reference.registry(),
+            home: self.home(reference)?,
             repository: None,
             push: false,
             method: Method::GET,
@@ -191,6 +253,7 @@ impl Client {
         let op = format!("HEAD manifest {reference}");
         let call = Call {
             registry: reference.registry(),
+            home: self.home(reference)?,
             repository: Some(reference.repository()),
             push: false,
             method: Method::HEAD,
@@ -245,6 +308,7 @@ impl Client {
         let op = format!("GET manifest {reference}");
         let call = Call {
             registry: reference.registry(),
+            home: self.home(reference)?,
             repository: Some(reference.repository()),
             push: false,
             method: Method::GET,
@@ -317,6 +381,7 @@ impl Client {
         let op = format!("PUT manifest {reference}");
         let call = Call {
             registry: reference.registry(),
+            home: self.home(reference)?,
             repository: Some(reference.repository()),
             push: true,
             method: Method::PUT,
@@ -327,7 +392,11 @@ impl Client {
             accept: &[200, 201],
             max_body: SMALL_MAX,
         };
-        let answer = self.transport.execute(&call).await?;
+        let answer = self
+            .transport
+            .execute(&call)
+            .await
+            .map_err(|e| media_type_refused(e, media_type))?;
         let invalid = |reason: String| Error::InvalidResponse {
             registry: reference.registry().to_string(),
             op: op.clone(),
@@ -347,6 +416,7 @@ impl Client {
     pub async fn blob_exists(&self, repository: &Reference, digest: &Digest) -> Result<bool> {
         let call = Call {
             registry: repository.registry(),
+            home: self.home(repository)?,
             repository: Some(repository.repository()),
             push: false,
             method: Method::HEAD,
@@ -365,6 +435,7 @@ impl Client {
         let op = format!("GET blob {}@{digest}", repository.name());
         let call = Call {
             registry: repository.registry(),
+            home: self.home(repository)?,
             repository: Some(repository.repository()),
             push: false,
             method: Method::GET,
@@ -427,6 +498,7 @@ impl Client {
         let op = format!("blob upload {}@{digest}", repository.name());
         let post = Call {
             registry: repository.registry(),
+            home: self.home(repository)?,
             repository: Some(repository.repository()),
             push: true,
             method: Method::POST,
@@ -452,6 +524,7 @@ impl Client {
         url.query_pairs_mut().append_pair("digest", digest.as_str());
         let put = Call {
             registry: repository.registry(),
+            home: self.home(repository)?,
             repository: Some(repository.repository()),
             push: true,
             method: Method::PUT,
@@ -469,6 +542,40 @@ impl Client {
             }
         }
         Ok(())
+    }
+}
+
+/// A refusal of a manifest PUT that is about its media type (415, or 400 with
+/// `MANIFEST_INVALID` / `UNSUPPORTED`) as [`Error::MediaTypeRefused`], naming the other
+/// family to try; any other error unchanged.
+fn media_type_refused(error: Error, media_type: &str) -> Error {
+    match error {
+        Error::ServerError {
+            registry,
+            op,
+            status,
+            code,
+            message,
+            ..
+        } if status == 415
+            || (status == 400
+                && matches!(code.as_deref(), Some("MANIFEST_INVALID" | "UNSUPPORTED"))) =>
+        {
+            Error::MediaTypeRefused {
+                registry,
+                op,
+                media_type: media_type.to_string(),
+                other: if media_type.contains(".oci.") {
+                    "Docker"
+                } else {
+                    "OCI"
+                },
+                status,
+                code,
+                message,
+            }
+        }
+        other => other,
     }
 }
 

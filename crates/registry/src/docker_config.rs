@@ -8,12 +8,15 @@
 //! helper is run as `docker-credential-<name> get` with the server address on stdin.
 //!
 //! Parsing and the lookup decision are pure ([`DockerConfig::lookup`]); only
-//! [`DockerConfig::resolve`] runs a process.
+//! [`DockerConfig::resolve`] runs a process, and never for longer than
+//! [`HELPER_TIMEOUT`]: a helper waiting on a locked keyring or a password prompt must not
+//! hang a release.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -55,12 +58,16 @@ impl std::fmt::Debug for RawAuth {
     }
 }
 
+/// How long a credential helper may take before it is killed and the lookup fails.
+pub const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The parsed Docker config (only the parts about credentials).
 #[derive(Debug, Default)]
 pub struct DockerConfig {
     raw: RawConfig,
     source: Option<PathBuf>,
     helper_dir: Option<PathBuf>,
+    helper_timeout: Option<Duration>,
 }
 
 /// What the config says to do for one registry, before running anything.
@@ -134,6 +141,13 @@ impl DockerConfig {
     /// Looks helpers up in `dir` instead of `PATH` (tests, bundled helpers).
     pub fn with_helper_dir(mut self, dir: impl Into<PathBuf>) -> DockerConfig {
         self.helper_dir = Some(dir.into());
+        self
+    }
+
+    /// Kills a credential helper that has not answered after `timeout` (default
+    /// [`HELPER_TIMEOUT`]).
+    pub fn with_helper_timeout(mut self, timeout: Duration) -> DockerConfig {
+        self.helper_timeout = Some(timeout);
         self
     }
 
@@ -253,9 +267,51 @@ impl DockerConfig {
             // A helper that exits without reading gives EPIPE: its exit status tells more.
             let _ = stdin.write_all(server.as_bytes());
         }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| fail(format!("{program} did not finish: {e}")))?;
+        // Read both pipes on threads so a chatty helper cannot block on a full pipe while
+        // this thread watches the clock.
+        let reader = |pipe: Option<Box<dyn Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                if let Some(mut p) = pipe {
+                    let _ = p.read_to_end(&mut out);
+                }
+                out
+            })
+        };
+        let stdout = reader(
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let stderr = reader(
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let timeout = self.helper_timeout.unwrap_or(HELPER_TIMEOUT);
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() >= deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(fail(format!(
+                        "{program} get did not answer within {timeout:?} and was stopped \
+                         (is it waiting for a password prompt or a locked keyring?)"
+                    )));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) => return Err(fail(format!("{program} did not finish: {e}"))),
+            }
+        };
+        let out = std::process::Output {
+            status,
+            stdout: stdout.join().unwrap_or_default(),
+            stderr: stderr.join().unwrap_or_default(),
+        };
         if !out.status.success() {
             let said = String::from_utf8_lossy(&out.stdout).to_string()
                 + &String::from_utf8_lossy(&out.stderr);
@@ -292,6 +348,12 @@ pub fn resolve_auth(registry: &str, explicit: Option<Auth>) -> Result<Auth> {
         Some(auth) => Ok(auth),
         None => DockerConfig::load_default()?.resolve(registry),
     }
+}
+
+/// Where the Docker CLI keeps its config: `$DOCKER_CONFIG/config.json`, else
+/// `$HOME/.docker/config.json` (`None` without either variable).
+pub fn default_config_path() -> Option<PathBuf> {
+    default_path()
 }
 
 fn default_path() -> Option<PathBuf> {
@@ -490,6 +552,20 @@ mod tests {
             err.contains("h.test") && err.contains("helper exploded"),
             "{err}"
         );
+        // A helper that never answers is stopped, in bounded time, with a message that says so.
+        write("stuck", "exec sleep 30");
+        let started = Instant::now();
+        let err = config("stuck")
+            .with_helper_timeout(Duration::from_millis(300))
+            .resolve("h.test")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(err.contains("did not answer within"), "{err}");
         let err = config("missing").resolve("h.test").unwrap_err().to_string();
         assert!(err.contains("docker-credential-missing"), "{err}");
         assert!(config("../x").resolve("h.test").is_err());

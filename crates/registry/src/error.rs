@@ -137,7 +137,9 @@ pub enum Error {
         code: Option<String>,
     },
     /// Any other non-success answer (5xx, 429, an unexpected 4xx).
-    #[error("registry {registry} answered {status}{} to {op}: {message}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
+    #[error("registry {registry} answered {status}{} to {op}: {message}{}",
+        code.as_deref().map(|c| format!(" {c}")).unwrap_or_default(),
+        retry_after.map(|w| format!(" (it asks to retry after {} s)", w.as_secs())).unwrap_or_default())]
     ServerError {
         /// The registry as named in the reference.
         registry: String,
@@ -148,6 +150,43 @@ pub enum Error {
         /// The envelope's first code, when there was an envelope.
         code: Option<String>,
         /// The envelope's summary, or a bounded excerpt of the body.
+        message: String,
+        /// How long the registry asked to wait (`Retry-After`) before trying again.
+        retry_after: Option<Duration>,
+    },
+    /// A pull quota is used up (Docker Hub's `toomanyrequests`): it lasts hours, so it is
+    /// not retried.
+    #[error("pull limit: registry {registry} refused {op}: {limit} ({message}); qus does not retry a used-up quota. {hint}")]
+    PullLimit {
+        /// The registry as named in the reference.
+        registry: String,
+        /// What we were doing.
+        op: String,
+        /// Which limit, as the registry's headers state it (`100 pulls per 6 h window, 0 left`).
+        limit: String,
+        /// The registry's own words.
+        message: String,
+        /// What to do about it.
+        hint: String,
+    },
+    /// The registry refused a manifest's media type (zot refuses Docker's by default; old
+    /// registries refuse OCI's; some refuse to change a tag's family).
+    #[error("registry {registry} refused {op} as {media_type} ({status}{}: {message}): it may not accept this media type family, or the tag already holds the other one; try the {other} media types",
+        code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
+    MediaTypeRefused {
+        /// The registry as named in the reference.
+        registry: String,
+        /// What we were doing.
+        op: String,
+        /// The media type that was refused.
+        media_type: String,
+        /// The other family, to try instead (`OCI` or `Docker`).
+        other: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// The envelope's first code.
+        code: Option<String>,
+        /// The registry's explanation.
         message: String,
     },
     /// No complete answer within the configured time.
@@ -223,6 +262,16 @@ pub enum Error {
     /// The HTTP client could not be built (TLS setup).
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
+    /// What a Docker certs.d folder holds for a registry cannot be used.
+    #[error("TLS settings for registry {registry} in {path}: {reason}")]
+    Tls {
+        /// The registry as named in the reference.
+        registry: String,
+        /// The file or folder at fault.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -240,6 +289,14 @@ impl Error {
         }
     }
 
+    /// How long the registry asked to wait before trying again, when it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::ServerError { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
     /// The registry this error is about, when it is about one.
     pub fn registry(&self) -> Option<&str> {
         match self {
@@ -250,7 +307,10 @@ impl Error {
             | Error::Timeout { registry, .. }
             | Error::Unreachable { registry, .. }
             | Error::InvalidResponse { registry, .. }
-            | Error::Credentials { registry, .. } => Some(registry),
+            | Error::Credentials { registry, .. }
+            | Error::PullLimit { registry, .. }
+            | Error::MediaTypeRefused { registry, .. }
+            | Error::Tls { registry, .. } => Some(registry),
             _ => None,
         }
     }
@@ -293,6 +353,7 @@ pub(crate) fn classify(registry: &str, op: &str, auth: &str, status: u16, body: 
             status,
             code,
             message,
+            retry_after: None,
         },
     }
 }

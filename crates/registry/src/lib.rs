@@ -29,6 +29,7 @@
 
 mod auth;
 mod client;
+mod credentials;
 mod digest;
 mod docker_config;
 mod error;
@@ -36,20 +37,26 @@ mod manifest;
 pub mod media;
 mod protocol;
 mod publish;
+mod redact;
 mod reference;
+mod retry;
 mod storage;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+mod tls;
 mod transport;
 
 pub use auth::{Auth, Challenge, PushCredentials, Secret};
 pub use client::{BlobUpload, Client, ClientConfig, RawManifest};
+pub use credentials::{CredentialSource, DockerConfigSource};
 pub use digest::{Digest, InvalidDigest};
-pub use docker_config::{resolve_auth, DockerConfig, Lookup};
+pub use docker_config::{default_config_path, resolve_auth, DockerConfig, Lookup, HELPER_TIMEOUT};
 pub use error::{Error, ErrorEnvelope, RegistryError, Result};
 pub use manifest::{config_platform, Descriptor, ImageManifest, Index, Platform};
 pub use media::ListKind;
 pub use protocol::{is_loopback, ProtocolPolicy, Scheme};
 pub use publish::{IndexEntry, Outcome, PreparedIndex, Source};
+pub use redact::{redact_userinfo, REDACTED};
 pub use reference::{Reference, DOCKER_HUB};
 pub use storage::{storage_stats, StorageStats};
+pub use tls::{CertsDir, DOCKER_CERTS_D};

@@ -1,10 +1,15 @@
 //! HTTP or HTTPS, per registry.
 //!
-//! A loopback registry (CI, tests, a developer's `docker-registry`) serves plain HTTP,
-//! and the Docker daemon itself talks HTTP to loopback registries without extra
+//! A loopback registry (CI, tests, a developer's `docker-registry`) usually serves plain
+//! HTTP, and the Docker daemon itself talks HTTP to loopback registries without extra
 //! configuration; every other registry gets HTTPS unless the user lists it as insecure.
-//! Deciding this from the registry name alone, in one pure function, keeps the rule
-//! visible and testable (oci-client's `ClientProtocol::HttpsExcept` is the same idea).
+//! A loopback registry that speaks TLS is the exception, and it says so the way the daemon
+//! learns it: a `certs.d/<host:port>/` folder (its CA, a client certificate) makes qus use
+//! HTTPS for it, verified with that CA. qus does not probe (no extra connection, the same
+//! answer on every run): a TLS registry reached over HTTP, or the reverse, fails with a
+//! message naming the folder. Deciding from the registry name and that one fact, in one
+//! pure function, keeps the rule visible and testable (oci-client's
+//! `ClientProtocol::HttpsExcept` is the same idea).
 
 use std::net::IpAddr;
 
@@ -46,13 +51,20 @@ impl Default for ProtocolPolicy {
 }
 
 impl ProtocolPolicy {
-    /// The scheme for `host[:port]` (as in a reference's API host).
+    /// The scheme for `host[:port]` (as in a reference's API host) without TLS settings.
     pub fn scheme_for(&self, registry: &str) -> Scheme {
+        self.scheme_with_certs(registry, false)
+    }
+
+    /// The scheme for `host[:port]`, knowing whether a `certs.d` folder names it: an
+    /// explicit insecure entry wins (plain HTTP), then TLS settings (HTTPS, loopback too),
+    /// then loopback (plain HTTP), else HTTPS.
+    pub fn scheme_with_certs(&self, registry: &str, has_certs: bool) -> Scheme {
         let listed = self
             .insecure
             .iter()
             .any(|entry| entry_matches(entry, registry));
-        if listed || (self.plain_http_loopback && is_loopback(registry)) {
+        if listed || (!has_certs && self.plain_http_loopback && is_loopback(registry)) {
             Scheme::Http
         } else {
             Scheme::Https
@@ -90,6 +102,16 @@ pub fn is_loopback(registry: &str) -> bool {
     host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Whether a URL's host is this machine's loopback.
+pub(crate) fn is_loopback_url(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +137,29 @@ mod tests {
             "10.0.0.1:5000",
         ] {
             assert_eq!(p.scheme_for(r), Scheme::Https, "{r}");
+        }
+    }
+
+    #[test]
+    fn certs_d_makes_loopback_https_and_insecure_still_wins() {
+        let p = ProtocolPolicy {
+            insecure: vec!["127.0.0.2:5000".into()],
+            ..ProtocolPolicy::default()
+        };
+        assert_eq!(p.scheme_with_certs("127.0.0.1:5000", true), Scheme::Https);
+        assert_eq!(p.scheme_with_certs("localhost:5000", true), Scheme::Https);
+        assert_eq!(p.scheme_with_certs("127.0.0.1:5000", false), Scheme::Http);
+        assert_eq!(p.scheme_with_certs("127.0.0.2:5000", true), Scheme::Http);
+        assert_eq!(p.scheme_with_certs("reg.test", false), Scheme::Https);
+        for (u, want) in [
+            ("http://127.0.0.1:5000/v2/", true),
+            ("https://localhost/v2/", true),
+            ("http://[::1]:5000/", true),
+            ("https://127.9.9.9/", true),
+            ("https://reg.test/", false),
+            ("http://10.0.0.1/", false),
+        ] {
+            assert_eq!(is_loopback_url(&url::Url::parse(u).unwrap()), want, "{u}");
         }
     }
 

@@ -268,24 +268,22 @@ impl Client {
             entry: entry.source.to_string(),
             reason,
         };
-        let known = self.known_platform(&descriptor.digest);
-        let actual = match known {
-            Some(p) => p,
-            None => {
-                let p = self
-                    .read_platform(target, descriptor)
-                    .await
-                    .map_err(|e| match e {
-                        PlatformRead::Invalid(reason) => invalid(reason),
-                        PlatformRead::Registry(e) => e,
-                    })?;
-                self.platforms
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(descriptor.digest.clone(), p.clone());
-                p
-            }
-        };
+        // One read per manifest digest, however many lists name it at once.
+        let cell = self
+            .platforms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(descriptor.digest.clone())
+            .or_default()
+            .clone();
+        let actual = cell
+            .get_or_try_init(|| self.read_platform(target, descriptor))
+            .await
+            .map_err(|e| match e {
+                PlatformRead::Invalid(reason) => invalid(reason),
+                PlatformRead::Registry(e) => e,
+            })?
+            .clone();
         if !actual.same_as(&entry.platform) {
             return Err(Error::PlatformMismatch {
                 target: target.to_string(),
@@ -295,14 +293,6 @@ impl Client {
             });
         }
         Ok(())
-    }
-
-    fn known_platform(&self, manifest: &Digest) -> Option<Platform> {
-        self.platforms
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(manifest)
-            .cloned()
     }
 
     /// The platform an image manifest's config names.

@@ -39,8 +39,9 @@ pub struct Reference {
 impl Reference {
     /// Parses `host[:port]/path[:tag][@digest]`; a name with no host is on the Docker Hub.
     pub fn parse(input: &str) -> Result<Reference, Error> {
+        // Credentials pasted into a reference must not be echoed back.
         let fail = |reason: &str| Error::InvalidReference {
-            input: input.to_string(),
+            input: crate::redact::redact_userinfo(input).into_owned(),
             reason: reason.to_string(),
         };
         if input.is_empty() {
@@ -389,6 +390,21 @@ mod tests {
     fn error_message_names_the_input() {
         let err = Reference::parse("127.0.0.1:5000/Qus").unwrap_err();
         assert!(err.to_string().contains("127.0.0.1:5000/Qus"), "{err}");
+    }
+
+    #[test]
+    fn credentials_in_a_reference_are_never_echoed() {
+        for input in [
+            "alice:hunter2-secret@127.0.0.1:5000/qus",
+            "https://alice:hunter2-secret@registry.example/qus:t",
+            "alice:hunter2-secret@registry.example:5000/qus",
+        ] {
+            let err = Reference::parse(input).unwrap_err();
+            for text in [err.to_string(), format!("{err:?}")] {
+                assert!(!text.contains("hunter2-secret"), "{text}");
+                assert!(text.contains("<redacted>@"), "{text}");
+            }
+        }
     }
 
     #[test]

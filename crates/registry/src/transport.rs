@@ -2,15 +2,29 @@
 //!
 //! Every operation in [`crate::client`] describes its request as a [`Call`] and gets
 //! back a fully read, bounded [`Answer`] whose status it declared acceptable; anything
-//! else arrives as a typed [`Error`]. Keeping auth (401 → challenge → token or Basic →
-//! retry once), retries (temporary errors, exponential backoff, bounded) and transport
-//! failures (timeout, refused, dropped) in this one place means each operation is a few
-//! lines of protocol, and every operation fails the same way.
+//! else arrives as a typed [`Error`]. Keeping auth, retries and transport failures in this
+//! one place means each operation is a few lines of protocol, and every operation fails
+//! the same way.
+//!
+//! Authentication follows the distribution token spec and Docker's client:
+//! - 401 → the challenge is answered (Basic, or a token fetched with one `scope=` parameter
+//!   per scope; an identity token is exchanged by an OAuth2 refresh POST, with the plain
+//!   GET as fallback when the token service has no OAuth2 endpoint: 404/405);
+//! - a 401 to what was sent (a token past its time, a helper's credential that expired)
+//!   asks the credential source again, once, before giving up;
+//! - concurrent misses of one token fetch it once (single flight), and so do concurrent
+//!   re-resolutions of one registry's credentials;
+//! - credentials and tokens go only to the registry's own origin and its token service: an
+//!   upload `Location` on another host gets no `Authorization`, and a plain-HTTP token
+//!   service named by an HTTPS registry gets no password.
+//!
+//! Retries (temporary errors of idempotent calls) honour `Retry-After` up to a cap and
+//! otherwise back off exponentially with jitter; a used-up pull quota is not retried.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
@@ -18,20 +32,28 @@ use reqwest::header::{HeaderMap, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Method, Url};
 use serde::Deserialize;
 
-use crate::auth::{Auth, Challenge, Secret};
-use crate::error::{classify, Error, Result};
+use crate::auth::{realm_may_receive_secrets, token_scopes, Auth, Challenge, Secret};
+use crate::credentials::CredentialSource;
+use crate::error::{classify, Error, ErrorEnvelope, Result};
+use crate::retry::{backoff, is_pull_quota, Quota};
+use crate::tls::HttpClients;
 
-/// Longest backoff between two attempts, whatever the base.
-const BACKOFF_CAP: Duration = Duration::from_secs(8);
 /// A token is refreshed this long before the registry says it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(10);
 /// Token lifetime when the token service does not say (the distribution spec's default).
 const TOKEN_DEFAULT_LIFETIME: u64 = 60;
+/// The single-flight key of a registry's credential re-resolution (no scope is named so).
+const CREDENTIALS_FLIGHT: &str = "\0credentials";
+/// Largest token-service answer read.
+const TOKEN_ANSWER_MAX: usize = 64 * 1024;
 
 /// A request, described so it can be sent again (retry, or after a 401).
 pub(crate) struct Call<'a> {
     /// Registry as named in the reference (auth key, error messages).
     pub registry: &'a str,
+    /// `scheme://host:port/` of the registry's API: the only origin, besides its token
+    /// service, that receives its credentials.
+    pub home: Url,
     /// Repository, for the token scope (`None` for `/v2/`).
     pub repository: Option<&'a str>,
     /// Whether the token needs `push` as well as `pull`.
@@ -66,11 +88,37 @@ struct Token {
     expires: Instant,
 }
 
-/// What we learned about one registry's authentication.
+/// What we know about one registry's authentication.
 #[derive(Default)]
-struct Session {
+struct RegistryAuth {
+    /// Where the credentials come from (`None`: fixed, nothing to ask again).
+    source: Option<Arc<dyn CredentialSource>>,
+    auth: Auth,
+    /// Bumped at each resolution: a 401 seen under an older one is answered already.
+    generation: u64,
     challenge: Option<Challenge>,
+    /// Tokens by the scope they were fetched for.
     tokens: HashMap<String, Token>,
+}
+
+/// What asking a credential source again gave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Resolved {
+    /// The credentials are fixed.
+    NoSource,
+    /// Asked; the same credentials.
+    Unchanged,
+    /// Asked; new credentials (tokens dropped).
+    Changed,
+    /// Another task asked since this one saw its 401.
+    ByOther,
+}
+
+impl Resolved {
+    /// Whether trying again may now get another answer.
+    fn is_new(self) -> bool {
+        matches!(self, Resolved::Changed | Resolved::ByOther)
+    }
 }
 
 /// Retry policy.
@@ -78,69 +126,147 @@ struct Session {
 pub(crate) struct Retry {
     pub retries: u32,
     pub backoff: Duration,
+    pub backoff_cap: Duration,
+    /// The longest `Retry-After` honoured; a longer one fails at once.
+    pub retry_after_cap: Duration,
 }
 
 pub(crate) struct Transport {
-    http: reqwest::Client,
+    clients: HttpClients,
     connect_timeout: Duration,
     request_timeout: Duration,
     retry: Retry,
-    auth: Mutex<HashMap<String, Auth>>,
-    sessions: Mutex<HashMap<String, Session>>,
+    registries: Mutex<HashMap<String, RegistryAuth>>,
+    flights: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Transport {
     pub fn new(
-        http: reqwest::Client,
+        clients: HttpClients,
         connect_timeout: Duration,
         request_timeout: Duration,
         retry: Retry,
     ) -> Transport {
         Transport {
-            http,
+            clients,
             connect_timeout,
             request_timeout,
             retry,
-            auth: Mutex::new(HashMap::new()),
-            sessions: Mutex::new(HashMap::new()),
+            registries: Mutex::new(HashMap::new()),
+            flights: Mutex::new(HashMap::new()),
         }
     }
 
-    pub fn set_auth(&self, registry: &str, auth: Auth) {
-        self.auth
-            .lock()
-            .expect("auth map poisoned")
-            .insert(registry.to_string(), auth);
-        // Tokens obtained with other credentials must not be reused.
-        self.sessions
-            .lock()
-            .expect("session map poisoned")
-            .remove(registry);
+    pub fn clients(&self) -> &HttpClients {
+        &self.clients
     }
 
-    fn auth_for(&self, registry: &str) -> Auth {
-        self.auth
+    /// Uses `auth` for `registry`, asking `source` again when it may have changed.
+    pub fn set_credentials(
+        &self,
+        registry: &str,
+        source: Option<Arc<dyn CredentialSource>>,
+        auth: Auth,
+    ) {
+        let mut map = self.registries.lock().expect("auth map poisoned");
+        let entry = map.entry(registry.to_string()).or_default();
+        // Tokens obtained with other credentials must not be reused.
+        *entry = RegistryAuth {
+            source,
+            auth,
+            generation: entry.generation + 1,
+            ..RegistryAuth::default()
+        };
+    }
+
+    fn auth_of(&self, registry: &str) -> (Auth, u64) {
+        self.registries
             .lock()
             .expect("auth map poisoned")
             .get(registry)
-            .cloned()
+            .map(|r| (r.auth.clone(), r.generation))
             .unwrap_or_default()
     }
 
-    /// Runs `f` again on temporary errors, with exponential backoff, at most
-    /// `retries` more times. Only for idempotent work.
+    /// The credentials in use for `registry` now.
+    pub fn current_auth(&self, registry: &str) -> Auth {
+        self.auth_of(registry).0
+    }
+
+    /// Asks `registry`'s credential source again (before a push phase); true when the
+    /// credentials changed.
+    pub async fn refresh(&self, registry: &str) -> Result<bool> {
+        let (_, generation) = self.auth_of(registry);
+        Ok(self.resolve_again(registry, generation).await? == Resolved::Changed)
+    }
+
+    fn flight(&self, registry: &str, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.flights
+            .lock()
+            .expect("flight map poisoned")
+            .entry((registry.to_string(), key.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    /// Asks the credential source again, unless another task did since generation `seen`.
+    async fn resolve_again(&self, registry: &str, seen: u64) -> Result<Resolved> {
+        let source = self
+            .registries
+            .lock()
+            .expect("auth map poisoned")
+            .get(registry)
+            .and_then(|r| r.source.clone());
+        let Some(source) = source else {
+            return Ok(Resolved::NoSource);
+        };
+        let flight = self.flight(registry, CREDENTIALS_FLIGHT);
+        let _one_at_a_time = flight.lock().await;
+        if self.auth_of(registry).1 != seen {
+            return Ok(Resolved::ByOther);
+        }
+        let name = registry.to_string();
+        // A credential helper is a process: off the async threads.
+        let auth = tokio::task::spawn_blocking(move || source.resolve(&name))
+            .await
+            .map_err(|e| Error::Credentials {
+                registry: registry.to_string(),
+                reason: format!("the credential lookup did not finish: {e}"),
+            })??;
+        let mut map = self.registries.lock().expect("auth map poisoned");
+        let entry = map.entry(registry.to_string()).or_default();
+        entry.generation += 1;
+        if entry.auth == auth {
+            return Ok(Resolved::Unchanged);
+        }
+        entry.auth = auth;
+        entry.tokens.clear();
+        Ok(Resolved::Changed)
+    }
+
+    /// Runs `f` again on temporary errors, at most `retries` more times, waiting what the
+    /// registry asked (`Retry-After`, up to the cap; beyond it, gives up at once) or a
+    /// jittered exponential backoff. Only for idempotent work.
     pub async fn retrying<T, F, Fut>(&self, mut f: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let mut delay = self.retry.backoff;
         let mut attempt = 0;
         loop {
             match f().await {
                 Err(e) if e.is_temporary() && attempt < self.retry.retries => {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(BACKOFF_CAP);
+                    let wait = match e.retry_after() {
+                        Some(asked) if asked > self.retry.retry_after_cap => return Err(e),
+                        Some(asked) => asked,
+                        None => backoff(
+                            attempt,
+                            self.retry.backoff,
+                            self.retry.backoff_cap,
+                            fastrand::f64(),
+                        ),
+                    };
+                    tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
                 result => return result,
@@ -153,74 +279,178 @@ impl Transport {
         self.retrying(|| self.attempt(call)).await
     }
 
-    /// One attempt: send with what we know, answer a 401 challenge once, classify.
+    /// One attempt: send with what we know, answer 401 challenges (asking the credential
+    /// source again once when what was sent is refused), classify.
     pub async fn attempt(&self, call: &Call<'_>) -> Result<Answer> {
-        let auth = self.auth_for(call.registry);
+        let ours = call.url.origin() == call.home.origin();
         let scope = call.repository.map(|repo| {
             let actions = if call.push { "pull,push" } else { "pull" };
             format!("repository:{repo}:{actions}")
         });
-        let header = self
-            .known_authorization(call, &auth, scope.as_deref())
-            .await?;
-        let mut answer = self.send(call, header.as_ref()).await?;
-        if answer.status == 401 {
-            let challenges: Vec<Challenge> = answer
-                .headers
-                .get_all(WWW_AUTHENTICATE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .filter_map(Challenge::parse)
-                .collect();
-            // Prefer Bearer when a registry offers both.
-            let challenge = challenges
-                .iter()
-                .find(|c| matches!(c, Challenge::Bearer { .. }))
-                .or(challenges.first())
-                .cloned();
+        let key = scope.clone().unwrap_or_default();
+        let (auth, generation) = self.auth_of(call.registry);
+        let mut sent = if ours {
+            self.known_authorization(call, &auth, scope.as_deref())
+                .await?
+        } else {
+            None
+        };
+        let mut answer = self.send(call, sent.as_ref()).await?;
+        let mut asked_again = false;
+        while answer.status == 401 {
             let unauthorized = |detail: String| Error::Unauthorized {
                 registry: call.registry.to_string(),
                 op: call.op.clone(),
-                auth: auth.to_string(),
+                auth: self.auth_of(call.registry).0.to_string(),
                 detail,
             };
-            let Some(challenge) = challenge else {
+            if !ours {
+                return Err(unauthorized(format!(
+                    "{} asked for credentials, but it is not the registry ({}): qus sends \
+                     credentials only to the registry and its token service",
+                    origin_text(&call.url),
+                    origin_text(&call.home)
+                )));
+            }
+            let refused = || {
+                let why = ErrorEnvelope::parse(&answer.body)
+                    .map(|e| e.summary())
+                    .unwrap_or_else(|| "authentication failed".into());
+                unauthorized(format!("credentials rejected ({why})"))
+            };
+            let Some(challenge) = challenge_of(&answer.headers) else {
                 return Err(unauthorized(
                     "the registry answered 401 without a usable WWW-Authenticate challenge".into(),
                 ));
             };
-            self.sessions
+            self.registries
                 .lock()
-                .expect("session map poisoned")
+                .expect("auth map poisoned")
                 .entry(call.registry.to_string())
                 .or_default()
                 .challenge = Some(challenge.clone());
-            let fresh = self
-                .answer_challenge(call, &auth, &challenge, scope.as_deref())
-                .await?;
+            if let Some(header) = &sent {
+                if asked_again {
+                    return Err(refused());
+                }
+                // What we sent was refused: a token past its time, or credentials that
+                // changed since they were read. Ask the source again, once.
+                self.forget_token(call.registry, &key, header);
+                asked_again = true;
+                self.resolve_again(call.registry, generation).await?;
+            }
+            let fresh = match self
+                .answer_challenge(call, &challenge, scope.as_deref())
+                .await
+            {
+                // The token service refused the credentials: they may have expired since
+                // they were read.
+                Err(e @ Error::Unauthorized { .. }) if !asked_again => {
+                    asked_again = true;
+                    if !self
+                        .resolve_again(call.registry, generation)
+                        .await?
+                        .is_new()
+                    {
+                        return Err(e);
+                    }
+                    self.answer_challenge(call, &challenge, scope.as_deref())
+                        .await?
+                }
+                other => other?,
+            };
             let Some(fresh) = fresh else {
                 return Err(unauthorized(
                     "authentication required; give credentials (Docker config or --username/--password-stdin)".into(),
                 ));
             };
-            answer = self.send(call, Some(&fresh)).await?;
-            if answer.status == 401 {
-                let why = crate::error::ErrorEnvelope::parse(&answer.body)
-                    .map(|e| e.summary())
-                    .unwrap_or_else(|| "authentication failed".into());
-                return Err(unauthorized(format!("credentials rejected ({why})")));
+            if sent.as_ref() == Some(&fresh) {
+                // The same answer would get the same 401.
+                return Err(refused());
             }
+            sent = Some(fresh);
+            answer = self.send(call, sent.as_ref()).await?;
         }
         if !call.accept.contains(&answer.status) {
-            return Err(classify(
-                call.registry,
-                &call.op,
-                &auth.to_string(),
-                answer.status,
-                &answer.body,
-            ));
+            return Err(self.classify_answer(call, &answer));
         }
         Ok(answer)
+    }
+
+    /// The error for an answer the caller does not handle: the envelope's meaning, plus
+    /// what the headers add (`Retry-After`, a used-up pull quota).
+    fn classify_answer(&self, call: &Call<'_>, answer: &Answer) -> Error {
+        let auth = self.auth_of(call.registry).0;
+        let mut error = classify(
+            call.registry,
+            &call.op,
+            &auth.to_string(),
+            answer.status,
+            &answer.body,
+        );
+        if let Error::ServerError {
+            status,
+            code,
+            message,
+            retry_after,
+            ..
+        } = &mut error
+        {
+            let throttled = *status == 429 || code.as_deref() == Some("TOOMANYREQUESTS");
+            let quota = Quota::from_headers(&answer.headers);
+            if throttled && is_pull_quota(&quota, message) {
+                let hint = if auth == Auth::Anonymous {
+                    "Log in (docker login, or --username with --password-stdin) for an \
+                     account's higher limit, or wait for the window to move on"
+                } else {
+                    "Wait for the window to move on, or use an account with a higher limit"
+                };
+                return Error::PullLimit {
+                    registry: call.registry.to_string(),
+                    op: call.op.clone(),
+                    limit: quota.describe(),
+                    message: message.clone(),
+                    hint: hint.to_string(),
+                };
+            }
+            if *status == 400 && message.contains("HTTP request to an HTTPS server") {
+                return Error::InvalidResponse {
+                    registry: call.registry.to_string(),
+                    op: call.op.clone(),
+                    reason: format!(
+                        "the registry speaks HTTPS and qus used plain HTTP; qus uses HTTPS for a \
+                         loopback registry when {} holds its CA (ca.crt)",
+                        self.certs_text(call.registry)
+                    ),
+                };
+            }
+            *retry_after = answer
+                .header("retry-after")
+                .and_then(|v| crate::retry::retry_after(v, SystemTime::now()));
+        }
+        error
+    }
+
+    fn certs_text(&self, registry: &str) -> String {
+        self.clients
+            .certs_path(registry)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| format!("certs.d/{registry}"))
+    }
+
+    /// Drops the cached token for `key` if it is the one that was refused (another task
+    /// may have replaced it with a fresh one already).
+    fn forget_token(&self, registry: &str, key: &str, refused: &str) {
+        let mut map = self.registries.lock().expect("auth map poisoned");
+        if let Some(r) = map.get_mut(registry) {
+            let same = r
+                .tokens
+                .get(key)
+                .is_some_and(|t| refused == format!("Bearer {}", t.value.expose()));
+            if same {
+                r.tokens.remove(key);
+            }
+        }
     }
 
     /// The Authorization header we can send before being challenged: a static bearer,
@@ -235,82 +465,92 @@ impl Transport {
         if let Auth::Bearer(token) = auth {
             return Ok(Some(format!("Bearer {}", token.expose())));
         }
-        let key = scope.unwrap_or("").to_string();
-        let challenge = {
-            let sessions = self.sessions.lock().expect("session map poisoned");
-            let Some(session) = sessions.get(call.registry) else {
-                return Ok(None);
-            };
-            if let Some(token) = session.tokens.get(&key) {
-                if token.expires > Instant::now() {
-                    return Ok(Some(format!("Bearer {}", token.value.expose())));
-                }
-            }
-            session.challenge.clone()
-        };
+        let challenge = self
+            .registries
+            .lock()
+            .expect("auth map poisoned")
+            .get(call.registry)
+            .and_then(|r| r.challenge.clone());
         match challenge {
             Some(Challenge::Basic) => Ok(basic_header(auth)),
-            Some(bearer @ Challenge::Bearer { .. }) => {
+            Some(Challenge::Bearer { realm, service, .. }) => {
                 // Our own scope: the last challenge's scope was for another request.
-                let bearer = match bearer {
-                    Challenge::Bearer { realm, service, .. } => Challenge::Bearer {
-                        realm,
-                        service,
-                        scope: scope.map(str::to_string),
-                    },
-                    other => other,
+                let ours = Challenge::Bearer {
+                    realm,
+                    service,
+                    scope: None,
                 };
-                self.answer_challenge(call, auth, &bearer, scope).await
+                self.answer_challenge(call, &ours, scope).await
             }
             None => Ok(None),
         }
     }
 
-    /// The header that answers `challenge`, fetching a token if needed; `None` when
-    /// we have nothing that could satisfy it.
+    /// The header that answers `challenge` with the registry's current credentials,
+    /// fetching a token if needed; `None` when we have nothing that could satisfy it.
     async fn answer_challenge(
         &self,
         call: &Call<'_>,
-        auth: &Auth,
         challenge: &Challenge,
         scope: Option<&str>,
     ) -> Result<Option<String>> {
+        let (auth, generation) = self.auth_of(call.registry);
         match challenge {
-            Challenge::Basic => Ok(basic_header(auth)),
+            Challenge::Basic => Ok(basic_header(&auth)),
             Challenge::Bearer {
                 realm,
                 service,
                 scope: wanted,
             } => {
-                if let Auth::Bearer(token) = auth {
+                if let Auth::Bearer(token) = &auth {
                     return Ok(Some(format!("Bearer {}", token.expose())));
                 }
-                let token_scope = wanted.as_deref().or(scope);
+                let key = scope.unwrap_or("");
+                if let Some(header) = self.cached_token(call.registry, key) {
+                    return Ok(Some(header));
+                }
+                // One fetch per registry and scope, however many requests missed at once.
+                let flight = self.flight(call.registry, key);
+                let _one_at_a_time = flight.lock().await;
+                if let Some(header) = self.cached_token(call.registry, key) {
+                    return Ok(Some(header));
+                }
+                let scopes = token_scopes(scope, wanted.as_deref());
                 let token = self
-                    .fetch_token(call, auth, realm, service.as_deref(), token_scope)
+                    .fetch_token(call, &auth, realm, service.as_deref(), &scopes)
                     .await?;
                 let header = format!("Bearer {}", token.value.expose());
-                self.sessions
-                    .lock()
-                    .expect("session map poisoned")
-                    .entry(call.registry.to_string())
-                    .or_default()
-                    .tokens
-                    .insert(scope.unwrap_or("").to_string(), token);
+                let mut map = self.registries.lock().expect("auth map poisoned");
+                let entry = map.entry(call.registry.to_string()).or_default();
+                // A token of credentials replaced meanwhile serves this request only.
+                if entry.generation == generation {
+                    entry.tokens.insert(key.to_string(), token);
+                }
                 Ok(Some(header))
             }
         }
     }
 
-    /// The token dance: GET `realm?service&scope` (Basic credentials if we have
-    /// some), or POST an OAuth2 refresh-token grant for an identity token.
+    fn cached_token(&self, registry: &str, key: &str) -> Option<String> {
+        self.registries
+            .lock()
+            .expect("auth map poisoned")
+            .get(registry)
+            .and_then(|r| r.tokens.get(key))
+            .filter(|t| t.expires > Instant::now())
+            .map(|t| format!("Bearer {}", t.value.expose()))
+    }
+
+    /// The token dance: GET `realm?service&scope&scope…` (Basic credentials if we have
+    /// some), or POST an OAuth2 refresh-token grant for an identity token, falling back to
+    /// the GET when the service has no OAuth2 endpoint.
     async fn fetch_token(
         &self,
         call: &Call<'_>,
         auth: &Auth,
         realm: &str,
         service: Option<&str>,
-        scope: Option<&str>,
+        scopes: &[String],
     ) -> Result<Token> {
         let op = format!("token request for {}", call.op);
         let invalid = |reason: String| Error::InvalidResponse {
@@ -318,9 +558,23 @@ impl Transport {
             op: op.clone(),
             reason,
         };
-        let mut url = Url::parse(realm)
+        let url = Url::parse(realm)
             .map_err(|_| invalid(format!("the token realm {realm:?} is not a URL")))?;
-        let request = match auth {
+        let secret = matches!(auth, Auth::Basic { .. } | Auth::IdentityToken(_));
+        if secret && !realm_may_receive_secrets(call.home.scheme(), &url) {
+            return Err(Error::Unauthorized {
+                registry: call.registry.to_string(),
+                op,
+                auth: auth.to_string(),
+                detail: format!(
+                    "the registry is HTTPS but names a token service over plain HTTP ({}); \
+                     qus does not send credentials where anyone on the path could read them",
+                    origin_text(&url)
+                ),
+            });
+        }
+        let http = self.clients.client(call.registry, &url)?;
+        let (status, body) = match auth {
             Auth::IdentityToken(refresh) => {
                 let mut form = url::form_urlencoded::Serializer::new(String::new());
                 form.append_pair("grant_type", "refresh_token");
@@ -329,38 +583,35 @@ impl Transport {
                 if let Some(s) = service {
                     form.append_pair("service", s);
                 }
-                if let Some(s) = scope {
-                    form.append_pair("scope", s);
+                if !scopes.is_empty() {
+                    // OAuth2 takes one space-separated `scope` field.
+                    form.append_pair("scope", &scopes.join(" "));
                 }
-                self.http
-                    .post(url)
+                let post = http
+                    .post(url.clone())
                     .header("content-type", "application/x-www-form-urlencoded")
-                    .body(form.finish())
+                    .body(form.finish());
+                let (status, body) = self.token_exchange(call, &op, &url, post).await?;
+                if matches!(status, 404 | 405) {
+                    // No OAuth2 endpoint: the spec's fallback, as containerd and BuildKit
+                    // do it (the refresh token as Basic credentials of the `<token>` user).
+                    let get = token_get(&http, &url, service, scopes)
+                        .basic_auth("<token>", Some(refresh.expose()));
+                    self.token_exchange(call, &op, &url, get).await?
+                } else {
+                    (status, body)
+                }
+            }
+            Auth::Basic { user, pass } => {
+                let get =
+                    token_get(&http, &url, service, scopes).basic_auth(user, Some(pass.expose()));
+                self.token_exchange(call, &op, &url, get).await?
             }
             _ => {
-                {
-                    let mut query = url.query_pairs_mut();
-                    if let Some(s) = service {
-                        query.append_pair("service", s);
-                    }
-                    if let Some(s) = scope {
-                        query.append_pair("scope", s);
-                    }
-                }
-                let request = self.http.get(url);
-                match auth {
-                    Auth::Basic { user, pass } => request.basic_auth(user, Some(pass.expose())),
-                    _ => request,
-                }
+                self.token_exchange(call, &op, &url, token_get(&http, &url, service, scopes))
+                    .await?
             }
         };
-        let response = request
-            .timeout(self.request_timeout)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(call.registry, &op, e))?;
-        let status = response.status().as_u16();
-        let body = read_body(response, 64 * 1024, call.registry, &op, self).await?;
         if status == 401 || status == 403 {
             return Err(Error::Unauthorized {
                 registry: call.registry.to_string(),
@@ -398,9 +649,26 @@ impl Transport {
         })
     }
 
+    async fn token_exchange(
+        &self,
+        call: &Call<'_>,
+        op: &str,
+        url: &Url,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(u16, Bytes)> {
+        let response = request
+            .timeout(self.request_timeout)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(call.registry, op, url, e))?;
+        let status = response.status().as_u16();
+        let body = read_body(response, TOKEN_ANSWER_MAX, call.registry, op, url, self).await?;
+        Ok((status, body))
+    }
+
     async fn send(&self, call: &Call<'_>, authorization: Option<&String>) -> Result<Answer> {
-        let mut request = self
-            .http
+        let http = self.clients.client(call.registry, &call.url)?;
+        let mut request = http
             .request(call.method.clone(), call.url.clone())
             .timeout(self.request_timeout);
         for (name, value) in &call.headers {
@@ -415,10 +683,18 @@ impl Transport {
         let response = request
             .send()
             .await
-            .map_err(|e| self.transport_error(call.registry, &call.op, e))?;
+            .map_err(|e| self.transport_error(call.registry, &call.op, &call.url, e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = read_body(response, call.max_body, call.registry, &call.op, self).await?;
+        let body = read_body(
+            response,
+            call.max_body,
+            call.registry,
+            &call.op,
+            &call.url,
+            self,
+        )
+        .await?;
         Ok(Answer {
             status,
             headers,
@@ -427,8 +703,15 @@ impl Transport {
     }
 
     /// Maps a failure below HTTP to Timeout or Unreachable, with the root cause and a
-    /// hint, and without the URL's query or any header.
-    pub fn transport_error(&self, registry: &str, op: &str, error: reqwest::Error) -> Error {
+    /// hint (TLS trouble names the certs.d folder), and without the URL's query or any
+    /// header.
+    pub fn transport_error(
+        &self,
+        registry: &str,
+        op: &str,
+        url: &Url,
+        error: reqwest::Error,
+    ) -> Error {
         if error.is_timeout() {
             let after = if error.is_connect() {
                 self.connect_timeout
@@ -442,7 +725,27 @@ impl Transport {
             };
         }
         let cause = root_cause(&error);
-        let detail = if error.is_connect() {
+        let lower = cause.to_ascii_lowercase();
+        let certs = self.certs_text(registry);
+        let detail = if url.scheme() == "https"
+            && (lower.contains("corrupt message") || lower.contains("invalidcontenttype"))
+        {
+            format!(
+                "TLS failed ({cause}): {} does not seem to speak TLS; qus uses HTTPS for it \
+                 because it is not loopback or because {certs} exists",
+                origin_text(url)
+            )
+        } else if lower.contains("alert") && lower.contains("certificate") {
+            format!(
+                "TLS failed ({cause}): the registry may want a client certificate; put it in \
+                 {certs} as client.cert and client.key"
+            )
+        } else if lower.contains("certificate") {
+            format!(
+                "TLS failed ({cause}): if {} has a private CA, put that CA in {certs}/ca.crt",
+                origin_text(url)
+            )
+        } else if error.is_connect() {
             format!("cannot connect ({cause}); is the registry running, or did it stop?")
         } else {
             format!(
@@ -457,18 +760,60 @@ impl Transport {
     }
 }
 
+/// The challenge of a 401, preferring Bearer when a registry offers both.
+fn challenge_of(headers: &HeaderMap) -> Option<Challenge> {
+    let challenges: Vec<Challenge> = headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(Challenge::parse)
+        .collect();
+    challenges
+        .iter()
+        .find(|c| matches!(c, Challenge::Bearer { .. }))
+        .or(challenges.first())
+        .cloned()
+}
+
+/// GET `realm?service=…&scope=…&scope=…`: one `scope` parameter per scope, as the token
+/// spec and Docker's client send them.
+fn token_get(
+    http: &reqwest::Client,
+    realm: &Url,
+    service: Option<&str>,
+    scopes: &[String],
+) -> reqwest::RequestBuilder {
+    let mut url = realm.clone();
+    {
+        let mut query = url.query_pairs_mut();
+        if let Some(s) = service {
+            query.append_pair("service", s);
+        }
+        for scope in scopes {
+            query.append_pair("scope", scope);
+        }
+    }
+    http.get(url)
+}
+
+/// `scheme://host:port` of a URL, for messages (no path, query or userinfo).
+fn origin_text(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
 async fn read_body(
     mut response: reqwest::Response,
     max: usize,
     registry: &str,
     op: &str,
+    url: &Url,
     transport: &Transport,
 ) -> Result<Bytes> {
     let mut body = BytesMut::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| transport.transport_error(registry, op, e))?
+        .map_err(|e| transport.transport_error(registry, op, url, e))?
     {
         if body.len() + chunk.len() > max {
             return Err(Error::InvalidResponse {
