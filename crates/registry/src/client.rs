@@ -570,9 +570,10 @@ fn media_type_refused(error: Error, media_type: &str) -> Error {
                 } else {
                     "OCI"
                 },
-                status,
-                code,
-                message,
+                refusal: format!(
+                    "{status}{}: {message}",
+                    code.map(|c| format!(" {c}")).unwrap_or_default()
+                ),
             }
         }
         other => other,

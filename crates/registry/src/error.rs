@@ -171,8 +171,7 @@ pub enum Error {
     },
     /// The registry refused a manifest's media type (zot refuses Docker's by default; old
     /// registries refuse OCI's; some refuse to change a tag's family).
-    #[error("registry {registry} refused {op} as {media_type} ({status}{}: {message}): it may not accept this media type family, or the tag already holds the other one; try the {other} media types",
-        code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
+    #[error("registry {registry} refused {op} as {media_type} ({refusal}): it may not accept this media type family, or the tag already holds the other one; try the {other} media types")]
     MediaTypeRefused {
         /// The registry as named in the reference.
         registry: String,
@@ -182,12 +181,8 @@ pub enum Error {
         media_type: String,
         /// The other family, to try instead (`OCI` or `Docker`).
         other: &'static str,
-        /// HTTP status.
-        status: u16,
-        /// The envelope's first code.
-        code: Option<String>,
-        /// The registry's explanation.
-        message: String,
+        /// The registry's answer: status, code and message.
+        refusal: String,
     },
     /// No complete answer within the configured time.
     #[error("timeout: registry {registry} did not answer {op} within {after:?}")]
@@ -207,6 +202,17 @@ pub enum Error {
         /// What we were doing.
         op: String,
         /// Why (connection refused, reset, closed), with a hint.
+        detail: String,
+    },
+    /// The TLS handshake failed: an untrusted certificate, a client certificate wanted, a
+    /// server that does not speak TLS. Not retried: the same handshake fails the same way.
+    #[error("TLS with registry {registry} failed during {op}: {detail}")]
+    TlsHandshake {
+        /// The registry as named in the reference.
+        registry: String,
+        /// What we were doing.
+        op: String,
+        /// The TLS error and where the certificate that would fix it goes.
         detail: String,
     },
     /// The registry answered, but not with what the protocol promises.
@@ -306,6 +312,7 @@ impl Error {
             | Error::ServerError { registry, .. }
             | Error::Timeout { registry, .. }
             | Error::Unreachable { registry, .. }
+            | Error::TlsHandshake { registry, .. }
             | Error::InvalidResponse { registry, .. }
             | Error::Credentials { registry, .. }
             | Error::PullLimit { registry, .. }

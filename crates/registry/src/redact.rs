@@ -58,10 +58,9 @@ fn redact_word(word: &str) -> Option<String> {
     // The last `@` that does not introduce a digest ends the userinfo (a password may hold
     // an `@` itself).
     let at = body
-        .match_indices('@')
+        .rmatch_indices('@')
         .map(|(i, _)| i)
-        .filter(|&i| !is_digest(&body[i + 1..]))
-        .last()?;
+        .find(|&i| !is_digest(&body[i + 1..]))?;
     let userinfo = &body[..at];
     if !userinfo.contains(':') {
         // `user@host` names no secret.
@@ -72,7 +71,7 @@ fn redact_word(word: &str) -> Option<String> {
 
 /// Whether `text` (what follows an `@`) is a digest, well-formed or not: `algorithm:encoded`
 /// to the end of the word, with a digest algorithm's name (`sha256`, `sha512`, `blake3`) or
-/// an encoded part as long as a real one (so `md5:0123` counts, `myhost:5000` not). `host:5000/repo` is not one.
+/// an encoded part as long as a real one: `md5:0123` counts, `myhost:5000/repo` does not.
 fn is_digest(text: &str) -> bool {
     let Some((algorithm, encoded)) = text.split_once(':') else {
         return false;

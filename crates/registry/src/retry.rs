@@ -86,9 +86,9 @@ pub(crate) fn is_pull_quota(quota: &Quota, message: &str) -> bool {
 
 /// `21600` → `6 h`; `90` → `90 s`.
 fn window(seconds: u64) -> String {
-    if seconds >= 3600 && seconds % 3600 == 0 {
+    if seconds >= 3600 && seconds.is_multiple_of(3600) {
         format!("{} h", seconds / 3600)
-    } else if seconds >= 60 && seconds % 60 == 0 {
+    } else if seconds >= 60 && seconds.is_multiple_of(60) {
         format!("{} min", seconds / 60)
     } else {
         format!("{seconds} s")

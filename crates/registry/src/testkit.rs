@@ -3,8 +3,10 @@
 //! Tests of registry I/O prove most against the real thing: Debian's
 //! `docker-registry` (distribution 2.8), started on a free loopback port with a
 //! throw-away storage folder, killed on drop. It can be stopped and restarted on the
-//! same port and storage (fault tests), protected by htpasswd (auth tests), and its
-//! access log read back to count requests (idempotence: "no PUT the second time").
+//! same port and storage (fault tests), protected by htpasswd (auth tests), serve HTTPS
+//! with a throw-away CA ([`TestCa`], made with the `openssl` command) and require client
+//! certificates, point clients at a token service of the test's choosing, and its access
+//! log read back to count requests (idempotence: "no PUT the second time").
 //! [`TinyImage`] builds small but real images (a gzip tar layer and a config with
 //! os/architecture/variant) so tests need no Docker daemon.
 //!
@@ -43,6 +45,39 @@ pub struct TestRegistry {
     dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
+    options: Options,
+}
+
+/// How a [`TestRegistry`] is set up.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Require Basic auth as [`TEST_USER`] / [`TEST_PASSWORD`].
+    pub htpasswd: bool,
+    /// Serve HTTPS.
+    pub tls: Option<ServerTls>,
+    /// Require bearer tokens from this token service (they are never valid: the point is
+    /// what the client sends the service, not the registry's verdict).
+    pub token_realm: Option<TokenRealm>,
+}
+
+/// HTTPS settings of a [`TestRegistry`].
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    /// Server certificate (PEM).
+    pub certificate: PathBuf,
+    /// Its key.
+    pub key: PathBuf,
+    /// Require client certificates signed by this CA.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Token auth settings of a [`TestRegistry`].
+#[derive(Clone, Debug)]
+pub struct TokenRealm {
+    /// The token service URL the registry names in its challenge.
+    pub realm: String,
+    /// A PEM certificate bundle the registry would verify tokens with.
+    pub root_cert_bundle: PathBuf,
 }
 
 /// One access-log line: what the registry was asked and what it answered.
@@ -59,27 +94,32 @@ pub struct AccessLogEntry {
 impl TestRegistry {
     /// Starts an open (no auth) registry.
     pub fn start() -> io::Result<TestRegistry> {
-        TestRegistry::launch(false)
+        TestRegistry::start_with(Options::default())
     }
 
     /// Starts a registry that requires Basic auth as [`TEST_USER`] / [`TEST_PASSWORD`].
     pub fn start_with_htpasswd() -> io::Result<TestRegistry> {
-        TestRegistry::launch(true)
+        TestRegistry::start_with(Options {
+            htpasswd: true,
+            ..Options::default()
+        })
     }
 
-    fn launch(htpasswd: bool) -> io::Result<TestRegistry> {
+    /// Starts a registry set up as `options` say.
+    pub fn start_with(options: Options) -> io::Result<TestRegistry> {
         let dir = tempfile::Builder::new().prefix("qus-registry-").tempdir()?;
         let mut registry = TestRegistry {
             dir,
             port: 0,
             child: None,
+            options,
         };
         // A port found free can be taken (by another test's client or server) before
         // the registry binds it: then try another one.
         let mut attempts = 0;
         loop {
             registry.port = free_port()?;
-            registry.configure(htpasswd)?;
+            registry.configure()?;
             match registry.spawn() {
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse && attempts < 5 => attempts += 1,
                 result => return result.map(|()| registry),
@@ -87,7 +127,7 @@ impl TestRegistry {
         }
     }
 
-    fn configure(&self, htpasswd: bool) -> io::Result<()> {
+    fn configure(&self) -> io::Result<()> {
         let (dir, port) = (&self.dir, self.port);
         let storage = dir.path().join("storage");
         std::fs::create_dir_all(&storage)?;
@@ -99,12 +139,28 @@ impl TestRegistry {
              http:\n  addr: 127.0.0.1:{port}\n  secret: qus-testkit-upload-state\n",
             storage = storage.display()
         );
-        if htpasswd {
+        if let Some(tls) = &self.options.tls {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                tls.certificate.display(),
+                tls.key.display()
+            ));
+            if let Some(ca) = &tls.client_ca {
+                config.push_str(&format!("    clientcas:\n      - {}\n", ca.display()));
+            }
+        }
+        if self.options.htpasswd {
             let path = dir.path().join("htpasswd");
             std::fs::write(&path, TEST_HTPASSWD)?;
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: qus-test\n    path: {}\n",
                 path.display()
+            ));
+        } else if let Some(token) = &self.options.token_realm {
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: {}\n    service: qus-test\n    issuer: qus-test\n    rootcertbundle: {}\n",
+                token.realm,
+                token.root_cert_bundle.display()
             ));
         }
         std::fs::write(dir.path().join("config.yml"), config)
@@ -171,9 +227,14 @@ impl TestRegistry {
                     ));
                 }
             }
-            if self.log_since(log_start).contains(&listening)
-                && matches!(probe(self.port), Some(200 | 401))
-            {
+            // A TLS registry answers a plain-HTTP probe with 400 ("HTTP request to an
+            // HTTPS server"): listening all the same.
+            let answering = match probe(self.port) {
+                Some(200 | 401) => true,
+                Some(400) => self.options.tls.is_some(),
+                _ => false,
+            };
+            if self.log_since(log_start).contains(&listening) && answering {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -223,9 +284,14 @@ impl TestRegistry {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` when it serves TLS).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.host())
+        let scheme = if self.options.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.host())
     }
 
     /// The port.
@@ -285,6 +351,153 @@ impl TestRegistry {
 impl Drop for TestRegistry {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A throw-away certificate authority with a server certificate for `127.0.0.1` and
+/// `localhost` and a client certificate, made with the `openssl` command (EC P-256, valid
+/// two days), in a folder removed on drop.
+#[derive(Debug)]
+pub struct TestCa {
+    dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    /// Makes the CA and both certificates.
+    pub fn new() -> io::Result<TestCa> {
+        let dir = tempfile::Builder::new().prefix("qus-ca-").tempdir()?;
+        let openssl = |args: &[&str]| -> io::Result<()> {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("cannot run openssl ({e}); install Debian's openssl package"),
+                    )
+                })?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(io::Error::other(format!(
+                    "openssl {args:?} failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )))
+            }
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509", "-new"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.crt",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=qus-test-ca",
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                ],
+            ]
+            .concat(),
+        )?;
+        for (name, usage, san) in [
+            (
+                "server",
+                "serverAuth",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+            ),
+            ("client", "clientAuth", ""),
+        ] {
+            std::fs::write(
+                dir.path().join(format!("{name}.ext")),
+                format!(
+                    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+                     extendedKeyUsage={usage}\n{san}"
+                ),
+            )?;
+            let (key, csr, crt, ext) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.crt"),
+                format!("{name}.ext"),
+            );
+            openssl(
+                &[
+                    &["req", "-new"][..],
+                    &ec,
+                    &[
+                        "-keyout",
+                        &key,
+                        "-out",
+                        &csr,
+                        "-subj",
+                        &format!("/CN=qus-test-{name}"),
+                    ],
+                ]
+                .concat(),
+            )?;
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ])?;
+        }
+        Ok(TestCa { dir })
+    }
+
+    /// The CA certificate (PEM).
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    /// HTTPS settings for a [`TestRegistry`] with this CA's server certificate; with
+    /// `require_client_cert`, clients must present a certificate this CA signed.
+    pub fn server_tls(&self, require_client_cert: bool) -> ServerTls {
+        ServerTls {
+            certificate: self.dir.path().join("server.crt"),
+            key: self.dir.path().join("server.key"),
+            client_ca: require_client_cert.then(|| self.ca_cert()),
+        }
+    }
+
+    /// Fills `root/<host>/` the way Docker's `certs.d` is laid out: `ca.crt`, and with
+    /// `client`, `client.cert` + `client.key`.
+    pub fn certs_d(&self, root: &Path, host: &str, client: bool) -> io::Result<PathBuf> {
+        let dir = root.join(host);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::copy(self.ca_cert(), dir.join("ca.crt"))?;
+        if client {
+            std::fs::copy(self.dir.path().join("client.crt"), dir.join("client.cert"))?;
+            std::fs::copy(self.dir.path().join("client.key"), dir.join("client.key"))?;
+        }
+        Ok(dir)
     }
 }
 

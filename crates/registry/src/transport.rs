@@ -137,8 +137,12 @@ pub(crate) struct Transport {
     request_timeout: Duration,
     retry: Retry,
     registries: Mutex<HashMap<String, RegistryAuth>>,
-    flights: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    flights: Mutex<HashMap<(String, String), Flight>>,
 }
+
+/// Held while one task does what concurrent tasks would otherwise all do (fetch a token,
+/// ask a credential source).
+type Flight = Arc<tokio::sync::Mutex<()>>;
 
 impl Transport {
     pub fn new(
@@ -200,7 +204,7 @@ impl Transport {
         Ok(self.resolve_again(registry, generation).await? == Resolved::Changed)
     }
 
-    fn flight(&self, registry: &str, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn flight(&self, registry: &str, key: &str) -> Flight {
         self.flights
             .lock()
             .expect("flight map poisoned")
@@ -413,13 +417,17 @@ impl Transport {
                     hint: hint.to_string(),
                 };
             }
-            if *status == 400 && message.contains("HTTP request to an HTTPS server") {
+            // A TLS server's answer to plain HTTP (Go's 400, whose explanation a HEAD
+            // answer cannot carry).
+            let tls_spoken_here = message.contains("HTTP request to an HTTPS server")
+                || (message == "(no body)" && call.method == Method::HEAD);
+            if *status == 400 && call.url.scheme() == "http" && tls_spoken_here {
                 return Error::InvalidResponse {
                     registry: call.registry.to_string(),
                     op: call.op.clone(),
                     reason: format!(
-                        "the registry speaks HTTPS and qus used plain HTTP; qus uses HTTPS for a \
-                         loopback registry when {} holds its CA (ca.crt)",
+                        "400 to plain HTTP: the registry likely speaks HTTPS; qus uses HTTPS \
+                         for a loopback registry when {} holds its CA (ca.crt)",
                         self.certs_text(call.registry)
                     ),
                 };
@@ -702,9 +710,9 @@ impl Transport {
         })
     }
 
-    /// Maps a failure below HTTP to Timeout or Unreachable, with the root cause and a
-    /// hint (TLS trouble names the certs.d folder), and without the URL's query or any
-    /// header.
+    /// Maps a failure below HTTP to Timeout, TlsHandshake or Unreachable, with the root
+    /// cause and a hint (TLS trouble names the certs.d folder), and without the URL's
+    /// query or any header.
     pub fn transport_error(
         &self,
         registry: &str,
@@ -727,25 +735,33 @@ impl Transport {
         let cause = root_cause(&error);
         let lower = cause.to_ascii_lowercase();
         let certs = self.certs_text(registry);
-        let detail = if url.scheme() == "https"
+        let tls = |detail: String| Error::TlsHandshake {
+            registry: registry.to_string(),
+            op: op.to_string(),
+            detail,
+        };
+        if url.scheme() == "https"
             && (lower.contains("corrupt message") || lower.contains("invalidcontenttype"))
         {
-            format!(
-                "TLS failed ({cause}): {} does not seem to speak TLS; qus uses HTTPS for it \
-                 because it is not loopback or because {certs} exists",
+            return tls(format!(
+                "{cause}: {} does not seem to speak TLS; qus uses HTTPS for it because it is \
+                 not loopback or because {certs} exists",
                 origin_text(url)
-            )
-        } else if lower.contains("alert") && lower.contains("certificate") {
-            format!(
-                "TLS failed ({cause}): the registry may want a client certificate; put it in \
-                 {certs} as client.cert and client.key"
-            )
-        } else if lower.contains("certificate") {
-            format!(
-                "TLS failed ({cause}): if {} has a private CA, put that CA in {certs}/ca.crt",
+            ));
+        }
+        if lower.contains("alert") && lower.contains("certificate") {
+            return tls(format!(
+                "{cause}: the registry may want a client certificate; put it in {certs} as \
+                 client.cert and client.key"
+            ));
+        }
+        if lower.contains("certificate") {
+            return tls(format!(
+                "{cause}: if {} has a private CA, put that CA in {certs}/ca.crt",
                 origin_text(url)
-            )
-        } else if error.is_connect() {
+            ));
+        }
+        let detail = if error.is_connect() {
             format!("cannot connect ({cause}); is the registry running, or did it stop?")
         } else {
             format!(

@@ -9,4 +9,7 @@ mod support;
 mod auth;
 mod faults;
 mod publish;
+mod retries;
 mod stub;
+mod tls;
+mod tokens;
