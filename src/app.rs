@@ -150,8 +150,19 @@ fn registry_options(a: &RegistryArgs) -> anyhow::Result<RegistryOptions> {
     };
     Ok(RegistryOptions {
         credentials,
+        docker_config: qus_registry::default_config_path(),
+        certs_dir: Some(certs_dir()),
         insecure: a.insecure_registry.clone(),
     })
+}
+
+/// Where the Docker daemon's per-registry certificates are: `QUS_DOCKER_CERTS_D` (tests, or
+/// a daemon configured elsewhere), else `/etc/docker/certs.d`.
+fn certs_dir() -> std::path::PathBuf {
+    std::env::var_os("QUS_DOCKER_CERTS_D")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| qus_registry::DOCKER_CERTS_D.into())
 }
 
 fn read_password() -> anyhow::Result<String> {

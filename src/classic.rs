@@ -4,6 +4,14 @@
 //! diffIDs, platform, entrypoint and labels, and the benchmark measures one against the
 //! other. The builder stamps the build time into every config, so only layer diffIDs are
 //! reproducible this way.
+//!
+//! What is compared with the registry is what the daemon publishes, whichever image store it
+//! uses: with the classic store (overlay2, fuse-overlayfs …) an image ID is its config digest;
+//! with the containerd store (Docker ≥ 24 option, default on new installs) it is the manifest
+//! or index digest; and either store records the digest a push or pull saw in RepoDigests.
+//! So a tag is "already there" when its HEAD digest is the image ID or one of its
+//! RepoDigests, and only otherwise is its manifest read (one GET) to compare the config
+//! digest. After a push, the digest the daemon reports pushing must be what the tag holds.
 
 use crate::arch::Host;
 use crate::context::{self, LayerFiles};
@@ -19,7 +27,7 @@ use crate::progress::Progress;
 use crate::sink::registry::Registry;
 use anyhow::anyhow;
 use futures::{StreamExt, TryStreamExt};
-use qus_registry::{Client, ImageManifest, Reference};
+use qus_registry::{media, Client, Descriptor, ImageManifest, Reference};
 use std::collections::{BTreeMap, HashMap};
 
 /// Builds every image of `plan` that the daemon does not already have with the same inputs.
@@ -182,25 +190,27 @@ fn layer_files(img: &ImagePlan, inputs: &Extracted) -> anyhow::Result<LayerFiles
 }
 
 /// The classic release: build through the daemon, push through the daemon, then the lists
-/// through qus's client. The daemon pushes Docker schema 2 manifests, so the lists are
-/// Docker manifest lists whatever `--media-types` says.
-#[allow(clippy::too_many_arguments)]
+/// through qus's client. The lists are of the family the daemon pushed (Docker schema 2 with
+/// the classic store), whatever `--media-types` says.
 pub(crate) async fn release(
     plan: &Plan,
     src: &SourceOptions,
     opts: &BuildOptions,
     reg: &Registry,
-    creds: &qus_registry::PushCredentials,
     skip_lists: bool,
     summary: &mut Summary,
     progress: &Progress,
 ) -> anyhow::Result<()> {
     let daemon = Daemon::connect().await?;
     summary.images = build(&daemon, plan, src, opts, progress).await?;
-    push(&daemon, reg, creds, opts.jobs, summary, progress).await?;
+    // The builds may have outlived a helper's token: ask for credentials now.
+    reg.refresh_credentials().await?;
+    let creds = reg.client.push_credentials(reg.repo.registry());
+    push(&daemon, reg, &creds, opts.jobs, summary, progress).await?;
     if skip_lists {
         return Ok(());
     }
+    reg.refresh_credentials().await?;
     let known: HashMap<String, qus_registry::Descriptor> = summary
         .pushed
         .iter()
@@ -218,7 +228,13 @@ pub(crate) async fn release(
             ))
         })
         .collect();
-    let lists = crate::lists::lists(plan, &known, crate::media::MediaTypes::Docker)?;
+    let oci = !known.is_empty() && known.values().all(|d| d.media_type == media::OCI_MANIFEST);
+    let family = if oci {
+        crate::media::MediaTypes::Oci
+    } else {
+        crate::media::MediaTypes::Docker
+    };
+    let lists = crate::lists::lists(plan, &known, family)?;
     let mut results = Vec::new();
     for (m, index) in &lists {
         let r = reg.put_list(&m.tag, index).await.map(|(digest, status)| {
@@ -292,31 +308,75 @@ async fn push_one(
         .strip_suffix(&format!(":{tag}"))
         .unwrap_or(&img.reference)
         .to_string();
-    let remote = remote_image(client, &r).await?;
-    let (status, d) = match remote {
-        Some((config, d)) if config == img.id => {
+    let local = daemon
+        .inspect(&img.reference)
+        .await?
+        .ok_or_else(|| anyhow!("{}: the daemon no longer has the image", img.reference))?;
+    let mut read_manifest = false;
+    let present = match client.manifest_head(&r).await? {
+        None => None,
+        Some(head) => match identity(&local.id, &local.repo_digests, &head) {
+            Identity::Same => Some(head),
+            Identity::Different => None,
+            Identity::ByConfig => {
+                read_manifest = true;
+                config_of(client, &r)
+                    .await?
+                    .filter(|(config, _)| *config == local.id)
+                    .map(|(_, d)| d)
+            }
+        },
+    };
+    let (status, d) = match present {
+        Some(d) => {
             progress.step(format!(
                 "{counter} {} is already in the registry",
                 img.reference
             ));
             (PushStatus::Present, d)
         }
-        _ => {
+        None => {
             progress.step(format!("{counter} pushing {}", img.reference));
             let stats: PushStats = daemon.push(&repo, &tag, Some(creds), progress).await?;
             progress.detail(format!(
                 "{}: {} layers pushed, {} already there",
                 img.reference, stats.pushed, stats.existing
             ));
-            match remote_image(client, &r).await? {
-                Some((c, d)) if c == img.id => (PushStatus::Pushed, d),
+            let head = client.manifest_head(&r).await?;
+            let holds = match (&head, &stats.digest) {
+                (None, _) => false,
+                (Some(h), Some(pushed)) => h.digest.as_str() == pushed,
+                // No digest line from this daemon: the image's own identity, reading the
+                // manifest at most once per image and release.
+                (Some(h), None) => match identity(&local.id, &local.repo_digests, h) {
+                    Identity::Same => true,
+                    Identity::Different => false,
+                    Identity::ByConfig if read_manifest => true,
+                    Identity::ByConfig => config_of(client, &r)
+                        .await?
+                        .is_some_and(|(config, _)| config == local.id),
+                },
+            };
+            match head {
+                Some(h) if holds => {
+                    if media::is_list(&h.media_type) {
+                        return Err(anyhow!(
+                            "{}: the daemon pushed a multi-platform index ({}), as Docker's \
+                             containerd image store does with attestations; qus's lists need \
+                             single-image manifests: use the default builder (--builder qus)",
+                            img.reference,
+                            h.media_type
+                        ));
+                    }
+                    (PushStatus::Pushed, h)
+                }
                 other => {
                     return Err(anyhow!(
-                        "{}: after the push the registry's manifest names config {}, not the \
-                         local image {}",
+                        "{}: after the push the registry's tag holds {}, not what the daemon \
+                         pushed ({}); did another client write it meanwhile?",
                         img.reference,
-                        other.map_or_else(|| "nothing".into(), |(c, _)| c),
-                        img.id
+                        other.map_or_else(|| "nothing".into(), |h| h.digest.to_string()),
+                        stats.digest.as_deref().unwrap_or(&local.id)
                     ))
                 }
             }
@@ -331,16 +391,42 @@ async fn push_one(
     })
 }
 
-/// The config digest the registry's manifest for `r` names and the manifest's descriptor,
-/// or `None` when the tag is absent or is not a single-image manifest.
-async fn remote_image(
-    client: &Client,
-    r: &Reference,
-) -> anyhow::Result<Option<(String, qus_registry::Descriptor)>> {
-    if client.manifest_head(r).await?.is_none() {
-        return Ok(None);
+/// How a tag's manifest relates to a daemon image.
+#[derive(Debug, PartialEq, Eq)]
+enum Identity {
+    /// The tag holds this image: its digest is the image ID (containerd store) or one the
+    /// daemon recorded for it (RepoDigests).
+    Same,
+    /// The tag holds something else (a list, with the classic store).
+    Different,
+    /// Only the manifest's config digest can tell (classic store: ID = config digest).
+    ByConfig,
+}
+
+/// Whether the manifest `head` describes is the daemon image `id` (with `repo_digests`),
+/// without reading it when its digest alone tells. Pure.
+fn identity(id: &str, repo_digests: &[String], head: &Descriptor) -> Identity {
+    let digest = head.digest.as_str();
+    let recorded = repo_digests
+        .iter()
+        .any(|d| d.rsplit_once('@').is_some_and(|(_, d)| d == digest));
+    if id == digest || recorded {
+        Identity::Same
+    } else if media::is_list(&head.media_type) {
+        Identity::Different
+    } else {
+        Identity::ByConfig
     }
-    let raw = client.manifest_get(r).await?;
+}
+
+/// The config digest the registry's manifest for `r` names and the manifest's descriptor
+/// (one GET), or `None` when the tag is absent or is not a single-image manifest.
+async fn config_of(client: &Client, r: &Reference) -> anyhow::Result<Option<(String, Descriptor)>> {
+    let raw = match client.manifest_get(r).await {
+        Ok(raw) => raw,
+        Err(qus_registry::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     Ok(serde_json::from_slice::<ImageManifest>(&raw.bytes)
         .ok()
         .map(|m| (m.config.digest.to_string(), raw.descriptor())))
@@ -357,4 +443,44 @@ fn by_host<T>(items: Vec<T>, host: impl Fn(&T) -> Host) -> Vec<Vec<T>> {
         }
     }
     groups.into_iter().map(|(_, g)| g).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qus_registry::Digest;
+
+    fn head(hex: char, media_type: &str) -> Descriptor {
+        Descriptor {
+            media_type: media_type.into(),
+            size: 1,
+            digest: Digest::parse(&format!("sha256:{}", hex.to_string().repeat(64))).unwrap(),
+            platform: None,
+        }
+    }
+
+    #[test]
+    fn the_identity_compared_is_the_one_each_image_store_gives() {
+        let m = head('a', media::DOCKER_MANIFEST);
+        let a = m.digest.to_string();
+        let other = format!("sha256:{}", "b".repeat(64));
+        // containerd store: the image ID is the manifest digest.
+        assert_eq!(identity(&a, &[], &m), Identity::Same);
+        // Either store, after a push or pull: RepoDigests names it.
+        assert_eq!(
+            identity(&other, &[format!("127.0.0.1:5000/qus@{a}")], &m),
+            Identity::Same
+        );
+        // Classic store, nothing recorded: the config digest decides (one GET).
+        assert_eq!(identity(&other, &[], &m), Identity::ByConfig);
+        assert_eq!(
+            identity(&other, &[format!("127.0.0.1:5000/qus@{other}")], &m),
+            Identity::ByConfig
+        );
+        // A list is never a classic-store image.
+        assert_eq!(
+            identity(&other, &[], &head('c', media::OCI_INDEX)),
+            Identity::Different
+        );
+    }
 }

@@ -85,8 +85,11 @@ pub enum DockerError {
 /// What qus needs to know about an image in the daemon.
 #[derive(Debug, Clone)]
 pub struct ImageInfo {
-    /// Image ID (`sha256:` of the config).
+    /// Image ID: the config digest with the classic image store (overlay2,
+    /// fuse-overlayfs …), the manifest or index digest with the containerd store.
     pub id: String,
+    /// `repo@sha256:…` of the manifests this image was pushed as or pulled from.
+    pub repo_digests: Vec<String>,
     /// Platform from the image config.
     pub platform: Platform,
     /// Layer diffIDs, bottom first.
@@ -104,6 +107,8 @@ pub struct PushStats {
     pub existing: u32,
     /// Bytes uploaded, as the daemon reported them.
     pub bytes: u64,
+    /// The manifest digest the daemon pushed (its `TAG: digest: sha256:… size: N` line).
+    pub digest: Option<String>,
 }
 
 /// A connected daemon.
@@ -140,6 +145,7 @@ impl Daemon {
         match self.docker.inspect_image(reference).await {
             Ok(i) => Ok(Some(ImageInfo {
                 id: i.id.unwrap_or_default(),
+                repo_digests: i.repo_digests.unwrap_or_default(),
                 platform: Platform::new(
                     i.os.as_deref().unwrap_or_default(),
                     i.architecture.as_deref().unwrap_or_default(),
@@ -402,6 +408,7 @@ impl Daemon {
                 "Pushed" => stats.pushed += 1,
                 "Layer already exists" => stats.existing += 1,
                 s if s.starts_with("Mounted from") => stats.existing += 1,
+                s if s.contains(": digest: ") => stats.digest = pushed_digest(s),
                 "Pushing" => {
                     if let Some(d) = info.progress_detail {
                         if let (Some(c), Some(t)) = (d.current, d.total) {
@@ -420,6 +427,15 @@ impl Daemon {
         stats.bytes = current.values().sum();
         Ok(stats)
     }
+}
+
+/// The digest of the daemon's closing push line, `TAG: digest: sha256:… size: N`.
+fn pushed_digest(status: &str) -> Option<String> {
+    let (_, rest) = status.split_once(": digest: ")?;
+    rest.split_whitespace()
+        .next()
+        .filter(|d| d.starts_with("sha256:"))
+        .map(str::to_string)
 }
 
 fn error_message(e: bollard::errors::Error) -> String {
@@ -450,5 +466,21 @@ impl Write for ChannelWriter {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pushed_digest_is_read_from_the_closing_line() {
+        let d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            pushed_digest(&format!("amd64-d10.0: digest: {d} size: 1234")),
+            Some(d.to_string())
+        );
+        assert_eq!(pushed_digest("Pushed"), None);
+        assert_eq!(pushed_digest("x: digest: md5:abc size: 1"), None);
     }
 }

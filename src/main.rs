@@ -62,7 +62,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("qus: error: {err:#}");
+            // A reference typed with `user:pass@` must not come back in the message.
+            let text = format!("{err:#}");
+            eprintln!("qus: error: {}", qus_registry::redact_userinfo(&text));
             ExitCode::from(2)
         }
     }

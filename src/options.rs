@@ -87,6 +87,13 @@ pub(crate) struct BuildOptions {
 pub(crate) struct RegistryOptions {
     /// `--username` with the password read from stdin; `None`: the Docker config's.
     pub credentials: Option<(String, String)>,
+    /// The Docker CLI config whose `auths`/credential helpers give the credentials
+    /// (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`); read again before each
+    /// push phase and after a 401.
+    pub docker_config: Option<PathBuf>,
+    /// Docker's per-registry certificate folders (`QUS_DOCKER_CERTS_D`, else
+    /// `/etc/docker/certs.d`): `<dir>/<host:port>/ca.crt`, `client.cert` + `client.key`.
+    pub certs_dir: Option<PathBuf>,
     /// Registries reached over plain HTTP besides loopback ones.
     pub insecure: Vec<String>,
 }

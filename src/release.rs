@@ -22,13 +22,14 @@ use crate::sink::registry::{Registry, Uploads};
 use anyhow::{anyhow, Context as _};
 use futures::StreamExt;
 use qus_registry::{
-    resolve_auth, Auth, Client, ClientConfig, Descriptor, IndexEntry, Outcome, ProtocolPolicy,
-    Reference,
+    Auth, Client, ClientConfig, CredentialSource, Descriptor, DockerConfigSource, IndexEntry,
+    Outcome, ProtocolPolicy, Reference,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// The switches of `qus release` that are not stage options.
 #[derive(Debug, Clone)]
@@ -41,34 +42,35 @@ pub(crate) struct ReleaseFlags {
     pub json: bool,
 }
 
-/// A client for the plan's repository, with credentials resolved and checked.
+/// A client for the plan's repository, with credentials resolved and checked. The
+/// credentials' source (the flags, or the Docker config and its helpers) stays with the
+/// client, which asks it again after a 401 and when a push phase starts.
 pub(crate) async fn connect_registry(
     plan: &Plan,
     opts: &RegistryOptions,
-) -> anyhow::Result<(Registry, qus_registry::PushCredentials)> {
+) -> anyhow::Result<Registry> {
     let repo = Reference::parse(&format!("{}:latest", plan.repo))
         .with_context(|| format!("--repo {}", plan.repo))?;
     let registry = repo.registry().to_string();
-    let explicit = opts
-        .credentials
-        .as_ref()
-        .map(|(user, password)| Auth::basic(user.clone(), password.clone()));
-    let auth = resolve_auth(&registry, explicit)?;
-    let push_credentials = auth.push_credentials(&registry);
+    let source: Arc<dyn CredentialSource> = match &opts.credentials {
+        Some((user, password)) => Arc::new(Auth::basic(user.clone(), password.clone())),
+        None => Arc::new(DockerConfigSource::new(opts.docker_config.clone())),
+    };
     let config = ClientConfig {
         protocol: ProtocolPolicy {
             insecure: opts.insecure.clone(),
             ..ProtocolPolicy::default()
         },
+        certs_dir: opts.certs_dir.clone(),
         ..ClientConfig::default()
     };
-    let client = Client::new(config)?.with_auth(&registry, auth);
+    let client = Client::new(config)?.with_credentials(&registry, source)?;
     // Fail on a wrong password or a missing registry now, not after an hour of building.
     client
         .ping(&repo)
         .await
         .with_context(|| format!("registry {registry}"))?;
-    Ok((Registry { client, repo }, push_credentials))
+    Ok(Registry { client, repo })
 }
 
 /// `qus release`.
@@ -80,7 +82,7 @@ pub(crate) async fn release_cmd(
     flags: ReleaseFlags,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
-    let (reg, push_credentials) = connect_registry(plan, registry).await?;
+    let reg = connect_registry(plan, registry).await?;
     let mut summary = Summary::default();
     let result = match opts.builder {
         Builder::Qus => release(plan, src, opts, &reg, &flags, &mut summary, progress).await,
@@ -90,7 +92,6 @@ pub(crate) async fn release_cmd(
                 src,
                 opts,
                 &reg,
-                &push_credentials,
                 flags.skip_lists,
                 &mut summary,
                 progress,
@@ -99,7 +100,7 @@ pub(crate) async fn release_cmd(
         }
     };
     if let Err(e) = &result {
-        summary.failed = Some(format!("{e:#}"));
+        summary.failed = Some(qus_registry::redact_userinfo(&format!("{e:#}")).into_owned());
     }
     report(&summary, flags.json, progress)?;
     result.map(|()| ExitCode::SUCCESS)
@@ -168,7 +169,8 @@ async fn release(
     }
     summary.images = crate::outcome::ordered(plan, std::mem::take(&mut summary.images));
 
-    // Push what the registry does not have exactly, hosts side by side.
+    // Push what the registry does not have exactly, hosts side by side, with credentials
+    // asked for now: computing the images may have outlived a helper's token.
     let uploads = Uploads::default();
     let to_push: Vec<&Image> = images
         .iter()
@@ -180,6 +182,9 @@ async fn release(
         .filter(|i| !to_push.iter().any(|p| p.tag == i.tag))
     {
         present.insert(img.tag.clone(), img.descriptor.clone());
+    }
+    if !to_push.is_empty() {
+        reg.refresh_credentials().await?;
     }
     let total = to_push.len();
     let counter = std::sync::atomic::AtomicUsize::new(0);
@@ -258,6 +263,7 @@ async fn release(
     if flags.skip_lists {
         return Ok(());
     }
+    reg.refresh_credentials().await?;
     let results: Vec<anyhow::Result<PublishedList>> = futures::stream::iter(&lists)
         .map(|(m, index)| async move {
             let (digest, status) = reg
@@ -294,7 +300,7 @@ pub(crate) async fn publish_cmd(
     json: bool,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
-    let (reg, _) = connect_registry(plan, registry).await?;
+    let reg = connect_registry(plan, registry).await?;
     let tags: Vec<String> = plan.images.iter().map(|i| i.tag.clone()).collect();
     let heads = reg.heads(&tags, HEADS_IN_FLIGHT).await?;
     let mut summary = Summary::default();
@@ -318,6 +324,7 @@ pub(crate) async fn publish_cmd(
                     .client
                     .publish_index(&target, &entries, media.list())
                     .await
+                    .map_err(|e| crate::sink::registry::media_hint(e.into(), media))
                     .with_context(|| format!("publishing {}", m.reference))?;
                 let status = match outcome {
                     Outcome::Written { .. } => ListStatus::Written,
@@ -341,7 +348,7 @@ pub(crate) async fn publish_cmd(
         .await;
     let result = collect(results, &mut summary.lists);
     if let Err(e) = &result {
-        summary.failed = Some(format!("{e:#}"));
+        summary.failed = Some(qus_registry::redact_userinfo(&format!("{e:#}")).into_owned());
     }
     report(&summary, json, progress)?;
     result.map(|()| ExitCode::SUCCESS)

@@ -12,4 +12,5 @@ mod faults;
 mod fedora;
 mod maint;
 mod register;
+mod registries;
 mod release;

@@ -3,6 +3,7 @@
 //! lists PUT only over manifests known present. No daemon is involved.
 
 use crate::image::{Image, Layer, Store};
+use crate::media::MediaTypes;
 use crate::outcome::ListStatus;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -33,6 +34,15 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
+    /// Asks the credential source again (Docker config, helper): call it when a push phase
+    /// starts, since the credentials read at start may have expired.
+    pub(crate) async fn refresh_credentials(&self) -> anyhow::Result<()> {
+        self.client
+            .refresh_credentials(self.repo.registry())
+            .await?;
+        Ok(())
+    }
+
     /// The reference of `tag` in this repository.
     pub(crate) fn tag(&self, tag: &str) -> anyhow::Result<Reference> {
         Ok(self.repo.with_tag(tag)?)
@@ -100,7 +110,8 @@ impl Registry {
                 Bytes::from(image.manifest.clone()),
                 &image.descriptor.media_type,
             )
-            .await?;
+            .await
+            .map_err(|e| media_hint(e.into(), image.media))?;
         Ok(())
     }
 
@@ -148,11 +159,40 @@ impl Registry {
         index: &Index,
     ) -> anyhow::Result<(Digest, ListStatus)> {
         let at = self.tag(tag)?;
-        Ok(match self.client.put_index(&at, index).await? {
+        let media = if index.media_type == qus_registry::media::OCI_INDEX {
+            MediaTypes::Oci
+        } else {
+            MediaTypes::Docker
+        };
+        let outcome = self
+            .client
+            .put_index(&at, index)
+            .await
+            .map_err(|e| media_hint(e.into(), media))?;
+        Ok(match outcome {
             Outcome::Written { digest } => (digest, ListStatus::Written),
             Outcome::Unchanged { digest } => (digest, ListStatus::Unchanged),
         })
     }
+}
+
+/// A registry's refusal of a media type, with the flag that picks the other family.
+pub(crate) fn media_hint(e: anyhow::Error, media: MediaTypes) -> anyhow::Error {
+    let refused = e
+        .downcast_ref::<qus_registry::Error>()
+        .is_some_and(|e| matches!(e, qus_registry::Error::MediaTypeRefused { .. }));
+    if !refused {
+        return e;
+    }
+    let other = match media {
+        MediaTypes::Oci => MediaTypes::Docker,
+        MediaTypes::Docker => MediaTypes::Oci,
+    };
+    e.context(format!(
+        "the registry refused the {} media types: release with --media-types {}",
+        media.name(),
+        other.name()
+    ))
 }
 
 /// Where a blob's bytes come from.
