@@ -188,10 +188,10 @@ pub(crate) fn token_scopes(ours: Option<&str>, challenge: Option<&str>) -> Vec<S
     scopes
 }
 
-/// Whether a secret (password, refresh token) may go to the token service at `realm` for a
-/// registry reached with `registry_scheme`: never from an HTTPS registry to a plain-HTTP
-/// realm, where anyone on the path would read it.
-pub(crate) fn realm_may_receive_secrets(registry_scheme: &str, realm: &url::Url) -> bool {
+/// Whether the token service at `realm` may be used for a registry reached with
+/// `registry_scheme`: an HTTPS registry only with an HTTPS realm, where nobody on the path
+/// reads the password or refresh token sent there, nor swaps the token it hands back.
+pub(crate) fn realm_allowed(registry_scheme: &str, realm: &url::Url) -> bool {
     registry_scheme != "https" || realm.scheme() == "https"
 }
 
@@ -299,13 +299,13 @@ mod tests {
     }
 
     #[test]
-    fn plain_http_realms_get_no_secret_from_https_registries() {
+    fn https_registries_use_https_realms_only() {
         let http = url::Url::parse("http://auth.test/token").unwrap();
         let https = url::Url::parse("https://auth.test/token").unwrap();
-        assert!(!realm_may_receive_secrets("https", &http));
-        assert!(realm_may_receive_secrets("https", &https));
-        assert!(realm_may_receive_secrets("http", &http));
-        assert!(realm_may_receive_secrets("http", &https));
+        assert!(!realm_allowed("https", &http));
+        assert!(realm_allowed("https", &https));
+        assert!(realm_allowed("http", &http));
+        assert!(realm_allowed("http", &https));
     }
 
     #[test]

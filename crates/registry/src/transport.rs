@@ -16,7 +16,7 @@
 //!   re-resolutions of one registry's credentials;
 //! - credentials and tokens go only to the registry's own origin and its token service: an
 //!   upload `Location` on another host gets no `Authorization`, and a plain-HTTP token
-//!   service named by an HTTPS registry gets no password.
+//!   service named by an HTTPS registry is not used at all.
 //!
 //! Retries (temporary errors of idempotent calls) honour `Retry-After` up to a cap and
 //! otherwise back off exponentially with jitter; a used-up pull quota is not retried.
@@ -32,7 +32,7 @@ use reqwest::header::{HeaderMap, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Method, Url};
 use serde::Deserialize;
 
-use crate::auth::{realm_may_receive_secrets, token_scopes, Auth, Challenge, Secret};
+use crate::auth::{realm_allowed, token_scopes, Auth, Challenge, Secret};
 use crate::credentials::CredentialSource;
 use crate::error::{classify, Error, ErrorEnvelope, Result};
 use crate::retry::{backoff, is_pull_quota, Quota};
@@ -568,15 +568,15 @@ impl Transport {
         };
         let url = Url::parse(realm)
             .map_err(|_| invalid(format!("the token realm {realm:?} is not a URL")))?;
-        let secret = matches!(auth, Auth::Basic { .. } | Auth::IdentityToken(_));
-        if secret && !realm_may_receive_secrets(call.home.scheme(), &url) {
+        if !realm_allowed(call.home.scheme(), &url) {
             return Err(Error::Unauthorized {
                 registry: call.registry.to_string(),
                 op,
                 auth: auth.to_string(),
                 detail: format!(
                     "the registry is HTTPS but names a token service over plain HTTP ({}); \
-                     qus does not send credentials where anyone on the path could read them",
+                     qus uses HTTPS token services only for HTTPS registries, so that nobody \
+                     on the path reads the credentials or swaps the token",
                     origin_text(&url)
                 ),
             });
@@ -761,13 +761,28 @@ impl Transport {
                 origin_text(url)
             ));
         }
-        let detail = if error.is_connect() {
+        let mut detail = if error.is_connect() {
             format!("cannot connect ({cause}); is the registry running, or did it stop?")
         } else {
             format!(
                 "connection lost ({cause}); the registry may have stopped or restarted mid-request"
             )
         };
+        // With TLS 1.3 a server refusing the client's (missing) certificate may just close
+        // the connection after the handshake: where a certs.d folder says this registry is
+        // a private one without a client certificate, say where one would go.
+        let private_without_identity = self
+            .clients
+            .certs_for(registry)
+            .ok()
+            .flatten()
+            .is_some_and(|c| c.identity.is_none());
+        if url.scheme() == "https" && private_without_identity {
+            detail.push_str(&format!(
+                "; if the registry wants a client certificate, put it in {certs} as \
+                 client.cert and client.key"
+            ));
+        }
         Error::Unreachable {
             registry: registry.to_string(),
             op: op.to_string(),
