@@ -204,13 +204,13 @@ pub(crate) async fn release(
     let daemon = Daemon::connect().await?;
     summary.images = build(&daemon, plan, src, opts, progress).await?;
     // The builds may have outlived a helper's token: ask for credentials now.
-    reg.refresh_credentials().await?;
+    reg.refresh_credentials(progress).await;
     let creds = reg.client.push_credentials(reg.repo.registry());
     push(&daemon, reg, &creds, opts.jobs, summary, progress).await?;
     if skip_lists {
         return Ok(());
     }
-    reg.refresh_credentials().await?;
+    reg.refresh_credentials(progress).await;
     let known: HashMap<String, qus_registry::Descriptor> = summary
         .pushed
         .iter()

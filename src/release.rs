@@ -184,7 +184,7 @@ async fn release(
         present.insert(img.tag.clone(), img.descriptor.clone());
     }
     if !to_push.is_empty() {
-        reg.refresh_credentials().await?;
+        reg.refresh_credentials(progress).await;
     }
     let total = to_push.len();
     let counter = std::sync::atomic::AtomicUsize::new(0);
@@ -263,7 +263,7 @@ async fn release(
     if flags.skip_lists {
         return Ok(());
     }
-    reg.refresh_credentials().await?;
+    reg.refresh_credentials(progress).await;
     let results: Vec<anyhow::Result<PublishedList>> = futures::stream::iter(&lists)
         .map(|(m, index)| async move {
             let (digest, status) = reg

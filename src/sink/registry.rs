@@ -5,6 +5,7 @@
 use crate::image::{Image, Layer, Store};
 use crate::media::MediaTypes;
 use crate::outcome::ListStatus;
+use crate::progress::Progress;
 use bytes::Bytes;
 use futures::StreamExt;
 use qus_registry::{Client, Descriptor, Digest, Index, Outcome, Reference};
@@ -35,12 +36,15 @@ pub(crate) struct Registry {
 
 impl Registry {
     /// Asks the credential source again (Docker config, helper): call it when a push phase
-    /// starts, since the credentials read at start may have expired.
-    pub(crate) async fn refresh_credentials(&self) -> anyhow::Result<()> {
-        self.client
-            .refresh_credentials(self.repo.registry())
-            .await?;
-        Ok(())
+    /// starts, since the credentials read at start may have expired. A source that fails
+    /// now leaves the credentials read before in place (they may still be good; a 401 asks
+    /// again and then fails for real), with a warning.
+    pub(crate) async fn refresh_credentials(&self, progress: &Progress) {
+        if let Err(e) = self.client.refresh_credentials(self.repo.registry()).await {
+            progress.step(format!(
+                "warning: could not read the credentials again ({e}); keeping the ones read before"
+            ));
+        }
     }
 
     /// The reference of `tag` in this repository.
