@@ -126,7 +126,7 @@ impl HttpClients {
 
     /// What `certs.d` holds for `registry`, read once.
     pub fn certs_for(&self, registry: &str) -> Result<Option<Arc<CertsDir>>> {
-        let Some(root) = &self.certs_root else {
+        let Some(root) = self.certs_root.as_ref().filter(|_| !registry.is_empty()) else {
             return Ok(None);
         };
         if let Some(known) = self.certs.lock().expect("certs map poisoned").get(registry) {
