@@ -256,6 +256,9 @@ fn plan_table(plan: &Plan) -> String {
     for s in &plan.skipped {
         out.push_str(&format!("skipped: {s}\n"));
     }
+    for n in &plan.notes {
+        out.push_str(&format!("note: {n}\n"));
+    }
     out.push_str(&format!(
         "{} images, {} manifest lists\n",
         plan.images.len(),

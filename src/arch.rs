@@ -28,6 +28,8 @@ pub enum Host {
     S390x,
     /// 64-bit RISC-V.
     Riscv64,
+    /// 64-bit LoongArch (Debian loong64).
+    Loong64,
     /// 64-bit little-endian MIPS.
     Mips64le,
 }
@@ -126,6 +128,14 @@ const TABLE: &[Row] = &[
         architecture: "riscv64",
         variant: None,
         aliases: &["linux/riscv64"],
+    },
+    Row {
+        host: Host::Loong64,
+        qus: "loong64",
+        debian: "loong64",
+        architecture: "loong64",
+        variant: None,
+        aliases: &["loongarch64", "linux/loong64"],
     },
     Row {
         host: Host::Mips64le,

@@ -44,6 +44,9 @@ async fn build(
     for s in &plan.skipped {
         progress.step(format!("skipping {s}"));
     }
+    for n in &plan.notes {
+        progress.step(format!("note: {n}"));
+    }
     let mut done: Vec<BuiltImage> = Vec::new();
     let mut todo: Vec<&ImagePlan> = Vec::new();
     for img in &plan.images {

@@ -120,6 +120,9 @@ async fn release(
     for s in &plan.skipped {
         progress.step(format!("skipping {s}"));
     }
+    for n in &plan.notes {
+        progress.step(format!("note: {n}"));
+    }
 
     // What the registry holds, and what this run would write where the cache knows it.
     let tags: Vec<String> = plan.images.iter().map(|i| i.tag.clone()).collect();
