@@ -160,6 +160,12 @@ pub enum Role {
     },
     /// The entrypoint's shell.
     Busybox,
+    /// A static guest program `qus test` runs under the emulators of Debian arch `arch`
+    /// (`host` is then the machine that runs the test).
+    Guest {
+        /// Debian architecture of the program.
+        arch: String,
+    },
 }
 
 /// A package to fetch, verify and extract.
@@ -285,10 +291,21 @@ impl Plan {
                         && match &p.role {
                             Role::Busybox => i.kind != Kind::Pkg,
                             Role::Qemu { source } => &i.source == source && !i.targets.is_empty(),
+                            Role::Guest { .. } => false,
                         }
                 })
             })
             .collect()
+    }
+
+    /// Every layer of `image`, base first: its base's, then its own.
+    pub fn stack<'a>(&'a self, image: &'a ImagePlan) -> Vec<&'a Layer> {
+        let mut out = match image.base.as_deref().and_then(|b| self.image(b)) {
+            Some(base) => self.stack(base),
+            None => Vec::new(),
+        };
+        out.extend(image.layers.iter());
+        out
     }
 
     /// The image with tag `tag`.
@@ -628,6 +645,59 @@ fn inputs_digest(doc: &InputsDoc<'_>) -> String {
     // serde_json of structs and BTreeMaps is deterministic: same inputs, same digest.
     let bytes = serde_json::to_vec(doc).unwrap_or_default();
     format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
+}
+
+/// The package that gives `machine` the emulators of `targets`: its newest pinned source
+/// that ships them all (what `qus test` runs foreign-host emulators under).
+pub fn machine_package(config: &Config, machine: Host, targets: &[String]) -> Option<PackagePlan> {
+    let newest = newest_sources(config);
+    let mut sources: Vec<&Source> = config
+        .sources
+        .iter()
+        .filter(|s| s.files.contains_key(&machine))
+        .filter(|s| targets.iter().all(|t| s.targets_for(machine).contains(t)))
+        .collect();
+    // The host's own newest source first, then the rest in config order.
+    sources.sort_by_key(|s| newest.get(&machine) != Some(&s.name));
+    let s = sources.first()?;
+    let f = &s.files[&machine];
+    Some(PackagePlan {
+        role: Role::Qemu {
+            source: s.name.clone(),
+        },
+        distro: s.distro,
+        host: machine,
+        package: s.package.clone(),
+        version: f.version.clone(),
+        file: f.file.clone(),
+        sha256: f.sha256.clone(),
+        size: f.size,
+        targets: targets.to_vec(),
+    })
+}
+
+/// The guest programs for the Debian architectures `arches` the config pins, fetched for
+/// `machine` to run.
+pub fn guest_packages(config: &Config, machine: Host, arches: &[&str]) -> Vec<PackagePlan> {
+    arches
+        .iter()
+        .filter_map(|arch| {
+            let g = config.guest(arch)?;
+            Some(PackagePlan {
+                role: Role::Guest {
+                    arch: arch.to_string(),
+                },
+                distro: Distro::Debian,
+                host: machine,
+                package: g.package,
+                version: g.file.version,
+                file: g.file.file,
+                sha256: g.file.sha256,
+                size: g.file.size,
+                targets: Vec::new(),
+            })
+        })
+        .collect()
 }
 
 /// The `source` of an unversioned list: each host's newest source.
