@@ -213,6 +213,7 @@ pub(crate) async fn check_cmd(
         crate::output::out_json(&check::json(&rows))?;
     } else {
         crate::output::out(&check::table(&rows))?;
+        crate::output::out(&check::newer_series_lines(&check::newer_series(&rows)))?;
     }
     if outdated == 0 {
         progress.step(format!(
