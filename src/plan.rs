@@ -298,6 +298,14 @@ impl Plan {
             .collect()
     }
 
+    /// What the plan leaves out and why, a line each (`skipping …`, `note: …`).
+    pub fn omissions(&self) -> Vec<String> {
+        let skipped = self.skipped.iter().map(|s| format!("skipping {s}"));
+        skipped
+            .chain(self.notes.iter().map(|n| format!("note: {n}")))
+            .collect()
+    }
+
     /// Every layer of `image`, base first: its base's, then its own.
     pub fn stack<'a>(&'a self, image: &'a ImagePlan) -> Vec<&'a Layer> {
         let mut out = match image.base.as_deref().and_then(|b| self.image(b)) {
@@ -787,24 +795,27 @@ fn manifests(
             entries,
         });
     };
+    let mut lists_over = |images: &[&ImagePlan], source: &str, tag: &dyn Fn(&str) -> String| {
+        for (suffix, kind, target) in groups(images) {
+            let entries = group_entries(images, kind, target.as_ref());
+            if !entries.is_empty() {
+                push(tag(&suffix), source, kind, &target, entries);
+            }
+        }
+    };
     for source in sources {
         let images: Vec<&ImagePlan> = plan
             .images
             .iter()
             .filter(|i| i.source == source.name)
             .collect();
-        for (suffix, kind, target) in groups(&images) {
-            let entries = group_entries(&images, kind, target.as_ref());
-            if entries.is_empty() {
-                continue;
-            }
-            let tag = if suffix.is_empty() {
+        lists_over(&images, &source.name, &|suffix| {
+            if suffix.is_empty() {
                 source.name.clone()
             } else {
                 format!("{}-{suffix}", source.name)
-            };
-            push(tag, &source.name, kind, &target, entries);
-        }
+            }
+        });
     }
     let left_out: Vec<String> = plan
         .hosts()
@@ -827,18 +838,13 @@ fn manifests(
         .iter()
         .filter(|i| newest.get(&i.host) == Some(&i.source))
         .collect();
-    for (suffix, kind, target) in groups(&images) {
-        let entries = group_entries(&images, kind, target.as_ref());
-        if entries.is_empty() {
-            continue;
-        }
-        let tag = if suffix.is_empty() {
+    lists_over(&images, NEWEST, &|suffix| {
+        if suffix.is_empty() {
             "latest".to_string()
         } else {
-            suffix.clone()
-        };
-        push(tag, NEWEST, kind, &target, entries);
-    }
+            suffix.to_string()
+        }
+    });
     out
 }
 

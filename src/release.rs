@@ -150,11 +150,8 @@ async fn release(
 ) -> anyhow::Result<()> {
     let store = Store::open(&src.cache)?;
     let media = opts.media;
-    for s in &plan.skipped {
-        progress.step(format!("skipping {s}"));
-    }
-    for n in &plan.notes {
-        progress.step(format!("note: {n}"));
+    for line in plan.omissions() {
+        progress.step(line);
     }
 
     // What the registry holds, and what this run would write where the cache knows it.
