@@ -207,24 +207,18 @@ async fn release(
 
     // Push what the registry does not have exactly, hosts side by side.
     let uploads = Uploads::default();
-    let mut to_push: Vec<&Image> = images
+    let (mut to_push, there): (Vec<&Image>, Vec<&Image>) = images
         .iter()
         .filter(|i| todo.iter().any(|t| t.tag == i.tag))
-        .filter(|i| heads.get(&i.tag).map(|h| &h.digest) != Some(&i.descriptor.digest))
-        .collect();
+        .partition(|i| heads.get(&i.tag).map(|h| &h.digest) != Some(&i.descriptor.digest));
+    for img in there {
+        present.insert(img.tag.clone(), img.descriptor.clone());
+    }
 
     // The emulators about to be pushed run a guest program first (the very files the
     // layers are made of); an image holding one that fails is not pushed.
     let failed = test(plan, config, &to_push, &inputs, flags, src, progress).await?;
-    if !failed.is_empty() {
-        to_push.retain(|i| !failed.contains_key(&i.tag));
-    }
-    for img in images
-        .iter()
-        .filter(|i| !to_push.iter().any(|p| p.tag == i.tag))
-    {
-        present.insert(img.tag.clone(), img.descriptor.clone());
-    }
+    to_push.retain(|i| !failed.contains_key(&i.tag));
     let total = to_push.len();
     let counter = std::sync::atomic::AtomicUsize::new(0);
     let pushed: Vec<anyhow::Result<&Image>> = futures::stream::iter(to_push)
