@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# bench/matrix.sh: the release matrix built two ways on this machine, in one invocation,
-# from the same local Debian packages to the same kind of loopback registry (fresh storage
-# for each), and one table comparing them. See bench/README.md for the columns and numbers.
+# bench/matrix.sh: the release matrix made three ways on this machine, in one invocation,
+# from the same local Debian packages, each into a fresh loopback registry, and one table
+# comparing them. See bench/README.md for the columns and numbers.
 #
 #   bench/matrix.sh                 6 hosts x 5 targets (+ the all-target images), d7.2
 #   bench/matrix.sh --quick         2 hosts (amd64 arm64v8) x 2 targets: the CI smoke run
 #   bench/matrix.sh --all-targets   every target the packages ship gets pkg/full and a
 #                                   single-target image (what a real release does)
 #   options: --runs N (docker run samples, default 20), --prune (docker builder prune -f
-#   before each cold phase), --[no-]what-if (measure two alternatives for qus's build
-#   phase; on by default, off with --quick), --fetch-only, -h
+#   before each daemon build phase), --fetch-only, -h
 #   QUS_BIN=PATH measures that binary instead of building one with cargo --release
+#   QUS_BENCH_DEBS=DIR reads the packages there (default ~/.cache/qus/bench-debs)
 #
 # 1. The dbhi/qus way (the baseline), reproduced from dbhi/qus's run.sh with the docker CLI:
 #    per host, `dpkg --fsys-tarfile DEB | tar -x` of the emulators into bin-static/, then
@@ -36,33 +36,43 @@
 #      the pkg image), with an empty context, which is the cheapest way to build them.
 #    - Only the emulators in the config's target list are extracted (explicit tar members
 #      instead of the qemu-*-static wildcard): both sides hold the SAME emulator set.
-# 2. `qus release` for the same hosts, targets and tags, with a fresh QUS_CACHE (nothing
-#    extracted yet) and --no-cache. Then the same `qus release` again (warm: nothing changed).
+# 2. `qus release` for the same hosts, targets and tags: qus writes every layer, config and
+#    manifest itself and uploads them with its own registry client, with DOCKER_HOST naming
+#    a socket nobody listens on (it needs no daemon), and a fresh QUS_CACHE (nothing
+#    extracted, no layer compressed yet). Then:
+#    - warm: the same command again, same cache (nothing changed: HEADs only);
+#    - fresh: the same command with another empty QUS_CACHE (a new CI runner: every image is
+#      computed again, and nothing may be uploaded or written: the digests are the same).
+# 3. `qus release --builder dockerfile --no-cache` (qus's previous way: Dockerfile.template
+#    through the daemon's classic builder, pushed by the daemon) for the same tags, with its
+#    own fresh QUS_CACHE, into its own fresh registry.
 #
-# What the two runs share: the Docker daemon. Both build with --no-cache, so the classic
-# builder never reuses a layer (its cache is the image store, which `docker builder prune`
-# does not touch; --prune runs it anyway). The daemon's layer store may still hold layers
-# with the same content from other work: a build then still copies and diffs its files, and
-# only the storage is shared. Pushes always compress and upload: every registry is new.
+# What they share: the Docker daemon, used by 1 and 3 (2 never talks to it). Both build with
+# --no-cache, so the classic builder never reuses a layer (its cache is the image store,
+# which `docker builder prune` does not touch; --prune runs it anyway). The daemon's layer
+# store may still hold layers with the same content from other work: a build then still
+# copies and diffs its files, and only the storage is shared. Pushes always compress and
+# upload: every registry is new. The docker run comparison pulls qus's images from its
+# registry into the daemon after every timing (and removes them at the end).
 #
-# Everything is on loopback: two docker-registry processes on free 127.0.0.1 ports, storage
-# in a temp folder; all of it, and every image tag this script made, is removed at the end.
-# The packages are fetched once with a private apt state (as ci/fetch-test-debs does) into
-# ~/.cache/qus/bench-debs. Results: bench/out/matrix-<mode>-<time>.json and .txt.
+# Everything is on loopback: three docker-registry processes on free 127.0.0.1 ports,
+# storage in a temp folder; all of it, and every image tag this script made, is removed at
+# the end. The qus binary is copied into the temp folder first (a rebuild during the run
+# does not change what is measured). The packages are fetched once with a private apt
+# state (as ci/fetch-test-debs does) into ~/.cache/qus/bench-debs.
+# Results: bench/out/matrix-<mode>-<time>.json and .txt.
 set -euo pipefail
 export LC_ALL=C
 
 usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
 
-mode=default runs=20 prune=0 fetch_only=0 whatif=
+mode=default runs=20 prune=0 fetch_only=0
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) mode=quick ;;
     --all-targets) mode=all ;;
     --runs) runs=${2:?--runs needs a number}; shift ;;
     --prune) prune=1 ;;
-    --what-if) whatif=1 ;;
-    --no-what-if) whatif=0 ;;
     --fetch-only) fetch_only=1 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "matrix.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -88,7 +98,6 @@ case $(uname -m) in
   *) native=unsupported ;;
 esac
 [[ " ${hosts[*]} " == *" $native "* ]] || { echo "matrix.sh: this machine ($(uname -m)) is not a benchmarked host" >&2; exit 2; }
-[ -n "$whatif" ] || { [ "$mode" = quick ] && whatif=0 || whatif=1; }
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "matrix.sh: --runs needs a positive number" >&2; exit 2; }
 
 say() { printf 'bench: %s\n' "$*" >&2; }
@@ -111,9 +120,10 @@ deb_arch() {
 
 # --- tools -------------------------------------------------------------------------------
 need() { command -v "$1" >/dev/null 2>&1; }
-for t in docker docker-registry dpkg-deb tar jq curl python3 cargo apt-get; do
+for t in docker docker-registry dpkg-deb tar jq curl python3 apt-get gzip; do
   need "$t" || die "$t is missing"
 done
+[ -n "${QUS_BIN:-}" ] || need cargo || die "cargo is missing (or set QUS_BIN)"
 if [ ! -x /usr/bin/time ]; then
   say "installing Debian's time (for peak RSS)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
@@ -194,7 +204,6 @@ fi
 [ -x "$qus" ] || die "$qus was not built"
 # Which qus was measured: the commit, whether the tree had changes, and the binary's sum.
 qus_rev=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
-qus_sum=$(sha256sum "$qus" | cut -c1-12)
 qus_from=${QUS_BIN:+", given by QUS_BIN=$QUS_BIN"}
 
 # --- work dir, registries, clean-up --------------------------------------------------------
@@ -236,6 +245,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# The binary measured is a copy: a rebuild of $QUS_BIN during the run changes nothing here.
+mkdir -p "$work/bin"
+cp "$qus" "$work/bin/qus"
+qus=$work/bin/qus
+qus_sum=$(sha256sum "$qus" | cut -c1-12)
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -245,7 +260,7 @@ start_registry() {
   mkdir -p "$dir/storage"
   for i in 1 2 3 4 5; do
     port=$(free_port)
-    cat >"$dir/config.yml" <<EOF
+    cat >"$dir/config.yml" <<EOC
 version: 0.1
 log:
   level: info
@@ -262,7 +277,7 @@ storage:
 http:
   addr: 127.0.0.1:$port
   secret: qus-bench-upload-state
-EOF
+EOC
     docker-registry serve "$dir/config.yml" >>"$dir/log" 2>&1 &
     local pid=$!
     local t
@@ -297,30 +312,41 @@ uploads() {
     END { printf "%d %d %d %d", put, post, man, req }'
 }
 
-# CPU sampler: dockerd + containerd ticks and the machine's busy/total ticks, 4 times a second.
+# CPU sampler, 4 times a second: dockerd + containerd ticks, the machine's busy and total
+# ticks, the running qus process's ticks (all its threads; the pid comes from
+# $work/client.pid, and the column adds up over the runs, so it only grows) and the three
+# registries' ticks.
 hz=$(getconf CLK_TCK)
-proc_ticks() { local f; read -r -a f <"/proc/$1/stat" 2>/dev/null || { echo 0; return; }; echo $((f[13] + f[14])); }
+proc_ticks() { local f; { read -r -a f <"/proc/$1/stat"; } 2>/dev/null || { echo 0; return; }; echo $((f[13] + f[14])); }
 dockerd_pid=$(pidof dockerd | awk '{print $1}')
 containerd_pid=$(pidof containerd | awk '{print $1}')
 sampler() {
-  local c busy total d k
+  local c busy total d k r p cpid='' seen='' done_ticks=0 last=0 x
   while :; do
     read -r -a c </proc/stat
     total=0; for k in 1 2 3 4 5 6 7 8; do total=$((total + c[k])); done
     busy=$((total - c[4] - c[5]))
     d=$(( $(proc_ticks "${dockerd_pid:-0}") + $(proc_ticks "${containerd_pid:-0}") ))
-    printf '%s %s %s %s\n' "$EPOCHREALTIME" "$d" "$busy" "$total"
+    r=0; for p in "${reg_pids[@]}"; do r=$((r + $(proc_ticks "$p"))); done
+    cpid=''; [ -s "$work/client.pid" ] && read -r cpid <"$work/client.pid"
+    if [ -n "$cpid" ]; then
+      # A new run: what the previous one used stays counted.
+      [ "$cpid" = "$seen" ] || { done_ticks=$((done_ticks + last)); last=0; seen=$cpid; }
+      x=$(proc_ticks "$cpid")
+      [ "$x" -gt "$last" ] && last=$x # an exited process keeps its last reading
+    fi
+    printf '%s %s %s %s %s %s\n' "$EPOCHREALTIME" "$d" "$busy" "$total" "$((done_ticks + last))" "$r"
     sleep 0.25
   done
 }
-# cpu_between T0 T1 -> "daemon_cpu_s machine_cpu_s" (nearest samples)
+# cpu_between T0 T1 -> "daemon_s machine_s client_s registry_s" (CPU seconds, nearest samples)
 cpu_between() {
   awk -v a="$1" -v b="$2" -v hz="$hz" '
-    { t[NR] = $1; d[NR] = $2; m[NR] = $3 }
+    { t[NR] = $1; d[NR] = $2; m[NR] = $3; c[NR] = $5; r[NR] = $6 }
     END {
       i = 1; while (i < NR && t[i + 1] <= a) i++
       j = i; while (j < NR && t[j] < b) j++
-      printf "%.1f %.1f", (d[j] - d[i]) / hz, (m[j] - m[i]) / hz
+      printf "%.1f %.1f %.1f %.1f", (d[j] - d[i]) / hz, (m[j] - m[i]) / hz, (c[j] - c[i]) / hz, (r[j] - r[i]) / hz
     }' "$work/cpu.samples"
 }
 
@@ -385,13 +411,16 @@ cfg=$work/qus.yml
 } >"$cfg"
 cp "$cfg" "$outdir/qus-bench.yml"
 
-# --- the plan: the tags both sides make --------------------------------------------------
+# --- the plan: the tags every side makes -------------------------------------------------
 start_registry base
 base_port=$REG_PORT
 start_registry qus
 qus_port=$REG_PORT
+start_registry df
+df_port=$REG_PORT
 base_repo=127.0.0.1:$base_port/$repo_path
 qus_repo=127.0.0.1:$qus_port/$repo_path
+df_repo=127.0.0.1:$df_port/$repo_path
 host_list=$(IFS=,; echo "${hosts[*]}")
 target_list=$(IFS=,; echo "${targets[*]}")
 matrix=(--hosts "$host_list" --targets "$target_list" --sources "$source_name")
@@ -399,11 +428,14 @@ matrix=(--hosts "$host_list" --targets "$target_list" --sources "$source_name")
 n_images=$(jq '.images | length' "$work/plan.json")
 n_lists=$(jq '.manifests | length' "$work/plan.json")
 n_emulators=$(jq '[.images[] | select(.kind == "pkg") | .targets | length] | add' "$work/plan.json")
-jq -r '.images[].tag' "$work/plan.json" | sed "s#^#$base_repo:#" >>"$made_refs"
-jq -r '.images[].tag' "$work/plan.json" | sed "s#^#$qus_repo:#" >>"$made_refs"
-for r in $(jq -r '.images[].tag' "$work/plan.json" | sed "s#^#$qus_repo:#"); do
-  docker image inspect "$r" >/dev/null 2>&1 && docker rmi "$r" >/dev/null
+for r in "$base_repo" "$qus_repo" "$df_repo"; do
+  jq -r '.images[].tag' "$work/plan.json" | sed "s#^#$r:#" >>"$made_refs"
 done
+while read -r tag; do
+  for r in "$qus_repo:$tag" "$df_repo:$tag"; do
+    docker image inspect "$r" >/dev/null 2>&1 && docker rmi "$r" >/dev/null
+  done
+done < <(jq -r '.images[].tag' "$work/plan.json")
 
 load_before=$(uptime | sed 's/.*load average: //')
 sampler >"$work/cpu.samples" &
@@ -524,18 +556,27 @@ read -r base_bytes base_blobs <<<"$(reg_stats base)"
 base_steps=$(grep -c '^Step [0-9]' "$blog" || true)
 base_containers=$(grep -c -- '---> Running in' "$blog" || true)
 
-# --- 2. qus release ----------------------------------------------------------------------
+# --- 2. qus release, 3. qus release --builder dockerfile ----------------------------------
 ts_lines() { local line; while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done; }
-# run_qus NAME: qus release under /usr/bin/time -v; stderr lines timestamped in NAME.log.
+# run_qus NAME REGISTRY CACHE daemon|no-daemon [RELEASE OPTIONS…]: `qus release --json`
+# into that registry with QUS_CACHE=CACHE, under /usr/bin/time -v (NAME.time); stderr lines
+# timestamped in NAME.log, the JSON in NAME.json; sets Q_T0 Q_T1 Q_LOG0 (the registry log's
+# size before). no-daemon: DOCKER_HOST names a socket nobody listens on (proof that the run
+# needs no daemon: it would fail otherwise).
 run_qus() {
-  local name=$1 rc
-  shift
-  Q_LOG0=$(log_size qus)
+  local name=$1 reg=$2 qcache=$3 rc port
+  local -a daemon_env=()
+  [ "$4" = no-daemon ] && daemon_env=("DOCKER_HOST=unix://$work/no-daemon.sock")
+  shift 4
+  port=$(sed -n 's/^  addr: 127.0.0.1://p' "$work/$reg/config.yml")
+  Q_LOG0=$(log_size "$reg")
   Q_T0=$(now)
   set +e
-  { /usr/bin/time -v -o "$work/$name.time" env QUS_CACHE="$work/qus-cache" \
-      "$qus" "$@" --config "$cfg" release --repo "$qus_repo" --debs "$debs" "${matrix[@]}" \
-      --no-cache --json 2>&1 >"$work/$name.json"; } | ts_lines >"$work/$name.log"
+  # sh writes its pid (that exec makes qus's) for the CPU sampler.
+  # shellcheck disable=SC2016
+  { /usr/bin/time -v -o "$work/$name.time" sh -c 'echo "$$" >"$0"; exec "$@"' "$work/client.pid" \
+      env QUS_CACHE="$qcache" "${daemon_env[@]}" "$qus" --config "$cfg" release --repo "127.0.0.1:$port/$repo_path" \
+      --debs "$debs" "${matrix[@]}" "$@" --json 2>&1 >"$work/$name.json"; } | ts_lines >"$work/$name.log"
   rc=${PIPESTATUS[0]}
   set -e
   Q_T1=$(now)
@@ -544,46 +585,86 @@ run_qus() {
 }
 # first_time NAME REGEX -> timestamp of the first matching progress line (or empty)
 first_time() { awk -v re="$2" '$0 ~ re { print $1; exit }' "$work/$1.log"; }
+rss_kb() { awk -F': ' '/Maximum resident set size/ {print $2}' "$work/$1.time"; }
+cpu_s() { awk -F': ' '/User time/ {u = $2} /System time/ {s = $2} END {printf "%.2f", u + s}' "$work/$1.time"; }
+# Wall time, and start/end, of each phase of every side, by "SIDE.PHASE"; totals by side.
+declare -A WALL TS0 TS1 TOTAL
+phases=(extract build push manifests)
+# run_phases SIDE NAME BUILD_END_REGEX: the phases of the run just made, from its progress
+# lines: extract to "extracted N emulators", build to BUILD_END_REGEX, push to the first
+# list line, manifests to the end.
+run_phases() {
+  local side=$1 name=$2 e b l p
+  e=$(first_time "$name" 'qus: extracted ')
+  b=$(first_time "$name" "$3")
+  l=$(first_time "$name" ' (written|unchanged) [(][0-9]+ platforms[)]$')
+  if [ -z "$e" ] || [ -z "$b" ] || [ -z "$l" ]; then
+    die "cannot find the phases in qus's progress lines ($work/$name.log)"
+  fi
+  TS0[$side.extract]=$Q_T0 TS1[$side.extract]=$e
+  TS0[$side.build]=$e TS1[$side.build]=$b
+  TS0[$side.push]=$b TS1[$side.push]=$l
+  TS0[$side.manifests]=$l TS1[$side.manifests]=$Q_T1
+  for p in "${phases[@]}"; do WALL[$side.$p]=$(elapsed "${TS0[$side.$p]}" "${TS1[$side.$p]}"); done
+  TOTAL[$side]=$(elapsed "$Q_T0" "$Q_T1")
+}
+for p in "${phases[@]}"; do
+  WALL[base.$p]=${B_WALL[$p]} TS0[base.$p]=${B_T0[$p]} TS1[base.$p]=${B_T1[$p]}
+done
+TOTAL[base]=$B_TOTAL
 
-[ "$prune" = 1 ] && docker builder prune -f >/dev/null
-say "qus release (cold)"
-run_qus qus-cold --verbose # the builder's own lines, to count its steps
-q_extract_end=$(first_time qus-cold 'qus: extracted ')
-q_build_end=$(first_time qus-cold 'qus: [[]1/[0-9]+[]] (pushing|.* is already in the registry)')
-q_push_end=$(first_time qus-cold ' (written|unchanged) [(][0-9]+ platforms[)]$')
-if [ -z "$q_extract_end" ] || [ -z "$q_build_end" ] || [ -z "$q_push_end" ]; then
-  die "cannot find the phases in qus's progress lines ($work/qus-cold.log)"
-fi
-declare -A Q_WALL Q_TS0 Q_TS1
-Q_TS0[extract]=$Q_T0 Q_TS1[extract]=$q_extract_end
-Q_TS0[build]=$q_extract_end Q_TS1[build]=$q_build_end
-Q_TS0[push]=$q_build_end Q_TS1[push]=$q_push_end
-Q_TS0[manifests]=$q_push_end Q_TS1[manifests]=$Q_T1
-for p in extract build push manifests; do Q_WALL[$p]=$(elapsed "${Q_TS0[$p]}" "${Q_TS1[$p]}"); done
-Q_TOTAL=$(elapsed "$Q_T0" "$Q_T1")
-qus_steps=$(grep -c 'qus:   Step [0-9]' "$work/qus-cold.log" || true)
-qus_containers=$(grep -c -- '---> Running in' "$work/qus-cold.log" || true)
-q_rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/qus-cold.time")
-q_cpu=$(awk -F': ' '/User time/ {u = $2} /System time/ {s = $2} END {printf "%.2f", u + s}' "$work/qus-cold.time")
+say "qus release (cold: empty QUS_CACHE, new registry)"
+run_qus qus-cold qus "$work/qus-cache" no-daemon
+run_phases qus qus-cold 'qus: [0-9]+ layers ready'
+q_rss_kb=$(rss_kb qus-cold)
+q_cpu=$(cpu_s qus-cold)
 read -r qus_bytes qus_blobs <<<"$(reg_stats qus)"
 read -r cold_puts cold_posts cold_mputs cold_reqs <<<"$(uploads qus "$Q_LOG0")"
 read -r base_puts base_posts base_mputs base_reqs <<<"$(uploads base 0)"
+cold_up_bytes=$(jq '.uploads.bytes' "$work/qus-cold.json")
+cold_layers=$(sed -n 's/.* qus: \([0-9][0-9]*\) layers ready$/\1/p' "$work/qus-cold.log" | head -n1)
 
-say "qus release (warm, nothing changed)"
-run_qus qus-warm
+say "qus release (warm: nothing changed, same QUS_CACHE)"
+run_qus qus-warm qus "$work/qus-cache" no-daemon
 W_TOTAL=$(elapsed "$Q_T0" "$Q_T1")
-w_rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/qus-warm.time")
+w_rss_kb=$(rss_kb qus-warm)
 read -r warm_puts warm_posts warm_mputs warm_reqs <<<"$(uploads qus "$Q_LOG0")"
 tail -c +"$((Q_LOG0 + 1))" "$work/qus/log" | grep -E '"(GET|HEAD|PUT|POST|PATCH|DELETE) /v2/' >"$outdir/qus-warm-access.log" || true
-warm_pushed=$(jq '[.pushed[] | select(.status == "pushed")] | length' "$work/qus-warm.json")
-warm_present=$(jq '[.pushed[] | select(.status == "present")] | length' "$work/qus-warm.json")
-warm_built=$(jq '[.images[] | select(.status == "built")] | length' "$work/qus-warm.json")
-warm_lists_written=$(jq '[.lists[] | select(.status == "written")] | length' "$work/qus-warm.json")
+# status_count NAME JQ_PATH STATUS -> how many entries of that array have that status
+status_count() { jq --arg s "$3" "[$2[] | select(.status == \$s)] | length" "$work/$1.json"; }
+warm_pushed=$(status_count qus-warm .pushed pushed)
+warm_present=$(status_count qus-warm .pushed present)
+warm_built=$(status_count qus-warm .images built)
+warm_lists_written=$(status_count qus-warm .lists written)
+warm_up_blobs=$(jq '.uploads.blobs' "$work/qus-warm.json")
 
-# Both registries hold what was asked: every tag and list (read back through the API).
-for port in "$base_port" "$qus_port"; do
+say "qus release (fresh: another empty QUS_CACHE, as a new CI runner)"
+run_qus qus-fresh qus "$work/qus-cache-fresh" no-daemon
+F_TOTAL=$(elapsed "$Q_T0" "$Q_T1")
+f_rss_kb=$(rss_kb qus-fresh)
+read -r fresh_puts _ fresh_mputs fresh_reqs <<<"$(uploads qus "$Q_LOG0")"
+fresh_built=$(status_count qus-fresh .images built)
+fresh_unchanged=$(status_count qus-fresh .images unchanged)
+fresh_lists_written=$(status_count qus-fresh .lists written)
+digests() { jq -S '[.pushed[] | {reference, digest}] + [.lists[] | {reference, digest}]' "$work/$1.json"; }
+if [ "$(digests qus-cold)" = "$(digests qus-fresh)" ]; then fresh_same=true; else fresh_same=false; fi
+
+[ "$prune" = 1 ] && docker builder prune -f >/dev/null
+say "qus release --builder dockerfile --no-cache (cold: empty QUS_CACHE, new registry)"
+run_qus df-cold df "$work/df-cache" daemon --builder dockerfile --no-cache --verbose
+run_phases df df-cold 'qus: [[][0-9]+/[0-9]+[]] (pushing |.* is already in the registry$)'
+df_rss_kb=$(rss_kb df-cold)
+df_cpu=$(cpu_s df-cold)
+read -r df_bytes df_blobs <<<"$(reg_stats df)"
+read -r df_puts df_posts df_mputs df_reqs <<<"$(uploads df "$Q_LOG0")"
+df_steps=$(grep -c 'qus:   Step [0-9]' "$work/df-cold.log" || true)
+df_containers=$(grep -c -- '---> Running in' "$work/df-cold.log" || true)
+
+# Every registry holds what was asked: every tag and list (read back through the API).
+accept='application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json'
+for port in "$base_port" "$qus_port" "$df_port"; do
   for tag in $(jq -r '.images[].tag, .manifests[].tag' "$work/plan.json"); do
-    curl -fsS -o /dev/null -I -H 'Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json' \
+    curl -fsS -o /dev/null -I -H "Accept: $accept" \
       "http://127.0.0.1:$port/v2/$repo_path/manifests/$tag" || die "127.0.0.1:$port lacks $tag"
   done
 done
@@ -601,8 +682,9 @@ bytes_by_kind() { # PORT -> JSON {register: B, pkg: B, full: B, single: B}
 }
 base_kinds=$(bytes_by_kind "$base_port")
 qus_kinds=$(bytes_by_kind "$qus_port")
+df_kinds=$(bytes_by_kind "$df_port")
 
-# --- docker run: the all-target register image against a no-op container ----------------
+# --- docker run: qus's all-target image against a no-op container ------------------------
 noop=$base_repo:noop-true
 native_platform=$(jq -r --arg h "$native" '[.images[] | select(.host == $h)][0].platform | "\(.os)/\(.architecture)\(if .variant then "/" + .variant else "" end)"' "$work/plan.json")
 mkdir -p "$work/noop"
@@ -615,6 +697,13 @@ EOF
 echo "$noop" >>"$made_refs"
 full_img=$qus_repo:$native-$source_name
 reg_img=$qus_repo:$native-$source_name-register
+# qus release never touched the daemon: pull the two images from qus's registry (loopback
+# registries are plain HTTP to this daemon); they are in made_refs, removed at the end.
+t0=$(now)
+for r in "$reg_img" "$full_img"; do
+  docker pull -q "$r" >>"$blog" 2>&1 || die "docker pull $r failed"
+done
+pull_s=$(elapsed "$t0")
 run_full=(docker run --rm --cap-add SYS_ADMIN "$full_img" --dry-run)
 run_reg=(docker run --rm --cap-add SYS_ADMIN "$reg_img" --dry-run)
 run_noop=(docker run --rm --cap-add SYS_ADMIN "$noop")
@@ -668,16 +757,23 @@ stat_of() { # NAME median|mean|stddev
 run_noop_s=$(stat_of noop median) run_reg_s=$(stat_of register median) run_full_s=$(stat_of full median)
 run_noop_sd=$(stat_of noop stddev) run_reg_sd=$(stat_of register stddev) run_full_sd=$(stat_of full stddev)
 
-# Who compresses, and how well: the largest layer qus pushed, as the daemon gzipped it,
-# against gzip -1/-6/-9 and zstd -3/-19 of the same uncompressed layer tar.
-big=$(find "$work/qus/storage/docker/registry/v2/blobs" -name data -type f -printf '%s %p\n' | sort -n | tail -n1 | cut -d' ' -f2)
+# Who compresses, and how well: the largest layer qus pushed (qus's own gzip), the same
+# layer tar as the daemon compressed it for the --builder dockerfile push, and GNU gzip
+# -1/-6/-9 and zstd -3/-19 of that tar, with their speed on one core.
+largest_blob() { find "$work/$1/storage/docker/registry/v2/blobs" -name data -type f -printf '%s %p\n' | sort -n | tail -n1 | cut -d' ' -f2; }
+big=$(largest_blob qus)
 gunzip -c <"$big" >"$work/layer.tar"
 layer_raw=$(stat -c %s "$work/layer.tar")
+layer_sum=$(sha256sum <"$work/layer.tar" | cut -d' ' -f1)
+df_big=$(largest_blob df)
+if [ "$(gunzip -c <"$df_big" | sha256sum | cut -d' ' -f1)" = "$layer_sum" ]; then same_tar=true; else same_tar=false; fi
 comp_json=$(
   {
-    printf '{"layer_tar_bytes": %s, "daemon_gzip": %s' "$layer_raw" "$(stat -c %s "$big")"
+    printf '{"layer_tar_bytes": %s, "qus_gzip": %s, "daemon_gzip": %s, "same_tar": %s' \
+      "$layer_raw" "$(stat -c %s "$big")" "$(stat -c %s "$df_big")" "$same_tar"
     for c in "gzip -1" "gzip -6" "gzip -9" "zstd -3" "zstd -19"; do
       read -r -a cc <<<"$c"
+      need "${cc[0]}" || { printf ', "%s": null' "${c//[ -]/}"; continue; }
       t0=$(now); n=$("${cc[@]}" -c <"$work/layer.tar" | wc -c); t=$(elapsed "$t0")
       printf ', "%s": {"bytes": %s, "mb_per_s": %s}' "${c//[ -]/}" "$n" "$(calc "$layer_raw / 1e6 / $t" 1)"
     done
@@ -686,51 +782,36 @@ comp_json=$(
 )
 rm -f "$work/layer.tar"
 
-# --- what-if: the same images without the sequential classic builder (measured) -------------
-# (a) `docker load` of every image qus built (as if qus wrote the image tars itself: no
-#     builder step, no intermediate container); (b) one `qus build` per host, all at once,
-#     each with its own cold cache (as if qus built hosts concurrently).
-wi_load='' wi_par='' wi_save_mb=''
-if [ "$whatif" = 1 ]; then
-  mapfile -t qrefs < <(jq -r '.images[].tag' "$work/plan.json" | sed "s#^#$qus_repo:#")
-  say "what-if: docker load of the ${#qrefs[@]} qus images"
-  docker save -o "$work/qus-images.tar" "${qrefs[@]}"
-  wi_save_mb=$(mb "$(stat -c %s "$work/qus-images.tar")")
-  docker rmi "${qrefs[@]}" >/dev/null
-  t0=$(now)
-  docker load -q -i "$work/qus-images.tar" >/dev/null
-  wi_load=$(elapsed "$t0")
-  rm -f "$work/qus-images.tar"
-  say "what-if: qus build of the ${#hosts[@]} hosts at once"
-  docker rmi "${qrefs[@]}" >/dev/null
-  t0=$(now)
-  pids=()
-  for h in "${hosts[@]}"; do
-    QUS_CACHE=$work/wi-cache-$h "$qus" -q --config "$cfg" build --repo "$qus_repo" --debs "$debs" \
-      --hosts "$h" --targets "$target_list" --sources "$source_name" --no-cache >"$work/wi-$h.log" 2>&1 &
-    pids+=("$!")
-  done
-  for p in "${pids[@]}"; do wait "$p" || die "what-if qus build failed: $(cat "$work"/wi-*.log)"; done
-  wi_par=$(elapsed "$t0")
-fi
-
 kill "$sampler_pid" 2>/dev/null; wait "$sampler_pid" 2>/dev/null || true
 sampler_pid=''
 load_after=$(uptime | sed 's/.*load average: //')
 
 # --- the table ---------------------------------------------------------------------------
-declare -A B_D B_M Q_D Q_M
-for p in extract build push manifests; do
-  read -r x y <<<"$(cpu_between "${B_T0[$p]}" "${B_T1[$p]}")"; B_D[$p]=$x B_M[$p]=$y
-  read -r x y <<<"$(cpu_between "${Q_TS0[$p]}" "${Q_TS1[$p]}")"; Q_D[$p]=$x Q_M[$p]=$y
+# CPU seconds in each phase of each side: "daemon registry client machine"; the dbhi side's
+# client CPU is bash's `times` (dpkg, tar, the docker CLI), qus's is the sampled process.
+declare -A CPU
+for s in base qus df; do
+  for p in "${phases[@]}"; do
+    read -r x y z w <<<"$(cpu_between "${TS0[$s.$p]}" "${TS1[$s.$p]}")"
+    [ "$s" = base ] && z=${B_CLIENT[$p]}
+    CPU[$s.$p]="$x $w $z $y"
+  done
 done
-r_total=$(ratio "$B_TOTAL" "$Q_TOTAL")
+cpu_cell() { read -r a b c d <<<"${CPU[$1]}"; printf '%s / %s / %s / %s' "$a" "$b" "$c" "$d"; }
+r_total=$(ratio "${TOTAL[base]}" "${TOTAL[qus]}")
+r_df=$(ratio "${TOTAL[df]}" "${TOTAL[qus]}")
 r_bytes=$(ratio "$qus_bytes" "$base_bytes")
 r_run=$(ratio "$run_full_s" "$run_noop_s")
-g_speed=$(verdict "$r_total >= 4")
-g_bytes=$(verdict "$r_bytes <= 0.5")
-g_warm=$(verdict "$W_TOTAL <= 2 && $warm_puts == 0")
+q_rss_mb=$(calc "$q_rss_kb / 1024" 1)
+g_speed=$(verdict "$r_total >= 8")
+g_df=$(verdict "$r_df >= 2")
+g_bytes=$(verdict "$r_bytes <= 0.4")
+g_rss=$(verdict "$q_rss_mb < 400")
+g_warm=$(verdict "$W_TOTAL <= 1 && $warm_puts == 0 && $warm_up_blobs == 0")
+g_fresh=$(verdict "$fresh_puts == 0 && $fresh_lists_written == 0 && $fresh_mputs == 0 && \"$fresh_same\" == \"true\"")
 g_run=$(verdict "$r_run <= 1.1")
+base_client=$(calc "${B_CLIENT[extract]} + ${B_CLIENT[build]} + ${B_CLIENT[push]} + ${B_CLIENT[manifests]}" 2)
+raw_mb_s=$(calc "$raw_emulator_bytes / 1e6 / ${WALL[qus.build]}" 1)
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 txt=$outdir/matrix-$mode-$stamp.txt
 {
@@ -741,84 +822,112 @@ txt=$outdir/matrix-$mode-$stamp.txt
   if awk -v a="${load_before%%,*}" -v b="${load_after%%,*}" -v n="$(nproc)" 'BEGIN { exit !(a > n || b > n) }'; then
     echo "  NOTE: the 1-minute load exceeded the CPU count: other work shared this machine; re-run for clean numbers."
   fi
+  echo "  columns: the dbhi/qus way; qus release (qus writes and uploads the images, no daemon);"
+  echo "  qus release --builder dockerfile --no-cache (classic builder, daemon push); ratios: dbhi/qus, dockerfile/qus"
   echo
-  printf '%-20s %12s %12s %8s   %s\n' "phase (wall s)" "dbhi/qus way" "qus release" "ratio" "dockerd+containerd CPU s / machine CPU s (base | qus)"
-  for p in extract build push manifests; do
-    printf '%-20s %12s %12s %7sx   %s / %s | %s / %s\n' "$p" "${B_WALL[$p]}" "${Q_WALL[$p]}" \
-      "$(ratio "${B_WALL[$p]}" "${Q_WALL[$p]}")" "${B_D[$p]}" "${B_M[$p]}" "${Q_D[$p]}" "${Q_M[$p]}"
+  printf '%-22s %12s %12s %12s %9s %9s\n' "phase (wall s)" "dbhi/qus way" "qus release" "dockerfile" "dbhi/qus" "df/qus"
+  for p in "${phases[@]}"; do
+    printf '%-22s %12s %12s %12s %8sx %8sx\n' "$p" "${WALL[base.$p]}" "${WALL[qus.$p]}" "${WALL[df.$p]}" \
+      "$(ratio "${WALL[base.$p]}" "${WALL[qus.$p]}")" "$(ratio "${WALL[df.$p]}" "${WALL[qus.$p]}")"
   done
-  printf '%-20s %12s %12s %7sx   goal >= 4x: %s\n' "total" "$B_TOTAL" "$Q_TOTAL" "$r_total" "$g_speed"
-  printf '%-20s %12s %12s %8s\n' "client CPU s" "$(calc "${B_CLIENT[extract]} + ${B_CLIENT[build]} + ${B_CLIENT[push]} + ${B_CLIENT[manifests]}" 2)" "$q_cpu" ""
-  printf '%-20s %12s %12s %7sx   goal <= 0.5x: %s\n' "registry MB (du -sb)" "$(mb "$base_bytes")" "$(mb "$qus_bytes")" "$r_bytes" "$g_bytes"
-  printf '%-20s %12s %12s   (containers the classic builder created: %s | %s)\n' "builder steps" "$base_steps" "$qus_steps" "$base_containers" "$qus_containers"
-  printf '%-20s %12s %12s\n' "registry blobs" "$base_blobs" "$qus_blobs"
-  printf '%-20s %12s %12s\n' "blob uploads (PUT)" "$base_puts" "$cold_puts"
+  printf '%-22s %12s %12s %12s %8sx %8sx   goals >= 8x: %s, >= 2x: %s\n' "total" "${TOTAL[base]}" "${TOTAL[qus]}" "${TOTAL[df]}" \
+    "$r_total" "$r_df" "$g_speed" "$g_df"
+  printf '%-22s %12s %12s %12s\n' "client CPU s" "$base_client" "$q_cpu" "$df_cpu"
+  printf '%-22s %12s %12s %12s %8sx %9s   qus/dbhi; goal <= 0.4x: %s\n' "registry MB (du -sb)" "$(mb "$base_bytes")" "$(mb "$qus_bytes")" "$(mb "$df_bytes")" "$r_bytes" "" "$g_bytes"
+  printf '%-22s %12s %12s %12s\n' "registry blobs" "$base_blobs" "$qus_blobs" "$df_blobs"
+  printf '%-22s %12s %12s %12s   (qus: %s MB sent, by its JSON)\n' "blob uploads (PUT)" "$base_puts" "$cold_puts" "$df_puts" "$(mb "$cold_up_bytes")"
   for k in register pkg full single; do
-    printf '%-20s %12s %12s\n' "  MB new in $k" "$(mb "$(jq ".$k" <<<"$base_kinds")")" "$(mb "$(jq ".$k" <<<"$qus_kinds")")"
+    printf '%-22s %12s %12s %12s\n' "  MB new in $k" "$(mb "$(jq ".$k" <<<"$base_kinds")")" "$(mb "$(jq ".$k" <<<"$qus_kinds")")" "$(mb "$(jq ".$k" <<<"$df_kinds")")"
   done
-  printf '%-20s %12s %12s\n' "qus peak RSS MB" "" "$(calc "$q_rss_kb / 1024" 1)"
-  printf '%-20s %12s %12s   %s uploads, %s built, %s pushed, %s present, %s lists written, %s requests; goal <= 2 s, 0 uploads: %s\n' \
-    "warm re-run s" "" "$W_TOTAL" "$warm_puts" "$warm_built" "$warm_pushed" "$warm_present" "$warm_lists_written" "$warm_reqs" "$g_warm"
-  printf '%-20s %12s %12s %7sx   goal <= 1.1x: %s\n' "docker run s (median)" "$(calc "$run_noop_s")" "$(calc "$run_full_s")" "$r_run" "$g_run"
-  printf '%-20s %12s %12s %8s   noop: busybox true FROM scratch; full: %s --dry-run (%s layers, %s lines)\n' \
-    "  +- stddev" "$(calc "$run_noop_sd")" "$(calc "$run_full_sd")" "" "$native-$source_name" "$full_layers" "$dry_lines"
-  printf '%-20s %12s %12s %7sx   register-only image (1 layer) --dry-run; %s, %s runs each\n' \
-    "  register image" "" "$(calc "$run_reg_s")" "$(ratio "$run_reg_s" "$run_noop_s")" "$run_tool" "$runs"
-  printf '%-20s %s\n' "daemon gzip" "$(jq -r '"largest layer \(.layer_tar_bytes / 1e6 * 10 | round / 10) MB tar -> \(.daemon_gzip / 1e6 * 100 | round / 100) MB; gzip -1 \(.gzip1.bytes / 1e6 * 100 | round / 100), -6 \(.gzip6.bytes / 1e6 * 100 | round / 100), -9 \(.gzip9.bytes / 1e6 * 100 | round / 100); zstd -3 \(.zstd3.bytes / 1e6 * 100 | round / 100), -19 \(.zstd19.bytes / 1e6 * 100 | round / 100) MB"' <<<"$comp_json")"
-  if [ "$whatif" = 1 ]; then
-    echo
-    echo "what-if, measured here (qus's extract+build was $(calc "${Q_WALL[extract]} + ${Q_WALL[build]}" 1) s, its build $(calc "${Q_WALL[build]}" 1) s):"
-    printf '  %-58s %8s s\n' "docker load of all $n_images qus images ($wi_save_mb MB docker-save tar)" "$wi_load"
-    printf '  %-58s %8s s\n' "qus build (extract+build), one process per host, at once" "$wi_par"
-  fi
+  printf '%-22s %12s %12s %12s   (containers the classic builder created: %s | - | %s)\n' "builder steps" "$base_steps" "-" "$df_steps" "$base_containers" "$df_containers"
+  printf '%-22s %12s %12s %12s   goal < 400 MB: %s\n' "qus peak RSS MB" "" "$q_rss_mb" "$(calc "$df_rss_kb / 1024" 1)" "$g_rss"
+  printf '%-22s %12s %12s %12s   %s uploads, %s built, %s pushed, %s present, %s lists written, %s requests; goal <= 1 s, 0 uploads: %s\n' \
+    "warm re-run s" "" "$W_TOTAL" "" "$warm_puts" "$warm_built" "$warm_pushed" "$warm_present" "$warm_lists_written" "$warm_reqs" "$g_warm"
+  printf '%-22s %12s %12s %12s   empty QUS_CACHE: %s built, %s unchanged, %s uploads, %s manifests and %s lists written, same digests: %s; %s\n' \
+    "fresh-cache re-run s" "" "$F_TOTAL" "" "$fresh_built" "$fresh_unchanged" "$fresh_puts" "$fresh_mputs" "$fresh_lists_written" "$fresh_same" "$g_fresh"
+  printf '%-22s %12s %12s %12s %8sx %9s   goal <= 1.1x: %s\n' "docker run s (median)" "$(calc "$run_noop_s")" "$(calc "$run_full_s")" "" "$r_run" "" "$g_run"
+  printf '%-22s %12s %12s %12s   noop: busybox true FROM scratch; qus: %s --dry-run (%s layers, %s lines), pulled in %s s\n' \
+    "  +- stddev" "$(calc "$run_noop_sd")" "$(calc "$run_full_sd")" "" "$native-$source_name" "$full_layers" "$dry_lines" "$pull_s"
+  printf '%-22s %12s %12s %12s %8sx %9s   register-only image (1 layer) --dry-run; %s, %s runs each\n' \
+    "  register image" "" "$(calc "$run_reg_s")" "" "$(ratio "$run_reg_s" "$run_noop_s")" "" "$run_tool" "$runs"
+  printf '%-22s %s\n' "gzip" "$(jq -r 'def m: . / 1e6 * 100 | round / 100; def g(k): if .[k] then "\(.[k].bytes | m) (\(.[k].mb_per_s) MB/s)" else "-" end;
+    "largest layer \(.layer_tar_bytes / 1e6 * 10 | round / 10) MB tar -> qus \(.qus_gzip | m), daemon \(.daemon_gzip | m) MB (same tar: \(.same_tar)); one core: gzip -1 \(g("gzip1")), -6 \(g("gzip6")), -9 \(g("gzip9")); zstd -3 \(g("zstd3")), -19 \(g("zstd19"))"' <<<"$comp_json")"
+  echo
+  echo "CPU s by phase: daemon (dockerd+containerd) / registry / client (dbhi: dpkg, tar, docker CLI; qus: the qus process) / whole machine"
+  echo "  ($(nproc) CPUs: the machine can use at most $(nproc) x wall; machine CPU above the others' sum is other work)"
+  printf '%-22s %-26s %-26s %-26s\n' "" "dbhi/qus way" "qus release" "dockerfile"
+  for p in "${phases[@]}"; do
+    printf '%-22s %-26s %-26s %-26s\n' "$p" "$(cpu_cell "base.$p")" "$(cpu_cell "qus.$p")" "$(cpu_cell "df.$p")"
+  done
+  echo "qus build phase: $(mb "$raw_emulator_bytes") MB of emulators (tar + sha256 + gzip -6, one layer per CPU) in ${WALL[qus.build]} s = $raw_mb_s MB/s; $cold_layers distinct layers"
 } | tee "$txt"
 
+phase_json() { # SIDE -> {PHASE: {wall_s, daemon_cpu_s, registry_cpu_s, client_cpu_s, machine_cpu_s}}
+  local p a b c d
+  for p in "${phases[@]}"; do
+    read -r a b c d <<<"${CPU[$1.$p]}"
+    printf '{"%s":{"wall_s":%s,"daemon_cpu_s":%s,"registry_cpu_s":%s,"client_cpu_s":%s,"machine_cpu_s":%s}}\n' \
+      "$p" "${WALL[$1.$p]}" "$a" "$b" "$c" "$d"
+  done | jq -s add
+}
 jq -n \
   --arg mode "$mode" --arg stamp "$stamp" --arg load_before "$load_before" --arg load_after "$load_after" \
   --arg qemu "$qemu_version" --arg busybox "$bb_version" --argjson cpus "$(nproc)" \
   --arg hosts "${hosts[*]}" --arg targets "${targets[*]}" \
   --argjson images "$n_images" --argjson lists "$n_lists" --argjson emulators "$n_emulators" \
   --argjson raw "$raw_emulator_bytes" \
-  --argjson bw "$(for p in extract build push manifests; do printf '{"%s":{"wall_s":%s,"daemon_cpu_s":%s,"machine_cpu_s":%s,"client_cpu_s":%s}}\n' "$p" "${B_WALL[$p]}" "${B_D[$p]}" "${B_M[$p]}" "${B_CLIENT[$p]}"; done | jq -s .)" \
-  --argjson qw "$(for p in extract build push manifests; do printf '{"%s":{"wall_s":%s,"daemon_cpu_s":%s,"machine_cpu_s":%s}}\n' "$p" "${Q_WALL[$p]}" "${Q_D[$p]}" "${Q_M[$p]}"; done | jq -s .)" \
-  --argjson btot "$B_TOTAL" --argjson qtot "$Q_TOTAL" --argjson qcpu "$q_cpu" \
-  --argjson bbytes "$base_bytes" --argjson qbytes "$qus_bytes" --argjson bblobs "$base_blobs" --argjson qblobs "$qus_blobs" \
-  --argjson bputs "$base_puts" --argjson qputs "$cold_puts" \
-  --argjson breq "[$base_posts, $base_mputs, $base_reqs]" --argjson qreq "[$cold_posts, $cold_mputs, $cold_reqs]" \
-  --argjson wmputs "$warm_mputs" --argjson bsteps "$base_steps" --argjson bcont "$base_containers" \
-  --argjson qsteps "$qus_steps" --argjson qcont "$qus_containers" --argjson bk "$base_kinds" --argjson qk "$qus_kinds" \
-  --argjson rss "$q_rss_kb" --argjson wrss "$w_rss_kb" --argjson wtot "$W_TOTAL" --argjson wputs "$warm_puts" \
-  --argjson wposts "$warm_posts" --argjson wreqs "$warm_reqs" --argjson wbuilt "$warm_built" \
+  --argjson bw "$(phase_json base)" --argjson qw "$(phase_json qus)" --argjson dw "$(phase_json df)" \
+  --argjson btot "${TOTAL[base]}" --argjson qtot "${TOTAL[qus]}" --argjson dtot "${TOTAL[df]}" \
+  --argjson bcpu "$base_client" --argjson qcpu "$q_cpu" --argjson dcpu "$df_cpu" \
+  --argjson bbytes "$base_bytes" --argjson qbytes "$qus_bytes" --argjson dbytes "$df_bytes" \
+  --argjson bblobs "$base_blobs" --argjson qblobs "$qus_blobs" --argjson dblobs "$df_blobs" \
+  --argjson breq "[$base_puts, $base_posts, $base_mputs, $base_reqs]" \
+  --argjson qreq "[$cold_puts, $cold_posts, $cold_mputs, $cold_reqs]" \
+  --argjson dreq "[$df_puts, $df_posts, $df_mputs, $df_reqs]" \
+  --argjson qupb "$cold_up_bytes" --argjson qlayers "${cold_layers:-null}" \
+  --argjson bsteps "$base_steps" --argjson bcont "$base_containers" \
+  --argjson dsteps "$df_steps" --argjson dcont "$df_containers" \
+  --argjson bk "$base_kinds" --argjson qk "$qus_kinds" --argjson dk "$df_kinds" \
+  --argjson rss "$q_rss_kb" --argjson drss "$df_rss_kb" \
+  --argjson wrss "$w_rss_kb" --argjson wtot "$W_TOTAL" --argjson wputs "$warm_puts" \
+  --argjson wposts "$warm_posts" --argjson wmputs "$warm_mputs" --argjson wreqs "$warm_reqs" --argjson wbuilt "$warm_built" \
   --argjson wpushed "$warm_pushed" --argjson wpresent "$warm_present" --argjson wlists "$warm_lists_written" \
+  --argjson wub "$warm_up_blobs" \
+  --argjson frss "$f_rss_kb" --argjson ftot "$F_TOTAL" --argjson fputs "$fresh_puts" --argjson fmputs "$fresh_mputs" \
+  --argjson freqs "$fresh_reqs" --argjson fbuilt "$fresh_built" --argjson funch "$fresh_unchanged" \
+  --argjson flists "$fresh_lists_written" --argjson fsame "$fresh_same" \
   --argjson rn "$run_noop_s" --argjson rr "$run_reg_s" --argjson rf "$run_full_s" \
   --argjson rnsd "$run_noop_sd" --argjson rrsd "$run_reg_sd" --argjson rfsd "$run_full_sd" \
   --arg tool "$run_tool" --argjson runs "$runs" --argjson dry "$dry_lines" --argjson fl "$full_layers" \
-  --argjson comp "$comp_json" \
-  --argjson wi "$(jq -n --arg l "$wi_load" --arg p "$wi_par" --arg m "$wi_save_mb" \
-      'if $l == "" then null else {docker_load_all_s: ($l | tonumber), docker_save_tar_mb: ($m | tonumber),
-       qus_build_hosts_at_once_s: ($p | tonumber)} end')" \
-  --arg gs "$g_speed" --arg gb "$g_bytes" --arg gw "$g_warm" --arg gr "$g_run" \
+  --argjson pull "$pull_s" --argjson comp "$comp_json" \
+  --arg gs "$g_speed" --arg gd "$g_df" --arg gb "$g_bytes" --arg gm "$g_rss" --arg gw "$g_warm" \
+  --arg gf "$g_fresh" --arg gr "$g_run" \
   --arg rev "$qus_rev" --arg sum "$qus_sum" \
   '{mode: $mode, time: $stamp, qus_revision: $rev, qus_binary_sha256_12: $sum, cpus: $cpus, load: {before: $load_before, after: $load_after},
     matrix: {hosts: ($hosts | split(" ")), targets: ($targets | split(" ")), qemu_version: $qemu,
              busybox_version: $busybox, images: $images, lists: $lists,
              emulators_in_pkg_images: $emulators, raw_emulator_bytes: $raw},
-    baseline: {phases: ($bw | add), total_s: $btot, registry_bytes: $bbytes, registry_blobs: $bblobs,
-               builder_steps: $bsteps, builder_containers: $bcont, blob_uploads: $bputs, blob_upload_starts: $breq[0], manifest_puts: $breq[1], requests: $breq[2],
-               new_bytes_by_kind: $bk},
-    qus: {phases: ($qw | add), total_s: $qtot, cpu_s: $qcpu, peak_rss_kb: $rss,
-          builder_steps: $qsteps, builder_containers: $qcont, registry_bytes: $qbytes, registry_blobs: $qblobs, blob_uploads: $qputs, blob_upload_starts: $qreq[0],
-          manifest_puts: $qreq[1], requests: $qreq[2], new_bytes_by_kind: $qk},
+    baseline: {phases: $bw, total_s: $btot, client_cpu_s: $bcpu, registry_bytes: $bbytes, registry_blobs: $bblobs,
+               builder_steps: $bsteps, builder_containers: $bcont, blob_uploads: $breq[0], blob_upload_starts: $breq[1],
+               manifest_puts: $breq[2], requests: $breq[3], new_bytes_by_kind: $bk},
+    qus: {phases: $qw, total_s: $qtot, cpu_s: $qcpu, peak_rss_kb: $rss, registry_bytes: $qbytes, registry_blobs: $qblobs,
+          blob_uploads: $qreq[0], blob_upload_starts: $qreq[1], manifest_puts: $qreq[2], requests: $qreq[3],
+          uploaded_bytes: $qupb, distinct_layers: $qlayers, new_bytes_by_kind: $qk},
+    dockerfile: {phases: $dw, total_s: $dtot, cpu_s: $dcpu, peak_rss_kb: $drss, registry_bytes: $dbytes, registry_blobs: $dblobs,
+                 builder_steps: $dsteps, builder_containers: $dcont, blob_uploads: $dreq[0], blob_upload_starts: $dreq[1],
+                 manifest_puts: $dreq[2], requests: $dreq[3], new_bytes_by_kind: $dk},
     warm: {total_s: $wtot, peak_rss_kb: $wrss, blob_put: $wputs, blob_post: $wposts, manifest_puts: $wmputs, requests: $wreqs,
-           built: $wbuilt, pushed: $wpushed, present: $wpresent, lists_written: $wlists},
+           uploaded_blobs: $wub, built: $wbuilt, pushed: $wpushed, present: $wpresent, lists_written: $wlists},
+    fresh_cache: {total_s: $ftot, peak_rss_kb: $frss, blob_put: $fputs, manifest_puts: $fmputs, requests: $freqs,
+                  built: $fbuilt, unchanged: $funch, lists_written: $flists, same_digests: $fsame},
     docker_run: {tool: $tool, runs: $runs, statistic: "median", noop_s: $rn, noop_stddev: $rnsd,
                  full_s: $rf, full_stddev: $rfsd, full_layers: $fl, full_dry_run_lines: $dry,
-                 register_s: $rr, register_stddev: $rrsd},
+                 register_s: $rr, register_stddev: $rrsd, pull_s: $pull},
     compression_probe: $comp,
-    what_if: $wi,
-    ratios: {total_baseline_over_qus: ($btot / $qtot), bytes_qus_over_baseline: ($qbytes / $bbytes),
-             docker_run_full_over_noop: ($rf / $rn)},
-    goals: {cold_4x: $gs, bytes_half: $gb, warm_2s_no_upload: $gw, run_1_1x: $gr}}' \
+    ratios: {total_baseline_over_qus: ($btot / $qtot), total_dockerfile_over_qus: ($dtot / $qtot),
+             bytes_qus_over_baseline: ($qbytes / $bbytes), docker_run_full_over_noop: ($rf / $rn)},
+    goals: {cold_8x_dbhi: $gs, cold_2x_dockerfile: $gd, bytes_0_4x: $gb, peak_rss_under_400mb: $gm,
+            warm_1s_no_upload: $gw, fresh_cache_no_write_same_digests: $gf, run_1_1x: $gr}}' \
   >"$outdir/matrix-$mode-$stamp.json"
 cp "$outdir/matrix-$mode-$stamp.json" "$outdir/matrix-$mode-latest.json"
 cp "$txt" "$outdir/matrix-$mode-latest.txt"

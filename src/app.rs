@@ -2,14 +2,14 @@
 
 use crate::cli::{
     BuildArgs, BuilderArg, Cli, Command, MatrixArgs, MediaArgs, MediaTypesArg, MirrorArgs,
-    PlanArgs, RegistryArgs, SourceArgs,
+    PlanArgs, RegistryArgs, SourceArgs, TestArg,
 };
 use crate::config::Config;
 use crate::media::MediaTypes;
 use crate::options::{BuildOptions, Builder, RegistryOptions, SourceOptions};
 use crate::plan::{self, Plan, Recipe, Selection};
 use crate::progress::Progress;
-use crate::release::ReleaseFlags;
+use crate::release::{ReleaseFlags, TestScope};
 use crate::{entrypoint, table};
 use anyhow::Context as _;
 use std::path::Path;
@@ -29,11 +29,13 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ))
         }
         Command::Release(a) => {
-            let plan = make_plan(&Config::load(config)?, &a.build.matrix)?;
+            let cfg = Config::load(config)?;
+            let plan = make_plan(&cfg, &a.build.matrix)?;
             let (src, opts) = (source_options(&a.build.source)?, build_options(&a.build));
             let reg = registry_options(&a.registry)?;
             runtime()?.block_on(crate::release::release_cmd(
                 &plan,
+                &cfg,
                 &src,
                 &opts,
                 &reg,
@@ -41,6 +43,13 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     skip_lists: a.skip_lists,
                     oci_layout: a.build.oci_layout.clone(),
                     json: a.build.json,
+                    test: match a.test {
+                        TestArg::Native => TestScope::Native,
+                        TestArg::All => TestScope::All,
+                        TestArg::None => TestScope::None,
+                    },
+                    machine: machine(),
+                    test_jobs: cpus(),
                 },
                 &progress,
             ))
@@ -52,6 +61,20 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &plan,
                 &reg,
                 media_types(&a.media),
+                a.json,
+                &progress,
+            ))
+        }
+        Command::Test(a) => {
+            let cfg = Config::load(config)?;
+            let plan = make_plan(&cfg, &a.matrix)?;
+            let src = source_options(&a.source)?;
+            runtime()?.block_on(crate::emutest::test_cmd(
+                &plan,
+                &cfg,
+                &src,
+                machine(),
+                a.jobs.unwrap_or_else(cpus),
                 a.json,
                 &progress,
             ))
@@ -96,6 +119,15 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Register(a) => Ok(crate::register::register_cmd(&a.args)),
     }
+}
+
+/// This machine's host, from the architecture qus was built for.
+fn machine() -> Option<crate::arch::Host> {
+    crate::arch::Host::of_rust_arch(std::env::consts::ARCH)
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 /// The Debian mirror: the flag (or QUS_MIRROR, which clap reads for it), else the first
@@ -266,6 +298,9 @@ fn plan_table(plan: &Plan) -> String {
     out.push_str(&table::render(&["MANIFEST LIST", "PLATFORMS"], &rows));
     for s in &plan.skipped {
         out.push_str(&format!("skipped: {s}\n"));
+    }
+    for n in &plan.notes {
+        out.push_str(&format!("note: {n}\n"));
     }
     out.push_str(&format!(
         "{} images, {} manifest lists\n",

@@ -28,6 +28,8 @@ pub enum Host {
     S390x,
     /// 64-bit RISC-V.
     Riscv64,
+    /// 64-bit LoongArch (Debian loong64).
+    Loong64,
     /// 64-bit little-endian MIPS.
     Mips64le,
 }
@@ -128,6 +130,14 @@ const TABLE: &[Row] = &[
         aliases: &["linux/riscv64"],
     },
     Row {
+        host: Host::Loong64,
+        qus: "loong64",
+        debian: "loong64",
+        architecture: "loong64",
+        variant: None,
+        aliases: &["loongarch64", "linux/loong64"],
+    },
+    Row {
         host: Host::Mips64le,
         qus: "mips64le",
         debian: "mips64el",
@@ -170,6 +180,43 @@ impl Host {
     pub fn platform(self) -> Platform {
         let r = self.row();
         Platform::new("linux", r.architecture, r.variant)
+    }
+
+    /// The QEMU target that emulates this host's CPU (`qemu-aarch64` runs arm64v8 code).
+    pub fn target(self) -> &'static str {
+        match self {
+            Host::Amd64 => "x86_64",
+            Host::Arm64v8 => "aarch64",
+            Host::Arm32v7 | Host::Arm32v6 => "arm",
+            Host::I386 => "i386",
+            Host::Ppc64le => "ppc64le",
+            Host::S390x => "s390x",
+            Host::Riscv64 => "riscv64",
+            Host::Loong64 => "loongarch64",
+            Host::Mips64le => "mips64el",
+        }
+    }
+
+    /// Whether a machine of this host runs `other`'s programs without an emulator
+    /// (itself, and 32-bit x86 on x86-64).
+    pub fn runs(self, other: Host) -> bool {
+        self == other || (self == Host::Amd64 && other == Host::I386)
+    }
+
+    /// The host of a machine whose `std::env::consts::ARCH` is `arch`, if qus has one.
+    pub fn of_rust_arch(arch: &str) -> Option<Host> {
+        Some(match arch {
+            "x86_64" => Host::Amd64,
+            "aarch64" => Host::Arm64v8,
+            "arm" => Host::Arm32v7,
+            "x86" => Host::I386,
+            "powerpc64" if cfg!(target_endian = "little") => Host::Ppc64le,
+            "s390x" => Host::S390x,
+            "riscv64" => Host::Riscv64,
+            "loongarch64" => Host::Loong64,
+            "mips64" if cfg!(target_endian = "little") => Host::Mips64le,
+            _ => return None,
+        })
     }
 
     /// `qus` names joined for error messages.

@@ -227,7 +227,7 @@ pub(crate) async fn assets_cmd(
         .iter()
         .filter_map(|p| match &p.role {
             Role::Qemu { source } => Some(source.as_str()),
-            Role::Busybox => None,
+            Role::Busybox | Role::Guest { .. } => None,
         })
         .collect();
     if sources.len() > 1 {

@@ -41,27 +41,10 @@ async fn build(
     opts: &BuildOptions,
     progress: &Progress,
 ) -> anyhow::Result<Vec<BuiltImage>> {
-    for s in &plan.skipped {
-        progress.step(format!("skipping {s}"));
+    for line in plan.omissions() {
+        progress.step(line);
     }
-    let mut done: Vec<BuiltImage> = Vec::new();
-    let mut todo: Vec<&ImagePlan> = Vec::new();
-    for img in &plan.images {
-        let current = if opts.force {
-            None
-        } else {
-            daemon.inspect(&img.reference).await?
-        };
-        match current {
-            Some(info)
-                if info.labels.get("qus.inputs") == Some(&img.inputs)
-                    && info.platform == img.platform =>
-            {
-                done.push(BuiltImage::unchanged(img, info.id));
-            }
-            _ => todo.push(img),
-        }
-    }
+    let (mut done, todo) = crate::sink::daemon::in_daemon(daemon, plan, opts.force).await?;
     let compute: Vec<&ImagePlan> = if opts.oci_layout.is_some() {
         plan.images.iter().collect()
     } else {

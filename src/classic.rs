@@ -38,34 +38,24 @@ pub(crate) async fn build<'a>(
     opts: &BuildOptions,
     progress: &Progress,
 ) -> anyhow::Result<Vec<BuiltImage>> {
-    for s in &plan.skipped {
-        progress.step(format!("skipping {s}"));
+    for line in plan.omissions() {
+        progress.step(line);
     }
     // Phase 1: what is already built.
-    let mut todo: Vec<&'a ImagePlan> = Vec::new();
-    let mut done: BTreeMap<String, BuiltImage> = BTreeMap::new();
-    for img in &plan.images {
-        let current = if opts.force {
-            None
-        } else {
-            daemon.inspect(&img.reference).await?
-        };
-        match current {
-            Some(info)
-                if info.labels.get("qus.inputs") == Some(&img.inputs)
-                    && info.platform == img.platform =>
-            {
-                done.insert(
-                    img.tag.clone(),
-                    BuiltImage {
-                        layers: info.layers,
-                        ..BuiltImage::unchanged(img, info.id)
-                    },
-                );
-            }
-            _ => todo.push(img),
-        }
-    }
+    let (unchanged, todo) = crate::sink::daemon::in_daemon(daemon, plan, opts.force).await?;
+    let mut done: BTreeMap<String, BuiltImage> = unchanged
+        .into_iter()
+        .filter_map(|b| {
+            Some((
+                plan.images
+                    .iter()
+                    .find(|i| i.reference == b.reference)?
+                    .tag
+                    .clone(),
+                b,
+            ))
+        })
+        .collect();
     if todo.is_empty() {
         progress.step("every image is up to date");
         return Ok(ordered(plan, done.into_values().collect()));

@@ -39,6 +39,9 @@ pub enum Command {
     /// Publish the manifest lists only, over per-host images already in the registry
     /// (the last job of a CI matrix that ran `release --skip-lists` per host).
     Publish(PublishArgs),
+    /// Run every emulator of the plan's images in the daemon on a real guest program (exit
+    /// 1: one failed).
+    Test(TestArgs),
     /// Rebuild from the pins what the registry should hold and compare every tag (exit 1:
     /// a tag differs or is missing).
     Verify(VerifyArgs),
@@ -140,6 +143,17 @@ pub enum BuilderArg {
     Dockerfile,
 }
 
+/// `--test`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TestArg {
+    /// The emulators built for this machine's host.
+    Native,
+    /// Every host's.
+    All,
+    /// None.
+    None,
+}
+
 /// `--media-types`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum MediaTypesArg {
@@ -203,6 +217,10 @@ pub struct ReleaseArgs {
     /// Push the images but do not publish the manifest lists (one job of a CI matrix).
     #[arg(long)]
     pub skip_lists: bool,
+    /// Whose emulators run a guest program before the push: this machine's host's
+    /// (native), every host's (all, foreign ones under this machine's emulators), or none.
+    #[arg(long, value_enum, default_value_t = TestArg::Native)]
+    pub test: TestArg,
 }
 
 /// Registry access (shared by `release` and `publish`).
@@ -232,6 +250,23 @@ pub struct PublishArgs {
     #[allow(missing_docs)]
     pub registry: RegistryArgs,
     /// Print the lists as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `qus test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub matrix: MatrixArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub source: SourceArgs,
+    /// Emulators run at once (default: one per CPU).
+    #[arg(long, short, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Print the results as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }

@@ -182,10 +182,7 @@ fn write_layer<W: Write>(
     sorted.sort_by(|a, b| a.path().cmp(b.path()));
     for e in &sorted {
         let p = e.path();
-        let ok = !p.is_empty()
-            && !p.starts_with('/')
-            && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
-        if !ok {
+        if !crate::validate::is_plain_relative(p) {
             return Err(LayerError::BadPath(p.to_string()));
         }
         let mut parent = String::new();

@@ -375,6 +375,71 @@ impl Daemon {
         }
     }
 
+    /// The files at `paths` in `image`, read through a container that is created (never
+    /// started) for it and removed again: works for an image of any platform.
+    pub async fn copy_out(
+        &self,
+        image: &str,
+        platform: &Platform,
+        paths: &[String],
+    ) -> Result<Vec<Vec<u8>>, DockerError> {
+        let api = |what: String| move |source| DockerError::Api { what, source };
+        let create = bollard::query_parameters::CreateContainerOptions {
+            name: None,
+            platform: platform.to_string(),
+        };
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(image.to_string()),
+            // Never run: a command is only needed because pkg images have none.
+            cmd: Some(vec!["/qus-copy-out".to_string()]),
+            ..Default::default()
+        };
+        let id = self
+            .docker
+            .create_container(Some(create), body)
+            .await
+            .map_err(api(format!("creating a container of {image}")))?
+            .id;
+        let mut out = Vec::with_capacity(paths.len());
+        let mut result = Ok(());
+        for path in paths {
+            let opts = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default()
+                .path(path)
+                .build();
+            let mut tar_bytes = Vec::new();
+            let mut s = self.docker.download_from_container(&id, Some(opts));
+            while let Some(chunk) = s.next().await {
+                match chunk {
+                    Ok(b) => tar_bytes.extend_from_slice(&b),
+                    Err(e) => {
+                        result = Err(api(format!("reading {path} from {image}"))(e));
+                        break;
+                    }
+                }
+            }
+            if result.is_err() {
+                break;
+            }
+            match first_file(&tar_bytes) {
+                Some(bytes) => out.push(bytes),
+                None => {
+                    result = Err(DockerError::Load {
+                        what: image.to_string(),
+                        message: format!("{path} is not a file in the image"),
+                    });
+                    break;
+                }
+            }
+        }
+        let rm = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .build();
+        let removed = self.docker.remove_container(&id, Some(rm)).await;
+        result?;
+        removed.map_err(api(format!("removing the container of {image}")))?;
+        Ok(out)
+    }
+
     /// Pushes `repo:tag`, reporting per-layer progress; the registry is the judge of what
     /// was pushed (see `qus_registry`), the stream only feeds progress.
     pub async fn push(
@@ -436,6 +501,20 @@ fn pushed_digest(status: &str) -> Option<String> {
         .next()
         .filter(|d| d.starts_with("sha256:"))
         .map(str::to_string)
+}
+
+/// The content of the first regular file of a tar (what the archive API sends for a path).
+fn first_file(tar_bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut ar = tar::Archive::new(tar_bytes);
+    for e in ar.entries().ok()? {
+        let mut e = e.ok()?;
+        if e.header().entry_type().is_file() {
+            let mut v = Vec::new();
+            io::Read::read_to_end(&mut e, &mut v).ok()?;
+            return Some(v);
+        }
+    }
+    None
 }
 
 fn error_message(e: bollard::errors::Error) -> String {

@@ -14,6 +14,7 @@ mod cli;
 mod config;
 mod context;
 mod docker;
+mod emutest;
 mod entrypoint;
 mod files;
 mod image;

@@ -19,6 +19,8 @@ pub(crate) struct Extracted {
     pub busybox: BTreeMap<Host, File>,
     /// Emulators by (source, host), then target.
     pub emulators: BTreeMap<(String, Host), BTreeMap<String, File>>,
+    /// Guest programs by Debian architecture.
+    pub guests: BTreeMap<String, File>,
 }
 
 /// Opens the cache the options name, saying so when another qus holds it.
@@ -76,18 +78,34 @@ pub(crate) async fn prepare(
             let _slot = slot;
             let limits = Limits::default();
             let what = format!("{} for {} ({})", p.file, p.host, p.host.debian());
+            let busybox = |arch: &str| {
+                // trixie's busybox-static has usr/bin/busybox, bookworm's bin/busybox.
+                let req = FileRequest::busybox(arch);
+                let found = match cache.extract_file(&v, &req, &limits) {
+                    Err(qus_source::Error::FileMissing { .. }) => cache.extract_file(
+                        &v,
+                        &FileRequest {
+                            member: "bin/busybox".into(),
+                            ..req
+                        },
+                        &limits,
+                    ),
+                    other => other,
+                };
+                found.map(|f| {
+                    let file = File {
+                        path: f.path,
+                        size: f.size,
+                        sha256: f.sha256.to_hex(),
+                    };
+                    (p.clone(), vec![("busybox".to_string(), file)])
+                })
+            };
             match &p.role {
-                Role::Busybox => cache
-                    .extract_file(&v, &FileRequest::busybox(p.host.debian()), &limits)
-                    .map(|f| {
-                        let file = File {
-                            path: f.path,
-                            size: f.size,
-                            sha256: f.sha256.to_hex(),
-                        };
-                        (p.clone(), vec![("busybox".to_string(), file)])
-                    })
-                    .with_context(|| what.clone()),
+                Role::Busybox => busybox(p.host.debian()).with_context(|| what.clone()),
+                Role::Guest { arch } => {
+                    busybox(arch).with_context(|| format!("{} (guest program for {arch})", p.file))
+                }
                 Role::Qemu { .. } => {
                     let req = EmulatorRequest::new(p.host.debian()).targets(p.targets.clone());
                     cache
@@ -123,6 +141,11 @@ pub(crate) async fn prepare(
                         out.busybox.insert(p.host, file);
                     }
                 }
+                Role::Guest { arch } => {
+                    if let Some((_, file)) = files.into_iter().next() {
+                        out.guests.insert(arch.clone(), file);
+                    }
+                }
                 Role::Qemu { source } => {
                     let m: BTreeMap<String, File> = files.into_iter().collect();
                     for t in &p.targets {
@@ -150,9 +173,10 @@ pub(crate) async fn prepare(
         return Err(e);
     }
     progress.step(format!(
-        "extracted {} emulators and {} busybox",
+        "extracted {} emulators, {} busybox and {} guest programs",
         out.emulators.values().map(|m| m.len()).sum::<usize>(),
-        out.busybox.len()
+        out.busybox.len(),
+        out.guests.len()
     ));
     Ok(out)
 }

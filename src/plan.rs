@@ -160,6 +160,12 @@ pub enum Role {
     },
     /// The entrypoint's shell.
     Busybox,
+    /// A static guest program `qus test` runs under the emulators of Debian arch `arch`
+    /// (`host` is then the machine that runs the test).
+    Guest {
+        /// Debian architecture of the program.
+        arch: String,
+    },
 }
 
 /// A package to fetch, verify and extract.
@@ -230,6 +236,9 @@ pub struct Plan {
     pub packages: Vec<PackagePlan>,
     /// What was asked for but does not exist.
     pub skipped: Vec<Skip>,
+    /// What the plan leaves out on purpose, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// A selection that cannot be planned.
@@ -282,10 +291,29 @@ impl Plan {
                         && match &p.role {
                             Role::Busybox => i.kind != Kind::Pkg,
                             Role::Qemu { source } => &i.source == source && !i.targets.is_empty(),
+                            Role::Guest { .. } => false,
                         }
                 })
             })
             .collect()
+    }
+
+    /// What the plan leaves out and why, a line each (`skipping …`, `note: …`).
+    pub fn omissions(&self) -> Vec<String> {
+        let skipped = self.skipped.iter().map(|s| format!("skipping {s}"));
+        skipped
+            .chain(self.notes.iter().map(|n| format!("note: {n}")))
+            .collect()
+    }
+
+    /// Every layer of `image`, base first: its base's, then its own.
+    pub fn stack<'a>(&'a self, image: &'a ImagePlan) -> Vec<&'a Layer> {
+        let mut out = match image.base.as_deref().and_then(|b| self.image(b)) {
+            Some(base) => self.stack(base),
+            None => Vec::new(),
+        };
+        out.extend(image.layers.iter());
+        out
     }
 
     /// The image with tag `tag`.
@@ -372,13 +400,14 @@ pub fn plan(config: &Config, sel: &Selection, recipe: &Recipe) -> Result<Plan, P
         manifests: Vec::new(),
         packages: Vec::new(),
         skipped: Vec::new(),
+        notes: Vec::new(),
     };
     for source in &sources {
         for &host in &hosts {
             plan_host(config, source, host, sel, recipe, &mut out);
         }
     }
-    out.manifests = manifests(&out, &sources, &config.default);
+    out.manifests = manifests(&mut out, &sources, &newest_sources(config));
     for host in out.hosts() {
         if let Some(f) = config.busybox.files.get(&host) {
             out.packages.push(PackagePlan {
@@ -626,67 +655,196 @@ fn inputs_digest(doc: &InputsDoc<'_>) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
 }
 
-fn manifests(plan: &Plan, sources: &[&Source], default: &str) -> Vec<ManifestPlan> {
+/// The package that gives `machine` the emulators of `targets`: its newest pinned source
+/// that ships them all (what `qus test` runs foreign-host emulators under).
+pub fn machine_package(config: &Config, machine: Host, targets: &[String]) -> Option<PackagePlan> {
+    let newest = newest_sources(config);
+    let mut sources: Vec<&Source> = config
+        .sources
+        .iter()
+        .filter(|s| s.files.contains_key(&machine))
+        .filter(|s| targets.iter().all(|t| s.targets_for(machine).contains(t)))
+        .collect();
+    // The host's own newest source first, then the rest in config order.
+    sources.sort_by_key(|s| newest.get(&machine) != Some(&s.name));
+    let s = sources.first()?;
+    let f = &s.files[&machine];
+    Some(PackagePlan {
+        role: Role::Qemu {
+            source: s.name.clone(),
+        },
+        distro: s.distro,
+        host: machine,
+        package: s.package.clone(),
+        version: f.version.clone(),
+        file: f.file.clone(),
+        sha256: f.sha256.clone(),
+        size: f.size,
+        targets: targets.to_vec(),
+    })
+}
+
+/// The guest programs for the Debian architectures `arches` the config pins, fetched for
+/// `machine` to run.
+pub fn guest_packages(config: &Config, machine: Host, arches: &[&str]) -> Vec<PackagePlan> {
+    arches
+        .iter()
+        .filter_map(|arch| {
+            let g = config.guest(arch)?;
+            Some(PackagePlan {
+                role: Role::Guest {
+                    arch: arch.to_string(),
+                },
+                distro: Distro::Debian,
+                host: machine,
+                package: g.package,
+                version: g.file.version,
+                file: g.file.file,
+                sha256: g.file.sha256,
+                size: g.file.size,
+                targets: Vec::new(),
+            })
+        })
+        .collect()
+}
+
+/// The `source` of an unversioned list: each host's newest source.
+pub const NEWEST: &str = "newest";
+
+/// The QEMU series a source name gives (`d11.1` → [11, 1]): what "newest" compares.
+fn series(name: &str) -> Vec<u64> {
+    name.trim_start_matches(|c: char| c.is_ascii_alphabetic())
+        .split('.')
+        .map(|n| n.parse().unwrap_or(0))
+        .collect()
+}
+
+/// For each host, the source of its unversioned tags: the newest QEMU series the config
+/// pins for it; on a tie the default source, then the first in the config.
+pub fn newest_sources(config: &Config) -> BTreeMap<Host, String> {
+    let mut out = BTreeMap::new();
+    for &host in &config.hosts {
+        let best = config
+            .sources
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.files.contains_key(&host))
+            .max_by(|(ia, a), (ib, b)| {
+                series(&a.name)
+                    .cmp(&series(&b.name))
+                    .then((a.name == config.default).cmp(&(b.name == config.default)))
+                    .then(ib.cmp(ia))
+            });
+        if let Some((_, s)) = best {
+            out.insert(host, s.name.clone());
+        }
+    }
+    out
+}
+
+/// The lists of one (kind, target) group over `images`, all of one source or the newest
+/// per host.
+fn group_entries(images: &[&ImagePlan], kind: Kind, target: Option<&String>) -> Vec<ManifestEntry> {
+    images
+        .iter()
+        .filter(|i| i.kind == kind && (target.is_none() || i.targets.first() == target))
+        .map(|i| ManifestEntry {
+            tag: i.tag.clone(),
+            host: i.host,
+            platform: i.platform.clone(),
+        })
+        .collect()
+}
+
+/// The (tag suffix, kind, target) groups of lists over `images`.
+fn groups(images: &[&ImagePlan]) -> Vec<(String, Kind, Option<String>)> {
+    let mut groups: Vec<(String, Kind, Option<String>)> = vec![
+        ("register".into(), Kind::Register, None),
+        ("pkg".into(), Kind::Pkg, None),
+        (String::new(), Kind::Full, None),
+    ];
+    let mut targets: Vec<String> = Vec::new();
+    for i in images.iter().filter(|i| i.kind == Kind::Single) {
+        if !targets.contains(&i.targets[0]) {
+            targets.push(i.targets[0].clone());
+        }
+    }
+    for t in targets {
+        groups.push((t.clone(), Kind::Single, Some(t)));
+    }
+    groups
+}
+
+/// Every list: `dV`, `dV-pkg`, `dV-register`, `dV-T` per source; and the unversioned
+/// `latest`, `pkg`, `register`, `T`, whose entry for each host is the image of that host's
+/// newest source (`newest`). The unversioned lists are planned only when every host's
+/// newest source is selected: `--sources d7.2` must not move `latest` back to QEMU 7.2.
+fn manifests(
+    plan: &mut Plan,
+    sources: &[&Source],
+    newest: &BTreeMap<Host, String>,
+) -> Vec<ManifestPlan> {
     let mut out = Vec::new();
+    let mut push = |tag: String, source: &str, kind, target: &Option<String>, entries: Vec<_>| {
+        out.push(ManifestPlan {
+            reference: format!("{}:{tag}", plan.repo),
+            tag,
+            source: source.to_string(),
+            kind,
+            target: target.clone(),
+            entries,
+        });
+    };
+    let mut lists_over = |images: &[&ImagePlan], source: &str, tag: &dyn Fn(&str) -> String| {
+        for (suffix, kind, target) in groups(images) {
+            let entries = group_entries(images, kind, target.as_ref());
+            if !entries.is_empty() {
+                push(tag(&suffix), source, kind, &target, entries);
+            }
+        }
+    };
     for source in sources {
         let images: Vec<&ImagePlan> = plan
             .images
             .iter()
             .filter(|i| i.source == source.name)
             .collect();
-        let mut groups: Vec<(String, Kind, Option<String>)> = vec![
-            ("register".into(), Kind::Register, None),
-            ("pkg".into(), Kind::Pkg, None),
-            (String::new(), Kind::Full, None),
-        ];
-        let mut targets: Vec<String> = Vec::new();
-        for i in images.iter().filter(|i| i.kind == Kind::Single) {
-            if !targets.contains(&i.targets[0]) {
-                targets.push(i.targets[0].clone());
-            }
-        }
-        for t in targets {
-            groups.push((t.clone(), Kind::Single, Some(t)));
-        }
-        for (suffix, kind, target) in groups {
-            let entries: Vec<ManifestEntry> = images
-                .iter()
-                .filter(|i| {
-                    i.kind == kind && (target.is_none() || i.targets.first() == target.as_ref())
-                })
-                .map(|i| ManifestEntry {
-                    tag: i.tag.clone(),
-                    host: i.host,
-                    platform: i.platform.clone(),
-                })
-                .collect();
-            if entries.is_empty() {
-                continue;
-            }
-            let mut tags = vec![if suffix.is_empty() {
+        lists_over(&images, &source.name, &|suffix| {
+            if suffix.is_empty() {
                 source.name.clone()
             } else {
                 format!("{}-{suffix}", source.name)
-            }];
-            if source.name == default {
-                tags.push(if suffix.is_empty() {
-                    "latest".into()
-                } else {
-                    suffix.clone()
-                });
             }
-            for tag in tags {
-                out.push(ManifestPlan {
-                    reference: format!("{}:{tag}", plan.repo),
-                    tag,
-                    source: source.name.clone(),
-                    kind,
-                    target: target.clone(),
-                    entries: entries.clone(),
-                });
-            }
-        }
+        });
     }
+    let left_out: Vec<String> = plan
+        .hosts()
+        .iter()
+        .filter_map(|h| {
+            let n = newest.get(h)?;
+            (!sources.iter().any(|s| &s.name == n)).then(|| format!("{h} ({n})"))
+        })
+        .collect();
+    if !left_out.is_empty() {
+        plan.notes.push(format!(
+            "the unversioned tags (latest, pkg, register, <target>) are not planned: the \
+             selection leaves out the newest source of {}",
+            left_out.join(", ")
+        ));
+        return out;
+    }
+    let images: Vec<&ImagePlan> = plan
+        .images
+        .iter()
+        .filter(|i| newest.get(&i.host) == Some(&i.source))
+        .collect();
+    lists_over(&images, NEWEST, &|suffix| {
+        if suffix.is_empty() {
+            "latest".to_string()
+        } else {
+            suffix.to_string()
+        }
+    });
     out
 }
 
@@ -787,41 +945,105 @@ mod tests {
     }
 
     #[test]
-    fn manifest_lists_and_default_aliases() {
-        let p = plan(&cfg(), &sel("amd64,arm64v8,arm32v7", "aarch64"), &recipe()).unwrap();
+    fn manifest_lists_per_source_and_the_newest_per_host() {
+        let mut s = sel("amd64,arm64v8,arm32v7", "aarch64,arm");
+        s.sources = Some(vec!["d11.1".into(), "d10.0".into()]);
+        let p = plan(&cfg(), &s, &recipe()).unwrap();
         let tags: Vec<&str> = p.manifests.iter().map(|m| m.tag.as_str()).collect();
         assert_eq!(
             tags,
             [
+                "d11.1-register",
+                "d11.1-pkg",
+                "d11.1",
+                "d11.1-aarch64",
+                "d11.1-arm",
                 "d10.0-register",
-                "register",
                 "d10.0-pkg",
-                "pkg",
                 "d10.0",
-                "latest",
                 "d10.0-aarch64",
-                "aarch64"
+                "d10.0-arm",
+                "register",
+                "pkg",
+                "latest",
+                "aarch64",
+                "arm",
             ]
         );
-        let reg = &p.manifests[0];
+        let list = |tag: &str| -> Vec<String> {
+            p.manifests
+                .iter()
+                .find(|m| m.tag == tag)
+                .unwrap()
+                .entries
+                .iter()
+                .map(|e| e.tag.clone())
+                .collect()
+        };
+        // QEMU 11 has no 32-bit hosts: arm32v7 keeps 10.0 under the unversioned tags.
+        assert_eq!(
+            list("latest"),
+            ["amd64-d11.1", "arm64v8-d11.1", "arm32v7-d10.0"]
+        );
+        assert_eq!(
+            list("arm"),
+            ["amd64-d11.1-arm", "arm64v8-d11.1-arm", "arm32v7-d10.0-arm"]
+        );
+        // armhf's 10.0 has no aarch64 emulator: no entry rather than an older one.
+        assert_eq!(
+            list("aarch64"),
+            ["amd64-d11.1-aarch64", "arm64v8-d11.1-aarch64"]
+        );
+        let reg = p.manifests.iter().find(|m| m.tag == "register").unwrap();
         let plats: Vec<String> = reg.entries.iter().map(|e| e.platform.to_string()).collect();
         assert_eq!(plats, ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"]);
-        let a = p.manifests.iter().find(|m| m.tag == "aarch64").unwrap();
-        assert_eq!(a.entries.len(), 2);
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
     }
 
     #[test]
-    fn non_default_source_has_no_unversioned_tags() {
-        let mut s = sel("amd64", "aarch64");
-        s.sources = Some(vec!["d7.2".into()]);
+    fn leaving_out_a_hosts_newest_source_plans_no_unversioned_tags() {
+        for only in ["d7.2", "d10.0"] {
+            let mut s = sel("amd64", "aarch64");
+            s.sources = Some(vec![only.into()]);
+            let p = plan(&cfg(), &s, &recipe()).unwrap();
+            assert!(
+                p.manifests.iter().all(|m| m.tag.starts_with(only)),
+                "{only}"
+            );
+            assert!(p.notes[0].contains("amd64 (d11.1)"), "{:?}", p.notes);
+        }
+        // armhf's newest is 10.0: selecting it alone keeps its unversioned tags.
+        let mut s = sel("arm32v7", "arm");
+        s.sources = Some(vec!["d10.0".into()]);
         let p = plan(&cfg(), &s, &recipe()).unwrap();
-        assert!(p.manifests.iter().all(|m| m.tag.starts_with("d7.2")));
-        assert!(p.image("amd64-d7.2-aarch64").is_some());
+        assert!(p.manifests.iter().any(|m| m.tag == "latest"));
     }
 
     #[test]
     fn whole_default_matrix() {
         let p = plan(&cfg(), &Selection::default(), &recipe()).unwrap();
+        // Nine hosts; QEMU 11.1 on the six 64-bit ones; `latest` names every host.
+        assert_eq!(p.hosts().len(), 9);
+        let d11: Vec<Host> = p
+            .images
+            .iter()
+            .filter(|i| i.source == "d11.1" && i.kind == Kind::Register)
+            .map(|i| i.host)
+            .collect();
+        assert_eq!(
+            d11,
+            [
+                Host::Amd64,
+                Host::Arm64v8,
+                Host::Ppc64le,
+                Host::S390x,
+                Host::Riscv64,
+                Host::Loong64
+            ]
+        );
+        let latest = p.manifests.iter().find(|m| m.tag == "latest").unwrap();
+        assert_eq!(latest.entries.len(), 9);
+        assert!(p.image("loong64-d11.1-x86_64").is_some());
         // riscv64 has no bookworm package.
         assert!(p
             .skipped

@@ -9,6 +9,7 @@
 //! nothing changed sends HEADs only, and a failure part-way leaves the previous lists in
 //! place for the next run to finish.
 
+use crate::config::Config;
 use crate::image::{self, Image, MediaTypes, Store};
 use crate::lists::{list_blobs, lists};
 use crate::options::{BuildOptions, Builder, RegistryOptions, SourceOptions};
@@ -31,6 +32,17 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// Which images' emulators a release runs before pushing them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TestScope {
+    /// Those of this machine's own host (the ones it runs without an emulator).
+    Native,
+    /// Every host's, foreign ones under this machine's emulators.
+    All,
+    /// None.
+    None,
+}
+
 /// The switches of `qus release` that are not stage options.
 #[derive(Debug, Clone)]
 pub(crate) struct ReleaseFlags {
@@ -40,6 +52,12 @@ pub(crate) struct ReleaseFlags {
     pub oci_layout: Option<PathBuf>,
     /// The summary as JSON on stdout.
     pub json: bool,
+    /// Which emulators run before the push.
+    pub test: TestScope,
+    /// The machine this runs on (`None`: not a qus host, nothing can be run).
+    pub machine: Option<crate::arch::Host>,
+    /// Emulators run at once.
+    pub test_jobs: usize,
 }
 
 /// A client for the plan's repository, with credentials resolved and checked. The
@@ -76,6 +94,7 @@ pub(crate) async fn connect_registry(
 /// `qus release`.
 pub(crate) async fn release_cmd(
     plan: &Plan,
+    config: &Config,
     src: &SourceOptions,
     opts: &BuildOptions,
     registry: &RegistryOptions,
@@ -85,7 +104,19 @@ pub(crate) async fn release_cmd(
     let reg = connect_registry(plan, registry).await?;
     let mut summary = Summary::default();
     let result = match opts.builder {
-        Builder::Qus => release(plan, src, opts, &reg, &flags, &mut summary, progress).await,
+        Builder::Qus => {
+            release(
+                plan,
+                config,
+                src,
+                opts,
+                &reg,
+                &flags,
+                &mut summary,
+                progress,
+            )
+            .await
+        }
         Builder::Dockerfile => {
             crate::classic::release(
                 plan,
@@ -107,8 +138,10 @@ pub(crate) async fn release_cmd(
 }
 
 /// The release of images qus writes itself.
+#[allow(clippy::too_many_arguments)]
 async fn release(
     plan: &Plan,
+    config: &Config,
     src: &SourceOptions,
     opts: &BuildOptions,
     reg: &Registry,
@@ -118,8 +151,8 @@ async fn release(
 ) -> anyhow::Result<()> {
     let store = Store::open(&src.cache)?;
     let media = opts.media;
-    for s in &plan.skipped {
-        progress.step(format!("skipping {s}"));
+    for line in plan.omissions() {
+        progress.step(line);
     }
 
     // What the registry holds, and what this run would write where the cache knows it.
@@ -150,10 +183,14 @@ async fn release(
         present.len(),
         plan.images.len()
     ));
+    let inputs = if compute.is_empty() {
+        Default::default()
+    } else {
+        crate::packages::prepare(&plan.packages_for(&compute), src, progress).await?
+    };
     let images = if compute.is_empty() {
         Vec::new()
     } else {
-        let inputs = crate::packages::prepare(&plan.packages_for(&compute), src, progress).await?;
         image::write(plan, &compute, &inputs, &store, media, progress).await?
     };
     // An image computed now that the registry already holds exactly is unchanged: the
@@ -169,20 +206,22 @@ async fn release(
     }
     summary.images = crate::outcome::ordered(plan, std::mem::take(&mut summary.images));
 
-    // Push what the registry does not have exactly, hosts side by side, with credentials
-    // asked for now: computing the images may have outlived a helper's token.
+    // Push what the registry does not have exactly, hosts side by side.
     let uploads = Uploads::default();
-    let to_push: Vec<&Image> = images
+    let (mut to_push, there): (Vec<&Image>, Vec<&Image>) = images
         .iter()
         .filter(|i| todo.iter().any(|t| t.tag == i.tag))
-        .filter(|i| heads.get(&i.tag).map(|h| &h.digest) != Some(&i.descriptor.digest))
-        .collect();
-    for img in images
-        .iter()
-        .filter(|i| !to_push.iter().any(|p| p.tag == i.tag))
-    {
+        .partition(|i| heads.get(&i.tag).map(|h| &h.digest) != Some(&i.descriptor.digest));
+    for img in there {
         present.insert(img.tag.clone(), img.descriptor.clone());
     }
+
+    // The emulators about to be pushed run a guest program first (the very files the
+    // layers are made of); an image holding one that fails is not pushed.
+    let failed = test(plan, config, &to_push, &inputs, flags, src, progress).await?;
+    to_push.retain(|i| !failed.contains_key(&i.tag));
+    // Credentials asked for now: computing and testing the images may have outlived a
+    // helper's token.
     if !to_push.is_empty() {
         reg.refresh_credentials(progress).await;
     }
@@ -238,6 +277,19 @@ async fn release(
         return Err(e);
     }
 
+    if !failed.is_empty() {
+        let mut names: Vec<String> = failed
+            .iter()
+            .map(|(tag, why)| format!("{tag} ({why})"))
+            .collect();
+        names.sort();
+        return Err(anyhow!(
+            "{} images were not pushed, and no list was published, because an emulator in \
+             them failed its test: {}",
+            names.len(),
+            names.join("; ")
+        ));
+    }
     let mut known = present;
     known.extend(written);
     let lists = lists(plan, &known, media)?;
@@ -286,6 +338,97 @@ async fn release(
         .collect()
         .await;
     collect(results, &mut summary.lists)
+}
+
+/// Runs the emulators of `images` that `flags.test` covers; returns the images that hold
+/// one that failed, with why.
+async fn test(
+    plan: &Plan,
+    config: &Config,
+    images: &[&Image],
+    inputs: &crate::packages::Extracted,
+    flags: &ReleaseFlags,
+    src: &SourceOptions,
+    progress: &Progress,
+) -> anyhow::Result<HashMap<String, String>> {
+    use crate::emutest::{Status, Subject};
+    let Some(machine) = flags.machine else {
+        if flags.test != TestScope::None {
+            progress.warn("this machine is not a qus host: the emulators are not tested");
+        }
+        return Ok(HashMap::new());
+    };
+    let covered = |h: crate::arch::Host| match flags.test {
+        TestScope::None => false,
+        TestScope::Native => machine.runs(h),
+        TestScope::All => true,
+    };
+    let mut subjects: Vec<Subject> = Vec::new();
+    for img in images {
+        let Some(p) = plan.image(&img.tag) else {
+            continue;
+        };
+        if !covered(p.host) {
+            continue;
+        }
+        for t in &p.targets {
+            if let Some(s) = subjects
+                .iter_mut()
+                .find(|s| s.host == p.host && s.source == p.source && &s.target == t)
+            {
+                s.images.push(p.tag.clone());
+                continue;
+            }
+            let file = inputs
+                .emulators
+                .get(&(p.source.clone(), p.host))
+                .and_then(|m| m.get(t))
+                .ok_or_else(|| anyhow!("{}: qemu-{t} was not extracted", p.tag))?;
+            subjects.push(Subject {
+                host: p.host,
+                source: p.source.clone(),
+                qemu_version: p.qemu_version.clone(),
+                target: t.clone(),
+                path: file.path.clone(),
+                images: vec![p.tag.clone()],
+            });
+        }
+    }
+    if subjects.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let tools =
+        crate::emutest::tools(config, src, machine, &subjects, flags.test_jobs, progress).await?;
+    progress.step(format!(
+        "testing {} emulators before the push ({})",
+        subjects.len(),
+        match flags.test {
+            TestScope::All => "every host".to_string(),
+            _ => format!("this machine's host, {machine}"),
+        }
+    ));
+    let rows = crate::emutest::run_all(&subjects, &tools).await;
+    let mut failed = HashMap::new();
+    for r in &rows {
+        if let Status::Failed { reason } = &r.status {
+            progress.warn(format!(
+                "qemu-{} of {} ({}) failed: {reason}",
+                r.target, r.host, r.source
+            ));
+            for tag in &r.images {
+                failed.insert(tag.clone(), format!("qemu-{}: {reason}", r.target));
+            }
+        }
+    }
+    let passed = rows
+        .iter()
+        .filter(|r| !matches!(r.status, Status::Failed { .. }))
+        .count();
+    progress.step(format!(
+        "{passed} of {} emulators passed their test",
+        rows.len()
+    ));
+    Ok(failed)
 }
 
 const HEADS_IN_FLIGHT: usize = 16;

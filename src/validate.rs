@@ -13,12 +13,19 @@ pub(crate) fn validate_sha256(s: &str) -> Result<(), String> {
     }
 }
 
+/// Whether `path` is relative and plain: no empty, `.` or `..` component, so it stays below
+/// whatever it is joined to (a mirror root, an image root).
+pub(crate) fn is_plain_relative(path: &str) -> bool {
+    !path.is_empty()
+        && !path.starts_with('/')
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
 /// Checks a pool path stays below the mirror root.
 pub(crate) fn validate_pool_path(s: &str) -> Result<(), String> {
-    let ok = !s.is_empty()
-        && !s.starts_with('/')
-        && s.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
-        && !s.contains(['\\', '\0']);
+    let ok = is_plain_relative(s) && !s.contains(['\\', '\0']);
     if ok {
         Ok(())
     } else {

@@ -1,7 +1,6 @@
 //! Bad inputs stop `qus build` before any tag is written, with an error that names the input.
 
 use crate::support::*;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Runs a build of amd64 aarch64 images and expects it to fail without leaving any image.
@@ -93,7 +92,7 @@ fn unknown_arch_lists_the_valid_names() {
 #[test]
 fn tar_entry_escaping_the_work_dir() {
     let scratch = tempfile::tempdir().unwrap();
-    let bytes = hostile_deb("../../../../tmp/qus-escape-test", b"owned");
+    let bytes = fake_deb("../../../../tmp/qus-escape-test", b"owned");
     let name = "qemu-user_9.9-evil_amd64.deb";
     let path = scratch.path().join(name);
     std::fs::write(&path, bytes).unwrap();
@@ -119,46 +118,4 @@ fn daemon_unreachable() {
     assert!(!ok);
     assert!(err.contains("cannot reach the Docker daemon"), "{err}");
     assert!(err.contains("unix:///nonexistent/docker.sock"), "{err}");
-}
-
-/// A syntactically valid .deb (Architecture amd64) whose data.tar.gz has one entry `path`.
-fn hostile_deb(path: &str, content: &[u8]) -> Vec<u8> {
-    let control = tar_gz(&[(
-        "./control",
-        b"Package: qemu-user\nVersion: 9.9\nArchitecture: amd64\nMaintainer: t\nDescription: t\n"
-            .as_slice(),
-    )]);
-    let data = tar_gz(&[(path, content)]);
-    let mut out = Vec::new();
-    {
-        let mut ar = ar::Builder::new(&mut out);
-        for (name, bytes) in [
-            ("debian-binary", b"2.0\n".to_vec()),
-            ("control.tar.gz", control),
-            ("data.tar.gz", data),
-        ] {
-            let h = ar::Header::new(name.as_bytes().to_vec(), bytes.len() as u64);
-            ar.append(&h, &bytes[..]).unwrap();
-        }
-    }
-    out
-}
-
-fn tar_gz(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut t = tar::Builder::new(gz);
-    for (path, bytes) in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(bytes.len() as u64);
-        h.set_mode(0o755);
-        h.set_entry_type(tar::EntryType::Regular);
-        // Written raw: the tar crate refuses `..` in set_path, and a hostile archive would not.
-        let name = h.as_gnu_mut().unwrap();
-        name.name[..path.len()].copy_from_slice(path.as_bytes());
-        h.set_cksum();
-        t.append(&h, *bytes).unwrap();
-    }
-    let mut gz = t.into_inner().unwrap();
-    gz.flush().unwrap();
-    gz.finish().unwrap()
 }

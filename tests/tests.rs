@@ -8,6 +8,7 @@ mod assets;
 mod bad_inputs;
 mod build;
 mod depcheck;
+mod emulators;
 mod faults;
 mod fedora;
 mod maint;

@@ -115,8 +115,11 @@ pub struct Source {
     pub name: String,
     /// Distribution.
     pub distro: Distro,
-    /// Suite.
+    /// Suite of every host without its own.
     pub suite: String,
+    /// Hosts whose package comes from another suite.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub suites: BTreeMap<Host, String>,
     /// Package name.
     pub package: String,
     /// Package version: the newest of the pinned files' versions.
@@ -128,6 +131,11 @@ pub struct Source {
 }
 
 impl Source {
+    /// The suite `host`'s package comes from.
+    pub fn suite_for(&self, host: Host) -> &str {
+        self.suites.get(&host).unwrap_or(&self.suite)
+    }
+
     /// Emulators the package for `host` ships.
     pub fn targets_for(&self, host: Host) -> Vec<String> {
         let Some(f) = self.files.get(&host) else {
@@ -155,12 +163,22 @@ impl Source {
 pub struct Busybox {
     /// Package name.
     pub package: String,
-    /// Suite.
+    /// Suite of every host without its own.
     pub suite: String,
+    /// Hosts whose busybox comes from another suite.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub suites: BTreeMap<Host, String>,
     /// Package version: the newest of the pinned files' versions.
     pub version: String,
     /// Pinned files by host.
     pub files: BTreeMap<Host, PackageFile>,
+}
+
+impl Busybox {
+    /// The suite `host`'s busybox comes from.
+    pub fn suite_for(&self, host: Host) -> &str {
+        self.suites.get(&host).unwrap_or(&self.suite)
+    }
 }
 
 /// The validated configuration.
@@ -181,6 +199,37 @@ pub struct Config {
     pub busybox: Busybox,
     /// QEMU sources, in file order.
     pub sources: Vec<Source>,
+    /// Guest programs for Debian architectures that are not hosts (`guests:`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub guests: BTreeMap<String, Guest>,
+}
+
+/// A pinned guest program `qus test` runs under an emulator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Guest {
+    /// Debian package name.
+    pub package: String,
+    /// Suite it is pinned from.
+    pub suite: String,
+    /// The pin.
+    pub file: PackageFile,
+}
+
+impl Config {
+    /// The guest program for Debian architecture `arch`: a host's busybox, else a
+    /// `guests:` pin; `None` when the config has none (the emulator is then only asked
+    /// for its version).
+    pub fn guest(&self, arch: &str) -> Option<Guest> {
+        let host = self.busybox.files.keys().find(|h| h.debian() == arch);
+        match host {
+            Some(h) => Some(Guest {
+                package: self.busybox.package.clone(),
+                suite: self.busybox.suite_for(*h).to_string(),
+                file: self.busybox.files[h].clone(),
+            }),
+            None => self.guests.get(arch).cloned(),
+        }
+    }
 }
 
 /// What `qus lock` starts from: the config with whatever pins exist, and the lock's path.

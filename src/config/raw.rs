@@ -26,6 +26,10 @@ pub struct RawPackageFile {
     /// Emulators this host's package ships, when different from the source's list.
     #[serde(default)]
     pub targets: Option<Vec<String>>,
+    /// The suite this host's package comes from, when not the section's (QEMU 11.1 for
+    /// riscv64 and loong64 is in forky, for amd64 in trixie-backports).
+    #[serde(default)]
+    pub suite: Option<String>,
     /// Several packages for this host instead of one (Fedora), each with `file`, `sha256`
     /// and the `targets` it ships.
     #[serde(default)]
@@ -77,7 +81,8 @@ pub struct RawSource {
 pub struct RawConfig {
     /// Image repository: a local name (`qus`) or a registry path (`127.0.0.1:5000/qus`).
     pub repo: String,
-    /// The source whose images also get the unversioned tags (`latest`, `aarch64` …).
+    /// The source `qus assets` writes when `--sources` is not given, and the one preferred
+    /// for a host's unversioned tags when two sources give it the same QEMU series.
     pub default: String,
     /// Hosts built when `--hosts` is not given.
     pub hosts: Vec<String>,
@@ -85,6 +90,20 @@ pub struct RawConfig {
     pub busybox: RawBusybox,
     /// Pinned QEMU versions.
     pub sources: Vec<RawSource>,
+    /// Guest programs `qus test` runs, for Debian architectures that are not hosts.
+    #[serde(default)]
+    pub guests: Option<RawGuests>,
+}
+
+/// `guests:` — more static guest programs for `qus test`, by Debian architecture.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuests {
+    /// Debian package name (`busybox-static`).
+    pub package: String,
+    /// Pins by Debian architecture (`mips64el`), each with its `suite` and `version`.
+    #[serde(default)]
+    pub files: BTreeMap<String, RawPackageFile>,
 }
 
 pub(super) fn parse_raw(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {

@@ -2,8 +2,8 @@
 //! replaces the inline entry of the same (source or busybox, host), keeping only its
 //! `targets` override; every host must end up pinned (except for `qus lock` itself).
 
-use super::raw::{RawConfig, RawPackageFile};
-use super::{Busybox, Config, ConfigError, Distro, PackageFile, Source};
+use super::raw::{RawConfig, RawGuests, RawPackageFile};
+use super::{Busybox, Config, ConfigError, Distro, Guest, PackageFile, Source};
 use crate::arch::{Host, UnknownArch};
 use crate::lockfile::{LockFile, LockedPackage, BUSYBOX};
 use crate::validate::{
@@ -32,6 +32,7 @@ fn invalid(origin: &str, message: impl Into<String>) -> ConfigError {
 struct Slot {
     pin: Option<Pin>,
     targets: Option<Vec<String>>,
+    suite: Option<String>,
     more: Vec<(Pin, Vec<String>)>,
 }
 
@@ -62,6 +63,25 @@ struct Role<'a> {
     suite: &'a str,
     package: &'a str,
     slots: BTreeMap<Host, Slot>,
+}
+
+impl Role<'_> {
+    /// The suite `host`'s package comes from: its entry's, else the section's.
+    fn suite_for(&self, host: Host) -> &str {
+        self.slots
+            .get(&host)
+            .and_then(|s| s.suite.as_deref())
+            .unwrap_or(self.suite)
+    }
+
+    /// The hosts whose suite is not the section's.
+    fn suites(&self) -> BTreeMap<Host, String> {
+        self.slots
+            .iter()
+            .filter_map(|(h, s)| Some((*h, s.suite.clone()?)))
+            .filter(|(_, s)| s != self.suite)
+            .collect()
+    }
 }
 
 pub(super) fn resolve(
@@ -181,11 +201,13 @@ pub(super) fn resolve(
         }
     }
 
+    let mut suites: Vec<BTreeMap<Host, String>> = roles.iter().map(Role::suites).collect();
     let mut files: Vec<BTreeMap<Host, PackageFile>> = roles.into_iter().map(finish).collect();
     let bb_files = files.remove(0);
     let busybox = Busybox {
         package: raw.busybox.package,
         suite: raw.busybox.suite,
+        suites: suites.remove(0),
         version: newest_version(&bb_files, raw.busybox.version),
         files: bb_files,
     };
@@ -193,10 +215,12 @@ pub(super) fn resolve(
         .sources
         .into_iter()
         .zip(files)
-        .map(|(s, files)| Source {
+        .zip(suites)
+        .map(|((s, files), suites)| Source {
             name: s.name,
             distro: s.distro,
             suite: s.suite,
+            suites,
             package: s.package,
             version: newest_version(&files, s.version),
             targets: s.targets,
@@ -204,6 +228,10 @@ pub(super) fn resolve(
         })
         .collect();
 
+    let guests = match &raw.guests {
+        None => BTreeMap::new(),
+        Some(g) => guests(g, origin)?,
+    };
     Ok(Config {
         origin: origin.to_string(),
         lock: lock.map(|_| lock_name.to_string()),
@@ -212,7 +240,55 @@ pub(super) fn resolve(
         hosts,
         busybox,
         sources,
+        guests,
     })
+}
+
+/// Pure: the `guests:` pins, each complete (they are inline only: `qus lock` does not
+/// manage them).
+fn guests(raw: &RawGuests, origin: &str) -> Result<BTreeMap<String, Guest>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (arch, f) in &raw.files {
+        let at = format!("guests.files.{arch}");
+        if qus_source::elf::for_debian_arch(arch).is_none() {
+            return Err(invalid(
+                origin,
+                format!("{at}: '{arch}' is not a Debian architecture qus can check binaries of"),
+            ));
+        }
+        let pin = entry_pin(f, None, origin, &at)?.ok_or_else(|| {
+            invalid(
+                origin,
+                format!("{at}: give its `file`, `sha256` and `version`"),
+            )
+        })?;
+        let suite = f
+            .suite
+            .clone()
+            .ok_or_else(|| invalid(origin, format!("{at}: give its `suite`")))?;
+        if f.targets.is_some() || f.packages.is_some() {
+            return Err(invalid(
+                origin,
+                format!("{at}: a guest is one file: no `targets` or `packages`"),
+            ));
+        }
+        out.insert(
+            arch.clone(),
+            Guest {
+                package: raw.package.clone(),
+                suite,
+                file: PackageFile {
+                    file: pin.file,
+                    size: pin.size,
+                    sha256: pin.sha256,
+                    version: pin.version,
+                    targets: None,
+                    more: Vec::new(),
+                },
+            },
+        );
+    }
+    Ok(out)
 }
 
 /// Pure: the inline `files:` of one section, checked, as slots by host.
@@ -232,6 +308,7 @@ fn inline_slots(
             None => Slot {
                 pin: entry_pin(f, version, origin, &at)?,
                 targets: f.targets.clone(),
+                suite: f.suite.clone(),
                 more: Vec::new(),
             },
             Some(list) => {
@@ -265,6 +342,7 @@ fn inline_slots(
                 Slot {
                     pin: Some(pin),
                     targets: Some(targets),
+                    suite: f.suite.clone(),
                     more: parts,
                 }
             }
@@ -335,10 +413,11 @@ fn merge_lock(
                 l.role, l.host
             ))
         })?;
-        if l.suite != role.suite || l.package != role.package {
+        let suite = role.suite_for(l.host).to_string();
+        if l.suite != suite || l.package != role.package {
             return Err(stale(format!(
                 "{} {} is locked as {} from {}, but {} says {} from {}",
-                l.role, l.host, l.package, l.suite, role.ctx, role.package, role.suite
+                l.role, l.host, l.package, l.suite, role.ctx, role.package, suite
             )));
         }
         role.slots.entry(l.host).or_default().pin = Some(Pin::from(l));
@@ -373,7 +452,7 @@ fn require_pins(
                 role.package,
                 if hs.len() == 1 { "" } else { "s" },
                 hs.iter().map(|h| h.name()).collect::<Vec<_>>().join(", "),
-                role.suite
+                role.suite_for(hs[0])
             ),
         )
     };
@@ -383,8 +462,9 @@ fn require_pins(
                 origin,
                 format!(
                     "busybox: {} has no {} for host {h} (so says {lock_name}); remove {h} from \
-                     'hosts' or take busybox from another suite",
-                    role.suite, role.package
+                     'hosts' or take busybox from another suite (`suite:` in its files entry)",
+                    role.suite_for(*h),
+                    role.package
                 ),
             ));
         }

@@ -108,9 +108,12 @@ fn unknown_target() {
 #[test]
 fn fedora_sources_take_per_target_package_lists() {
     let sha = "a".repeat(64);
+    // Appended to `sources:`, which the guests section follows.
+    let (sources, guests) =
+        DEFAULT_CONFIG.split_at(DEFAULT_CONFIG.find("\n# Guest programs").unwrap());
     let fedora = |name: &str, entry: &str| {
         format!(
-            "{DEFAULT_CONFIG}  - name: {name}\n    distro: fedora\n    suite: \"43\"\n    package: qemu-user-static\n    version: \"2:10.0\"\n    targets: [aarch64, arm]\n    files:\n      amd64:\n{entry}"
+            "{sources}\n  - name: {name}\n    distro: fedora\n    suite: \"43\"\n    package: qemu-user-static\n    version: \"2:10.0\"\n    targets: [aarch64, arm]\n    files:\n      amd64:\n{entry}{guests}"
         )
     };
     let two = format!(
@@ -253,6 +256,21 @@ fn lock_replaces_the_inline_pin_and_keeps_its_targets() {
     ));
     // With a lock, a host a source does not pin must be one the lock says the suite
     // lacks; otherwise the lock is older than the config.
+    let lacks = [
+        ("d11.1", Host::Arm32v7, "trixie-backports", "qemu-user"),
+        ("d11.1", Host::Arm32v6, "trixie-backports", "qemu-user"),
+        ("d11.1", Host::I386, "trixie-backports", "qemu-user"),
+        ("d10.0", Host::Loong64, "trixie", "qemu-user"),
+        ("d7.2", Host::Loong64, "bookworm", "qemu-user-static"),
+    ];
+    for (role, host, suite, package) in lacks {
+        lock.unavailable.push(lockfile::Unavailable {
+            role: role.into(),
+            host,
+            suite: suite.into(),
+            package: package.into(),
+        });
+    }
     let e =
         Config::parse_with_lock(DEFAULT_CONFIG, "qus.yml", Some((&lock, "qus.lock"))).unwrap_err();
     assert!(

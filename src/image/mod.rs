@@ -95,22 +95,21 @@ enum LayerId {
     Emulator(String, crate::arch::Host, String),
 }
 
-/// Every layer an image is made of, base first: its base's, then its own.
+/// Every layer an image is made of, base first, with what tells it apart from other
+/// images' layers (a base is always of the same host and source).
 fn stack<'a>(plan: &'a Plan, image: &'a ImagePlan) -> Vec<(LayerId, &'a plan::Layer)> {
-    let mut out = match image.base.as_deref().and_then(|b| plan.image(b)) {
-        Some(base) => stack(plan, base),
-        None => Vec::new(),
-    };
-    for l in &image.layers {
-        let id = match l {
-            plan::Layer::Register => LayerId::Register(image.host),
-            plan::Layer::Emulator { target } => {
-                LayerId::Emulator(image.source.clone(), image.host, target.clone())
-            }
-        };
-        out.push((id, l));
-    }
-    out
+    plan.stack(image)
+        .into_iter()
+        .map(|l| {
+            let id = match l {
+                plan::Layer::Register => LayerId::Register(image.host),
+                plan::Layer::Emulator { target } => {
+                    LayerId::Emulator(image.source.clone(), image.host, target.clone())
+                }
+            };
+            (id, l)
+        })
+        .collect()
 }
 
 /// The files of one layer of `image`.

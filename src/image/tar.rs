@@ -49,12 +49,7 @@ impl<'a> Tree<'a> {
         let mut nodes = BTreeMap::new();
         for e in entries {
             let path = e.path();
-            let plain = !path.is_empty()
-                && !path.starts_with('/')
-                && path
-                    .split('/')
-                    .all(|c| !c.is_empty() && c != "." && c != "..");
-            if !plain {
+            if !crate::validate::is_plain_relative(path) {
                 return Err(TarError::BadPath(path.to_string()));
             }
             let mut parent = String::new();

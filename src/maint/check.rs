@@ -122,12 +122,96 @@ pub fn table(rows: &[Row]) -> String {
     )
 }
 
+/// A QEMU series newer than any source pins for a host, offered by a configured suite:
+/// time for a new source (`qus lock` would move an existing one across series, and its
+/// `dV` tags would then lie).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewerSeries {
+    /// Host.
+    pub host: Host,
+    /// Suite that has it.
+    pub suite: String,
+    /// Package.
+    pub package: String,
+    /// The version there.
+    pub version: String,
+    /// Its upstream series (`11.2`).
+    pub series: String,
+    /// The newest series a source pins for the host.
+    pub pinned_series: String,
+}
+
+/// The upstream `major.minor` of a Debian version (`1:11.1.3+ds-2~bpo13+1` → 11.1).
+fn series(version: &str) -> Vec<u64> {
+    let upstream = version.split_once(':').map_or(version, |(_, v)| v);
+    upstream
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()
+        .unwrap_or("")
+        .split('.')
+        .take(2)
+        .map(|n| n.parse().unwrap_or(0))
+        .collect()
+}
+
+fn series_text(s: &[u64]) -> String {
+    s.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
+}
+
+/// Pure: the newer QEMU series the configured suites offer, per host, beyond every series
+/// a source pins (busybox aside).
+pub fn newer_series(rows: &[Row]) -> Vec<NewerSeries> {
+    let qemu: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.role != crate::lockfile::BUSYBOX)
+        .collect();
+    let mut out: Vec<NewerSeries> = Vec::new();
+    for r in &qemu {
+        let pinned = qemu
+            .iter()
+            .filter(|o| o.host == r.host && o.package == r.package)
+            .map(|o| series(&o.current))
+            .max()
+            .unwrap_or_default();
+        let offered = series(&r.newest);
+        let known = out
+            .iter()
+            .any(|n| n.host == r.host && n.suite == r.suite && n.package == r.package);
+        if offered > pinned && !known {
+            out.push(NewerSeries {
+                host: r.host,
+                suite: r.suite.clone(),
+                package: r.package.clone(),
+                version: r.newest.clone(),
+                series: series_text(&offered),
+                pinned_series: series_text(&pinned),
+            });
+        }
+    }
+    out
+}
+
+/// Pure: the lines `qus check` prints after its table about newer series.
+pub fn newer_series_lines(found: &[NewerSeries]) -> String {
+    found
+        .iter()
+        .map(|n| {
+            format!(
+                "newer QEMU series: {} has {} {} ({}) for {}, newer than any pinned series \
+                 ({}): add a source for it rather than lock an existing one across series\n",
+                n.suite, n.package, n.version, n.series, n.host, n.pinned_series
+            )
+        })
+        .collect()
+}
+
 /// Pure: what `qus check --json` prints.
 pub fn json(rows: &[Row]) -> serde_json::Value {
     let outdated = rows.iter().any(|r| r.status.needs_lock());
     serde_json::json!({
         "status": if outdated { "outdated" } else { "current" },
         "packages": rows,
+        "newer_series": newer_series(rows),
     })
 }
 
@@ -135,6 +219,51 @@ pub fn json(rows: &[Row]) -> serde_json::Value {
 mod tests {
     use super::*;
     use crate::lockfile::LockedPackage;
+
+    #[test]
+    fn a_newer_series_than_any_pin_is_named_once_per_suite() {
+        let row = |role: &str, suite: &str, current: &str, newest: &str| Row {
+            role: role.into(),
+            host: Host::Amd64,
+            suite: suite.into(),
+            package: "qemu-user".into(),
+            current: current.into(),
+            newest: newest.into(),
+            newest_file: String::new(),
+            status: Status::Current,
+        };
+        assert_eq!(series("1:11.1.3+ds-2~bpo13+1"), [11, 1]);
+        assert_eq!(series("10.0"), [10, 0]);
+        // d10.0 in trixie and d11.1 in trixie-backports: 11.1 is pinned, nothing to say.
+        let same = [
+            row("d10.0", "trixie", "1:10.0.13+ds-0", "1:10.0.13+ds-0"),
+            row(
+                "d11.1",
+                "trixie-backports",
+                "1:11.1.3+ds-2",
+                "1:11.1.3+ds-2",
+            ),
+        ];
+        assert!(newer_series(&same).is_empty());
+        // trixie-backports moved to 11.2: a new source is due.
+        let moved = [
+            row("d10.0", "trixie", "1:10.0.13+ds-0", "1:10.0.13+ds-0"),
+            row(
+                "d11.1",
+                "trixie-backports",
+                "1:11.1.3+ds-2",
+                "1:11.2.0+ds-1~bpo13+1",
+            ),
+            row("busybox", "trixie", "1:1.37.0-6", "1:1.38.0-1"),
+        ];
+        let n = newer_series(&moved);
+        assert_eq!(n.len(), 1);
+        assert_eq!(
+            (n[0].series.as_str(), n[0].pinned_series.as_str()),
+            ("11.2", "11.1")
+        );
+        assert!(newer_series_lines(&n).contains("trixie-backports has qemu-user 1:11.2.0"));
+    }
 
     fn pinned(version: &str, sha: char) -> (Wanted, PackageFile) {
         (

@@ -42,7 +42,7 @@ pub fn wanted(config: &Config) -> Vec<Wanted> {
         out.push(Wanted {
             role: BUSYBOX.into(),
             host,
-            suite: config.busybox.suite.clone(),
+            suite: config.busybox.suite_for(host).to_string(),
             package: config.busybox.package.clone(),
         });
     }
@@ -52,7 +52,7 @@ pub fn wanted(config: &Config) -> Vec<Wanted> {
             out.push(Wanted {
                 role: s.name.clone(),
                 host,
-                suite: s.suite.clone(),
+                suite: s.suite_for(host).to_string(),
                 package: s.package.clone(),
             });
         }
@@ -69,7 +69,7 @@ pub fn pins(config: &Config) -> Vec<(Wanted, PackageFile)> {
             Wanted {
                 role: BUSYBOX.into(),
                 host: *h,
-                suite: bb.suite.clone(),
+                suite: bb.suite_for(*h).to_string(),
                 package: bb.package.clone(),
             },
             f.clone(),
@@ -85,7 +85,7 @@ pub fn pins(config: &Config) -> Vec<(Wanted, PackageFile)> {
                     Wanted {
                         role: s.name.clone(),
                         host: *h,
-                        suite: s.suite.clone(),
+                        suite: s.suite_for(*h).to_string(),
                         package: s.package.clone(),
                     },
                     f.clone(),
@@ -213,6 +213,7 @@ pub(crate) async fn check_cmd(
         crate::output::out_json(&check::json(&rows))?;
     } else {
         crate::output::out(&check::table(&rows))?;
+        crate::output::out(&check::newer_series_lines(&check::newer_series(&rows)))?;
     }
     if outdated == 0 {
         progress.step(format!(

@@ -14,8 +14,21 @@ use std::collections::BTreeSet;
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
+    /// Which QEMU each host gets under the unversioned tags (empty when the plan has none).
+    pub unversioned: Vec<HostVersion>,
     /// One entry per source, in plan order.
     pub sources: Vec<SourceReport>,
+}
+
+/// The QEMU a host's unversioned tags carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostVersion {
+    /// Host.
+    pub host: Host,
+    /// Source name (`d11.1`).
+    pub source: String,
+    /// QEMU package version.
+    pub version: String,
 }
 
 /// One source's table.
@@ -120,13 +133,41 @@ pub fn report(plan: &Plan) -> Report {
             }
         })
         .collect();
-    Report { sources }
+    // Any unversioned list names, per host, the image of the source that host gets.
+    let unversioned = plan
+        .manifests
+        .iter()
+        .find(|m| m.source == crate::plan::NEWEST)
+        .map(|m| {
+            m.entries
+                .iter()
+                .filter_map(|e| plan.image(&e.tag))
+                .map(|i| HostVersion {
+                    host: i.host,
+                    source: i.source.clone(),
+                    version: i.qemu_version.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Report {
+        unversioned,
+        sources,
+    }
 }
 
 /// Pure: the report as markdown: a heading, a `| target | amd64 | … |` table with ✓ where
 /// the host's package provides the emulator, and notes, per source.
 pub fn markdown(r: &Report) -> String {
     let mut out = String::new();
+    if !r.unversioned.is_empty() {
+        out.push_str("### Unversioned tags (latest, pkg, register, <target>)\n\n");
+        out.push_str("| host | source | QEMU |\n| --- | --- | --- |\n");
+        for h in &r.unversioned {
+            out.push_str(&format!("| {} | {} | {} |\n", h.host, h.source, h.version));
+        }
+        out.push('\n');
+    }
     for (n, s) in r.sources.iter().enumerate() {
         if n > 0 {
             out.push('\n');
@@ -190,8 +231,25 @@ mod tests {
     }
 
     #[test]
+    fn unversioned_tags_say_which_qemu_each_host_gets() {
+        let p = plan_of("amd64,arm32v7", Some("arm"), None);
+        let r = report(&p);
+        let got: Vec<(Host, &str)> = r
+            .unversioned
+            .iter()
+            .map(|h| (h.host, h.source.as_str()))
+            .collect();
+        assert_eq!(got, [(Host::Amd64, "d11.1"), (Host::Arm32v7, "d10.0")]);
+        assert!(markdown(&r).starts_with("### Unversioned tags"));
+    }
+
+    #[test]
     fn markdown_table_per_source_with_checks_and_blanks() {
-        let p = plan_of("amd64,arm32v7,riscv64", Some("aarch64,arm"), None);
+        let p = plan_of(
+            "amd64,arm32v7,riscv64",
+            Some("aarch64,arm"),
+            Some("d10.0,d7.2"),
+        );
         let md = markdown(&report(&p));
         let want = "\
 ### d10.0: qemu-user 1:10.0.13+ds-0+deb13u1

@@ -5,6 +5,8 @@
 
 use crate::docker::{Daemon, DockerError};
 use crate::image::{Image, Layer};
+use crate::outcome::BuiltImage;
+use crate::plan::{ImagePlan, Plan};
 use crate::progress::Progress;
 use qus_registry::Digest;
 use serde::Serialize;
@@ -163,4 +165,35 @@ pub(crate) async fn load(
         }
     }
     Ok(images)
+}
+
+/// The images of `plan` the daemon already has with the same inputs and platform
+/// (unchanged), and the rest (to make); with `force`, all are to make.
+pub(crate) async fn in_daemon<'a>(
+    daemon: &Daemon,
+    plan: &'a Plan,
+    force: bool,
+) -> Result<(Vec<BuiltImage>, Vec<&'a ImagePlan>), DockerError> {
+    let mut done = Vec::new();
+    let mut todo = Vec::new();
+    for img in &plan.images {
+        let current = if force {
+            None
+        } else {
+            daemon.inspect(&img.reference).await?
+        };
+        match current {
+            Some(info)
+                if info.labels.get("qus.inputs") == Some(&img.inputs)
+                    && info.platform == img.platform =>
+            {
+                done.push(BuiltImage {
+                    layers: info.layers,
+                    ..BuiltImage::unchanged(img, info.id)
+                });
+            }
+            _ => todo.push(img),
+        }
+    }
+    Ok((done, todo))
 }

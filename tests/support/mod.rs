@@ -401,3 +401,46 @@ pub fn file_from_image(reference: &str, path: &str) -> Option<Vec<u8>> {
     }
     found
 }
+
+/// A syntactically valid .deb (qemu-user 9.9, Architecture amd64) whose data.tar.gz has
+/// one entry `path` (written raw: it may be hostile, with `..` in it).
+pub fn fake_deb(path: &str, content: &[u8]) -> Vec<u8> {
+    let control = tar_gz(&[(
+        "./control",
+        b"Package: qemu-user\nVersion: 9.9\nArchitecture: amd64\nMaintainer: t\nDescription: t\n"
+            .as_slice(),
+    )]);
+    let data = tar_gz(&[(path, content)]);
+    let mut out = Vec::new();
+    {
+        let mut ar = ar::Builder::new(&mut out);
+        for (name, bytes) in [
+            ("debian-binary", b"2.0\n".to_vec()),
+            ("control.tar.gz", control),
+            ("data.tar.gz", data),
+        ] {
+            let h = ar::Header::new(name.as_bytes().to_vec(), bytes.len() as u64);
+            ar.append(&h, &bytes[..]).unwrap();
+        }
+    }
+    out
+}
+
+fn tar_gz(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut t = tar::Builder::new(gz);
+    for (path, bytes) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o755);
+        h.set_entry_type(tar::EntryType::Regular);
+        // Written raw: the tar crate refuses `..` in set_path, and a hostile archive would not.
+        let name = h.as_gnu_mut().unwrap();
+        name.name[..path.len()].copy_from_slice(path.as_bytes());
+        h.set_cksum();
+        t.append(&h, *bytes).unwrap();
+    }
+    let mut gz = t.into_inner().unwrap();
+    std::io::Write::flush(&mut gz).unwrap();
+    gz.finish().unwrap()
+}

@@ -359,6 +359,12 @@ fn default_request_registers_every_emulator_persistently() {
             .env("QUS_HOST_ARCH", "riscv64")
             .present(&[("qemu-i386", "F"), ("qemu-arm", "F")])
             .absent(&["qemu-riscv64"]),
+        // A loong64 host (uname -m: loongarch64) never registers its own family.
+        case("a loong64 host", &[])
+            .env("QUS_HOST_ARCH", "loongarch64")
+            .present(&[("qemu-riscv64", "F"), ("qemu-s390x", "F")])
+            .absent(&["qemu-loongarch64"])
+            .stderr("skipping qemu-loongarch64: it is the host's own architecture"),
         case("help", &["-h"])
             .stdout("dbhi/qus:")
             .stdout("tonistiigi/binfmt"),
@@ -1082,7 +1088,8 @@ fn no_argument_call_registers_then_prints_binfmt_status() {
                 "linux/mips64le",
                 "linux/s390x",
                 "linux/arm64",
-                "linux/riscv64"
+                "linux/riscv64",
+                "linux/loong64"
             ]
         );
     }

@@ -134,26 +134,7 @@ mod tests {
     use crate::request::*;
     use crate::table::find;
 
-    fn args(s: &[&str]) -> Vec<String> {
-        s.iter().map(|a| a.to_string()).collect()
-    }
-
-    fn p(s: &[&str]) -> Request {
-        parse(&args(s), &Env::default()).unwrap()
-    }
-
-    fn perr(s: &[&str]) -> Error {
-        parse(&args(s), &Env::default()).unwrap_err()
-    }
-
-    fn named(names: &[&str]) -> Selection {
-        Selection::Named(
-            names
-                .iter()
-                .map(|n| Named::Target(find(n).unwrap()))
-                .collect(),
-        )
-    }
+    use crate::dialect::test_support::*;
 
     #[test]
     fn binfmt_install_uninstall_and_env() {

@@ -301,27 +301,27 @@ pub(super) fn default_export_dir(format: ExportFormat) -> &'static str {
     }
 }
 
+/// What every dialect's tests parse with.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod test_support {
     use crate::dialect::parse;
     use crate::error::Error;
     use crate::request::*;
     use crate::table::find;
 
-    fn args(s: &[&str]) -> Vec<String> {
+    pub fn args(s: &[&str]) -> Vec<String> {
         s.iter().map(|a| a.to_string()).collect()
     }
 
-    fn p(s: &[&str]) -> Request {
+    pub fn p(s: &[&str]) -> Request {
         parse(&args(s), &Env::default()).unwrap()
     }
 
-    fn perr(s: &[&str]) -> Error {
+    pub fn perr(s: &[&str]) -> Error {
         parse(&args(s), &Env::default()).unwrap_err()
     }
 
-    fn named(names: &[&str]) -> Selection {
+    pub fn named(names: &[&str]) -> Selection {
         Selection::Named(
             names
                 .iter()
@@ -329,6 +329,16 @@ mod tests {
                 .collect(),
         )
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialect::parse;
+    use crate::error::Error;
+    use crate::request::*;
+
+    use crate::dialect::test_support::*;
 
     #[test]
     fn detection_rule() {

@@ -77,31 +77,10 @@ pub(super) fn parse(args: &[String], env: &Env) -> Result<Request, Error> {
 
 #[cfg(test)]
 mod tests {
-    use crate::dialect::parse;
     use crate::error::Error;
     use crate::request::*;
-    use crate::table::find;
 
-    fn args(s: &[&str]) -> Vec<String> {
-        s.iter().map(|a| a.to_string()).collect()
-    }
-
-    fn p(s: &[&str]) -> Request {
-        parse(&args(s), &Env::default()).unwrap()
-    }
-
-    fn perr(s: &[&str]) -> Error {
-        parse(&args(s), &Env::default()).unwrap_err()
-    }
-
-    fn named(names: &[&str]) -> Selection {
-        Selection::Named(
-            names
-                .iter()
-                .map(|n| Named::Target(find(n).unwrap()))
-                .collect(),
-        )
-    }
+    use crate::dialect::test_support::*;
 
     #[test]
     fn multiarch_spellings() {

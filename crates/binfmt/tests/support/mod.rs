@@ -18,7 +18,15 @@ use std::sync::OnceLock;
 /// host's own target: registering it would hand every native binary of the
 /// namespace to QEMU).
 pub const FULL_TARGETS: &[&str] = &[
-    "aarch64", "arm", "riscv64", "s390x", "ppc64le", "mips64el", "i386", "x86_64",
+    "aarch64",
+    "arm",
+    "riscv64",
+    "s390x",
+    "ppc64le",
+    "mips64el",
+    "i386",
+    "x86_64",
+    "loongarch64",
 ];
 
 pub use qus_source::testkit::real_deb as find_deb;
