@@ -204,7 +204,8 @@ fi
 [ -x "$qus" ] || die "$qus was not built"
 # Which qus was measured: the commit, whether the tree had changes, and the binary's sum.
 qus_rev=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
-qus_from=${QUS_BIN:+", given by QUS_BIN=$QUS_BIN"}
+# (With QUS_BIN, the binary may come from another state of the tree than the one named.)
+qus_from=${QUS_BIN:+", given by QUS_BIN=$QUS_BIN: built from that tree or another"}
 
 # --- work dir, registries, clean-up --------------------------------------------------------
 work=$(mktemp -d /tmp/qus-bench.XXXXXX)
@@ -816,7 +817,7 @@ stamp=$(date -u +%Y%m%dT%H%M%SZ)
 txt=$outdir/matrix-$mode-$stamp.txt
 {
   echo "qus bench ($mode, $stamp): ${#hosts[@]} hosts (${hosts[*]}) x targets (${targets[*]}), source $source_name"
-  echo "  qus $($qus --version | awk '{print $NF}') at $qus_rev (binary sha256 $qus_sum$qus_from); $(docker version --format 'docker {{.Server.Version}}' 2>/dev/null), $(docker info --format '{{.Driver}}' 2>/dev/null)"
+  echo "  qus $($qus --version | awk '{print $NF}') tree at $qus_rev (binary sha256 $qus_sum$qus_from); $(docker version --format 'docker {{.Server.Version}}' 2>/dev/null), $(docker info --format '{{.Driver}}' 2>/dev/null)"
   echo "  qemu-user-static $qemu_version, busybox-static $bb_version; $n_images images, $n_lists lists,"
   echo "  $n_emulators emulators in the pkg images ($(mb "$raw_emulator_bytes") MB uncompressed); $(nproc) CPUs; load before: $load_before; after: $load_after"
   if awk -v a="${load_before%%,*}" -v b="${load_after%%,*}" -v n="$(nproc)" 'BEGIN { exit !(a > n || b > n) }'; then

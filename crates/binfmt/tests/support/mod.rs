@@ -57,9 +57,35 @@ pub fn host_target() -> String {
     qus_binfmt::table::host_target(&host_machine()).to_string()
 }
 
+/// Held for writing while a file that will be executed is open for writing, and for reading
+/// while a process is spawned. A child forked by another test thread inherits every open
+/// file until it execs; executing a file still open for writing that way fails with
+/// ETXTBSY ("Text file busy"). `spawn` returns once the child has exec'd, so a spawn under
+/// the read lock never holds anyone's writable file.
+static EXEC_LOCK: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Runs `cmd` to completion, spawned under [`EXEC_LOCK`].
+pub fn output(cmd: &mut Command) -> std::io::Result<std::process::Output> {
+    let child = {
+        let _g = EXEC_LOCK.read().unwrap_or_else(|e| e.into_inner());
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?
+    };
+    child.wait_with_output()
+}
+
+/// Writes a file that a test may execute (or run as a script), with `mode`.
+fn write_executable(path: &Path, content: &[u8], mode: u32) {
+    let _g = EXEC_LOCK.write().unwrap_or_else(|e| e.into_inner());
+    fs::write(path, content).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
 /// Extracts `members` (paths like `./usr/bin/busybox`) of a deb into `dest`.
 pub fn extract(deb: &Path, dest: &Path, members: &[String]) {
     fs::create_dir_all(dest).unwrap();
+    // Both run while no other test holds a file open for writing: tar writes files that
+    // are executed later, so it runs under the write side.
+    let _g = EXEC_LOCK.write().unwrap_or_else(|e| e.into_inner());
     let mut dpkg = Command::new("dpkg-deb")
         .arg("--fsys-tarfile")
         .arg(deb)
@@ -196,8 +222,7 @@ pub fn make_root_with_busybox(layout: Layout, busybox: &Path) -> Root {
     for (path, mode, content) in qus_binfmt::entrypoint_files() {
         let p = root.join(&path);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(&p, content).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        write_executable(&p, &content, mode);
     }
     let (link, target) = qus_binfmt::QUS_BIN_LINK;
     std::os::unix::fs::symlink(target, root.join(link)).unwrap();
@@ -219,13 +244,13 @@ pub fn make_root_with_busybox(layout: Layout, busybox: &Path) -> Root {
     }
     // The Rust side runs from inside the root too: the unprivileged cases run as nobody,
     // who cannot reach a target dir under /root.
-    fs::copy(HELPER, root.join(HELPER_NAME)).unwrap();
-    fs::set_permissions(root.join(HELPER_NAME), fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(&root.join(HELPER_NAME), &fs::read(HELPER).unwrap(), 0o755);
     Root { dir }
 }
 
 fn link_or_copy(from: &Path, to: &Path) {
     if fs::hard_link(from, to).is_err() {
+        let _g = EXEC_LOCK.write().unwrap_or_else(|e| e.into_inner());
         fs::copy(from, to).unwrap();
     }
 }
@@ -367,7 +392,7 @@ pub fn run_spec(imp: Impl, root: &Path, spec: &Spec<'_>) -> Outcome {
         eprintln!("{script}");
     }
     let script_path = w.join("driver.sh");
-    fs::write(&script_path, script).unwrap();
+    write_executable(&script_path, script.as_bytes(), 0o644);
 
     let bb = root.join("qus/busybox");
     let mut cmd = Command::new("unshare");
@@ -383,9 +408,7 @@ pub fn run_spec(imp: Impl, root: &Path, spec: &Spec<'_>) -> Outcome {
     for (k, v) in &spec.env {
         cmd.env(k, v);
     }
-    let out = cmd
-        .output()
-        .expect("unshare (util-linux) is needed for these tests");
+    let out = output(&mut cmd).expect("unshare (util-linux) is needed for these tests");
     assert!(
         out.status.success(),
         "the namespace driver failed: {}\n(needs `unshare --user --map-root-user --mount` and Linux 6.7+ for a private binfmt_misc)",
@@ -463,7 +486,7 @@ pub fn run_unprivileged(imp: Impl, root: &Path, mount: &str, args: &[String]) ->
         .env("QUS_ROOT", root)
         .env("QUS_BINFMT_MOUNT", mount)
         .env("QUS_HOST_ARCH", "x86_64");
-    let out = cmd.output().expect("setpriv (util-linux)");
+    let out = output(&mut cmd).expect("setpriv (util-linux)");
     Outcome {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
