@@ -50,6 +50,9 @@ pub fn asset_name(host: &str, target: &str) -> String {
     format!("qemu-{target}-static_{host}.tgz")
 }
 
+/// The release asset that holds the signing key's public half.
+pub(crate) const PUBLIC_KEY_ASSET: &str = "cosign.pub";
+
 /// Writes every asset and `SHA256SUMS` into `out`, each through a temporary file renamed
 /// into place, so an interrupted run never leaves a truncated asset under its final name.
 ///
@@ -215,6 +218,7 @@ pub(crate) async fn assets_cmd(
     plan: &Plan,
     src: &SourceOptions,
     out: &Path,
+    public_key: Option<&str>,
     json: bool,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
@@ -264,6 +268,13 @@ pub(crate) async fn assets_cmd(
         .iter()
         .filter(|x| x.status == AssetStatus::Unchanged)
         .count();
+    if let Some(pem) = public_key {
+        // The key `cosign verify --key` and `qus verify --key` check signatures with.
+        let path = out.join(PUBLIC_KEY_ASSET);
+        write_atomic(&path, pem.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        progress.step(format!("public key of --sign-key in {}", path.display()));
+    }
     progress.step(format!(
         "{} assets ({} written, {unchanged} unchanged) and SHA256SUMS in {}",
         written.len(),

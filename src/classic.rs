@@ -209,12 +209,7 @@ pub(crate) async fn release(
             let digest = qus_registry::Digest::parse(&p.digest).ok()?;
             Some((
                 img.tag.clone(),
-                qus_registry::Descriptor {
-                    media_type: p.media_type.clone(),
-                    size: p.size,
-                    digest,
-                    platform: None,
-                },
+                qus_registry::Descriptor::new(&p.media_type, p.size, digest),
             ))
         })
         .collect();

@@ -8,6 +8,8 @@
 mod app;
 mod arch;
 mod assets;
+mod attest;
+mod attested;
 mod build;
 mod classic;
 mod cli;

@@ -13,3 +13,4 @@ mod fedora;
 mod maint;
 mod register;
 mod release;
+mod supply;

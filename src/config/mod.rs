@@ -181,6 +181,10 @@ pub struct Config {
     pub busybox: Busybox,
     /// QEMU sources, in file order.
     pub sources: Vec<Source>,
+    /// sha256 (hex) of the config's text and of the lock's, when one was merged: what a
+    /// provenance names them by. Set by [`Config::load`].
+    #[serde(skip)]
+    pub digests: Option<(String, Option<String>)>,
 }
 
 /// What `qus lock` starts from: the config with whatever pins exist, and the lock's path.
@@ -204,13 +208,20 @@ impl Config {
         let raw = parse_raw(&text, &origin)?;
         let lock_path = lockfile::path_for(path);
         let lock = read_lock(path, &lock_path)?;
-        resolve(
+        let mut config = resolve(
             raw,
             &origin,
             lock.as_ref(),
             &lock_path.display().to_string(),
             Pins::Required,
-        )
+        )?;
+        let sha = |b: &[u8]| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b));
+        let lock_sha = match lock {
+            Some(_) => std::fs::read(&lock_path).ok().map(|b| sha(&b)),
+            None => None,
+        };
+        config.digests = Some((sha(text.as_bytes()), lock_sha));
+        Ok(config)
     }
 
     /// Reads a config for `qus lock`: hosts without pins are fine, and a malformed or

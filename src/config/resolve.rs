@@ -212,6 +212,7 @@ pub(super) fn resolve(
         hosts,
         busybox,
         sources,
+        digests: None,
     })
 }
 

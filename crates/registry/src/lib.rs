@@ -37,6 +37,7 @@ pub mod media;
 mod protocol;
 mod publish;
 mod reference;
+mod referrers;
 mod storage;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -52,4 +53,7 @@ pub use media::ListKind;
 pub use protocol::{is_loopback, ProtocolPolicy, Scheme};
 pub use publish::{IndexEntry, Outcome, PreparedIndex, Source};
 pub use reference::{Reference, DOCKER_HUB};
+pub use referrers::{
+    empty_config, fallback_tag, referrer_descriptor, Artifact, Attached, Referrers, EMPTY_JSON,
+};
 pub use storage::{storage_stats, StorageStats};
