@@ -97,7 +97,7 @@ fn judge(
     }
     let mut first = None;
     for d in docs {
-        match d.as_ref().map_err(Clone::clone).and_then(|v| test(v)) {
+        match d.as_ref().map_err(Clone::clone).and_then(&test) {
             Ok(()) => return OK.to_string(),
             Err(e) => {
                 first.get_or_insert(e);

@@ -275,7 +275,7 @@ TiNqHjkMEQMyWweTpMQytGV1knLRpgN2VuFIKEsNnYUIYV5/TZTbH87G
     fn manifest_config_lists_the_payloads() {
         let l = layer(b"{}", "c2ln");
         let (m, config) = manifest(vec![l.clone()]);
-        assert_eq!(m.layers, [l.clone()]);
+        assert_eq!(m.layers, std::slice::from_ref(&l));
         assert!(String::from_utf8(config)
             .unwrap()
             .contains(l.digest.as_str()));

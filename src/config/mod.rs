@@ -117,6 +117,9 @@ pub struct Source {
     pub distro: Distro,
     /// Suite.
     pub suite: String,
+    /// The keyring its Release must be signed by (`None`: Debian's archive keyring).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyring: Option<PathBuf>,
     /// Package name.
     pub package: String,
     /// Package version: the newest of the pinned files' versions.
@@ -157,6 +160,9 @@ pub struct Busybox {
     pub package: String,
     /// Suite.
     pub suite: String,
+    /// The keyring its Release must be signed by (`None`: Debian's archive keyring).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyring: Option<PathBuf>,
     /// Package version: the newest of the pinned files' versions.
     pub version: String,
     /// Pinned files by host.

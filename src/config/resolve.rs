@@ -183,9 +183,20 @@ pub(super) fn resolve(
 
     let mut files: Vec<BTreeMap<Host, PackageFile>> = roles.into_iter().map(finish).collect();
     let bb_files = files.remove(0);
+    // A keyring named relative to the config is found beside it, wherever qus runs.
+    let keyring = |k: Option<String>| {
+        k.map(|k| {
+            let p = std::path::PathBuf::from(k);
+            match std::path::Path::new(origin).parent() {
+                Some(dir) if p.is_relative() => dir.join(p),
+                _ => p,
+            }
+        })
+    };
     let busybox = Busybox {
         package: raw.busybox.package,
         suite: raw.busybox.suite,
+        keyring: keyring(raw.busybox.keyring),
         version: newest_version(&bb_files, raw.busybox.version),
         files: bb_files,
     };
@@ -197,6 +208,7 @@ pub(super) fn resolve(
             name: s.name,
             distro: s.distro,
             suite: s.suite,
+            keyring: keyring(s.keyring),
             package: s.package,
             version: newest_version(&files, s.version),
             targets: s.targets,
