@@ -130,7 +130,8 @@ fn debian_mirror(m: &MirrorArgs) -> Option<String> {
 
 /// The signing key of `--sign-key` (or QUS_SIGN_KEY), read and parsed here, at the edge.
 fn sign_key(a: &SignArgs) -> anyhow::Result<Option<Key>> {
-    let Some(path) = &a.sign_key else {
+    // An empty QUS_SIGN_KEY (a workflow passes "" for a missing secret) means no key.
+    let Some(path) = a.sign_key.as_ref().filter(|p| !p.as_os_str().is_empty()) else {
         return Ok(None);
     };
     let text = read_text(path, "--sign-key")?;
