@@ -190,7 +190,18 @@ async fn expired_keys_and_releases_are_refused() {
     let err = fetch(root.path(), &Keyring::load(&key.keyring).unwrap())
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("Valid-Until"), "{err}");
+    let fresh = suite(
+        Some(&key),
+        &format!("Valid-Until: Thu, 31 Dec 2099 23:59:59 UTC\n{RELEASE}"),
+    );
+    fetch(fresh.path(), &Keyring::load(&key.keyring).unwrap())
+        .await
+        .expect("a Valid-Until in the future is fine");
+    assert!(
+        err.to_string()
+            .contains("expired: its Valid-Until (Tue, 14 Nov 2023 22:13:20 UTC) has passed"),
+        "{err}"
+    );
 }
 
 #[test]

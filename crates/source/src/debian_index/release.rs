@@ -151,11 +151,12 @@ pub fn parse_rfc2822(text: &str) -> Option<u64> {
         first = parts.next()?;
     }
     let day: u64 = first.parse().ok()?;
+    let name = parts.next()?;
     let month = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ]
     .iter()
-    .position(|m| *m == parts.next().unwrap_or(""))? as u64
+    .position(|m| *m == name)? as u64
         + 1;
     let year: i64 = parts.next()?.parse().ok()?;
     let mut hms = parts.next()?.split(':').map(|x| x.parse::<u64>().ok());

@@ -260,12 +260,15 @@ impl Keyring {
                 });
             }
         }
-        Verdict::Foreign(
-            issuers
-                .first()
-                .cloned()
-                .unwrap_or_else(|| "(no issuer)".into()),
-        )
+        match problem {
+            Some(p) => Verdict::Bad(p),
+            None => Verdict::Foreign(
+                issuers
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "(no issuer)".into()),
+            ),
+        }
     }
 }
 
