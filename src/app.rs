@@ -1,12 +1,14 @@
 //! One function per subcommand; `main` calls [`run`].
 
+use crate::attest::sign::{Key, PublicKey};
+use crate::attest::{BuildContext, NamedDigest, DEFAULT_BUILDER_ID};
 use crate::cli::{
     BuildArgs, BuilderArg, Cli, Command, MatrixArgs, MediaArgs, MediaTypesArg, MirrorArgs,
-    PlanArgs, RegistryArgs, SourceArgs, TestArg,
+    PlanArgs, RegistryArgs, SignArgs, SourceArgs, TestArg,
 };
 use crate::config::Config;
 use crate::media::MediaTypes;
-use crate::options::{BuildOptions, Builder, RegistryOptions, SourceOptions};
+use crate::options::{BuildOptions, Builder, RegistryOptions, SourceOptions, SupplyOptions};
 use crate::plan::{self, Plan, Recipe, Selection};
 use crate::progress::Progress;
 use crate::release::{ReleaseFlags, TestScope};
@@ -33,6 +35,10 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let plan = make_plan(&cfg, &a.build.matrix)?;
             let (src, opts) = (source_options(&a.build.source)?, build_options(&a.build));
             let reg = registry_options(&a.registry)?;
+            let supply = SupplyOptions {
+                sign_key: sign_key(&a.sign)?,
+                context: build_context(&cfg, a.builder_id.as_deref(), &a.build.media),
+            };
             runtime()?.block_on(crate::release::release_cmd(
                 &plan,
                 &cfg,
@@ -50,6 +56,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     },
                     machine: machine(),
                     test_jobs: cpus(),
+                    supply,
                 },
                 &progress,
             ))
@@ -57,10 +64,12 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Publish(a) => {
             let plan = make_plan(&Config::load(config)?, &a.matrix)?;
             let reg = registry_options(&a.registry)?;
+            let key = sign_key(&a.sign)?;
             runtime()?.block_on(crate::release::publish_cmd(
                 &plan,
                 &reg,
                 media_types(&a.media),
+                key.as_ref(),
                 a.json,
                 &progress,
             ))
@@ -83,11 +92,19 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let plan = make_plan(&Config::load(config)?, &a.matrix)?;
             let src = source_options(&a.source)?;
             let reg = registry_options(&a.registry)?;
+            let key = match &a.key {
+                None => None,
+                Some(p) => {
+                    let text = read_text(p, "--key")?;
+                    Some(PublicKey::from_pem(&text, &p.display().to_string())?)
+                }
+            };
             runtime()?.block_on(crate::verify::verify_cmd(
                 &plan,
                 &src,
                 &reg,
                 media_types(&a.media),
+                key.as_ref(),
                 a.json,
                 &progress,
             ))
@@ -100,8 +117,14 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let plan = make_plan(&cfg, &m)?;
             let src = source_options(&a.source)?;
+            let public = sign_key(&a.sign)?.map(|k| k.public_pem());
             runtime()?.block_on(crate::assets::assets_cmd(
-                &plan, &src, &a.out, a.json, &progress,
+                &plan,
+                &src,
+                &a.out,
+                public.as_deref(),
+                a.json,
+                &progress,
             ))
         }
         Command::Lock(a) => {
@@ -134,6 +157,50 @@ fn cpus() -> usize {
 /// Debian archive of this machine's apt sources.
 fn debian_mirror(m: &MirrorArgs) -> Option<String> {
     crate::mirror::resolve(m.mirror.as_deref(), Path::new("/"))
+}
+
+/// The signing key of `--sign-key` (or QUS_SIGN_KEY), read and parsed here, at the edge.
+fn sign_key(a: &SignArgs) -> anyhow::Result<Option<Key>> {
+    // An empty QUS_SIGN_KEY (a workflow passes "" for a missing secret) means no key.
+    let Some(path) = a.sign_key.as_ref().filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(None);
+    };
+    let text = read_text(path, "--sign-key")?;
+    Ok(Some(Key::from_pem(&text, &path.display().to_string())?))
+}
+
+fn read_text(path: &Path, flag: &str) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("{flag} {}", path.display()))
+}
+
+/// What the provenance records about this run besides the plan.
+fn build_context(cfg: &Config, builder_id: Option<&str>, media: &MediaArgs) -> BuildContext {
+    let name = |p: &str| {
+        Path::new(p)
+            .file_name()
+            .map_or_else(|| p.to_string(), |n| n.to_string_lossy().into_owned())
+    };
+    let (config_sha, lock_sha) = cfg.digests.clone().unwrap_or_default();
+    BuildContext {
+        builder_id: builder_id
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .unwrap_or(DEFAULT_BUILDER_ID)
+            .to_string(),
+        qus_version: crate::VERSION.to_string(),
+        config: NamedDigest {
+            name: name(&cfg.origin),
+            sha256: config_sha,
+        },
+        lock: match (&cfg.lock, lock_sha) {
+            (Some(l), Some(sha256)) => Some(NamedDigest {
+                name: name(l),
+                sha256,
+            }),
+            _ => None,
+        },
+        media_types: media_types(media).name().to_string(),
+    }
 }
 
 fn source_options(a: &SourceArgs) -> anyhow::Result<SourceOptions> {

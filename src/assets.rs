@@ -50,6 +50,9 @@ pub fn asset_name(host: &str, target: &str) -> String {
     format!("qemu-{target}-static_{host}.tgz")
 }
 
+/// The release asset that holds the signing key's public half.
+pub(crate) const PUBLIC_KEY_ASSET: &str = "cosign.pub";
+
 /// Writes every asset and `SHA256SUMS` into `out`, each through a temporary file renamed
 /// into place, so an interrupted run never leaves a truncated asset under its final name.
 ///
@@ -179,10 +182,8 @@ fn tgz(src: &Path, member: &str, mtime: u64) -> io::Result<Vec<u8>> {
     let f = std::fs::File::open(src)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", src.display())))?;
     let len = f.metadata()?.len();
-    // No file name and mtime 0 in the gzip header: only the content decides the bytes.
-    let gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(Vec::new(), flate2::Compression::default());
+    // qus's one gzip (no name, mtime 0): only the content decides the bytes.
+    let gz = crate::gzip::Gzip::new(Vec::new())?;
     let mut tar = tar::Builder::new(gz);
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(tar::EntryType::Regular);
@@ -215,6 +216,7 @@ pub(crate) async fn assets_cmd(
     plan: &Plan,
     src: &SourceOptions,
     out: &Path,
+    public_key: Option<&str>,
     json: bool,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
@@ -264,6 +266,13 @@ pub(crate) async fn assets_cmd(
         .iter()
         .filter(|x| x.status == AssetStatus::Unchanged)
         .count();
+    if let Some(pem) = public_key {
+        // The key `cosign verify --key` and `qus verify --key` check signatures with.
+        let path = out.join(PUBLIC_KEY_ASSET);
+        write_atomic(&path, pem.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        progress.step(format!("public key of --sign-key in {}", path.display()));
+    }
     progress.step(format!(
         "{} assets ({} written, {unchanged} unchanged) and SHA256SUMS in {}",
         written.len(),

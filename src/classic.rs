@@ -209,12 +209,7 @@ pub(crate) async fn release(
             let digest = qus_registry::Digest::parse(&p.digest).ok()?;
             Some((
                 img.tag.clone(),
-                qus_registry::Descriptor {
-                    media_type: p.media_type.clone(),
-                    size: p.size,
-                    digest,
-                    platform: None,
-                },
+                qus_registry::Descriptor::new(&p.media_type, p.size, digest),
             ))
         })
         .collect();
@@ -441,12 +436,11 @@ mod tests {
     use qus_registry::Digest;
 
     fn head(hex: char, media_type: &str) -> Descriptor {
-        Descriptor {
-            media_type: media_type.into(),
-            size: 1,
-            digest: Digest::parse(&format!("sha256:{}", hex.to_string().repeat(64))).unwrap(),
-            platform: None,
-        }
+        Descriptor::new(
+            media_type,
+            1,
+            Digest::parse(&format!("sha256:{}", hex.to_string().repeat(64))).unwrap(),
+        )
     }
 
     #[test]

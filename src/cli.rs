@@ -221,6 +221,22 @@ pub struct ReleaseArgs {
     /// (native), every host's (all, foreign ones under this machine's emulators), or none.
     #[arg(long, value_enum, default_value_t = TestArg::Native)]
     pub test: TestArg,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub sign: SignArgs,
+    /// The builder identity (a URI) the provenance records: CI sets it to the workflow
+    /// run's (default: urn:qus:builder:local).
+    #[arg(long, env = "QUS_BUILDER_ID", value_name = "URI")]
+    pub builder_id: Option<String>,
+}
+
+/// Signing (shared by `release`, `publish` and `assets`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct SignArgs {
+    /// Sign every image and list with this ECDSA P-256 private key (PEM, PKCS#8 or SEC1)
+    /// in cosign's format; `assets` writes its public key as cosign.pub.
+    #[arg(long, env = "QUS_SIGN_KEY", value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
 }
 
 /// Registry access (shared by `release` and `publish`).
@@ -249,6 +265,9 @@ pub struct PublishArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub registry: RegistryArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub sign: SignArgs,
     /// Print the lists as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -286,6 +305,10 @@ pub struct VerifyArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub media: MediaArgs,
+    /// Also check that every tag is signed by this public key (PEM) and that every
+    /// per-host image has its SBOM and provenance, naming the pinned packages.
+    #[arg(long, value_name = "PUB")]
+    pub key: Option<PathBuf>,
     /// Print the comparison as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -303,6 +326,9 @@ pub struct AssetsArgs {
     /// Folder to write the assets to.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub sign: SignArgs,
     /// Print the assets as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -436,6 +462,27 @@ mod tests {
         assert_eq!(a.registry.username.as_deref(), Some("u"));
         assert_eq!(a.build.matrix.repo.as_deref(), Some("127.0.0.1:5000/qus"));
         assert!(a.build.json);
+    }
+
+    #[test]
+    fn signing_flags() {
+        let c = p("release --repo r --sign-key k.pem --builder-id https://ci/run").unwrap();
+        let Command::Release(a) = c.command else {
+            panic!()
+        };
+        assert_eq!(a.sign.sign_key, Some(PathBuf::from("k.pem")));
+        assert_eq!(a.builder_id.as_deref(), Some("https://ci/run"));
+        let c = p("verify --repo r --key pub.pem").unwrap();
+        let Command::Verify(a) = c.command else {
+            panic!()
+        };
+        assert_eq!(a.key, Some(PathBuf::from("pub.pem")));
+        let c = p("assets --out d --sign-key k.pem").unwrap();
+        let Command::Assets(a) = c.command else {
+            panic!()
+        };
+        assert_eq!(a.sign.sign_key, Some(PathBuf::from("k.pem")));
+        assert!(p("publish --sign-key k.pem").is_ok());
     }
 
     #[test]

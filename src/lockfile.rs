@@ -16,8 +16,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-/// The format version this qus reads and writes.
-pub const FORMAT: u32 = 1;
+/// The format version this qus writes. Format 2 added `suites` (who signed each suite's
+/// Release); format 1 locks, which have no `suites`, are still read.
+pub const FORMAT: u32 = 2;
+/// The oldest format this qus reads.
+pub const OLDEST_FORMAT: u32 = 1;
 
 /// The `role` of busybox pins; every other role is a QEMU source name (`d10.0`).
 pub const BUSYBOX: &str = "busybox";
@@ -71,6 +74,30 @@ pub struct LockFile {
     /// `packages` can be told apart from a lock older than the config.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unavailable: Vec<Unavailable>,
+    /// Who signed each suite's Release when it was locked (format 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suites: Vec<LockedSuite>,
+}
+
+/// A suite's Release as it was verified: the keys of the keyring that signed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedSuite {
+    /// The suite (`trixie`).
+    pub suite: String,
+    /// The keys that made a good signature, by primary fingerprint.
+    pub signed_by: Vec<LockedSigner>,
+}
+
+/// One signing key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedSigner {
+    /// Primary key fingerprint, uppercase hex (as `gpg --list-keys` shows it).
+    pub fingerprint: String,
+    /// The key's primary user ID, for the reader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
 }
 
 /// One pinned package.
@@ -121,6 +148,7 @@ impl LockFile {
             format: FORMAT,
             packages: Vec::new(),
             unavailable: Vec::new(),
+            suites: Vec::new(),
         }
     }
 
@@ -186,8 +214,9 @@ impl LockFile {
     pub fn render(&self, config_name: &str) -> String {
         let mut out = format!(
             "# Written by `qus lock` from the suites in {config_name}: the newest package of each\n\
-             # (role, host), pinned by pool path, size and sha256. Review the diff and commit it;\n\
-             # run `qus lock` again rather than editing it. It names no mirror on purpose.\n"
+             # (role, host), pinned by pool path, size and sha256, and the keys whose signature of\n\
+             # each suite's Release was verified. Review the diff and commit it; run `qus lock`\n\
+             # again rather than editing it. It names no mirror on purpose.\n"
         );
         // Serialising plain structs of strings and numbers cannot fail.
         out.push_str(&serde_yaml_ng::to_string(self).unwrap_or_default());
@@ -273,9 +302,10 @@ fn nth_role_location(text: &str, n: usize) -> Option<(usize, usize)> {
 
 fn de_format<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     let v = u32::deserialize(d)?;
-    if v != FORMAT {
+    if !(OLDEST_FORMAT..=FORMAT).contains(&v) {
         return Err(serde::de::Error::custom(format!(
-            "lock format {v} is not supported by this qus (it reads format {FORMAT})"
+            "lock format {v} is not supported by this qus (it reads formats {OLDEST_FORMAT} to \
+             {FORMAT}; a newer qus wrote it, or run `qus lock` to rewrite it)"
         )));
     }
     Ok(v)
@@ -347,7 +377,27 @@ mod tests {
                 suite: "bookworm".into(),
                 package: "qemu-user-static".into(),
             }],
+            suites: vec![LockedSuite {
+                suite: "trixie".into(),
+                signed_by: vec![LockedSigner {
+                    fingerprint: "4CB50190207B4758A3F73A796ED0E7B82643E131".into(),
+                    uid: Some(
+                        "Debian Archive Automatic Signing Key (12/bookworm) <ftpmaster@debian.org>"
+                            .into(),
+                    ),
+                }],
+            }],
         }
+    }
+
+    #[test]
+    fn format_1_locks_are_read() {
+        let text = replaced("format: 2", "format: 1");
+        let text = &text[..text.find("suites:").unwrap()];
+        let old = LockFile::parse(text, "old.lock").unwrap();
+        assert_eq!(old.format, 1);
+        assert!(old.suites.is_empty());
+        assert_eq!(old.packages, sample().packages);
     }
 
     #[test]
@@ -384,7 +434,7 @@ mod tests {
 
     #[test]
     fn malformed_yaml_names_file_line_and_column() {
-        let e = err("format: 1\npackages:\n  - role: busybox\n   host: [\n");
+        let e = err("format: 2\npackages:\n  - role: busybox\n   host: [\n");
         assert!(e.starts_with("x.lock:"), "{e}");
         let loc: Vec<&str> = e.splitn(4, ':').collect();
         assert!(
@@ -452,9 +502,9 @@ mod tests {
 
     #[test]
     fn unknown_format_and_duplicates() {
-        let e = err(&replaced("format: 1", "format: 2"));
+        let e = err(&replaced("format: 2", "format: 3"));
         assert!(
-            e.starts_with("x.lock:") && e.contains("format 2 is not supported"),
+            e.starts_with("x.lock:") && e.contains("format 3 is not supported"),
             "{e}"
         );
         let text =

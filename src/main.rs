@@ -8,6 +8,8 @@
 mod app;
 mod arch;
 mod assets;
+mod attest;
+mod attested;
 mod build;
 mod classic;
 mod cli;
@@ -17,6 +19,7 @@ mod docker;
 mod emutest;
 mod entrypoint;
 mod files;
+mod gzip;
 mod image;
 mod lists;
 mod lockfile;

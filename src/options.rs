@@ -97,3 +97,12 @@ pub(crate) struct RegistryOptions {
     /// Registries reached over plain HTTP besides loopback ones.
     pub insecure: Vec<String>,
 }
+
+/// What `qus release` attaches and signs besides the images.
+#[derive(Debug, Clone)]
+pub(crate) struct SupplyOptions {
+    /// Sign every image and list with this key (`--sign-key`, QUS_SIGN_KEY).
+    pub sign_key: Option<crate::attest::sign::Key>,
+    /// The facts the provenance records.
+    pub context: crate::attest::BuildContext,
+}

@@ -139,6 +139,7 @@ pub(crate) struct Summary {
     pub uploads: UploadStats,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layout: Option<LayoutReport>,
+    pub supply: SupplyReport,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
 }
@@ -178,4 +179,19 @@ pub(crate) struct LayoutReport {
     pub present: usize,
     /// Tags in `index.json` after the write.
     pub tags: usize,
+}
+
+/// What the supply-chain step did: SBOMs and provenances attached, signatures written.
+#[derive(Debug, Default, Clone, Serialize)]
+pub(crate) struct SupplyReport {
+    /// Attestations (SBOM, provenance) pushed now.
+    pub attestations_pushed: usize,
+    /// Attestations already attached.
+    pub attestations_present: usize,
+    /// Whether the registry answered the referrers API (else the `sha256-<hex>` tags).
+    pub referrers_api: bool,
+    /// Signatures written now (images and lists).
+    pub signatures_written: usize,
+    /// Signatures already there.
+    pub signatures_present: usize,
 }

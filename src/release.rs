@@ -9,16 +9,18 @@
 //! nothing changed sends HEADs only, and a failure part-way leaves the previous lists in
 //! place for the next run to finish.
 
+use crate::attest::sign::Key;
 use crate::config::Config;
 use crate::image::{self, Image, MediaTypes, Store};
 use crate::lists::{list_blobs, lists};
-use crate::options::{BuildOptions, Builder, RegistryOptions, SourceOptions};
+use crate::options::{BuildOptions, Builder, RegistryOptions, SourceOptions, SupplyOptions};
 use crate::outcome::{
     collect, BuiltImage, ImageStatus, ListStatus, PublishedList, PushStatus, PushedImage, Summary,
     UploadStats,
 };
 use crate::plan::{ImagePlan, Plan};
 use crate::progress::Progress;
+use crate::sink::attach;
 use crate::sink::registry::{Registry, Uploads};
 use anyhow::{anyhow, Context as _};
 use futures::StreamExt;
@@ -58,6 +60,8 @@ pub(crate) struct ReleaseFlags {
     pub machine: Option<crate::arch::Host>,
     /// Emulators run at once.
     pub test_jobs: usize,
+    /// SBOMs, provenances and signatures.
+    pub supply: SupplyOptions,
 }
 
 /// A client for the plan's repository, with credentials resolved and checked. The
@@ -130,11 +134,57 @@ pub(crate) async fn release_cmd(
             .await
         }
     };
+    // What is in the registry now gets its SBOM, provenance and signatures, whichever
+    // builder made it.
+    let result = match result {
+        Ok(()) => supply(plan, &reg, &flags.supply, &mut summary, progress).await,
+        e => e,
+    };
     if let Err(e) = &result {
         summary.failed = Some(qus_registry::redact_userinfo(&format!("{e:#}")).into_owned());
     }
     report(&summary, flags.json, progress)?;
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Attaches the SBOM and provenance of every per-host image the release left in the
+/// registry, then signs every image and list when a key is given.
+async fn supply(
+    plan: &Plan,
+    reg: &Registry,
+    opts: &SupplyOptions,
+    summary: &mut Summary,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let mut images: Vec<(&ImagePlan, Descriptor)> = Vec::new();
+    for p in &summary.pushed {
+        let Some(img) = plan.images.iter().find(|i| i.reference == p.reference) else {
+            continue;
+        };
+        let digest = qus_registry::Digest::parse(&p.digest)
+            .with_context(|| format!("{}: digest {}", p.reference, p.digest))?;
+        images.push((img, Descriptor::new(&p.media_type, p.size, digest)));
+    }
+    let mut report = std::mem::take(&mut summary.supply);
+    let attached = attach::attest(reg, plan, &images, &opts.context, &mut report, progress).await;
+    summary.supply = report;
+    attached?;
+    let Some(key) = &opts.sign_key else {
+        return Ok(());
+    };
+    let mut targets: Vec<(String, qus_registry::Digest)> = images
+        .iter()
+        .map(|(i, d)| (i.reference.clone(), d.digest.clone()))
+        .collect();
+    for l in &summary.lists {
+        let digest = qus_registry::Digest::parse(&l.digest)
+            .with_context(|| format!("{}: digest {}", l.reference, l.digest))?;
+        targets.push((l.reference.clone(), digest));
+    }
+    let mut report = std::mem::take(&mut summary.supply);
+    let signed = attach::sign_all(reg, key, &targets, &mut report, progress).await;
+    summary.supply = report;
+    signed
 }
 
 /// The release of images qus writes itself.
@@ -440,6 +490,7 @@ pub(crate) async fn publish_cmd(
     plan: &Plan,
     registry: &RegistryOptions,
     media: MediaTypes,
+    sign_key: Option<&Key>,
     json: bool,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
@@ -489,7 +540,18 @@ pub(crate) async fn publish_cmd(
         .buffered(LISTS_IN_FLIGHT)
         .collect()
         .await;
-    let result = collect(results, &mut summary.lists);
+    let mut result = collect(results, &mut summary.lists);
+    if let (Ok(()), Some(key)) = (&result, sign_key) {
+        let targets: anyhow::Result<Vec<(String, qus_registry::Digest)>> = summary
+            .lists
+            .iter()
+            .map(|l| Ok((l.reference.clone(), qus_registry::Digest::parse(&l.digest)?)))
+            .collect();
+        result = match targets {
+            Ok(t) => attach::sign_all(&reg, key, &t, &mut summary.supply, progress).await,
+            Err(e) => Err(e),
+        };
+    }
     if let Err(e) = &result {
         summary.failed = Some(qus_registry::redact_userinfo(&format!("{e:#}")).into_owned());
     }

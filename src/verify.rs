@@ -3,6 +3,8 @@
 //! give the same bytes on any machine, so a tag whose digest differs was not made from
 //! them (or by another qus, or with other media types).
 
+use crate::attest::sign::PublicKey;
+use crate::attested::SupplyCheck;
 use crate::image::{self, Image, MediaTypes, Store};
 use crate::options::{RegistryOptions, SourceOptions};
 use crate::plan::Plan;
@@ -29,6 +31,23 @@ struct Row {
     /// For a difference: the first blob or entry that differs.
     #[serde(skip_serializing_if = "Option::is_none")]
     first_difference: Option<String>,
+    /// With `--key`: the signature, SBOM and provenance checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    supply: Option<SupplyCheck>,
+}
+
+impl Row {
+    /// Whether the tag is as it should be (and, with `--key`, signed and attested).
+    fn good(&self) -> bool {
+        self.status == "identical" && self.supply.as_ref().is_none_or(SupplyCheck::ok)
+    }
+
+    /// What is wrong, for the table and the warnings.
+    fn problem(&self) -> Option<String> {
+        self.first_difference
+            .clone()
+            .or_else(|| self.supply.as_ref().and_then(SupplyCheck::problem))
+    }
 }
 
 /// `qus verify`.
@@ -37,6 +56,7 @@ pub(crate) async fn verify_cmd(
     src: &SourceOptions,
     registry: &RegistryOptions,
     media: MediaTypes,
+    key: Option<&PublicKey>,
     json: bool,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
@@ -67,45 +87,82 @@ pub(crate) async fn verify_cmd(
         .buffered(8)
         .collect()
         .await;
-    let rows: Vec<Row> = rows.into_iter().collect::<anyhow::Result<_>>()?;
-    let bad = rows.iter().filter(|r| r.status != "identical").count();
+    let mut rows: Vec<Row> = rows.into_iter().collect::<anyhow::Result<_>>()?;
+    if let Some(key) = key {
+        let checks: Vec<anyhow::Result<Option<SupplyCheck>>> = futures::stream::iter(&expected)
+            .map(|(tag, _, want)| {
+                let (reg, heads) = (&reg, &heads);
+                async move {
+                    let Some(head) = heads.get(tag) else {
+                        return Ok(None);
+                    };
+                    let image = match want {
+                        Expected::Image(_) => plan.image(tag).map(|i| (plan, i)),
+                        Expected::List(_) => None,
+                    };
+                    Ok(Some(
+                        crate::attested::check(reg, key, &head.digest, image).await?,
+                    ))
+                }
+            })
+            .buffered(8)
+            .collect()
+            .await;
+        for (row, check) in rows.iter_mut().zip(checks) {
+            row.supply = check?;
+        }
+    }
+    let bad = rows.iter().filter(|r| !r.good()).count();
     if json {
         crate::output::out_json(&serde_json::json!({ "tags": rows }))?;
     } else {
         let table: Vec<Vec<String>> = rows
             .iter()
             .map(|r| {
-                vec![
-                    r.reference.clone(),
-                    r.status.to_string(),
-                    r.first_difference.clone().unwrap_or_default(),
-                ]
+                let mut row = vec![r.reference.clone(), r.status.to_string()];
+                if let Some(s) = &r.supply {
+                    row.push(if s.ok() { "ok" } else { "FAILED" }.to_string());
+                }
+                row.push(r.problem().unwrap_or_default());
+                row
             })
             .collect();
-        crate::output::out(&crate::table::render(
-            &["TAG", "STATUS", "FIRST DIFFERENCE"],
-            &table,
-        ))?;
+        let header: &[&str] = if key.is_some() {
+            &["TAG", "STATUS", "SIGNED+ATTESTED", "FIRST PROBLEM"]
+        } else {
+            &["TAG", "STATUS", "FIRST DIFFERENCE"]
+        };
+        crate::output::out(&crate::table::render(header, &table))?;
     }
     if bad == 0 {
         progress.step(format!(
-            "all {} tags are identical to what the pins give",
-            rows.len()
+            "all {} tags are identical to what the pins give{}",
+            rows.len(),
+            if key.is_some() {
+                ", signed by the key, and every image has its SBOM and provenance"
+            } else {
+                ""
+            }
         ));
         Ok(ExitCode::SUCCESS)
     } else {
-        for r in rows.iter().filter(|r| r.status != "identical") {
+        for r in rows.iter().filter(|r| !r.good()) {
             progress.warn(format!(
                 "{}: {}{}",
                 r.reference,
                 r.status,
-                r.first_difference
-                    .as_ref()
-                    .map(|d| format!(" ({d})"))
-                    .unwrap_or_default()
+                r.problem().map(|d| format!(" ({d})")).unwrap_or_default()
             ));
         }
-        progress.step(format!("{bad} of {} tags differ", rows.len()));
+        progress.step(format!(
+            "{bad} of {} tags differ{}",
+            rows.len(),
+            if key.is_some() {
+                " or fail the --key checks"
+            } else {
+                ""
+            }
+        ));
         Ok(ExitCode::from(DIFFERENT))
     }
 }
@@ -138,6 +195,7 @@ async fn compare(
         expected: expected.to_string(),
         found: head.map(|h| h.digest.to_string()),
         first_difference: None,
+        supply: None,
     };
     let Some(head) = head else {
         row.status = "missing";

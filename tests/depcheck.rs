@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 /// Modules that must stay pure: planning and configuration decide everything and do no I/O
 /// beyond reading their own files.
-const PURE: &[&str] = &["plan", "config", "arch", "validate", "lockfile", "targets"];
+const PURE: &[&str] = &[
+    "plan", "config", "arch", "validate", "lockfile", "targets", "attest",
+];
 /// Modules that talk to the daemon, a registry, the network or the user.
 const IO: &[&str] = &[
     "docker", "release", "build", "packages", "assets", "maint", "cli", "app", "register",

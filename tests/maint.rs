@@ -106,9 +106,38 @@ struct Setup {
     lock: PathBuf,
 }
 
-fn setup(config: &str) -> Setup {
+/// `config` with every suite trusting `keyring` (written beside the config, named
+/// relative to it as a maintainer would).
+fn with_keyring(config: &str, keyring: &std::path::Path) -> String {
+    config
+        .lines()
+        .map(|l| {
+            let mut out = format!("{l}\n");
+            if let Some(indent) = l.strip_suffix(l.trim_start()) {
+                if l.trim_start().starts_with("suite: ") {
+                    out.push_str(&format!("{indent}keyring: {}\n", keyring.display()));
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+/// A config trusting the archive's key.
+fn setup(config: &str, archive: &Archive) -> Setup {
+    setup_with(config, Some(archive.keyring()))
+}
+
+fn setup_with(config: &str, keyring: Option<&std::path::Path>) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("qus.yml");
+    let config = match keyring {
+        Some(k) => {
+            std::fs::copy(k, dir.path().join("archive.gpg")).unwrap();
+            with_keyring(config, std::path::Path::new("archive.gpg"))
+        }
+        None => config.to_string(),
+    };
     std::fs::write(&path, config).unwrap();
     Setup {
         lock: dir.path().join("qus.lock"),
@@ -150,7 +179,7 @@ fn json(text: &str) -> serde_json::Value {
 fn lock_pins_the_real_files_then_build_fetches_them_through_the_mirror() {
     let a = archive();
     let server = Server::start(a.root.path()).unwrap();
-    let s = setup(BARE);
+    let s = setup(BARE, &a);
 
     // Without pins nothing plans, and the error says what to do.
     let (code, _, err) = s.run(&["plan"]);
@@ -269,7 +298,7 @@ fn lock_pins_the_real_files_then_build_fetches_them_through_the_mirror() {
 fn check_exits_0_when_current_and_1_when_a_newer_version_is_out() {
     let a = archive();
     let server = Server::start(a.root.path()).unwrap();
-    let s = setup(BARE);
+    let s = setup(BARE, &a);
     let (code, _, err) = s.lock(&server);
     assert_eq!(code, 0, "{err}");
 
@@ -346,7 +375,7 @@ fn check_exits_0_when_current_and_1_when_a_newer_version_is_out() {
 fn an_index_that_does_not_match_its_release_is_refused() {
     let a = archive();
     let server = Server::start(a.root.path()).unwrap();
-    let s = setup(BARE);
+    let s = setup(BARE, &a);
     let (code, _, err) = s.lock(&server);
     assert_eq!(code, 0, "{err}");
     let locked = std::fs::read_to_string(&s.lock).unwrap();
@@ -378,33 +407,168 @@ fn an_index_that_does_not_match_its_release_is_refused() {
 }
 
 #[test]
-fn a_mirror_with_only_inrelease_works() {
+fn inrelease_first_then_release_with_release_gpg() {
     let a = archive();
-    // Clearsigned like Debian's InRelease; the signature is not checked (the pins are the
-    // trust anchor and the lock is reviewed), only stripped.
-    for suite in ["trixie", "bookworm"] {
-        let release = a.path(&format!("dists/{suite}/Release"));
-        let text = std::fs::read_to_string(&release).unwrap();
-        let signed = format!(
-            "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\n{text}-----BEGIN PGP SIGNATURE-----\n\nAAAA\n-----END PGP SIGNATURE-----\n"
-        );
-        std::fs::write(a.path(&format!("dists/{suite}/InRelease")), signed).unwrap();
-        std::fs::remove_file(&release).unwrap();
-    }
     let server = Server::start(a.root.path()).unwrap();
-    let s = setup(BARE);
+    let s = setup(BARE, &a);
     let (code, _, err) = s.lock(&server);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(server.hits("dists/trixie/Release"), 1, "tried first");
     assert_eq!(server.hits("dists/trixie/InRelease"), 1);
+    assert_eq!(
+        server.hits("dists/trixie/Release"),
+        0,
+        "InRelease is enough"
+    );
+    // A mirror without InRelease: Release and its detached signature.
+    for suite in ["trixie", "bookworm"] {
+        std::fs::remove_file(a.path(&format!("dists/{suite}/InRelease"))).unwrap();
+    }
+    std::fs::remove_file(&s.lock).unwrap();
+    let (code, _, err) = s.lock(&server);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(server.hits("dists/trixie/Release.gpg"), 1);
     assert_eq!(Lock::read(&s.lock).packages().len(), 8);
+}
+
+#[test]
+fn lock_refuses_unsigned_and_foreign_signed_suites_and_writes_nothing() {
+    let a = archive();
+    let server = Server::start(a.root.path()).unwrap();
+    // The config trusts another key than the one the archive signs with.
+    let other = qus_source::testkit::TestKey::generate("qus other <other@qus.invalid>", "never");
+    let s = setup_with(BARE, Some(&other.keyring));
+    let foreign = |s: &Setup, cmd: &str| {
+        let (code, out, err) = s.run(&[cmd, "--mirror", &server.url()]);
+        assert_eq!(code, 2, "{cmd}: {err}");
+        assert!(
+            err.contains("dists/trixie/InRelease") && err.contains("foreign signer"),
+            "{cmd}: {err}"
+        );
+        assert!(
+            err.contains(&a.key.fingerprint[24..]),
+            "names the signer: {err}"
+        );
+        assert!(out.is_empty(), "{cmd}: {out}");
+    };
+    foreign(&s, "lock");
+    assert!(!s.lock.exists(), "nothing written");
+
+    // Unsigned: no InRelease, no Release.gpg.
+    for suite in ["trixie", "bookworm"] {
+        for f in ["InRelease", "Release.gpg"] {
+            std::fs::remove_file(a.path(&format!("dists/{suite}/{f}"))).unwrap();
+        }
+    }
+    let s = setup(BARE, &a);
+    let (code, _, err) = s.lock(&server);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not signed"), "{err}");
+    assert!(!s.lock.exists(), "nothing written");
+
+    // Signed again, with the archive's key configured: accepted, and the lock says by whom.
+    a.index();
+    let (code, out, err) = s.lock(&server);
+    assert_eq!(code, 0, "{err}");
+    let lock = Lock::read(&s.lock);
+    assert_eq!(lock.0["format"].as_u64(), Some(2));
+    for suite in ["trixie", "bookworm"] {
+        let signed = lock.0["suites"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|x| x["suite"].as_str() == Some(suite))
+            .unwrap_or_else(|| panic!("{suite} not in the lock"));
+        assert_eq!(
+            signed["signed_by"][0]["fingerprint"].as_str(),
+            Some(a.key.fingerprint.as_str())
+        );
+        assert!(signed["signed_by"][0]["uid"]
+            .as_str()
+            .unwrap()
+            .contains("qus test archive"));
+    }
+    assert_eq!(
+        json(&out)["suites"][0]["signed_by"][0]["fingerprint"],
+        a.key.fingerprint
+    );
+
+    // `qus check` verifies too: with the other key as the keyring, it refuses.
+    let locked = std::fs::read_to_string(&s.lock).unwrap();
+    std::fs::copy(&other.keyring, s.dir.path().join("archive.gpg")).unwrap();
+    foreign(&s, "check");
+    foreign(&s, "lock");
+    assert_eq!(
+        std::fs::read_to_string(&s.lock).unwrap(),
+        locked,
+        "the lock is untouched"
+    );
+}
+
+/// The primary fingerprints gpgv (Debian's verifier) reports as good signers of `file`.
+fn gpgv_signers(file: &std::path::Path) -> Vec<String> {
+    let out = Command::new("gpgv")
+        .args(["--status-fd", "1", "--keyring"])
+        .arg(qus_source::debian_index::DEBIAN_ARCHIVE_KEYRING)
+        .arg(file)
+        .output()
+        .expect("gpgv");
+    assert!(
+        out.status.success(),
+        "gpgv: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("[GNUPG:] VALIDSIG "))
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+#[test]
+fn lock_verifies_debians_real_inrelease_with_debians_keyring() {
+    // The real trixie InRelease and amd64 Packages.xz, as the mirror published them
+    // (ci/fetch-test-debs), served from loopback; the keyring is the default one.
+    let root = qus_source::testkit::test_debs();
+    let inrelease = root.join("dists/trixie/InRelease");
+    assert!(inrelease.is_file(), "run ci/fetch-test-debs");
+    let server = Server::start(&root).unwrap();
+    let s = setup_with(
+        "repo: qus-test\ndefault: d10.0\nhosts: [amd64]\nbusybox:\n  package: busybox-static\n  \
+         suite: trixie\nsources:\n  - { name: d10.0, distro: debian, suite: trixie, package: \
+         qemu-user, targets: [aarch64] }\n",
+        None,
+    );
+    let (code, _, err) = s.lock(&server);
+    assert_eq!(code, 0, "lock against the real index: {err}");
+    assert!(err.contains("trixie: Release signed by"), "{err}");
+    let lock = Lock::read(&s.lock);
+    let mut signers: Vec<String> = lock.0["suites"][0]["signed_by"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|x| x["fingerprint"].as_str().unwrap().to_string())
+        .collect();
+    signers.sort();
+    assert!(!signers.is_empty());
+    assert_eq!(
+        signers,
+        gpgv_signers(&inrelease),
+        "qus and gpgv agree on who signed"
+    );
+    assert_eq!(lock.packages().len(), 2);
 }
 
 #[test]
 fn a_package_missing_from_the_index_names_package_suite_and_arch() {
     let a = archive();
     let server = Server::start(a.root.path()).unwrap();
-    let s = setup(&BARE.replace("package: qemu-user\n", "package: qemu-user-binfmt\n"));
+    let s = setup(
+        &BARE.replace("package: qemu-user\n", "package: qemu-user-binfmt\n"),
+        &a,
+    );
     let (code, _, err) = s.lock(&server);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("qemu-user-binfmt"), "{err}");
@@ -416,7 +580,7 @@ fn a_package_missing_from_the_index_names_package_suite_and_arch() {
 fn a_malformed_lock_is_located_and_lock_rewrites_it() {
     let a = archive();
     let server = Server::start(a.root.path()).unwrap();
-    let s = setup(BARE);
+    let s = setup(BARE, &a);
     let (code, _, err) = s.lock(&server);
     assert_eq!(code, 0, "{err}");
     let good = std::fs::read_to_string(&s.lock).unwrap();
@@ -465,8 +629,8 @@ fn a_malformed_lock_is_located_and_lock_rewrites_it() {
 
 #[test]
 fn report_is_the_plans_targets_by_hosts() {
-    let s = setup(BARE);
     let a = archive();
+    let s = setup(BARE, &a);
     let server = Server::start(a.root.path()).unwrap();
     let (code, _, err) = s.lock(&server);
     assert_eq!(code, 0, "{err}");

@@ -144,10 +144,13 @@ fn release_publishes_lists_pulls_by_platform_and_is_idempotent() {
         .iter()
         .map(|l| l["digest"].as_str().unwrap())
         .collect();
+    // And every image's SBOM and provenance: two documents, their two artifact manifests and
+    // the `sha256-<hex>` referrers list per image, and the one empty config they share.
+    let attestations = digests.len() * 5 + 1;
     let stats = registry.stats().unwrap();
     assert_eq!(
         stats.blobs as usize,
-        layers.len() + configs.len() + digests.len() + lists.len(),
+        layers.len() + configs.len() + digests.len() + lists.len() + attestations,
         "{stats:?}"
     );
     assert_eq!(

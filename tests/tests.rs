@@ -15,3 +15,4 @@ mod maint;
 mod register;
 mod registries;
 mod release;
+mod supply;

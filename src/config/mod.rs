@@ -120,6 +120,9 @@ pub struct Source {
     /// Hosts whose package comes from another suite.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub suites: BTreeMap<Host, String>,
+    /// The keyring its Release must be signed by (`None`: Debian's archive keyring).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyring: Option<PathBuf>,
     /// Package name.
     pub package: String,
     /// Package version: the newest of the pinned files' versions.
@@ -168,6 +171,9 @@ pub struct Busybox {
     /// Hosts whose busybox comes from another suite.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub suites: BTreeMap<Host, String>,
+    /// The keyring its Release must be signed by (`None`: Debian's archive keyring).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyring: Option<PathBuf>,
     /// Package version: the newest of the pinned files' versions.
     pub version: String,
     /// Pinned files by host.
@@ -202,6 +208,10 @@ pub struct Config {
     /// Guest programs for Debian architectures that are not hosts (`guests:`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub guests: BTreeMap<String, Guest>,
+    /// sha256 (hex) of the config's text and of the lock's, when one was merged: what a
+    /// provenance names them by. Set by [`Config::load`].
+    #[serde(skip)]
+    pub digests: Option<(String, Option<String>)>,
 }
 
 /// A pinned guest program `qus test` runs under an emulator.
@@ -253,13 +263,20 @@ impl Config {
         let raw = parse_raw(&text, &origin)?;
         let lock_path = lockfile::path_for(path);
         let lock = read_lock(path, &lock_path)?;
-        resolve(
+        let mut config = resolve(
             raw,
             &origin,
             lock.as_ref(),
             &lock_path.display().to_string(),
             Pins::Required,
-        )
+        )?;
+        let sha = |b: &[u8]| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b));
+        let lock_sha = match lock {
+            Some(_) => std::fs::read(&lock_path).ok().map(|b| sha(&b)),
+            None => None,
+        };
+        config.digests = Some((sha(text.as_bytes()), lock_sha));
+        Ok(config)
     }
 
     /// Reads a config for `qus lock`: hosts without pins are fine, and a malformed or

@@ -44,6 +44,10 @@ pub struct RawBusybox {
     pub package: String,
     /// Debian suite it comes from (for `qus lock`/`qus check`).
     pub suite: String,
+    /// The OpenPGP keyring the suite's Release must be signed by (default: Debian's
+    /// archive keyring); relative to the config file's folder.
+    #[serde(default)]
+    pub keyring: Option<String>,
     /// Version of the inline pins (the lock carries its own).
     #[serde(default)]
     pub version: Option<String>,
@@ -63,6 +67,10 @@ pub struct RawSource {
     /// Debian suite the pins are taken from (for `qus lock`/`qus check`); the release for
     /// Fedora (`41`).
     pub suite: String,
+    /// The OpenPGP keyring the suite's Release must be signed by (Debian sources; default:
+    /// Debian's archive keyring); relative to the config file's folder.
+    #[serde(default)]
+    pub keyring: Option<String>,
     /// Package name (`qemu-user`, `qemu-user-static`).
     pub package: String,
     /// Version of the inline pins (`1:10.0.13+ds-0+deb13u1`); the lock carries its own.

@@ -204,10 +204,21 @@ pub(super) fn resolve(
     let mut suites: Vec<BTreeMap<Host, String>> = roles.iter().map(Role::suites).collect();
     let mut files: Vec<BTreeMap<Host, PackageFile>> = roles.into_iter().map(finish).collect();
     let bb_files = files.remove(0);
+    // A keyring named relative to the config is found beside it, wherever qus runs.
+    let keyring = |k: Option<String>| {
+        k.map(|k| {
+            let p = std::path::PathBuf::from(k);
+            match std::path::Path::new(origin).parent() {
+                Some(dir) if p.is_relative() => dir.join(p),
+                _ => p,
+            }
+        })
+    };
     let busybox = Busybox {
         package: raw.busybox.package,
         suite: raw.busybox.suite,
         suites: suites.remove(0),
+        keyring: keyring(raw.busybox.keyring),
         version: newest_version(&bb_files, raw.busybox.version),
         files: bb_files,
     };
@@ -221,6 +232,7 @@ pub(super) fn resolve(
             distro: s.distro,
             suite: s.suite,
             suites,
+            keyring: keyring(s.keyring),
             package: s.package,
             version: newest_version(&files, s.version),
             targets: s.targets,
@@ -241,6 +253,7 @@ pub(super) fn resolve(
         busybox,
         sources,
         guests,
+        digests: None,
     })
 }
 

@@ -1,6 +1,6 @@
 //! One layer, computed once: its files as a tar (whose sha256 is the diffID), compressed
-//! with one fixed gzip (flate2's miniz_oxide at level 6, no name, mtime 0, OS 255) so the
-//! same files give the same blob on every machine, and kept in the [`Store`] by digest.
+//! with one fixed gzip (`crate::gzip`) so the same files give the same blob on every
+//! machine, and kept in the [`Store`] by digest.
 
 use super::store::{LayerMemo, Store, StoreError};
 use super::tar::{TarError, Tree};
@@ -8,9 +8,6 @@ use crate::files::{layer_key, Entry};
 use qus_registry::Digest;
 use sha2::Digest as _;
 use std::io::{self, Write};
-
-/// The gzip level of every layer blob. Changing it changes every digest qus publishes.
-pub(crate) const GZIP_LEVEL: u32 = 6;
 
 /// A layer that could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -110,10 +107,11 @@ pub(crate) fn prepare(
     let tmp_path = tmp.path().to_path_buf();
     let file = io::BufWriter::with_capacity(1 << 20, tmp);
     let blob = Hashing::new(file);
-    let gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(blob, flate2::Compression::new(GZIP_LEVEL));
+    let gz = crate::gzip::Gzip::new(blob).map_err(|source| StoreError::Io {
+        what: "compressing into",
+        path: tmp_path.clone(),
+        source,
+    })?;
     let mut tar = Hashing::new(gz);
     tree.write(&mut tar, mtime).map_err(tar_error)?;
     let (gz, diff_id, tar_size) = tar.finish();

@@ -208,12 +208,7 @@ pub(crate) async fn write(
             config_desc.clone(),
             stacked
                 .iter()
-                .map(|l| Descriptor {
-                    media_type: media.layer().to_string(),
-                    size: l.memo.size,
-                    digest: l.memo.digest.clone(),
-                    platform: None,
-                })
+                .map(|l| Descriptor::new(media.layer(), l.memo.size, l.memo.digest.clone()))
                 .collect(),
         )
         .to_bytes();

@@ -272,6 +272,7 @@ mod tests {
                 host: Host::Amd64,
                 suite: "trixie".into(),
                 package: "qemu-user".into(),
+                keyring: None,
             },
             PackageFile {
                 file: format!("pool/main/q/qemu/qemu-user_{version}_amd64.deb"),

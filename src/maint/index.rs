@@ -9,12 +9,14 @@
 //! error; a package missing from an index that exists is an error.
 
 use super::Wanted;
-use crate::lockfile::LockedPackage;
+use crate::lockfile::{LockedPackage, LockedSigner, LockedSuite};
 use crate::progress::Progress;
 use anyhow::{anyhow, Context as _};
 use futures::StreamExt as _;
 use qus_source::debian_index;
+use qus_source::debian_index::Keyring;
 use qus_source::{FetchOptions, Http, Origin};
+use std::path::Path;
 
 /// The Debian archive component qus reads (QEMU and busybox are in main).
 pub const COMPONENT: &str = "main";
@@ -32,29 +34,71 @@ pub enum Found {
     NoArch,
 }
 
-/// Looks every `wanted` package up in `mirror`; the answers are in the same order.
+/// Looks every `wanted` package up in `mirror`; the answers are in the same order, and
+/// beside them who signed each suite's Release (every Release is verified against its
+/// keyring before anything in it is believed).
 pub async fn lookup(
     mirror: &str,
     wanted: &[Wanted],
     progress: &Progress,
-) -> anyhow::Result<Vec<Found>> {
+) -> anyhow::Result<(Vec<Found>, Vec<LockedSuite>)> {
     let origin = Origin::mirror(mirror).with_context(|| format!("mirror {mirror}"))?;
     let Origin::Mirror(url) = &origin else {
         return Err(anyhow!("mirror {mirror}: not an http(s) URL"));
     };
     let http = Http::new(&FetchOptions::default())?;
     let mut out: Vec<Option<Found>> = vec![None; wanted.len()];
+    let mut suites: Vec<LockedSuite> = Vec::new();
 
-    for suite in unique(wanted.iter().map(|w| w.suite.as_str())) {
-        let release = debian_index::fetch_release(&http, url, suite)
+    // One Release per (suite, keyring): two sources may trust different keys for a suite.
+    let mut groups: Vec<(&str, Option<&Path>)> = Vec::new();
+    for w in wanted {
+        let g = (w.suite.as_str(), w.keyring.as_deref());
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    for (suite, keyring_path) in groups {
+        let keyring_path = keyring_path.unwrap_or(Path::new(debian_index::DEBIAN_ARCHIVE_KEYRING));
+        let keyring = Keyring::load(keyring_path)?;
+        let release = debian_index::fetch_release(&http, url, suite, &keyring)
             .await
             .with_context(|| format!("reading the {suite} Release file of {mirror}"))?;
-        let arches = unique(
-            wanted
+        progress.step(format!(
+            "{suite}: Release signed by {}",
+            release
+                .signers
                 .iter()
-                .filter(|w| w.suite == suite)
-                .map(|w| w.host.debian()),
-        );
+                .map(|s| match &s.user_id {
+                    Some(u) => format!("{} ({u})", s.fingerprint),
+                    None => s.fingerprint.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        let signers = release.signers.iter().map(|s| LockedSigner {
+            fingerprint: s.fingerprint.clone(),
+            uid: s.user_id.clone(),
+        });
+        match suites.iter_mut().find(|x| x.suite == suite) {
+            Some(x) => {
+                x.signed_by.extend(signers);
+                x.signed_by.sort();
+                x.signed_by.dedup();
+            }
+            None => suites.push(LockedSuite {
+                suite: suite.to_string(),
+                signed_by: signers.collect(),
+            }),
+        }
+        let mine = |w: &&Wanted| {
+            w.suite == suite
+                && w.keyring
+                    .as_deref()
+                    .unwrap_or(Path::new(debian_index::DEBIAN_ARCHIVE_KEYRING))
+                    == keyring_path
+        };
+        let arches = unique(wanted.iter().filter(mine).map(|w| w.host.debian()));
         let present: Vec<&str> = arches
             .iter()
             .copied()
@@ -76,7 +120,7 @@ pub async fn lookup(
         while let Some((arch, index)) = fetches.next().await {
             let index = index.with_context(|| format!("reading the {suite} index for {arch}"))?;
             for (i, w) in wanted.iter().enumerate() {
-                if w.suite != suite || w.host.debian() != arch {
+                if !mine(&w) || w.host.debian() != arch {
                     continue;
                 }
                 let e = index.newest(&w.package, arch).map_err(|_| {
@@ -102,10 +146,11 @@ pub async fn lookup(
             }
         }
     }
-    Ok(out
+    let found = out
         .into_iter()
         .map(|f| f.unwrap_or(Found::NoArch))
-        .collect())
+        .collect();
+    Ok((found, suites))
 }
 
 /// Pure: the distinct items, in first-seen order.

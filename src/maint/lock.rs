@@ -140,6 +140,7 @@ pub fn json(path: &str, written: bool, changes: &[Change], lock: &LockFile) -> s
         "written": written,
         "packages": pins,
         "unavailable": lock.unavailable,
+        "suites": lock.suites,
     })
 }
 
@@ -190,6 +191,7 @@ mod tests {
             host,
             suite: "bookworm".into(),
             package: "qemu-user-static".into(),
+            keyring: None,
         };
         let wanted = [w("d7.2", Host::Amd64), w("d7.2", Host::Riscv64)];
         let p = pin("d7.2", Host::Amd64, "1:7.2+dfsg-7", 'e');

@@ -32,6 +32,8 @@ pub struct Wanted {
     pub suite: String,
     /// Debian package name.
     pub package: String,
+    /// The keyring the suite's Release must be signed by (`None`: Debian's).
+    pub keyring: Option<std::path::PathBuf>,
 }
 
 /// Pure: what `qus lock` looks up — busybox and every source, for every host of the
@@ -44,6 +46,7 @@ pub fn wanted(config: &Config) -> Vec<Wanted> {
             host,
             suite: config.busybox.suite_for(host).to_string(),
             package: config.busybox.package.clone(),
+            keyring: config.busybox.keyring.clone(),
         });
     }
     // Fedora sources are pinned by hand: the indexes read here are Debian's.
@@ -54,6 +57,7 @@ pub fn wanted(config: &Config) -> Vec<Wanted> {
                 host,
                 suite: s.suite_for(host).to_string(),
                 package: s.package.clone(),
+                keyring: s.keyring.clone(),
             });
         }
     }
@@ -71,6 +75,7 @@ pub fn pins(config: &Config) -> Vec<(Wanted, PackageFile)> {
                 host: *h,
                 suite: bb.suite_for(*h).to_string(),
                 package: bb.package.clone(),
+                keyring: bb.keyring.clone(),
             },
             f.clone(),
         )
@@ -87,6 +92,7 @@ pub fn pins(config: &Config) -> Vec<(Wanted, PackageFile)> {
                         host: *h,
                         suite: s.suite_for(*h).to_string(),
                         package: s.package.clone(),
+                        keyring: s.keyring.clone(),
                     },
                     f.clone(),
                 )
@@ -137,8 +143,9 @@ pub(crate) async fn lock_cmd(
     }
     let wanted = wanted(&input.config);
     let mirror = need_mirror(mirror)?;
-    let found = index::lookup(&mirror, &wanted, progress).await?;
-    let new = lock::lock_file(&wanted, &found);
+    let (found, suites) = index::lookup(&mirror, &wanted, progress).await?;
+    let mut new = lock::lock_file(&wanted, &found);
+    new.suites = suites;
     // The new lock must make the config whole before it replaces the old one.
     Config::load_with_lock(config, &new, lock_path).with_context(|| {
         format!(
@@ -206,7 +213,7 @@ pub(crate) async fn check_cmd(
     let pins = pins(config);
     let wanted: Vec<Wanted> = pins.iter().map(|(w, _)| w.clone()).collect();
     let mirror = need_mirror(mirror)?;
-    let found = index::lookup(&mirror, &wanted, progress).await?;
+    let (found, _) = index::lookup(&mirror, &wanted, progress).await?;
     let rows = check::compare(&pins, &found)?;
     let outdated = rows.iter().filter(|r| r.status.needs_lock()).count();
     if json {

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use qus_source::testkit::{ftparchive, pool_name};
+use qus_source::testkit::{ftparchive, pool_name, TestKey};
 
 /// The Debian version in an `apt-get download` name (`1:10.0.13+ds-0+deb13u1`).
 pub fn deb_version(deb: &Path) -> String {
@@ -18,11 +18,13 @@ pub fn deb_version(deb: &Path) -> String {
     v.replace("%3a", ":")
 }
 
-/// A mirror root on disk.
+/// A mirror root on disk, its suites signed by a key of its own.
 pub struct Archive {
     pub root: tempfile::TempDir,
     /// Package names per suite (the index of a suite lists only these).
     suites: Vec<(String, Vec<String>, Vec<String>)>,
+    /// The key every suite's InRelease and Release.gpg are signed with.
+    pub key: TestKey,
 }
 
 impl Archive {
@@ -30,7 +32,13 @@ impl Archive {
         Archive {
             root: tempfile::tempdir().unwrap(),
             suites: Vec::new(),
+            key: TestKey::generate("qus test archive <archive@qus.invalid>", "never"),
         }
+    }
+
+    /// The keyring that holds the archive's key.
+    pub fn keyring(&self) -> &Path {
+        &self.key.keyring
     }
 
     /// Puts `deb` into the pool (as a Debian mirror would name it) and returns its pool path.
@@ -86,6 +94,7 @@ impl Archive {
                 ],
             );
             std::fs::write(dists.join("Release"), release).unwrap();
+            self.key.sign_suite(&dists);
         }
     }
 

@@ -87,12 +87,11 @@ pub struct RawManifest {
 impl RawManifest {
     /// A descriptor of this manifest.
     pub fn descriptor(&self) -> Descriptor {
-        Descriptor {
-            media_type: self.media_type.clone(),
-            size: self.bytes.len() as u64,
-            digest: self.digest.clone(),
-            platform: None,
-        }
+        Descriptor::new(
+            &self.media_type,
+            self.bytes.len() as u64,
+            self.digest.clone(),
+        )
     }
 }
 
@@ -108,7 +107,7 @@ pub struct BlobUpload {
 /// A registry client: cheap to clone, safe to share between tasks.
 #[derive(Clone)]
 pub struct Client {
-    transport: std::sync::Arc<Transport>,
+    pub(crate) transport: std::sync::Arc<Transport>,
     protocol: ProtocolPolicy,
     /// Platforms read from image configs, by manifest digest: content-addressed, so never
     /// stale, and many lists name the same manifests. One read per digest, however many
@@ -121,6 +120,8 @@ pub struct Client {
             >,
         >,
     >,
+    /// Whether each registry implements the referrers API, once asked.
+    referrers_api: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, bool>>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -157,6 +158,7 @@ impl Client {
             )),
             protocol: config.protocol,
             platforms: Default::default(),
+            referrers_api: Default::default(),
         })
     }
 
@@ -193,11 +195,30 @@ impl Client {
     }
 
     /// `scheme://host:port` of the registry's API (HTTPS when certs.d names it).
-    fn home(&self, reference: &Reference) -> Result<Url> {
+    pub(crate) fn home(&self, reference: &Reference) -> Result<Url> {
         self.url(reference, "/")
     }
 
-    fn url(&self, reference: &Reference, path: &str) -> Result<Url> {
+    /// Whether `registry` implements the referrers API, if known.
+    pub(crate) fn referrers_support(&self, registry: &str) -> Option<bool> {
+        self.referrers_api
+            .lock()
+            .ok()
+            .and_then(|m| m.get(registry).copied())
+    }
+
+    /// Whether `registry` is known to implement the referrers API (false: unknown or not).
+    pub fn referrers_api_known(&self, registry: &str) -> bool {
+        self.referrers_support(registry) == Some(true)
+    }
+
+    pub(crate) fn set_referrers_support(&self, registry: &str, api: bool) {
+        if let Ok(mut m) = self.referrers_api.lock() {
+            m.insert(registry.to_string(), api);
+        }
+    }
+
+    pub(crate) fn url(&self, reference: &Reference, path: &str) -> Result<Url> {
         let host = reference.api_host();
         let has_certs = self
             .transport
@@ -291,12 +312,9 @@ impl Client {
             .and_then(|s| s.parse::<u64>().ok());
         let digest = header_digest.or_else(|| reference.digest().cloned());
         match (media_type, size, digest) {
-            (Some(media_type), Some(size), Some(digest)) => Ok(Some(Descriptor {
-                media_type,
-                size,
-                digest,
-                platform: None,
-            })),
+            (Some(media_type), Some(size), Some(digest)) => {
+                Ok(Some(Descriptor::new(&media_type, size, digest)))
+            }
             // A registry that is vague on HEAD: the body tells all, and is verified.
             _ => Ok(Some(self.manifest_get(reference).await?.descriptor())),
         }
@@ -369,6 +387,20 @@ impl Client {
         bytes: Bytes,
         media_type: &str,
     ) -> Result<Digest> {
+        Ok(self
+            .put_manifest_answer(reference, bytes, media_type)
+            .await?
+            .0)
+    }
+
+    /// [`Client::put_manifest`], also returning the registry's `OCI-Subject` header: a
+    /// registry with the referrers API names the `subject` it indexed there.
+    pub async fn put_manifest_answer(
+        &self,
+        reference: &Reference,
+        bytes: Bytes,
+        media_type: &str,
+    ) -> Result<(Digest, Option<String>)> {
         let digest = Digest::sha256(&bytes);
         if let Some(asked) = reference.digest() {
             if *asked != digest {
@@ -409,7 +441,8 @@ impl Client {
                 )));
             }
         }
-        Ok(digest)
+        let subject = answer.header("oci-subject").map(|s| s.trim().to_string());
+        Ok((digest, subject))
     }
 
     /// Whether the repository of `repository` holds blob `digest`.

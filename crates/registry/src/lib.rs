@@ -39,6 +39,7 @@ mod protocol;
 mod publish;
 mod redact;
 mod reference;
+mod referrers;
 mod retry;
 mod storage;
 #[cfg(feature = "testkit")]
@@ -58,5 +59,8 @@ pub use protocol::{is_loopback, ProtocolPolicy, Scheme};
 pub use publish::{IndexEntry, Outcome, PreparedIndex, Source};
 pub use redact::{redact_userinfo, REDACTED};
 pub use reference::{Reference, DOCKER_HUB};
+pub use referrers::{
+    empty_config, fallback_tag, referrer_descriptor, Artifact, Attached, Referrers, EMPTY_JSON,
+};
 pub use storage::{storage_stats, StorageStats};
 pub use tls::{CertsDir, DOCKER_CERTS_D};

@@ -6,6 +6,7 @@
 //! fixed order) so the same entries always give the same bytes and so the same digest;
 //! that is what lets `publish_index` see that a tag already holds exactly this list.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -114,17 +115,38 @@ pub struct Descriptor {
     /// Platform of the target (list entries only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
+    /// The artifact type of the target (entries of a referrers list).
+    #[serde(
+        rename = "artifactType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub artifact_type: Option<String>,
+    /// Annotations (entries of a referrers list carry their manifest's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+    /// The target's bytes inline, base64 (the OCI empty config carries `e30=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
 }
 
 impl Descriptor {
-    /// A descriptor of `bytes` with `media_type`.
-    pub fn of(media_type: &str, bytes: &[u8]) -> Descriptor {
+    /// A descriptor of `size` bytes of `media_type` with `digest`, nothing else.
+    pub fn new(media_type: &str, size: u64, digest: Digest) -> Descriptor {
         Descriptor {
             media_type: media_type.to_string(),
-            size: bytes.len() as u64,
-            digest: Digest::sha256(bytes),
+            size,
+            digest,
             platform: None,
+            artifact_type: None,
+            annotations: None,
+            data: None,
         }
+    }
+
+    /// A descriptor of `bytes` with `media_type`.
+    pub fn of(media_type: &str, bytes: &[u8]) -> Descriptor {
+        Descriptor::new(media_type, bytes.len() as u64, Digest::sha256(bytes))
     }
 }
 
@@ -189,7 +211,8 @@ impl Index {
     }
 }
 
-/// A single-platform image manifest (Docker schema 2 or OCI).
+/// A single-platform image manifest (Docker schema 2 or OCI), or an OCI artifact manifest
+/// (an image manifest with `artifactType` and a `subject`: an SBOM, a provenance).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageManifest {
     /// Always 2.
@@ -198,10 +221,23 @@ pub struct ImageManifest {
     /// [`media::DOCKER_MANIFEST`] or [`media::OCI_MANIFEST`], always written.
     #[serde(rename = "mediaType", default)]
     pub media_type: String,
-    /// The image config blob.
+    /// What kind of artifact this is (OCI 1.1), when it is not an image.
+    #[serde(
+        rename = "artifactType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub artifact_type: Option<String>,
+    /// The image config blob (for an artifact: the OCI empty config).
     pub config: Descriptor,
     /// The layer blobs, base first.
     pub layers: Vec<Descriptor>,
+    /// The manifest this one refers to (OCI 1.1 referrers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Descriptor>,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
 }
 
 impl ImageManifest {
@@ -210,8 +246,11 @@ impl ImageManifest {
         ImageManifest {
             schema_version: 2,
             media_type: media_type.to_string(),
+            artifact_type: None,
             config,
             layers,
+            subject: None,
+            annotations: None,
         }
     }
 

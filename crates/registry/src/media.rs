@@ -22,6 +22,8 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 /// OCI gzip layer.
 pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// The OCI empty descriptor (`{}`): the config of artifact manifests.
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
 /// `Accept` for manifest HEAD/GET: every type we can read, so the registry neither
 /// hides OCI content nor down-converts a Docker list to schema 1.

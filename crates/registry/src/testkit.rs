@@ -608,12 +608,11 @@ impl TinyImage {
         let digest = client
             .put_manifest(target, self.manifest.clone(), media::DOCKER_MANIFEST)
             .await?;
-        Ok(Descriptor {
-            media_type: media::DOCKER_MANIFEST.to_string(),
-            size: self.manifest.len() as u64,
+        Ok(Descriptor::new(
+            media::DOCKER_MANIFEST,
+            self.manifest.len() as u64,
             digest,
-            platform: None,
-        })
+        ))
     }
 }
 

@@ -441,6 +441,36 @@ pub enum Error {
         waited: Duration,
     },
 
+    /// An OpenPGP keyring cannot be read or holds no usable key.
+    #[error("keyring {}: {detail}", .path.display())]
+    Keyring {
+        /// The keyring file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+
+    /// A suite's Release is not signed at all.
+    #[error(
+        "{release}: the suite is not signed (no clearsigned InRelease, no Release.gpg); qus \
+         refuses unsigned indexes: a mirror or proxy could feed any package"
+    )]
+    Unsigned {
+        /// The Release file's URL.
+        release: String,
+    },
+
+    /// A suite's Release signature is not a good one by a key of the keyring.
+    #[error("{release}: {detail} (keyring {})", .keyring.display())]
+    BadSignature {
+        /// The Release file's URL.
+        release: String,
+        /// The keyring checked against.
+        keyring: PathBuf,
+        /// What is wrong: foreign signer, bad signature, expired key or Release.
+        detail: String,
+    },
+
     /// A Debian index file (Release, Packages) is malformed.
     #[error("{what}: {detail}")]
     BadIndex {

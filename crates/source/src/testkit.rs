@@ -4,9 +4,11 @@
 
 mod debs;
 mod elf;
+mod pgp;
 pub mod rpm;
 mod server;
 
 pub use debs::{ftparchive, pool_name, real_deb, test_debs};
 pub use elf::{elf, elf_header};
+pub use pgp::TestKey;
 pub use server::{Mode, Server};

@@ -1,18 +1,27 @@
 //! Debian indexes made by Debian's own tool (`apt-ftparchive`, package apt-utils) over real
 //! packages, read back, verified, and served from a loopback mirror.
 
-use qus_source::debian_index::{self, decompress_index, newest, parse_packages, Release};
+use qus_source::debian_index::{self, decompress_index, newest, parse_packages, Keyring, Release};
 use qus_source::{Cache, Error, FetchOptions, Fetcher, Origin};
 
 use crate::support::debgen::{self, dir, file};
 use crate::support::{pool_name, real_deb, sha256_file};
-use qus_source::testkit::{ftparchive, Server};
+use qus_source::testkit::{ftparchive, Server, TestKey};
 
 const OLDER: &[&str] = &["1:1.36.1-9", "1:1.37.0-6", "1:1.37.0~rc1-1"];
 
 /// A mirror root: the real busybox-static for amd64 and arm64, three older fake versions for
-/// amd64, and `dists/trixie/{Release, main/binary-amd64/Packages{,.xz}}` made by apt-ftparchive.
-fn archive() -> tempfile::TempDir {
+/// amd64, and `dists/trixie/{Release, main/binary-amd64/Packages{,.xz}}` made by
+/// apt-ftparchive, signed (InRelease, Release.gpg) by a test key; and that key's keyring.
+fn archive() -> (tempfile::TempDir, Keyring, TestKey) {
+    let key = TestKey::generate("qus index test <index@qus.invalid>", "never");
+    let root = unsigned_archive();
+    key.sign_suite(&root.path().join("dists/trixie"));
+    let keyring = Keyring::load(&key.keyring).unwrap();
+    (root, keyring, key)
+}
+
+fn unsigned_archive() -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     let pool = root.path().join("pool/main/b/busybox");
     std::fs::create_dir_all(&pool).unwrap();
@@ -56,7 +65,7 @@ fn archive() -> tempfile::TempDir {
 
 #[test]
 fn real_indexes_parse_verify_and_pick_the_newest() {
-    let root = archive();
+    let root = unsigned_archive();
     let suite = root.path().join("dists/trixie");
     let release = Release::parse(
         &std::fs::read_to_string(suite.join("Release")).unwrap(),
@@ -91,7 +100,7 @@ fn real_indexes_parse_verify_and_pick_the_newest() {
 
 #[tokio::test]
 async fn lock_flow_over_http_index_then_package() {
-    let root = archive();
+    let (root, keyring, _key) = archive();
     let server = Server::start(root.path()).unwrap();
     let opts = FetchOptions {
         system_proxy: false,
@@ -100,9 +109,10 @@ async fn lock_flow_over_http_index_then_package() {
     let cache = tempfile::tempdir().unwrap();
     let fetcher = Fetcher::new(Cache::open(cache.path()).unwrap(), opts).unwrap();
     let mirror = url::Url::parse(&server.url()).unwrap();
-    let index = debian_index::fetch_packages(fetcher.http(), &mirror, "trixie", "main", "amd64")
-        .await
-        .unwrap();
+    let index =
+        debian_index::fetch_packages(fetcher.http(), &mirror, "trixie", "main", "amd64", &keyring)
+            .await
+            .unwrap();
     assert!(index
         .url
         .ends_with("dists/trixie/main/binary-amd64/Packages.xz"));
@@ -130,7 +140,7 @@ async fn lock_flow_over_http_index_then_package() {
 
 #[tokio::test]
 async fn packages_not_matching_the_release_is_refused() {
-    let root = archive();
+    let (root, keyring, _key) = archive();
     let xz = root
         .path()
         .join("dists/trixie/main/binary-amd64/Packages.xz");
@@ -145,7 +155,7 @@ async fn packages_not_matching_the_release_is_refused() {
     })
     .unwrap();
     let mirror = url::Url::parse(&server.url()).unwrap();
-    let err = debian_index::fetch_packages(&http, &mirror, "trixie", "main", "amd64")
+    let err = debian_index::fetch_packages(&http, &mirror, "trixie", "main", "amd64", &keyring)
         .await
         .unwrap_err();
     let msg = err.to_string();
@@ -158,7 +168,7 @@ async fn packages_not_matching_the_release_is_refused() {
 
 #[tokio::test]
 async fn arch_not_in_the_release() {
-    let root = archive();
+    let (root, keyring, _key) = archive();
     let server = Server::start(root.path()).unwrap();
     let http = qus_source::Http::new(&FetchOptions {
         system_proxy: false,
@@ -166,7 +176,7 @@ async fn arch_not_in_the_release() {
     })
     .unwrap();
     let mirror = url::Url::parse(&server.url()).unwrap();
-    let err = debian_index::fetch_packages(&http, &mirror, "trixie", "main", "riscv64")
+    let err = debian_index::fetch_packages(&http, &mirror, "trixie", "main", "riscv64", &keyring)
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotInRelease { .. }), "{err}");

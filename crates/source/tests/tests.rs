@@ -12,3 +12,4 @@ mod hostile;
 mod index;
 mod real;
 mod rpm;
+mod signature;

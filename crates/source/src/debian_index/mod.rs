@@ -8,12 +8,14 @@
 
 pub mod packages;
 pub mod release;
+pub mod signature;
 pub mod version;
 
 use url::Url;
 
 pub use packages::{decompress_index, newest, parse_packages, PackageEntry};
 pub use release::{IndexFile, Release};
+pub use signature::{Keyring, Signer, DEBIAN_ARCHIVE_KEYRING};
 pub use version::{compare, Version};
 
 use crate::error::{Error, Result};
@@ -56,37 +58,81 @@ pub async fn fetch_packages(
     suite: &str,
     component: &str,
     arch: &str,
+    keyring: &Keyring,
 ) -> Result<PackagesIndex> {
-    let release = fetch_release(http, mirror, suite).await?;
+    let release = fetch_release(http, mirror, suite, keyring).await?;
     fetch_index(http, mirror, &release, suite, component, arch).await
 }
 
-/// Fetches `dists/<suite>/Release`, or the `InRelease` beside it when a mirror only has that.
+/// Fetches `dists/<suite>/InRelease` and checks its signature against `keyring`, or, when a
+/// mirror has no InRelease, `Release` and its detached `Release.gpg`; refuses a suite that
+/// is unsigned, signed by no key of the keyring, or whose `Valid-Until` has passed. The
+/// returned Release is parsed from the signed text only, and names its signers.
 ///
 /// One Release serves every arch of a suite: callers that read several indexes of one suite
 /// fetch it once and pass it to [`fetch_index`].
-pub async fn fetch_release(http: &Http, mirror: &Url, suite: &str) -> Result<Release> {
+pub async fn fetch_release(
+    http: &Http,
+    mirror: &Url,
+    suite: &str,
+    keyring: &Keyring,
+) -> Result<Release> {
     check_part(suite)?;
-    let mut last = None;
-    for name in ["Release", "InRelease"] {
-        let url = join(mirror, &format!("dists/{suite}/{name}"))?;
-        match http.get_bytes(&url, MAX_RELEASE).await {
-            Ok(bytes) => {
-                let text = String::from_utf8(bytes).map_err(|_| Error::BadIndex {
-                    what: url.to_string(),
-                    detail: "not UTF-8 text".into(),
-                })?;
-                return Release::parse(&text, url.as_str());
-            }
-            Err(e @ Error::HttpStatus { status: 404, .. }) => last = Some(e),
-            Err(e) => return Err(e),
+    let now = std::time::SystemTime::now();
+    let text = |bytes: Vec<u8>, url: &Url| {
+        String::from_utf8(bytes).map_err(|_| Error::BadIndex {
+            what: url.to_string(),
+            detail: "not UTF-8 text".into(),
+        })
+    };
+    let inrelease = join(mirror, &format!("dists/{suite}/InRelease"))?;
+    let mut release = match http.get_bytes(&inrelease, MAX_RELEASE).await {
+        Ok(bytes) => {
+            let t = text(bytes, &inrelease)?;
+            let (signed, signers) =
+                signature::verify_clearsigned(&t, keyring, now, inrelease.as_str())?;
+            let mut r = Release::parse(&signed, inrelease.as_str())?;
+            r.signers = signers;
+            r
+        }
+        Err(Error::HttpStatus { status: 404, .. }) => {
+            let url = join(mirror, &format!("dists/{suite}/Release"))?;
+            let bytes = http.get_bytes(&url, MAX_RELEASE).await?;
+            let gpg = join(mirror, &format!("dists/{suite}/Release.gpg"))?;
+            let sig = match http.get_bytes(&gpg, MAX_RELEASE).await {
+                Ok(s) => s,
+                Err(Error::HttpStatus { status: 404, .. }) => {
+                    return Err(Error::Unsigned {
+                        release: url.to_string(),
+                    })
+                }
+                Err(e) => return Err(e),
+            };
+            let signers = signature::verify_detached(&bytes, &sig, keyring, now, url.as_str())?;
+            let mut r = Release::parse(&text(bytes, &url)?, url.as_str())?;
+            r.signers = signers;
+            r
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(until) = release.valid_until_secs()? {
+        let now = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if until <= now {
+            return Err(Error::BadSignature {
+                release: release.origin.clone(),
+                keyring: keyring.path().to_path_buf(),
+                detail: format!(
+                    "expired: its Valid-Until ({}) has passed, so the mirror serves an old \
+                     copy",
+                    release.valid_until.clone().unwrap_or_default()
+                ),
+            });
         }
     }
-    // Both answered 404: report the plain Release file, the one every mirror has.
-    Err(last.unwrap_or_else(|| Error::BadIndex {
-        what: format!("dists/{suite}/Release"),
-        detail: "not found".into(),
-    }))
+    release.signers.dedup();
+    Ok(release)
 }
 
 /// Fetches the `Packages` index of `component`/`arch` that `release` lists, verifies it

@@ -1,8 +1,8 @@
 //! `Release` / `InRelease`: the suite's table of index files and their sums.
 //!
-//! qus trusts a `Packages` index only through the sum the Release file gives for it. The
-//! OpenPGP signature of InRelease is stripped, not checked: the pins in qus.yml (sha256 per
-//! package) are the trust anchor, and `qus lock` output is meant to be reviewed.
+//! qus trusts a `Packages` index only through the sum the Release file gives for it, and a
+//! Release only through its OpenPGP signature ([`super::signature`], checked by
+//! [`super::fetch_release`]): this module parses text already verified.
 
 use crate::deb822;
 use crate::digest::Sha256;
@@ -30,8 +30,12 @@ pub struct Release {
     pub codename: Option<String>,
     /// `Date:`.
     pub date: Option<String>,
+    /// `Valid-Until:` (security and other suites that must be refreshed), as written.
+    pub valid_until: Option<String>,
     /// The `SHA256:` section.
     pub files: Vec<IndexFile>,
+    /// The keyring's keys that signed it (empty when parsed without checking).
+    pub signers: Vec<super::signature::Signer>,
 }
 
 impl Release {
@@ -79,7 +83,20 @@ impl Release {
             suite: field("Suite"),
             codename: field("Codename"),
             date: field("Date"),
+            valid_until: field("Valid-Until"),
             files,
+            signers: Vec::new(),
+        })
+    }
+
+    /// The `Valid-Until` date as seconds since the epoch, when the Release has one.
+    pub fn valid_until_secs(&self) -> Result<Option<u64>> {
+        let Some(v) = &self.valid_until else {
+            return Ok(None);
+        };
+        parse_rfc2822(v).map(Some).ok_or_else(|| Error::BadIndex {
+            what: self.origin.clone(),
+            detail: format!("Valid-Until {v:?} is not a date"),
         })
     }
 
@@ -123,6 +140,60 @@ impl Release {
         }
         Ok(())
     }
+}
+
+/// Pure: seconds since the epoch of a Release date (`Sat, 06 Dec 2026 20:39:42 UTC`, or
+/// with a numeric zone `+0000`).
+pub fn parse_rfc2822(text: &str) -> Option<u64> {
+    let mut parts = text.split_whitespace();
+    let mut first = parts.next()?;
+    if first.ends_with(',') {
+        first = parts.next()?;
+    }
+    let day: u64 = first.parse().ok()?;
+    let name = parts.next()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == name)? as u64
+        + 1;
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut hms = parts.next()?.split(':').map(|x| x.parse::<u64>().ok());
+    let (h, mi, sec) = (
+        hms.next()??,
+        hms.next()??,
+        hms.next().flatten().unwrap_or(0),
+    );
+    let offset: i64 = match parts.next() {
+        None | Some("UTC" | "GMT" | "Z") => 0,
+        Some(z) if z.len() == 5 && (z.starts_with('+') || z.starts_with('-')) => {
+            let n: i64 = z[1..].parse().ok()?;
+            let secs = (n / 100) * 3600 + (n % 100) * 60;
+            if z.starts_with('-') {
+                -secs
+            } else {
+                secs
+            }
+        }
+        Some(_) => return None,
+    };
+    if !(1..=31).contains(&day) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    // days_from_civil (Howard Hinnant).
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let doy = (153 * m as i64 + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let t = days * 86_400 + (h * 3600 + mi * 60 + sec) as i64 - offset;
+    u64::try_from(t).ok()
 }
 
 /// Pure: the signed text of a clearsigned InRelease, or the text as is.
@@ -176,6 +247,26 @@ mod tests {
             "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\n{plain}-----BEGIN PGP SIGNATURE-----\nabc\n-----END PGP SIGNATURE-----\n"
         );
         assert_eq!(Release::parse(&signed, "InRelease").unwrap().files, r.files);
+    }
+
+    #[test]
+    fn release_dates() {
+        assert_eq!(parse_rfc2822("Thu, 01 Jan 1970 00:00:00 UTC"), Some(0));
+        assert_eq!(
+            parse_rfc2822("Tue, 14 Nov 2023 22:13:20 UTC"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(
+            parse_rfc2822("Tue, 14 Nov 2023 23:13:20 +0100"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(parse_rfc2822("yesterday"), None);
+        let r = Release::parse(
+            &format!("Valid-Until: Tue, 14 Nov 2023 22:13:20 UTC\nSHA256:\n {SUM} 0 a\n"),
+            "R",
+        )
+        .unwrap();
+        assert_eq!(r.valid_until_secs().unwrap(), Some(1_700_000_000));
     }
 
     #[test]

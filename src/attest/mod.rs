@@ -1,0 +1,194 @@
+//! What qus attaches to what it publishes, as data: an SPDX SBOM and an in-toto/SLSA
+//! provenance per per-host image ([`sbom`], [`provenance`]), and cosign-format signatures
+//! of every image and list ([`sign`]). Pure: the same pins, image digest and options give
+//! the same bytes, so a re-run finds everything already attached and uploads nothing.
+//! Writing them to a registry is `crate::sink::attach`'s job; reading them back to check
+//! is `crate::verify`'s.
+
+pub(crate) mod provenance;
+pub(crate) mod sbom;
+pub(crate) mod sign;
+
+use crate::plan::{ImagePlan, Kind, PackagePlan, Plan, Role};
+use bytes::Bytes;
+use qus_registry::{Artifact, Digest};
+use std::collections::BTreeMap;
+
+/// SPDX JSON: the SBOM's artifact and blob type.
+pub(crate) const SPDX_JSON: &str = "application/spdx+json";
+/// An in-toto statement: the provenance's artifact and blob type.
+pub(crate) const IN_TOTO_JSON: &str = "application/vnd.in-toto+json";
+/// The annotation that names what qus attached (`sbom`, `provenance`): an image gets one
+/// of each from qus, from the run that first published it.
+pub(crate) const KIND_ANNOTATION: &str = "qus.attestation";
+
+/// Who and what made a release: the facts the provenance records besides the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BuildContext {
+    /// The builder's identity (a URI): the CI workflow run's, or the default.
+    pub builder_id: String,
+    /// qus's version.
+    pub qus_version: String,
+    /// The config file's name and sha256.
+    pub config: NamedDigest,
+    /// The lock file's name and sha256, when there is one.
+    pub lock: Option<NamedDigest>,
+    /// `oci` or `docker`.
+    pub media_types: String,
+}
+
+/// A file by name and sha256 (hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NamedDigest {
+    /// The file name (never a path: the provenance must not depend on a checkout's place).
+    pub name: String,
+    /// Its sha256, lowercase hex.
+    pub sha256: String,
+}
+
+/// The default builder id, when neither `--builder-id` nor QUS_BUILDER_ID names one.
+pub(crate) const DEFAULT_BUILDER_ID: &str = "urn:qus:builder:local";
+
+/// The packages whose files are in `image`: busybox when it has the entrypoint, and the
+/// QEMU package(s) that ship one of its emulators (Fedora: one rpm per target group).
+pub(crate) fn image_packages<'a>(plan: &'a Plan, image: &ImagePlan) -> Vec<&'a PackagePlan> {
+    plan.packages_for(&[image])
+        .into_iter()
+        .filter(|p| match &p.role {
+            Role::Busybox => image.kind != Kind::Pkg,
+            Role::Qemu { .. } => p.targets.iter().any(|t| image.targets.contains(t)),
+            Role::Guest { .. } => false,
+        })
+        .collect()
+}
+
+/// The two artifacts attached to a per-host image whose manifest has `digest`.
+pub(crate) fn artifacts(
+    plan: &Plan,
+    image: &ImagePlan,
+    digest: &Digest,
+    ctx: &BuildContext,
+) -> Vec<Artifact> {
+    let created = rfc3339(plan.epoch);
+    let mk = |kind: &str, media: &str, bytes: Vec<u8>| Artifact {
+        artifact_type: media.to_string(),
+        media_type: media.to_string(),
+        bytes: Bytes::from(bytes),
+        annotations: BTreeMap::from([
+            (KIND_ANNOTATION.to_string(), kind.to_string()),
+            (
+                "org.opencontainers.image.created".to_string(),
+                created.clone(),
+            ),
+        ]),
+        unique_by: Some(KIND_ANNOTATION.to_string()),
+    };
+    vec![
+        mk(
+            "sbom",
+            SPDX_JSON,
+            sbom::document(plan, image, digest, &ctx.qus_version),
+        ),
+        mk(
+            "provenance",
+            IN_TOTO_JSON,
+            provenance::statement(plan, image, digest, ctx),
+        ),
+    ]
+}
+
+/// The package URL of a pinned package (`pkg:deb/debian/qemu-user@1:10.0.13%2Bds…?arch=amd64`).
+pub(crate) fn purl(p: &PackagePlan) -> String {
+    let enc = |s: &str| -> String {
+        s.chars()
+            .map(|c| match c {
+                'A'..='Z' | 'a'..='z' | '0'..='9' | '.' | '-' | '_' | '~' | ':' => c.to_string(),
+                other => {
+                    let mut b = [0u8; 4];
+                    other
+                        .encode_utf8(&mut b)
+                        .bytes()
+                        .map(|x| format!("%{x:02X}"))
+                        .collect()
+                }
+            })
+            .collect()
+    };
+    match p.distro {
+        crate::config::Distro::Debian => format!(
+            "pkg:deb/debian/{}@{}?arch={}",
+            enc(&p.package),
+            enc(&p.version),
+            p.host.debian()
+        ),
+        crate::config::Distro::Fedora => format!(
+            "pkg:rpm/fedora/{}@{}?arch={}",
+            enc(&rpm_name(&p.file).unwrap_or_else(|| p.package.clone())),
+            enc(&p.version),
+            rpm_arch(&p.file).unwrap_or_else(|| p.host.debian().to_string())
+        ),
+    }
+}
+
+/// The file name of a pool path.
+pub(crate) fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// `qemu-user-static-aarch64` of `…/qemu-user-static-aarch64-10.0.2-1.fc43.x86_64.rpm`.
+fn rpm_name(path: &str) -> Option<String> {
+    let stem = file_name(path).strip_suffix(".rpm")?;
+    let (nvr, _arch) = stem.rsplit_once('.')?;
+    let (nv, _release) = nvr.rsplit_once('-')?;
+    let (name, _version) = nv.rsplit_once('-')?;
+    Some(name.to_string())
+}
+
+fn rpm_arch(path: &str) -> Option<String> {
+    let stem = file_name(path).strip_suffix(".rpm")?;
+    Some(stem.rsplit_once('.')?.1.to_string())
+}
+
+/// `seconds` since the epoch as RFC 3339 UTC (`1970-01-01T00:00:00Z`): the SBOM's and the
+/// annotations' time is SOURCE_DATE_EPOCH, never the clock.
+pub(crate) fn rfc3339(seconds: u64) -> String {
+    let days = (seconds / 86_400) as i64;
+    let rem = seconds % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_of_known_epochs() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn rpm_names() {
+        let f = "releases/43/Everything/x86_64/os/Packages/q/qemu-user-static-aarch64-10.0.2-1.fc43.x86_64.rpm";
+        assert_eq!(rpm_name(f).as_deref(), Some("qemu-user-static-aarch64"));
+        assert_eq!(rpm_arch(f).as_deref(), Some("x86_64"));
+        assert_eq!(rpm_name("x.deb"), None);
+    }
+}
