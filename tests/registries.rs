@@ -170,11 +170,24 @@ fn a_release_to_a_plain_loopback_registry_ignores_dead_proxies() {
     assert!(registry.puts() > 0);
 }
 
-/// GET requests for manifests in the registry's log, by path.
+/// GET requests for manifests in the registry's log, by path; the referrers lists qus
+/// keeps under `sha256-<hex>` tags (read before an SBOM or provenance is added to one)
+/// are counted apart, by [`referrer_gets`].
 fn manifest_gets(registry: &TestRegistry) -> BTreeMap<String, usize> {
+    gets(registry, false)
+}
+
+/// GETs of the `sha256-<hex>` referrers tags (the tag schema of registries without the
+/// referrers API), by path.
+fn referrer_gets(registry: &TestRegistry) -> BTreeMap<String, usize> {
+    gets(registry, true)
+}
+
+fn gets(registry: &TestRegistry, referrers: bool) -> BTreeMap<String, usize> {
     let mut gets = BTreeMap::new();
     for e in registry.access_log() {
-        if e.method == "GET" && e.path.contains("/manifests/") {
+        let is_referrers = e.path.contains("/manifests/sha256-");
+        if e.method == "GET" && e.path.contains("/manifests/") && is_referrers == referrers {
             *gets.entry(e.path).or_insert(0) += 1;
         }
     }
@@ -203,12 +216,26 @@ fn a_release_reads_no_manifest_and_a_publish_reads_each_image_once() {
     };
     let (ok, _, err) = release(&cfg);
     assert!(ok, "{err}");
-    // HEAD where a digest suffices: writing 14 images and 10 lists read no manifest.
+    // HEAD where a digest suffices: writing 14 images and 10 lists read no image manifest;
+    // attaching each image's SBOM and provenance reads its referrers list at most once.
     assert_eq!(manifest_gets(&registry), BTreeMap::new());
+    let referrers = referrer_gets(&registry);
+    assert!(
+        referrers.len() <= 14 && referrers.values().all(|n| *n == 1),
+        "{referrers:#?}"
+    );
     // Nor does a second run from a fresh cache (it HEADs every tag).
     let (ok, _, err) = release(&real_config());
     assert!(ok, "{err}");
     assert_eq!(manifest_gets(&registry), BTreeMap::new());
+    // Without the cache's memo it reads each referrers list (to see the SBOM and the
+    // provenance are there), once: still at most one manifest GET per image.
+    let again = referrer_gets(&registry);
+    let second_run = |p: &String, n: &usize| n - referrers.get(p).copied().unwrap_or(0);
+    assert!(
+        again.len() <= 14 && again.iter().all(|(p, n)| second_run(p, n) <= 1),
+        "{again:#?}"
+    );
 
     // `qus publish` checks each entry's platform in its config: one manifest GET per
     // image, by digest, although each image is in two lists and lists are checked
