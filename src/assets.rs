@@ -183,7 +183,7 @@ fn tgz(src: &Path, member: &str, mtime: u64) -> io::Result<Vec<u8>> {
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", src.display())))?;
     let len = f.metadata()?.len();
     // qus's one gzip (no name, mtime 0): only the content decides the bytes.
-    let gz = crate::gzip::Gzip::new(Vec::new())?;
+    let gz = crate::gzip::Gzip::new(Vec::new(), crate::gzip::ASSET_LEVEL)?;
     let mut tar = tar::Builder::new(gz);
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(tar::EntryType::Regular);

@@ -10,8 +10,13 @@ use miniz_oxide::deflate::stream::deflate;
 use miniz_oxide::{DataFormat, MZFlush, MZStatus};
 use std::io::{self, Write};
 
-/// The deflate level. Changing it changes every layer digest.
-pub(crate) const LEVEL: u8 = 6;
+/// The deflate level of layer blobs. Changing it changes every layer digest. Level 2:
+/// measured on a 16 MB qemu-aarch64, miniz_oxide's level 6 gives 3.71 MB at 36 MB/s and
+/// level 2 3.86 MB (4 % more) at 121 MB/s, so a cold release compresses 3x faster.
+pub(crate) const LAYER_LEVEL: u8 = 2;
+
+/// The deflate level of release assets: downloaded one by one, so the smaller the better.
+pub(crate) const ASSET_LEVEL: u8 = 6;
 
 /// A writer that gzips what it is given into `inner`; [`Gzip::finish`] ends the stream.
 pub(crate) struct Gzip<W: Write> {
@@ -23,12 +28,12 @@ pub(crate) struct Gzip<W: Write> {
 }
 
 impl<W: Write> Gzip<W> {
-    /// Starts a gzip stream: writes the header.
-    pub(crate) fn new(mut inner: W) -> io::Result<Gzip<W>> {
+    /// Starts a gzip stream at deflate `level` (1 to 9): writes the header.
+    pub(crate) fn new(mut inner: W, level: u8) -> io::Result<Gzip<W>> {
         // ID1 ID2 CM=deflate FLG=0, MTIME=0, XFL=0 (neither fastest nor best), OS=255.
         inner.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255])?;
         let mut deflate: Box<CompressorOxide> = Box::default();
-        deflate.set_format_and_level(DataFormat::Raw, LEVEL);
+        deflate.set_format_and_level(DataFormat::Raw, level);
         Ok(Gzip {
             inner,
             deflate,
@@ -84,12 +89,12 @@ mod tests {
     fn any_gzip_reader_reads_it_whatever_the_chunks() {
         let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let whole = {
-            let mut g = Gzip::new(Vec::new()).unwrap();
+            let mut g = Gzip::new(Vec::new(), LAYER_LEVEL).unwrap();
             g.write_all(&data).unwrap();
             g.finish().unwrap()
         };
         let chunked = {
-            let mut g = Gzip::new(Vec::new()).unwrap();
+            let mut g = Gzip::new(Vec::new(), LAYER_LEVEL).unwrap();
             for c in data.chunks(777) {
                 g.write_all(c).unwrap();
             }
@@ -104,7 +109,10 @@ mod tests {
             .read_to_end(&mut back)
             .unwrap();
         assert_eq!(back, data);
-        let empty = Gzip::new(Vec::new()).unwrap().finish().unwrap();
+        let empty = Gzip::new(Vec::new(), LAYER_LEVEL)
+            .unwrap()
+            .finish()
+            .unwrap();
         let mut back = Vec::new();
         flate2::read::GzDecoder::new(&empty[..])
             .read_to_end(&mut back)

@@ -107,10 +107,12 @@ pub(crate) fn prepare(
     let tmp_path = tmp.path().to_path_buf();
     let file = io::BufWriter::with_capacity(1 << 20, tmp);
     let blob = Hashing::new(file);
-    let gz = crate::gzip::Gzip::new(blob).map_err(|source| StoreError::Io {
-        what: "compressing into",
-        path: tmp_path.clone(),
-        source,
+    let gz = crate::gzip::Gzip::new(blob, crate::gzip::LAYER_LEVEL).map_err(|source| {
+        StoreError::Io {
+            what: "compressing into",
+            path: tmp_path.clone(),
+            source,
+        }
     })?;
     let mut tar = Hashing::new(gz);
     tree.write(&mut tar, mtime).map_err(tar_error)?;
@@ -213,7 +215,7 @@ mod tests {
         // qus ever published, so a change here must be deliberate.
         assert_eq!(
             la.memo.digest.to_string(),
-            "sha256:31d8545246d1821f8a52afa9adb396ecd2076bfc0f4671676cc47bd8d074c7f7"
+            "sha256:1661b8b1cfc9666e3e877458cbf4e5f80f4941574d28efe63f8b256093419958"
         );
         // Another mtime is another layer.
         assert_ne!(prepare(&sa, "x", entries(), 1).unwrap().memo, la.memo);
