@@ -562,8 +562,8 @@ ts_lines() { local line; while IFS= read -r line; do printf '%s %s\n' "$EPOCHREA
 # run_qus NAME REGISTRY CACHE daemon|no-daemon [RELEASE OPTIONS…]: `qus release --json`
 # into that registry with QUS_CACHE=CACHE, under /usr/bin/time -v (NAME.time); stderr lines
 # timestamped in NAME.log, the JSON in NAME.json; sets Q_T0 Q_T1 Q_LOG0 (the registry log's
-# size before). no-daemon: DOCKER_HOST names a socket nobody listens on (proof that the run
-# needs no daemon: it would fail otherwise).
+# size before). no-daemon: DOCKER_HOST names a socket nobody listens on (the run needs no
+# daemon).
 run_qus() {
   local name=$1 reg=$2 qcache=$3 rc port
   local -a daemon_env=()
@@ -856,11 +856,11 @@ txt=$outdir/matrix-$mode-$stamp.txt
   echo
   echo "CPU s by phase: daemon (dockerd+containerd) / registry / client (dbhi: dpkg, tar, docker CLI; qus: the qus process) / whole machine"
   echo "  ($(nproc) CPUs: the machine can use at most $(nproc) x wall; machine CPU above the others' sum is other work)"
-  printf '%-22s %-26s %-26s %-26s\n' "" "dbhi/qus way" "qus release" "dockerfile"
+  printf '%-22s %-26s %-26s %s\n' "" "dbhi/qus way" "qus release" "dockerfile"
   for p in "${phases[@]}"; do
-    printf '%-22s %-26s %-26s %-26s\n' "$p" "$(cpu_cell "base.$p")" "$(cpu_cell "qus.$p")" "$(cpu_cell "df.$p")"
+    printf '%-22s %-26s %-26s %s\n' "$p" "$(cpu_cell "base.$p")" "$(cpu_cell "qus.$p")" "$(cpu_cell "df.$p")"
   done
-  echo "qus build phase: $(mb "$raw_emulator_bytes") MB of emulators (tar + sha256 + gzip -6, one layer per CPU) in ${WALL[qus.build]} s = $raw_mb_s MB/s; $cold_layers distinct layers"
+  echo "qus build phase: $(mb "$raw_emulator_bytes") MB of emulators (tar + sha256 + gzip, one layer per CPU) in ${WALL[qus.build]} s = $raw_mb_s MB/s; $cold_layers distinct layers"
 } | tee "$txt"
 
 phase_json() { # SIDE -> {PHASE: {wall_s, daemon_cpu_s, registry_cpu_s, client_cpu_s, machine_cpu_s}}
