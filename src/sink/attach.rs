@@ -57,7 +57,9 @@ pub(crate) async fn attest(
     Ok(())
 }
 
-/// Signs every manifest of `targets` (what, digest) with `key`.
+/// Signs every manifest of `targets` (what, digest) with `key`, once per digest: tags that
+/// alias one manifest (`d10.0-arm` and `arm`) share its one `.sig` tag, and two concurrent
+/// writers of that tag would each see it absent and race.
 pub(crate) async fn sign_all(
     reg: &Registry,
     key: &sign::Key,
@@ -66,7 +68,8 @@ pub(crate) async fn sign_all(
     progress: &Progress,
 ) -> anyhow::Result<()> {
     let docker_ref = sign::docker_reference(reg.repo.registry(), reg.repo.repository());
-    let results: Vec<anyhow::Result<bool>> = futures::stream::iter(targets)
+    let targets = by_digest(targets);
+    let results: Vec<anyhow::Result<bool>> = futures::stream::iter(&targets)
         .map(|(what, digest)| {
             let docker_ref = &docker_ref;
             async move {
@@ -93,6 +96,21 @@ pub(crate) async fn sign_all(
         targets.len()
     ));
     Ok(())
+}
+
+/// One entry per digest, in first-seen order, naming every reference of it.
+fn by_digest(targets: &[(String, Digest)]) -> Vec<(String, Digest)> {
+    let mut out: Vec<(String, Digest)> = Vec::new();
+    for (what, digest) in targets {
+        match out.iter_mut().find(|(_, d)| d == digest) {
+            Some((names, _)) => {
+                names.push_str(", ");
+                names.push_str(what);
+            }
+            None => out.push((what.clone(), digest.clone())),
+        }
+    }
+    out
 }
 
 /// Adds this key's signature of `desc` to its `.sig` manifest unless it is there; true when
@@ -143,4 +161,24 @@ async fn sign_one(
         )
         .await?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_of_one_manifest_are_signed_once() {
+        let a = Digest::sha256(b"a");
+        let b = Digest::sha256(b"b");
+        let targets = vec![
+            ("r:d10.0-arm".to_string(), a.clone()),
+            ("r:d10.0".to_string(), b.clone()),
+            ("r:arm".to_string(), a.clone()),
+        ];
+        assert_eq!(
+            by_digest(&targets),
+            vec![("r:d10.0-arm, r:arm".to_string(), a), ("r:d10.0".to_string(), b)]
+        );
+    }
 }
