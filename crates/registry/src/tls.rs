@@ -13,8 +13,7 @@
 //! `NO_PROXY` does not list it: a proxy elsewhere cannot reach this machine's loopback, so
 //! going through it can only fail. Other hosts keep the environment's proxies.
 //!
-//! The TLS provider is whatever reqwest is built with (rustls with the process's default
-//! crypto provider): this module only hands reqwest certificates, so it does not care which.
+//! TLS is rustls with ring as its crypto provider ([`tls_provider`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +24,16 @@ use reqwest::Url;
 
 use crate::error::{Error, Result};
 use crate::protocol::is_loopback_url;
+
+/// Makes rustls's ring provider the process default, once, before any client is built:
+/// reqwest is built without one (no aws-lc C build) and panics without a default.
+pub(crate) fn tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // Err means another provider was installed first (by the application): that one serves.
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
 
 /// Where the Docker daemon looks for per-registry certificates on Linux.
 pub const DOCKER_CERTS_D: &str = "/etc/docker/certs.d";
@@ -161,6 +170,7 @@ impl HttpClients {
     }
 
     fn build(&self, registry: &str, direct: bool) -> Result<reqwest::Client> {
+        tls_provider();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .user_agent(self.user_agent.clone());

@@ -33,6 +33,16 @@ impl Default for FetchOptions {
     }
 }
 
+/// Makes rustls's ring provider the process default, once, before any client is built:
+/// reqwest is built without one (no aws-lc C build) and panics without a default.
+pub(crate) fn tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // Err means another provider was installed first (by the application): that one serves.
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// A configured HTTP client (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Http {
@@ -44,6 +54,7 @@ pub struct Http {
 impl Http {
     /// A client with the options' timeouts.
     pub fn new(opts: &FetchOptions) -> Result<Http> {
+        tls_provider();
         let mut b = reqwest::Client::builder()
             .connect_timeout(opts.connect_timeout)
             .read_timeout(opts.read_timeout)
