@@ -140,6 +140,9 @@ pub(crate) struct Summary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layout: Option<LayoutReport>,
     pub supply: SupplyReport,
+    /// The emulators tested before the push (`qus test`'s rows), when a test ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<crate::emutest::Row>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
 }

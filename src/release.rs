@@ -268,7 +268,8 @@ async fn release(
 
     // The emulators about to be pushed run a guest program first (the very files the
     // layers are made of); an image holding one that fails is not pushed.
-    let failed = test(plan, config, &to_push, &inputs, flags, src, progress).await?;
+    summary.tests = test(plan, config, &to_push, &inputs, flags, src, progress).await?;
+    let failed = failed_images(&summary.tests);
     to_push.retain(|i| !failed.contains_key(&i.tag));
     // Credentials asked for now: computing and testing the images may have outlived a
     // helper's token.
@@ -390,8 +391,7 @@ async fn release(
     collect(results, &mut summary.lists)
 }
 
-/// Runs the emulators of `images` that `flags.test` covers; returns the images that hold
-/// one that failed, with why.
+/// Runs the emulators of `images` that `flags.test` covers; returns a row per emulator.
 async fn test(
     plan: &Plan,
     config: &Config,
@@ -400,13 +400,13 @@ async fn test(
     flags: &ReleaseFlags,
     src: &SourceOptions,
     progress: &Progress,
-) -> anyhow::Result<HashMap<String, String>> {
+) -> anyhow::Result<Vec<crate::emutest::Row>> {
     use crate::emutest::{Status, Subject};
     let Some(machine) = flags.machine else {
         if flags.test != TestScope::None {
             progress.warn("this machine is not a qus host: the emulators are not tested");
         }
-        return Ok(HashMap::new());
+        return Ok(Vec::new());
     };
     let covered = |h: crate::arch::Host| match flags.test {
         TestScope::None => false,
@@ -445,7 +445,7 @@ async fn test(
         }
     }
     if subjects.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(Vec::new());
     }
     let tools =
         crate::emutest::tools(config, src, machine, &subjects, flags.test_jobs, progress).await?;
@@ -458,27 +458,41 @@ async fn test(
         }
     ));
     let rows = crate::emutest::run_all(&subjects, &tools).await;
-    let mut failed = HashMap::new();
     for r in &rows {
         if let Status::Failed { reason } = &r.status {
             progress.warn(format!(
                 "qemu-{} of {} ({}) failed: {reason}",
                 r.target, r.host, r.source
             ));
-            for tag in &r.images {
-                failed.insert(tag.clone(), format!("qemu-{}: {reason}", r.target));
-            }
         }
     }
+    let ran = rows
+        .iter()
+        .filter(|r| matches!(r.status, Status::Ran { .. }))
+        .count();
     let passed = rows
         .iter()
         .filter(|r| !matches!(r.status, Status::Failed { .. }))
         .count();
     progress.step(format!(
-        "{passed} of {} emulators passed their test",
-        rows.len()
+        "{passed} of {} emulators passed their test ({ran} ran a guest program, {} printed their version)",
+        rows.len(),
+        passed - ran
     ));
-    Ok(failed)
+    Ok(rows)
+}
+
+/// The images holding an emulator that failed its test (they are not pushed), with why.
+fn failed_images(rows: &[crate::emutest::Row]) -> HashMap<String, String> {
+    let mut failed = HashMap::new();
+    for r in rows {
+        if let crate::emutest::Status::Failed { reason } = &r.status {
+            for tag in &r.images {
+                failed.insert(tag.clone(), format!("qemu-{}: {reason}", r.target));
+            }
+        }
+    }
+    failed
 }
 
 const HEADS_IN_FLIGHT: usize = 16;

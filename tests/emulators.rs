@@ -182,9 +182,9 @@ fn a_broken_emulator_fails_the_test_and_is_never_pushed() {
     // lists that would name it) stay out of the registry.
     let registry = TestRegistry::start().unwrap();
     let target = format!("{}/qus-broken", registry.host());
-    let (ok, _, err) = run(cfg
+    let (ok, out, err) = run(cfg
         .qus()
-        .args(["release", "--repo", &target])
+        .args(["release", "--json", "--repo", &target])
         .args(narrow)
         .args(cfg.debs_flag()));
     assert!(!ok, "the release pushed a broken emulator");
@@ -192,6 +192,14 @@ fn a_broken_emulator_fails_the_test_and_is_never_pushed() {
         err.contains("amd64-d11.1-aarch64") && err.contains("qemu-aarch64"),
         "{err}"
     );
+    // Its JSON holds the test's rows, the failure among them.
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = summary["tests"].as_array().expect("tests rows");
+    let aarch64 = rows
+        .iter()
+        .find(|r| r["host"] == "amd64" && r["target"] == "aarch64")
+        .unwrap_or_else(|| panic!("no amd64 aarch64 row: {summary}"));
+    assert_eq!(aarch64["status"], "failed", "{aarch64}");
     let client = qus_registry::Client::new(qus_registry::ClientConfig::default()).unwrap();
     for tag in [
         "amd64-d11.1-aarch64",
