@@ -457,7 +457,10 @@ async fn test(
             _ => format!("this machine's host, {machine}"),
         }
     ));
-    let rows = crate::emutest::run_all(&subjects, &tools).await;
+    let mut rows = crate::emutest::run_all(&subjects, &tools).await;
+    for line in crate::emutest::acknowledge(&mut rows, config) {
+        progress.warn(line);
+    }
     for r in &rows {
         if let Status::Failed { reason } = &r.status {
             progress.warn(format!(
@@ -466,18 +469,15 @@ async fn test(
             ));
         }
     }
-    let ran = rows
-        .iter()
-        .filter(|r| matches!(r.status, Status::Ran { .. }))
-        .count();
-    let passed = rows
-        .iter()
-        .filter(|r| !matches!(r.status, Status::Failed { .. }))
-        .count();
+    let count = |f: fn(&Status) -> bool| rows.iter().filter(|r| f(&r.status)).count();
+    let ran = count(|s| matches!(s, Status::Ran { .. }));
+    let version = count(|s| matches!(s, Status::VersionOnly { .. }));
+    let known = count(|s| matches!(s, Status::KnownFailure { .. }));
     progress.step(format!(
-        "{passed} of {} emulators passed their test ({ran} ran a guest program, {} printed their version)",
+        "{} of {} emulators passed their test ({ran} ran a guest program, {version} printed their version){}",
+        ran + version,
         rows.len(),
-        passed - ran
+        if known > 0 { format!("; {known} failed as the config's known_failures say") } else { String::new() }
     ));
     Ok(rows)
 }

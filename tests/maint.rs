@@ -504,29 +504,6 @@ fn lock_refuses_unsigned_and_foreign_signed_suites_and_writes_nothing() {
     );
 }
 
-/// The primary fingerprints gpgv (Debian's verifier) reports as good signers of `file`.
-fn gpgv_signers(file: &std::path::Path) -> Vec<String> {
-    let out = Command::new("gpgv")
-        .args(["--status-fd", "1", "--keyring"])
-        .arg(qus_source::debian_index::DEBIAN_ARCHIVE_KEYRING)
-        .arg(file)
-        .output()
-        .expect("gpgv");
-    assert!(
-        out.status.success(),
-        "gpgv: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("[GNUPG:] VALIDSIG "))
-        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
-        .collect();
-    v.sort();
-    v.dedup();
-    v
-}
-
 #[test]
 fn lock_verifies_debians_real_inrelease_with_debians_keyring() {
     // The real trixie InRelease and amd64 Packages.xz, as the mirror published them
@@ -555,7 +532,10 @@ fn lock_verifies_debians_real_inrelease_with_debians_keyring() {
     assert!(!signers.is_empty());
     assert_eq!(
         signers,
-        gpgv_signers(&inrelease),
+        qus_source::testkit::gpgv_signers(
+            &inrelease,
+            std::path::Path::new(qus_source::debian_index::DEBIAN_ARCHIVE_KEYRING)
+        ),
         "qus and gpgv agree on who signed"
     );
     assert_eq!(lock.packages().len(), 2);

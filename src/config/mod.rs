@@ -131,9 +131,32 @@ pub struct Source {
     pub targets: Vec<String>,
     /// Pinned files by host.
     pub files: BTreeMap<Host, PackageFile>,
+    /// Emulators whose failure in `qus test` is known and accepted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub known_failures: Vec<KnownFailure>,
+}
+
+/// An emulator test failure the maintainers know of: it is reported, and does not keep
+/// the images that hold the emulator from being published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KnownFailure {
+    /// The hosts it applies to (empty: every host).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<Host>,
+    /// The emulators.
+    pub targets: Vec<String>,
+    /// Why.
+    pub reason: String,
 }
 
 impl Source {
+    /// Why `host`'s `qemu-<target>` is known to fail its test, if it is.
+    pub fn known_failure(&self, host: Host, target: &str) -> Option<&KnownFailure> {
+        self.known_failures.iter().find(|k| {
+            (k.hosts.is_empty() || k.hosts.contains(&host)) && k.targets.iter().any(|t| t == target)
+        })
+    }
+
     /// The suite `host`'s package comes from.
     pub fn suite_for(&self, host: Host) -> &str {
         self.suites.get(&host).unwrap_or(&self.suite)

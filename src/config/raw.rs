@@ -81,6 +81,22 @@ pub struct RawSource {
     /// Inline pins (and per-host `targets`) by host.
     #[serde(default)]
     pub files: BTreeMap<String, RawPackageFile>,
+    /// Emulators whose failure in `qus test` the maintainers know of and accept.
+    #[serde(default)]
+    pub known_failures: Vec<RawKnownFailure>,
+}
+
+/// One entry of a source's `known_failures:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKnownFailure {
+    /// The hosts it applies to (none: every host of the source).
+    #[serde(default)]
+    pub hosts: Vec<crate::arch::Host>,
+    /// The emulators (QEMU target names).
+    pub targets: Vec<String>,
+    /// Why it fails and why the images are published anyway.
+    pub reason: String,
 }
 
 /// The YAML file as written.

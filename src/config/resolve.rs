@@ -222,6 +222,9 @@ pub(super) fn resolve(
         version: newest_version(&bb_files, raw.busybox.version),
         files: bb_files,
     };
+    for s in &raw.sources {
+        known_failures_valid(s, origin)?;
+    }
     let sources = raw
         .sources
         .into_iter()
@@ -237,6 +240,15 @@ pub(super) fn resolve(
             version: newest_version(&files, s.version),
             targets: s.targets,
             files,
+            known_failures: s
+                .known_failures
+                .into_iter()
+                .map(|k| super::KnownFailure {
+                    hosts: k.hosts,
+                    targets: k.targets,
+                    reason: k.reason,
+                })
+                .collect(),
         })
         .collect();
 
@@ -533,4 +545,27 @@ fn newest_version(files: &BTreeMap<Host, PackageFile>, fallback: Option<String>)
         .map(str::to_string)
         .or(fallback)
         .unwrap_or_default()
+}
+
+/// Every `known_failures:` entry names emulators of its source and says why.
+fn known_failures_valid(s: &super::raw::RawSource, origin: &str) -> Result<(), ConfigError> {
+    for (i, k) in s.known_failures.iter().enumerate() {
+        let ctx = format!("source '{}': known_failures[{i}]", s.name);
+        if k.reason.trim().is_empty() {
+            return Err(invalid(
+                origin,
+                format!("{ctx}: `reason:` is empty; say why the emulator fails and why its images are published anyway"),
+            ));
+        }
+        if k.targets.is_empty() {
+            return Err(invalid(origin, format!("{ctx}: `targets:` is empty")));
+        }
+        if let Some(t) = k.targets.iter().find(|t| !s.targets.contains(t)) {
+            return Err(invalid(
+                origin,
+                format!("{ctx}: '{t}' is not one of the source's targets"),
+            ));
+        }
+    }
+    Ok(())
 }

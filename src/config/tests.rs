@@ -455,3 +455,29 @@ fn load_reads_the_lock_beside_the_config() {
         .to_string()
         .contains("run `qus lock`"));
 }
+
+#[test]
+fn known_failures_name_targets_of_their_source_and_say_why() {
+    let base =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/images/qus.yml")).unwrap();
+    let c = Config::parse(&base, "qus.yml").unwrap();
+    let d72 = c.source("d7.2").unwrap();
+    assert!(d72.known_failure(Host::Amd64, "loongarch64").is_some());
+    assert!(d72.known_failure(Host::I386, "mips64el").is_some());
+    assert!(d72.known_failure(Host::Amd64, "mips64el").is_none());
+    let bad = |entry: &str| {
+        let text = base.replacen(
+            "    known_failures:\n",
+            &format!("    known_failures:\n{entry}"),
+            1,
+        );
+        Config::parse(&text, "qus.yml").unwrap_err().to_string()
+    };
+    let e = bad("      - targets: [nosuch]\n        reason: \"x\"\n");
+    assert!(
+        e.contains("'nosuch' is not one of the source's targets"),
+        "{e}"
+    );
+    let e = bad("      - targets: [arm]\n        reason: \" \"\n");
+    assert!(e.contains("`reason:` is empty"), "{e}");
+}

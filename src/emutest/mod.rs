@@ -60,6 +60,13 @@ pub(crate) enum Status {
         /// What happened.
         reason: String,
     },
+    /// It failed, as the config's `known_failures:` says it does: reported, not blocking.
+    KnownFailure {
+        /// What happened.
+        reason: String,
+        /// Why it is known (the config's words).
+        known: String,
+    },
 }
 
 impl Status {
@@ -68,8 +75,38 @@ impl Status {
             Status::Ran { .. } => "ran",
             Status::VersionOnly { .. } => "version",
             Status::Failed { .. } => "FAILED",
+            Status::KnownFailure { .. } => "known",
         }
     }
+}
+
+/// Marks the failures the config knows of (`known_failures:` of the row's source) as
+/// such; returns a line for each known failure that ran after all, to be dropped from the
+/// config.
+pub(crate) fn acknowledge(rows: &mut [Row], config: &crate::config::Config) -> Vec<String> {
+    let mut fixed = Vec::new();
+    for r in rows.iter_mut() {
+        let Some(k) = config
+            .source(&r.source)
+            .and_then(|s| s.known_failure(r.host, &r.target))
+        else {
+            continue;
+        };
+        match &r.status {
+            Status::Failed { reason } => {
+                r.status = Status::KnownFailure {
+                    reason: reason.clone(),
+                    known: k.reason.clone(),
+                }
+            }
+            Status::Ran { .. } | Status::VersionOnly { .. } => fixed.push(format!(
+                "qemu-{} of {} ({}) passed, but the config lists it under known_failures: remove it there",
+                r.target, r.host, r.source
+            )),
+            Status::KnownFailure { .. } => {}
+        }
+    }
+    fixed
 }
 
 /// One result.
@@ -176,20 +213,30 @@ pub(crate) fn table(rows: &[Row]) -> String {
         .iter()
         .filter(|r| matches!(r.status, Status::Failed { .. }))
         .collect();
+    let known: Vec<&Row> = rows
+        .iter()
+        .filter(|r| matches!(r.status, Status::KnownFailure { .. }))
+        .collect();
     out.push_str(&format!(
-        "{} emulators: {ran} ran a guest program, {version} version only, {} failed\n",
+        "{} emulators: {ran} ran a guest program, {version} version only, {} failed, {} known to fail\n",
         rows.len(),
-        failed.len()
+        failed.len(),
+        known.len()
     ));
-    for f in failed {
-        if let Status::Failed { reason } = &f.status {
-            out.push_str(&format!(
+    for f in failed.iter().chain(&known) {
+        match &f.status {
+            Status::Failed { reason } => out.push_str(&format!(
                 "FAILED: qemu-{} of {} ({}) in {}: {reason}\n",
                 f.target,
                 f.host,
                 f.source,
                 f.images.join(", ")
-            ));
+            )),
+            Status::KnownFailure { reason, known } => out.push_str(&format!(
+                "known: qemu-{} of {} ({}): {reason} ({known})\n",
+                f.target, f.host, f.source
+            )),
+            Status::Ran { .. } | Status::VersionOnly { .. } => {}
         }
     }
     out

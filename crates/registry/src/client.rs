@@ -122,7 +122,15 @@ pub struct Client {
     >,
     /// Whether each registry implements the referrers API, once asked.
     referrers_api: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, bool>>>,
+    /// One upload at a time per `repository@digest`: tasks attaching artifacts side by side
+    /// all send the same empty config, and docker-registry 2.8 can answer a manifest that
+    /// names a blob whose concurrent uploads are still committing with
+    /// MANIFEST_BLOB_UNKNOWN. The second task waits, then finds the blob there.
+    uploading: UploadLocks,
 }
+
+type UploadLocks =
+    Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>;
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -159,6 +167,7 @@ impl Client {
             protocol: config.protocol,
             platforms: Default::default(),
             referrers_api: Default::default(),
+            uploading: Default::default(),
         })
     }
 
@@ -502,6 +511,15 @@ impl Client {
         bytes: Bytes,
     ) -> Result<BlobUpload> {
         let descriptor = Descriptor::of(media_type, &bytes);
+        let key = format!("{}@{}", repository.name(), descriptor.digest);
+        let lock = self
+            .uploading
+            .lock()
+            .expect("upload locks poisoned")
+            .entry(key)
+            .or_default()
+            .clone();
+        let _one_at_a_time = lock.lock().await;
         if self.blob_exists(repository, &descriptor.digest).await? {
             return Ok(BlobUpload {
                 descriptor,

@@ -4,7 +4,6 @@
 //! foreign-signed, expired, or changed after signing.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use qus_source::debian_index::{self, signature, Keyring, DEBIAN_ARCHIVE_KEYRING};
@@ -22,28 +21,6 @@ fn real_inrelease() -> PathBuf {
     p
 }
 
-/// The primary fingerprints gpgv reports as good signers of `file`.
-fn gpgv_signers(file: &std::path::Path, keyring: &str) -> Vec<String> {
-    let out = Command::new("gpgv")
-        .args(["--status-fd", "1", "--keyring", keyring])
-        .arg(file)
-        .output()
-        .expect("gpgv");
-    assert!(
-        out.status.success(),
-        "gpgv: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("[GNUPG:] VALIDSIG "))
-        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
-        .collect();
-    v.sort();
-    v.dedup();
-    v
-}
-
 #[test]
 fn the_real_inrelease_verifies_with_debians_keyring_as_gpgv_says() {
     let file = real_inrelease();
@@ -53,7 +30,10 @@ fn the_real_inrelease_verifies_with_debians_keyring_as_gpgv_says() {
         signature::verify_clearsigned(&text, &keyring, SystemTime::now(), "InRelease").unwrap();
     let mut ours: Vec<String> = signers.iter().map(|s| s.fingerprint.clone()).collect();
     ours.dedup();
-    assert_eq!(ours, gpgv_signers(&file, DEBIAN_ARCHIVE_KEYRING));
+    assert_eq!(
+        ours,
+        qus_source::testkit::gpgv_signers(&file, std::path::Path::new(DEBIAN_ARCHIVE_KEYRING))
+    );
     assert!(signers
         .iter()
         .all(|s| s.user_id.as_deref().is_some_and(|u| u.contains("Debian"))));

@@ -133,3 +133,27 @@ impl Drop for TestKey {
             .status();
     }
 }
+
+/// The primary fingerprints gpgv (Debian's verifier, the tests' oracle) reports as good
+/// signers of `file` with `keyring`.
+pub fn gpgv_signers(file: &Path, keyring: &Path) -> Vec<String> {
+    let out = Command::new("gpgv")
+        .args(["--status-fd", "1", "--keyring"])
+        .arg(keyring)
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("gpgv: {e} (is gpgv installed?)"));
+    assert!(
+        out.status.success(),
+        "gpgv: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("[GNUPG:] VALIDSIG "))
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
