@@ -83,9 +83,7 @@ impl Rpm {
                     continue;
                 }
             };
-            let at = sig.created().map_or(now, |c| {
-                u32::try_from(c.as_secs()).unwrap_or(u32::MAX).min(now)
-            });
+            let at = sig.created().map_or(now, |c| c.as_secs().min(now));
             match keyring.check_one(&sig, &self.header_blob, at) {
                 Verdict::Good(signer) => return Ok(signer),
                 Verdict::Foreign(id) => {
@@ -99,20 +97,20 @@ impl Rpm {
         Err(bad(match problems.into_iter().next() {
             Some(p) => p,
             None => format!(
-                "signed by key {}, which the keyring does not hold: give the source the key \
-                 of its Fedora release as `keyring:` (fedora-gpg-keys' \
-                 RPM-GPG-KEY-fedora-<release>-primary)",
+                "signed by key {}, which the keyring does not hold; the source's `keyring:` \
+                 should be its Fedora release's key, RPM-GPG-KEY-fedora-<release>-primary \
+                 from fedora-gpg-keys",
                 foreign.join(", ")
             ),
         }))
     }
 }
 
-/// Pure: the header signatures of a signature header, by the tag that holds them, each
-/// parsed or why not.
-fn header_signatures(
-    sig: &Header,
-) -> std::result::Result<Vec<(&'static str, std::result::Result<Signature, String>)>, String> {
+/// A header signature, named by the tag that holds it, parsed or why not.
+type Found = (&'static str, std::result::Result<Signature, String>);
+
+/// Pure: the header signatures of a signature header.
+fn header_signatures(sig: &Header) -> std::result::Result<Vec<Found>, String> {
     let parse = |bytes: &[u8]| {
         DetachedSignature::from_bytes(bytes)
             .map(|d| d.signature)
