@@ -883,3 +883,59 @@ fn changed_header_fails_its_signature_not_only_its_digest() {
     assert!(matches!(err, Error::RpmSignature { .. }), "{err}");
     assert!(err.to_string().contains("does not verify"), "{err}");
 }
+
+/// rpm 6 keeps header signatures in `OPENPGP` (tag 278), base64 strings; the same signature
+/// moved there from `DSAHEADER` is accepted.
+#[test]
+fn header_signature_in_rpm6_openpgp_tag() {
+    let key = TestKey::generate("qus rpm <rpm@qus.invalid>", "never");
+    let dir = tempfile::tempdir().unwrap();
+    let path = signed_copy(dir.path(), Some(&key));
+    let mut parts = split(&std::fs::read(&path).unwrap());
+    let sig = &parts.sig;
+    let il = u32::from_be_bytes(sig[8..12].try_into().unwrap()) as usize;
+    let dl = u32::from_be_bytes(sig[12..16].try_into().unwrap()) as usize;
+    let (at, count) = tag_data(sig, 267).expect("a DSAHEADER signature");
+    let packet = sig[at..at + count].to_vec();
+    let mut index = sig[16..16 + 16 * il].to_vec();
+    let mut data = sig[16 + 16 * il..16 + 16 * il + dl].to_vec();
+    let entry = (0..il)
+        .find(|i| index[16 * i..16 * i + 4] == 267u32.to_be_bytes())
+        .unwrap();
+    for (k, w) in [278u32, 8, data.len() as u32, 1].into_iter().enumerate() {
+        index[16 * entry + 4 * k..16 * entry + 4 * k + 4].copy_from_slice(&w.to_be_bytes());
+    }
+    data.extend(base64_encode(&packet).as_bytes());
+    data.push(0);
+    let mut new = sig[..8].to_vec();
+    new.extend((il as u32).to_be_bytes());
+    new.extend((data.len() as u32).to_be_bytes());
+    new.extend(index);
+    new.extend(data);
+    new.resize(new.len().div_ceil(8) * 8, 0);
+    parts.sig = new;
+    std::fs::write(&path, parts.bytes()).unwrap();
+    assert!(tag_data(&split(&std::fs::read(&path).unwrap()).sig, 267).is_none());
+    let signer = verify_signature(&path, &keyring(&key), SystemTime::now()).unwrap();
+    assert_eq!(signer.fingerprint, key.fingerprint);
+}
+
+/// Standard base64 (test-side, independent of the reader under test).
+fn base64_encode(b: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = c
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &x)| n | u32::from(x) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= c.len() {
+                A[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
