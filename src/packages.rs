@@ -1,6 +1,7 @@
-//! Packages in, files out: fetch each planned package (verified by sha256), then extract the
-//! emulators and busybox the images need, one package per CPU. Any failure stops everything
-//! before the first image is made.
+//! Packages in, files out: fetch each planned package (verified by sha256, and a Fedora rpm
+//! by its header signature when its source names a keyring), then extract the emulators and
+//! busybox the images need, one package per CPU. Any failure stops everything before the
+//! first image is made.
 
 use crate::arch::Host;
 use crate::config::Distro;
@@ -9,6 +10,7 @@ use crate::options::SourceOptions;
 use crate::plan::{PackagePlan, Role};
 use crate::progress::Progress;
 use anyhow::{anyhow, Context as _};
+use qus_source::debian_index::Keyring;
 use qus_source::{Cache, EmulatorRequest, FetchOptions, Fetcher, FileRequest, Limits, Origin};
 use std::collections::BTreeMap;
 
@@ -48,6 +50,7 @@ pub(crate) async fn prepare(
     }
     let cache = open_cache(src, progress)?;
     let fetcher = Fetcher::new(cache.clone(), FetchOptions::default())?;
+    let mut keyrings: BTreeMap<&std::path::Path, Keyring> = BTreeMap::new();
     let mut verified = Vec::new();
     for p in packages {
         let pkg = qus_source::PackageRef::new(&p.file, &p.sha256, p.size)
@@ -57,8 +60,32 @@ pub(crate) async fn prepare(
             .fetch(&pkg, &origins[&p.distro], &|x| bar.set(x.done))
             .await
             .with_context(|| format!("{} {} for {}", p.package, p.version, p.host))?;
+        // Checked on every run, cached or not: the keyring may have changed since the
+        // package was first fetched, and reading the headers costs next to nothing.
+        let signed = match &p.keyring {
+            None => String::new(),
+            Some(path) => {
+                let keyring = match keyrings.entry(path) {
+                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(e) => e.insert(
+                        Keyring::load(path)
+                            .with_context(|| format!("the keyring of {}", p.package))?,
+                    ),
+                };
+                let signer = qus_source::rpm::verify_signature(
+                    &v.path,
+                    keyring,
+                    std::time::SystemTime::now(),
+                )
+                .with_context(|| format!("{} {} for {}", p.package, p.version, p.host))?;
+                format!(
+                    ", signed by {}",
+                    signer.user_id.unwrap_or(signer.fingerprint)
+                )
+            }
+        };
         progress.step(format!(
-            "{} {} ({:.1} MB, sha256 verified{})",
+            "{} {} ({:.1} MB, sha256 verified{}{signed})",
             if v.from_cache { "cached" } else { "fetched" },
             pkg.file_name(),
             v.size as f64 / 1e6,

@@ -192,6 +192,11 @@ pub struct PackagePlan {
     /// Emulators to extract (empty for busybox).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<String>,
+    /// Fedora: the keyring whose key must have signed the rpm's header (the source's
+    /// `keyring:`). Debian packages have none: their keyring vouches for the Release that
+    /// `qus lock` pinned them from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyring: Option<std::path::PathBuf>,
 }
 
 /// A combination the selection asked for that the pinned packages cannot give.
@@ -420,6 +425,7 @@ pub fn plan(config: &Config, sel: &Selection, recipe: &Recipe) -> Result<Plan, P
                 sha256: f.sha256.clone(),
                 size: f.size,
                 targets: Vec::new(),
+                keyring: None,
             });
         }
     }
@@ -602,6 +608,7 @@ fn plan_host(
             sha256: part.sha256.clone(),
             size: part.size,
             targets: wanted,
+            keyring: rpm_keyring(source),
         });
     }
     let emulator_layers: Vec<Layer> = targets
@@ -681,7 +688,17 @@ pub fn machine_package(config: &Config, machine: Host, targets: &[String]) -> Op
         sha256: f.sha256.clone(),
         size: f.size,
         targets: targets.to_vec(),
+        keyring: rpm_keyring(s),
     })
+}
+
+/// The keyring a source's packages themselves must be signed by: Fedora's rpms carry
+/// signatures, Debian's .debs do not (a Debian source's keyring is for its Release).
+fn rpm_keyring(source: &Source) -> Option<std::path::PathBuf> {
+    match source.distro {
+        Distro::Fedora => source.keyring.clone(),
+        Distro::Debian => None,
+    }
 }
 
 /// The guest programs for the Debian architectures `arches` the config pins, fetched for
@@ -703,6 +720,7 @@ pub fn guest_packages(config: &Config, machine: Host, arches: &[&str]) -> Vec<Pa
                 sha256: g.file.sha256,
                 size: g.file.size,
                 targets: Vec::new(),
+                keyring: None,
             })
         })
         .collect()

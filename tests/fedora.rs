@@ -25,15 +25,19 @@ fn build_rpms(out: &Path) -> (Vec<PathBuf>, PathBuf) {
     (rpms, bindir)
 }
 
-#[test]
-fn fedora_rpms_become_f_tagged_images() {
+/// A config with the source `f10.0` pinning `rpms` (aarch64, arm) for amd64, copied into the
+/// packages folder; `keyring` (beside the config) on the source when given.
+fn fedora_config(rpms: &[PathBuf], keyring: Option<&Path>) -> TestConfig {
     let cfg = config_with(vec![Pin::new("amd64", deb("qemu-user", "amd64"))], vec![]);
-    let work = tempfile::tempdir().unwrap();
-    let (rpms, bindir) = build_rpms(work.path());
     let mut text = std::fs::read_to_string(&cfg.path).unwrap();
     text.push_str(
-        "  - name: f10.0\n    distro: fedora\n    suite: \"43\"\n    package: qemu-user-static\n    version: \"2:10.0.13-1.qus\"\n    targets: [aarch64, arm]\n    files:\n      amd64:\n        packages:\n",
+        "  - name: f10.0\n    distro: fedora\n    suite: \"43\"\n    package: qemu-user-static\n    version: \"2:10.0.13-1.qus\"\n    targets: [aarch64, arm]\n",
     );
+    if let Some(k) = keyring {
+        std::fs::copy(k, cfg.dir.path().join("fedora.gpg")).unwrap();
+        text.push_str("    keyring: fedora.gpg\n");
+    }
+    text.push_str("    files:\n      amd64:\n        packages:\n");
     for (rpm, target) in rpms.iter().zip(["aarch64", "arm"]) {
         let (sha, size) = sum(rpm);
         let name = rpm.file_name().unwrap().to_string_lossy();
@@ -43,16 +47,32 @@ fn fedora_rpms_become_f_tagged_images() {
         ));
     }
     std::fs::write(&cfg.path, text).unwrap();
+    cfg
+}
+
+#[test]
+fn fedora_rpms_become_f_tagged_images() {
+    let work = tempfile::tempdir().unwrap();
+    let (rpms, bindir) = build_rpms(work.path());
+    // Signed as Fedora signs, and checked against the key named in the config.
+    let key = testkit::TestKey::generate("qus fedora <fedora@qus.invalid>", "never");
+    for rpm in &rpms {
+        key.rpmsign(rpm);
+    }
+    let cfg = fedora_config(&rpms, Some(&key.keyring));
 
     let plan = plan_json(&cfg, &["--sources", "f10.0", "--hosts", "amd64"]);
-    let pkgs: Vec<&str> = plan["packages"]
+    let fedora: Vec<&serde_json::Value> = plan["packages"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|p| p["distro"] == "fedora")
-        .map(|p| p["file"].as_str().unwrap())
         .collect();
-    assert_eq!(pkgs.len(), 2, "one rpm per group: {pkgs:?}");
+    assert_eq!(fedora.len(), 2, "one rpm per group: {fedora:?}");
+    for p in &fedora {
+        let k = p["keyring"].as_str().unwrap();
+        assert!(k.ends_with("fedora.gpg"), "{p}");
+    }
 
     let repo = Repo::new("qus-test-fedora");
     let (ok, _, err) = run(cfg
@@ -69,6 +89,7 @@ fn fedora_rpms_become_f_tagged_images() {
         .arg("--packages")
         .arg(&cfg.debs));
     assert!(ok, "{err}");
+    assert!(err.contains("signed by qus fedora"), "{err}");
     let pkg = inspect(&format!("{}:amd64-f10.0-pkg", repo.name)).unwrap();
     assert_eq!(pkg.layers.len(), 2);
     assert_eq!(pkg.labels["qus.source"], "f10.0");
@@ -112,4 +133,56 @@ fn a_fedora_source_without_a_mirror_says_so() {
         ]));
     assert!(!ok);
     assert!(err.contains("no Fedora mirror configured"), "{err}");
+}
+
+#[test]
+fn fedora_rpms_must_be_signed_when_the_source_names_a_keyring() {
+    let work = tempfile::tempdir().unwrap();
+    let (rpms, _) = build_rpms(work.path());
+    let key = testkit::TestKey::generate("qus fedora <fedora@qus.invalid>", "never");
+    // Unsigned; then signed by a key the keyring does not hold.
+    let other = testkit::TestKey::generate("qus other <other@qus.invalid>", "never");
+    let signed: Vec<PathBuf> = rpms
+        .iter()
+        .map(|r| {
+            let s = work.path().join(format!(
+                "signed-{}",
+                r.file_name().unwrap().to_string_lossy()
+            ));
+            std::fs::copy(r, &s).unwrap();
+            other.rpmsign(&s);
+            s
+        })
+        .collect();
+    let other_id = &other.fingerprint[other.fingerprint.len() - 16..];
+    for (rpms, want) in [
+        (&rpms, "not signed; Fedora signs its rpms".to_string()),
+        (&signed, "which the keyring does not hold".to_string()),
+    ] {
+        let cfg = fedora_config(rpms, Some(&key.keyring));
+        let repo = Repo::new("qus-test-fedora-unsigned");
+        let (ok, _, err) = run(cfg
+            .qus()
+            .args([
+                "build",
+                "--sources",
+                "f10.0",
+                "--hosts",
+                "amd64",
+                "--repo",
+                &repo.name,
+            ])
+            .arg("--packages")
+            .arg(&cfg.debs));
+        assert!(!ok);
+        assert!(err.contains(&want), "{err}");
+        assert!(err.contains("qemu-user-static"), "{err}");
+        if want.contains("hold") {
+            assert!(err.contains(other_id), "{err}");
+        }
+        assert!(
+            inspect(&format!("{}:amd64-f10.0-pkg", repo.name)).is_none(),
+            "refused before any image was made"
+        );
+    }
 }

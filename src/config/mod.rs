@@ -120,7 +120,8 @@ pub struct Source {
     /// Hosts whose package comes from another suite.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub suites: BTreeMap<Host, String>,
-    /// The keyring its Release must be signed by (`None`: Debian's archive keyring).
+    /// The keyring its Release must be signed by (`None`: Debian's archive keyring); for a
+    /// Fedora source, the keyring every rpm's header must be signed by (`None`: unchecked).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keyring: Option<PathBuf>,
     /// Package name.

@@ -68,7 +68,8 @@ pub struct RawSource {
     /// Fedora (`41`).
     pub suite: String,
     /// The OpenPGP keyring the suite's Release must be signed by (Debian sources; default:
-    /// Debian's archive keyring); relative to the config file's folder.
+    /// Debian's archive keyring), or every rpm's header (Fedora sources; default: none, the
+    /// sha256 pins alone); relative to the config file's folder.
     #[serde(default)]
     pub keyring: Option<String>,
     /// Package name (`qemu-user`, `qemu-user-static`).

@@ -69,6 +69,35 @@ pub enum Error {
         actual: String,
     },
 
+    /// An rpm of a source with a keyring has no header signature.
+    #[error(
+        "{}: not signed; Fedora signs its rpms, and the source's keyring {} requires a header \
+         signature by one of its keys{detail}: pin the rpm as Fedora's mirrors publish it, or \
+         remove `keyring:` from the source to rely on its sha256 pin alone",
+        path.display(),
+        keyring.display()
+    )]
+    RpmUnsigned {
+        /// The package file.
+        path: PathBuf,
+        /// The keyring it had to be signed by.
+        keyring: PathBuf,
+        /// More on what it has instead (empty, or starting with `; `).
+        detail: String,
+    },
+
+    /// An rpm's header signature is not a good one by a key of the source's keyring.
+    #[error("{}: {detail} (keyring {})", path.display(), keyring.display())]
+    RpmSignature {
+        /// The package file.
+        path: PathBuf,
+        /// The keyring checked against.
+        keyring: PathBuf,
+        /// What is wrong: a foreign signer, a signature that does not verify, a revoked or
+        /// expired key.
+        detail: String,
+    },
+
     /// An rpm's payload is compressed with something qus cannot decompress.
     #[error("{}: the rpm payload is compressed with {compressor:?}, which qus cannot read (it reads zstd, xz, lzma and gzip payloads)", path.display())]
     UnknownPayloadCompressor {

@@ -18,9 +18,11 @@
 //!    wanted, in which case the rest is read without decompressing it) the sum must equal
 //!    `PAYLOADDIGEST`.
 //!
-//! Signatures (OpenPGP) are not checked: the pinned sha256 of the whole file is what proves a
-//! package is the right one, as for .deb. The digests are checked because they cost little
-//! and turn a corrupt download of an unpinned file into a precise error.
+//! The pinned sha256 of the whole file is what proves a package is the right one, as for
+//! .deb. The digests are checked because they cost little and turn a corrupt download of an
+//! unpinned file into a precise error. When the config names a keyring for a Fedora source,
+//! the header's OpenPGP signature is checked too ([`verify_signature`], in `signature`):
+//! Fedora's key then vouches for the pin.
 //!
 //! Payload formats: rpm writes `PAYLOADFORMAT` `cpio` for every binary package, v4 and v6;
 //! whether entries are newc (`070701`) or stripped (`07070X`, rpm ≥ 4.12 for files ≥ 4 GiB,
@@ -35,6 +37,7 @@
 
 mod cpio;
 mod header;
+mod signature;
 
 use std::cell::{Cell, RefCell};
 use std::fs::File;
@@ -52,6 +55,7 @@ use cpio::{IndexedFile, WalkError};
 use header::{hex_bytes, read_full, tag, Header, ReadError, DIGEST_SHA256, LEAD_LEN};
 
 pub(crate) use header::LEAD_MAGIC;
+pub use signature::verify_signature;
 
 /// rpm arch → Debian arch of the hosts its binaries run on. One table, read both ways
 /// ([`debian_arch`], [`rpm_arches`]); every Debian arch here is in [`crate::elf::HOSTS`].
@@ -181,6 +185,8 @@ pub struct Rpm {
     payload: Payload,
     indexed: Vec<IndexedFile>,
     read: bool,
+    signature_header: Header,
+    header_blob: Vec<u8>,
 }
 
 impl std::fmt::Debug for Rpm {
@@ -288,14 +294,16 @@ impl Rpm {
         }
         pos += pad;
 
-        // Main header, hashed as it is read.
+        // Main header, kept as read: its digest and signatures are over these bytes.
         let header_start = pos;
-        let mut hasher = Hasher::default();
-        let (hdr, hdr_len) = Header::read(&mut r, len - pos, Some(&mut hasher))
+        let mut header_blob = Vec::new();
+        let (hdr, hdr_len) = Header::read(&mut r, len - pos, Some(&mut header_blob))
             .map_err(header_err("header", "rpm header"))?;
         pos += hdr_len;
         let sig_field = |e: String| bad("signature header", e);
         if let Some(expected) = sig.string(tag::SIG_SHA256).map_err(sig_field)? {
+            let mut hasher = Hasher::default();
+            hasher.update(&header_blob);
             let actual = hasher.finish().to_hex();
             if !expected.eq_ignore_ascii_case(&actual) {
                 return Err(Error::RpmDigestMismatch {
@@ -407,6 +415,8 @@ impl Rpm {
             payload,
             indexed,
             read: false,
+            signature_header: sig,
+            header_blob,
         })
     }
 

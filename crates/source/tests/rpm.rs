@@ -10,9 +10,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::SystemTime;
 
-use qus_source::rpm::{Rpm, RpmFile};
-use qus_source::testkit;
+use qus_source::debian_index::Keyring;
+use qus_source::rpm::{verify_signature, Rpm, RpmFile};
+use qus_source::testkit::{self, TestKey};
 use qus_source::{
     extract_emulators, Cache, EmulatorRequest, Error, Limits, Sha256, VerifiedPackage,
 };
@@ -791,4 +793,149 @@ fn source_rpm_is_refused_by_name() {
         matches!(&err, Error::UnsupportedFormat { what, .. } if what == "a source rpm"),
         "{err}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Header signatures: real rpms signed by `rpmsign` with GnuPG keys (an independent
+// implementation), checked by qus with rpgp.
+
+/// A copy of the zstd x86_64 rpm in `dir`, signed by `key` (unsigned when `None`).
+fn signed_copy(dir: &Path, key: Option<&TestKey>) -> PathBuf {
+    let path = dir.join("qemu-user-static-aarch64.rpm");
+    std::fs::copy(rpm(Built::ZstdX86), &path).unwrap();
+    if let Some(k) = key {
+        k.rpmsign(&path);
+    }
+    path
+}
+
+fn keyring(key: &TestKey) -> Keyring {
+    Keyring::load(&key.keyring).unwrap()
+}
+
+#[test]
+fn header_signed_by_the_keyring_is_accepted() {
+    // EdDSA keys go to DSAHEADER in rpm 4, RSA keys to RSAHEADER (Fedora's).
+    for (algo, tag) in [("ed25519", 267), ("rsa2048", 268)] {
+        let key = TestKey::generate_algo("qus rpm <rpm@qus.invalid>", algo, "never", None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = signed_copy(dir.path(), Some(&key));
+        let parts = split(&std::fs::read(&path).unwrap());
+        assert!(tag_data(&parts.sig, tag).is_some(), "{algo}: no tag {tag}");
+        let signer = verify_signature(&path, &keyring(&key), SystemTime::now())
+            .unwrap_or_else(|e| panic!("{algo}: {e}"));
+        assert_eq!(signer.fingerprint, key.fingerprint);
+        // Signing touched the signature header only: the package still reads.
+        let emus = extract_emulators(
+            &path,
+            &dir.path().join("out"),
+            &EmulatorRequest::new("amd64"),
+            &all(),
+        )
+        .unwrap();
+        assert_extracted(&emus, &dir.path().join("out"), binary("amd64"));
+    }
+}
+
+#[test]
+fn unsigned_rpm_is_refused_when_a_keyring_is_given() {
+    let key = TestKey::generate("qus rpm <rpm@qus.invalid>", "never");
+    let dir = tempfile::tempdir().unwrap();
+    let path = signed_copy(dir.path(), None);
+    let err = verify_signature(&path, &keyring(&key), SystemTime::now()).unwrap_err();
+    assert!(matches!(err, Error::RpmUnsigned { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("not signed; Fedora signs its rpms"), "{msg}");
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+}
+
+#[test]
+fn rpm_signed_by_another_key_is_refused_naming_it() {
+    let signer = TestKey::generate("qus rpm <rpm@qus.invalid>", "never");
+    let trusted = TestKey::generate("qus trusted <trusted@qus.invalid>", "never");
+    let dir = tempfile::tempdir().unwrap();
+    let path = signed_copy(dir.path(), Some(&signer));
+    let err = verify_signature(&path, &keyring(&trusted), SystemTime::now()).unwrap_err();
+    assert!(matches!(err, Error::RpmSignature { .. }), "{err}");
+    let msg = err.to_string();
+    let key_id = &signer.fingerprint[signer.fingerprint.len() - 16..];
+    assert!(msg.contains(key_id), "{msg}");
+    assert!(msg.contains("does not hold"), "{msg}");
+}
+
+#[test]
+fn changed_header_fails_its_signature_not_only_its_digest() {
+    let key = TestKey::generate("qus rpm <rpm@qus.invalid>", "never");
+    let dir = tempfile::tempdir().unwrap();
+    let path = signed_copy(dir.path(), Some(&key));
+    let mut parts = split(&std::fs::read(&path).unwrap());
+    let summary = b"QEMU user mode emulation";
+    let at = parts
+        .header
+        .windows(summary.len())
+        .position(|w| w == summary)
+        .expect("the summary in the header");
+    parts.header[at] = b'q';
+    // Re-sealed, so the header digests agree with the change: only the signature can tell.
+    std::fs::write(&path, seal(parts, None)).unwrap();
+    assert_rpm_says_intact(&path);
+    let err = verify_signature(&path, &keyring(&key), SystemTime::now()).unwrap_err();
+    assert!(matches!(err, Error::RpmSignature { .. }), "{err}");
+    assert!(err.to_string().contains("does not verify"), "{err}");
+}
+
+/// rpm 6 keeps header signatures in `OPENPGP` (tag 278), base64 strings; the same signature
+/// moved there from `DSAHEADER` is accepted.
+#[test]
+fn header_signature_in_rpm6_openpgp_tag() {
+    let key = TestKey::generate("qus rpm <rpm@qus.invalid>", "never");
+    let dir = tempfile::tempdir().unwrap();
+    let path = signed_copy(dir.path(), Some(&key));
+    let mut parts = split(&std::fs::read(&path).unwrap());
+    let sig = &parts.sig;
+    let il = u32::from_be_bytes(sig[8..12].try_into().unwrap()) as usize;
+    let dl = u32::from_be_bytes(sig[12..16].try_into().unwrap()) as usize;
+    let (at, count) = tag_data(sig, 267).expect("a DSAHEADER signature");
+    let packet = sig[at..at + count].to_vec();
+    let mut index = sig[16..16 + 16 * il].to_vec();
+    let mut data = sig[16 + 16 * il..16 + 16 * il + dl].to_vec();
+    let entry = (0..il)
+        .find(|i| index[16 * i..16 * i + 4] == 267u32.to_be_bytes())
+        .unwrap();
+    for (k, w) in [278u32, 8, data.len() as u32, 1].into_iter().enumerate() {
+        index[16 * entry + 4 * k..16 * entry + 4 * k + 4].copy_from_slice(&w.to_be_bytes());
+    }
+    data.extend(base64_encode(&packet).as_bytes());
+    data.push(0);
+    let mut new = sig[..8].to_vec();
+    new.extend((il as u32).to_be_bytes());
+    new.extend((data.len() as u32).to_be_bytes());
+    new.extend(index);
+    new.extend(data);
+    new.resize(new.len().div_ceil(8) * 8, 0);
+    parts.sig = new;
+    std::fs::write(&path, parts.bytes()).unwrap();
+    assert!(tag_data(&split(&std::fs::read(&path).unwrap()).sig, 267).is_none());
+    let signer = verify_signature(&path, &keyring(&key), SystemTime::now()).unwrap();
+    assert_eq!(signer.fingerprint, key.fingerprint);
+}
+
+/// Standard base64 (test-side, independent of the reader under test).
+fn base64_encode(b: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = c
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &x)| n | u32::from(x) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= c.len() {
+                A[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
 }

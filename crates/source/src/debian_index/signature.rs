@@ -150,7 +150,9 @@ impl Keyring {
         })
     }
 
-    fn check_one(&self, sig: &Signature, data: &[u8], now: u32) -> Verdict {
+    /// One signature against the keyring: good, by a key it does not hold, or bad (does
+    /// not verify, revoked or expired key, dated in the future, expired).
+    pub(crate) fn check_one(&self, sig: &Signature, data: &[u8], now: u32) -> Verdict {
         let issuers = issuers(sig);
         // A key of the keyring whose signature did not verify: kept in case no other does
         // (two keys may share a key ID).
@@ -281,9 +283,13 @@ enum KeyRef<'a> {
     Sub(&'a pgp::packet::PublicSubkey),
 }
 
-enum Verdict {
+/// What one signature comes to.
+pub(crate) enum Verdict {
+    /// A good signature by this key of the keyring.
     Good(Signer),
+    /// Made by a key (ID or fingerprint) the keyring does not hold.
     Foreign(String),
+    /// Made by a key of the keyring, but not acceptable: why.
     Bad(String),
 }
 

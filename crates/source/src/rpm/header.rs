@@ -9,8 +9,6 @@
 
 use std::io::{self, Read};
 
-use crate::digest::Hasher;
-
 /// The first four bytes of every rpm.
 pub(crate) const LEAD_MAGIC: [u8; 4] = [0xed, 0xab, 0xee, 0xdb];
 /// The lead is always this long.
@@ -27,6 +25,15 @@ pub(crate) mod tag {
     pub const SIG_SIZE: u32 = 1000;
     pub const SIG_LONGSIZE: u32 = 270;
     pub const SIG_SHA256: u32 = 273;
+    /// OpenPGP signatures of the main header alone (`DSAHEADER`: DSA and EdDSA keys;
+    /// `RSAHEADER`: RSA keys), one binary signature packet each.
+    pub const SIG_DSA: u32 = 267;
+    pub const SIG_RSA: u32 = 268;
+    /// rpm 6: any number of header signatures, base64 signature packets.
+    pub const SIG_OPENPGP: u32 = 278;
+    /// Legacy OpenPGP signatures of header and payload together.
+    pub const SIG_PGP: u32 = 1002;
+    pub const SIG_GPG: u32 = 1005;
 
     pub const NAME: u32 = 1000;
     pub const VERSION: u32 = 1001;
@@ -136,11 +143,12 @@ pub(crate) fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Resu
 
 impl Header {
     /// Reads one header from `r`, with `left` bytes left in the file; returns it and its
-    /// size on disk. The bytes read also go into `hasher`, if given.
+    /// size on disk. The bytes read are also appended to `raw`, if given: they are what the
+    /// header's digests and signatures are computed over.
     pub(crate) fn read<R: Read>(
         r: &mut R,
         left: u64,
-        hasher: Option<&mut Hasher>,
+        raw: Option<&mut Vec<u8>>,
     ) -> Result<(Header, u64), ReadError> {
         let mut intro = [0u8; 16];
         let n = read_full(r, &mut intro).map_err(ReadError::Io)?;
@@ -187,10 +195,10 @@ impl Header {
                 )));
             }
         }
-        if let Some(h) = hasher {
-            h.update(&intro);
-            h.update(&index);
-            h.update(&data);
+        if let Some(raw) = raw {
+            raw.extend_from_slice(&intro);
+            raw.extend_from_slice(&index);
+            raw.extend_from_slice(&data);
         }
         let mut entries = Vec::with_capacity(il as usize);
         for (i, raw) in index.chunks_exact(16).enumerate() {
@@ -248,6 +256,17 @@ impl Header {
     /// The first string of a string-typed tag (the untranslated one for I18NSTRING).
     pub(crate) fn string(&self, tag: u32) -> Result<Option<String>, String> {
         Ok(self.strings(tag)?.and_then(|v| v.into_iter().next()))
+    }
+
+    /// The bytes of a BIN tag.
+    pub(crate) fn bin(&self, tag: u32) -> Result<Option<&[u8]>, String> {
+        let Some(e) = self.find(tag) else {
+            return Ok(None);
+        };
+        if e.ty != ty::BIN {
+            return Err(format!("tag {tag} has type {}, not BIN", e.ty));
+        }
+        Ok(Some(&self.data[e.offset..e.offset + e.count]))
     }
 
     /// The values of an integer-typed tag, widened.

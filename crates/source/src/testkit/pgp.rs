@@ -1,7 +1,7 @@
 //! An OpenPGP signing key for tests, made and used by GnuPG (an independent
 //! implementation: qus verifies with rpgp): a throw-away GNUPGHOME, an Ed25519 key, its
-//! public keyring file, and the two ways a Debian suite is signed (clearsigned InRelease,
-//! detached Release.gpg).
+//! public keyring file, the two ways a Debian suite is signed (clearsigned InRelease,
+//! detached Release.gpg), and Fedora's way of signing an rpm (`rpmsign`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -24,6 +24,11 @@ impl TestKey {
     /// A key made as if the clock said `faked_time` (seconds since the epoch), so that a
     /// test can have one that has already expired.
     pub fn generate_at(uid: &str, expire: &str, faked_time: Option<u64>) -> TestKey {
+        TestKey::generate_algo(uid, "ed25519", expire, faked_time)
+    }
+
+    /// A key of gpg's algorithm `algo` (`ed25519`, `rsa2048` …).
+    pub fn generate_algo(uid: &str, algo: &str, expire: &str, faked_time: Option<u64>) -> TestKey {
         let home = tempfile::tempdir().expect("temp GNUPGHOME");
         let mut c = gpg(home.path());
         if let Some(t) = faked_time {
@@ -34,7 +39,7 @@ impl TestKey {
             "",
             "--quick-gen-key",
             uid,
-            "ed25519",
+            algo,
             "sign",
             expire,
         ]);
@@ -80,6 +85,28 @@ impl TestKey {
         std::fs::write(dists_suite.join("Release.gpg"), self.detach_sign(&release)).unwrap();
     }
 
+    /// Signs the rpm at `rpm` in place with `rpmsign --addsign` (Debian's `rpm` package),
+    /// as Fedora signs its packages.
+    pub fn rpmsign(&self, rpm: &Path) {
+        let mut c = Command::new("rpmsign");
+        c.arg("--addsign")
+            .arg("--define")
+            .arg(format!("_gpg_name {}", self.fingerprint))
+            .arg("--define")
+            .arg(format!("_gpg_path {}", self.home.path().display()))
+            // rpm's default is gpg2, which Debian does not have under that name, and rpm
+            // runs it without a PATH search.
+            .arg("--define")
+            .arg(format!("__gpg {}", on_path("gpg").display()))
+            .args([
+                "--define",
+                "_gpg_sign_cmd_extra_args --batch --pinentry-mode loopback --passphrase ''",
+            ])
+            .arg(rpm)
+            .stdin(Stdio::null());
+        run(c, "rpmsign --addsign");
+    }
+
     fn sign(&self, how: &[&str], data: &[u8], faked_time: Option<u64>) -> Vec<u8> {
         let input = self.home.path().join("input");
         std::fs::write(&input, data).unwrap();
@@ -94,6 +121,16 @@ impl TestKey {
             .arg(&input);
         run(c, "gpg sign")
     }
+}
+
+/// Where `program` is on PATH.
+fn on_path(program: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("no {program} on PATH (is gnupg installed?)"))
 }
 
 fn gpg(home: &Path) -> Command {
