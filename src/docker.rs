@@ -500,7 +500,7 @@ impl Daemon {
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| DockerError::Push {
                 reference: reference.clone(),
-                message: error_message(e),
+                message: self.push_hint(error_message(e)),
             })?;
             let status = info.status.unwrap_or_default();
             match status.as_str() {
@@ -525,6 +525,22 @@ impl Daemon {
         }
         stats.bytes = current.values().sum();
         Ok(stats)
+    }
+}
+
+impl Daemon {
+    /// Podman, unlike Docker, reaches a loopback registry over HTTPS too, and the compatible
+    /// API has no way to ask otherwise per push: say where Podman is told.
+    fn push_hint(&self, message: String) -> String {
+        if self.podman && message.contains("HTTP response to HTTPS client") {
+            return format!(
+                "{message} (Podman reaches every registry over HTTPS, loopback ones too: \
+                 mark this one insecure in /etc/containers/registries.conf, [[registry]] \
+                 location = \"HOST:PORT\" insecure = true, and restart the service; or \
+                 release with the default builder, which pushes with qus's own client)"
+            );
+        }
+        message
     }
 }
 

@@ -272,7 +272,7 @@ fn context(env: &EngineEnv, files: &dyn Files, name: &str, origin: &str) -> Engi
                 .into(),
         });
     }
-    let tls = has_material.then(|| Material { ca, cert, key });
+    let tls = has_material.then_some(Material { ca, cert, key });
     endpoint(&host, origin, tls)
 }
 

@@ -8,6 +8,7 @@
 //! `qus test` never needs: it creates a container only to copy the emulators out.
 
 use crate::support::*;
+use qus_registry::testkit::TestRegistry;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,9 +22,22 @@ struct Podman {
 
 impl Podman {
     fn start() -> Podman {
+        Podman::start_with(&[])
+    }
+
+    /// With `insecure` registries reached over plain HTTP: Podman, unlike Docker, treats
+    /// loopback registries as HTTPS unless its registries.conf says otherwise.
+    fn start_with(insecure: &[&str]) -> Podman {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("podman.sock");
+        let conf = dir.path().join("registries.conf");
+        let text: String = insecure
+            .iter()
+            .map(|r| format!("[[registry]]\nlocation = \"{r}\"\ninsecure = true\n"))
+            .collect();
+        std::fs::write(&conf, text).unwrap();
         let child = Command::new("podman")
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
             .arg("--root")
             .arg(dir.path().join("root"))
             .arg("--runroot")
@@ -287,4 +301,62 @@ fn an_unknown_context_is_an_error_naming_it_and_where_qus_looked() {
         .args(["plan"])
         .args(NARROW));
     assert!(ok, "{err}");
+}
+
+#[test]
+fn the_dockerfile_builder_builds_and_releases_through_podman() {
+    let registry = TestRegistry::start().unwrap();
+    let podman = Podman::start_with(&[&registry.host()]);
+    let cfg = real_config();
+    let repo = format!("{}/qus-engine-classic", registry.host());
+    let config = docker_config(&[("qus-pm", &podman.host())], None);
+    let release = || {
+        run(qus_with(&cfg, config.path())
+            .args(["--context", "qus-pm", "release", "--builder", "dockerfile"])
+            .args(["--test", "none", "--json", "--repo", &repo])
+            .args(NARROW)
+            .args(cfg.debs_flag()))
+    };
+    let (ok, out, err) = release();
+    assert!(ok, "release through podman: {err}");
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["pushed"].as_array().unwrap().len(), 4, "{out}");
+    assert!(err.contains("8 lists written"), "{err}");
+    for tag in ["amd64-d10.0", "amd64-d10.0-aarch64"] {
+        let reference = format!("{repo}:{tag}");
+        assert!(podman.image_id(&reference).is_some(), "{reference}");
+        assert!(
+            inspect(&reference).is_none(),
+            "{reference} in the default daemon"
+        );
+    }
+    let out = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{repo}:latest"))
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["manifests"][0]["platform"]["architecture"], "amd64");
+
+    // Podman's build cache and push stream are enough to see that nothing changed.
+    let (ok, _, err) = release();
+    assert!(ok, "second release: {err}");
+    assert!(
+        err.contains("0 pushed, 4 already present") && err.contains("0 lists written, 8 unchanged"),
+        "{err}"
+    );
+
+    // A registry Podman was not told is plain HTTP: the error says where to tell it.
+    let other = TestRegistry::start().unwrap();
+    let (ok, _, err) = run(qus_with(&cfg, config.path())
+        .args(["--context", "qus-pm", "release", "--builder", "dockerfile"])
+        .args(["--test", "none", "--repo"])
+        .arg(format!("{}/qus-engine-classic", other.host()))
+        .args(NARROW)
+        .args(cfg.debs_flag()));
+    assert!(!ok);
+    assert!(
+        err.contains("HTTP response to HTTPS client") && err.contains("registries.conf"),
+        "{err}"
+    );
 }
