@@ -360,3 +360,120 @@ fn the_dockerfile_builder_builds_and_releases_through_podman() {
         "{err}"
     );
 }
+
+/// A TLS front for the machine's Docker socket that asks clients for a certificate of the
+/// test CA: an engine reached over `tcp://` with TLS, as a remote daemon with
+/// `--tlsverify` is.
+const TLS_FRONT: &str = r#"
+import socket, ssl, sys, threading
+port, cert, key, ca, target = sys.argv[1:]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+ctx.verify_mode = ssl.CERT_REQUIRED
+ctx.load_verify_locations(ca)
+srv = socket.socket()
+srv.bind(("127.0.0.1", int(port)))
+srv.listen(16)
+print("ready", flush=True)
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+    except OSError:
+        pass
+    finally:
+        a.close()
+        b.close()
+def serve(c):
+    try:
+        t = ctx.wrap_socket(c, server_side=True)
+    except (ssl.SSLError, OSError):
+        c.close()
+        return
+    u = socket.socket(socket.AF_UNIX)
+    u.connect(target)
+    threading.Thread(target=pipe, args=(u, t), daemon=True).start()
+    pipe(t, u)
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"#;
+
+struct TlsFront(Child);
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_context_with_tls_material_reaches_a_tls_engine() {
+    use std::io::BufRead as _;
+    let ca = qus_registry::testkit::TestCa::new().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let client = ca.certs_d(work.path(), "client", true).unwrap();
+    let server = ca.server_tls(true);
+    let port = closed_port();
+    let mut child = Command::new("python3")
+        .args(["-c", TLS_FRONT, &port.to_string()])
+        .arg(&server.certificate)
+        .arg(&server.key)
+        .arg(ca.ca_cert())
+        .arg("/var/run/docker.sock")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _front = TlsFront(child);
+    assert_eq!(line.trim(), "ready");
+
+    let host = format!("tcp://127.0.0.1:{port}");
+    let config = docker_config(&[("qus-tls", &host)], None);
+    let with_material = |ca_pem: &Path| {
+        let tls = config
+            .path()
+            .join("contexts/tls")
+            .join(hex::encode(Sha256::digest(b"qus-tls")))
+            .join("docker");
+        std::fs::create_dir_all(&tls).unwrap();
+        std::fs::copy(ca_pem, tls.join("ca.pem")).unwrap();
+        std::fs::copy(client.join("client.cert"), tls.join("cert.pem")).unwrap();
+        std::fs::copy(client.join("client.key"), tls.join("key.pem")).unwrap();
+    };
+    with_material(&ca.ca_cert());
+    let cfg = real_config();
+    let repo = Repo::new("qus-test-tls");
+    let qus_test = || {
+        run(qus_with(&cfg, config.path())
+            .env("DOCKER_CONTEXT", "qus-tls")
+            .args(["test", "--repo", &repo.name])
+            .args(NARROW)
+            .args(cfg.debs_flag()))
+    };
+    // The engine answered over TLS: it was asked for the images, and has none of them.
+    let (ok, _, err) = qus_test();
+    assert!(!ok);
+    assert!(err.contains("is in the daemon"), "{err}");
+
+    // Another CA: the engine's certificate is refused, and the error names the engine.
+    let other = qus_registry::testkit::TestCa::new().unwrap();
+    with_material(&other.ca_cert());
+    let (ok, _, err) = qus_test();
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "cannot reach the container engine at {host} (context qus-tls from DOCKER_CONTEXT, TLS)"
+        )),
+        "{err}"
+    );
+}
