@@ -603,6 +603,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn without_a_reported_variant_only_os_and_architecture_are_compared() {
+        let v7 = Platform::new("linux", "arm", Some("v7"));
+        let info = |variant_reported| ImageInfo {
+            id: String::new(),
+            repo_digests: Vec::new(),
+            platform: Platform::new("linux", "arm", None),
+            variant_reported,
+            layers: Vec::new(),
+            labels: HashMap::new(),
+        };
+        assert!(info(false).is_platform(&v7), "Podman: no Variant field");
+        assert!(
+            !info(true).is_platform(&v7),
+            "Docker: arm without v7 is another platform"
+        );
+        assert!(!info(false).is_platform(&Platform::new("linux", "arm64", Some("v8"))));
+    }
+
+    #[test]
     fn the_pushed_digest_is_read_from_the_closing_line() {
         let d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
         assert_eq!(
