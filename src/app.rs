@@ -7,6 +7,7 @@ use crate::cli::{
     PlanArgs, RegistryArgs, SignArgs, SourceArgs, TestArg,
 };
 use crate::config::Config;
+use crate::engine::{Engine, EngineEnv};
 use crate::media::MediaTypes;
 use crate::options::{BuildOptions, Builder, RegistryOptions, SourceOptions, SupplyOptions};
 use crate::plan::{self, Plan, Recipe, Selection};
@@ -21,11 +22,12 @@ use std::process::ExitCode;
 pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let progress = Progress::new(cli.quiet, cli.verbose);
     let config = cli.config.as_deref();
+    let context = cli.context.as_deref();
     match cli.command {
         Command::Plan(a) => plan_cmd(config, &a),
         Command::Build(a) => {
             let plan = make_plan(&Config::load(config)?, &a.matrix)?;
-            let (src, opts) = (source_options(&a.source)?, build_options(&a));
+            let (src, opts) = (source_options(&a.source)?, build_options(&a, context));
             runtime()?.block_on(crate::build::build_cmd(
                 &plan, &src, &opts, a.json, &progress,
             ))
@@ -33,7 +35,10 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Release(a) => {
             let cfg = Config::load(config)?;
             let plan = make_plan(&cfg, &a.build.matrix)?;
-            let (src, opts) = (source_options(&a.build.source)?, build_options(&a.build));
+            let (src, opts) = (
+                source_options(&a.build.source)?,
+                build_options(&a.build, context),
+            );
             let reg = registry_options(&a.registry)?;
             let supply = SupplyOptions {
                 sign_key: sign_key(&a.sign)?,
@@ -82,6 +87,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &plan,
                 &cfg,
                 &src,
+                &engine(context),
                 machine(),
                 a.jobs.unwrap_or_else(cpus),
                 a.json,
@@ -220,8 +226,9 @@ fn source_options(a: &SourceArgs) -> anyhow::Result<SourceOptions> {
     })
 }
 
-fn build_options(a: &BuildArgs) -> BuildOptions {
+fn build_options(a: &BuildArgs, context: Option<&str>) -> BuildOptions {
     BuildOptions {
+        engine: engine(context),
         builder: match a.builder {
             BuilderArg::Qus => Builder::Qus,
             BuilderArg::Dockerfile => Builder::Dockerfile,
@@ -231,6 +238,43 @@ fn build_options(a: &BuildArgs) -> BuildOptions {
         no_cache: a.no_cache,
         force: a.force,
         jobs: a.jobs.max(1),
+    }
+}
+
+/// The engine `--context` and the docker CLI's variables and config select; an error is
+/// kept until a stage needs the engine, so that a broken context does not stop a command
+/// that uses none.
+fn engine(context: Option<&str>) -> Engine {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let home = || std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let env = EngineEnv {
+        context_flag: context.map(str::to_string),
+        docker_host: var("DOCKER_HOST"),
+        docker_context: var("DOCKER_CONTEXT"),
+        tls_verify: var("DOCKER_TLS_VERIFY").is_some(),
+        cert_path: var("DOCKER_CERT_PATH").map(std::path::PathBuf::from),
+        config_dir: var("DOCKER_CONFIG")
+            .map(std::path::PathBuf::from)
+            .or_else(|| home().map(|h| h.join(".docker")))
+            .unwrap_or_else(|| "/root/.docker".into()),
+    };
+    crate::engine::resolve(&env, &Disk)
+}
+
+/// The docker config folder, read from the disk for `engine::resolve`.
+struct Disk;
+
+impl crate::engine::Files for Disk {
+    fn read(&self, path: &Path) -> std::io::Result<Option<String>> {
+        match std::fs::read_to_string(path) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn is_file(&self, path: &Path) -> bool {
+        path.is_file()
     }
 }
 

@@ -23,7 +23,7 @@ pub(crate) async fn build_cmd(
     json: bool,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
-    let daemon = Daemon::connect().await?;
+    let daemon = Daemon::connect(&opts.engine).await?;
     let built = match opts.builder {
         Builder::Qus => build(&daemon, plan, src, opts, progress).await?,
         Builder::Dockerfile => crate::classic::build(&daemon, plan, src, opts, progress).await?,

@@ -191,7 +191,7 @@ pub(crate) async fn release(
     summary: &mut Summary,
     progress: &Progress,
 ) -> anyhow::Result<()> {
-    let daemon = Daemon::connect().await?;
+    let daemon = Daemon::connect(&opts.engine).await?;
     summary.images = build(&daemon, plan, src, opts, progress).await?;
     // The builds may have outlived a helper's token: ask for credentials now.
     reg.refresh_credentials(progress).await;

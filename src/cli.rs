@@ -22,6 +22,10 @@ pub struct Cli {
     /// Also show the builder's and the push's own output.
     #[arg(long, short, global = true, conflicts_with = "quiet")]
     pub verbose: bool,
+    /// Docker context of the engine to use (overrides DOCKER_HOST, DOCKER_CONTEXT and the
+    /// docker config's currentContext, as with the docker CLI).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -483,6 +487,15 @@ mod tests {
         };
         assert_eq!(a.sign.sign_key, Some(PathBuf::from("k.pem")));
         assert!(p("publish --sign-key k.pem").is_ok());
+    }
+
+    #[test]
+    fn context_is_global() {
+        let c = p("build --context podman").unwrap();
+        assert_eq!(c.context.as_deref(), Some("podman"));
+        let c = p("--context pm test").unwrap();
+        assert_eq!(c.context.as_deref(), Some("pm"));
+        assert_eq!(p("plan").unwrap().context, None);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 use crate::arch::Platform;
 use crate::context::{self, ContextError, LayerFiles};
+use crate::engine::{Engine, EngineError, Transport};
 use crate::plan::ImagePlan;
 use crate::progress::Progress;
 use bollard::query_parameters::{
@@ -19,19 +20,22 @@ use bytes::Bytes;
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::time::Duration;
 
 /// What can go wrong talking to the daemon.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
-    /// No daemon answers.
+    /// No engine was chosen (an unknown context, an unsupported address).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// No engine answers.
     #[error(
-        "cannot reach the Docker daemon at {host}: {message}. Is it running? \
-         (DOCKER_HOST selects another daemon)"
+        "cannot reach the container engine at {endpoint}: {message}. Is it running? \
+         (--context, DOCKER_HOST, DOCKER_CONTEXT or the docker config's currentContext select \
+         another engine)"
     )]
     Unreachable {
-        /// Where we looked.
-        host: String,
+        /// Where we looked, and why there.
+        endpoint: String,
         /// What the connection said.
         message: String,
     },
@@ -92,10 +96,23 @@ pub struct ImageInfo {
     pub repo_digests: Vec<String>,
     /// Platform from the image config.
     pub platform: Platform,
+    /// Whether the engine reports variants: Podman 4's image inspect has no `Variant`, so
+    /// `linux/arm/v7` reads as `linux/arm` there.
+    pub variant_reported: bool,
     /// Layer diffIDs, bottom first.
     pub layers: Vec<String>,
     /// Labels.
     pub labels: HashMap<String, String>,
+}
+
+impl ImageInfo {
+    /// Whether the image is of `want`, as far as the engine tells.
+    pub fn is_platform(&self, want: &Platform) -> bool {
+        if self.variant_reported {
+            return self.platform == *want;
+        }
+        self.platform.os == want.os && self.platform.architecture == want.architecture
+    }
 }
 
 /// Per-push counts, from the daemon's stream.
@@ -111,39 +128,59 @@ pub struct PushStats {
     pub digest: Option<String>,
 }
 
-/// A connected daemon.
+/// A connected engine.
 #[derive(Clone)]
 pub struct Daemon {
     docker: Docker,
+    /// Podman's Docker-compatible API: its image inspect has no `Variant`.
+    podman: bool,
 }
 
-/// The daemon address qus uses: `DOCKER_HOST`, else the local socket.
-pub fn daemon_host() -> String {
-    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
-}
+/// Builds and pushes of the full matrix stream for minutes; bollard's default of two
+/// minutes would cut them off.
+const TIMEOUT_SECS: u64 = 3600;
 
 impl Daemon {
-    /// Connects to `DOCKER_HOST` (or the local socket) and agrees on an API version.
-    pub async fn connect() -> Result<Daemon, DockerError> {
-        let host = daemon_host();
+    /// Connects to the chosen engine and agrees on an API version.
+    pub async fn connect(engine: &Engine) -> Result<Daemon, DockerError> {
+        let endpoint = engine.as_ref().map_err(|e| e.clone())?;
         let unreachable = |e: bollard::errors::Error| DockerError::Unreachable {
-            host: host.clone(),
+            endpoint: endpoint.to_string(),
             message: e.to_string(),
         };
-        // Builds and pushes of the full matrix stream for minutes; bollard's default of two
-        // minutes would cut them off.
-        let docker = Docker::connect_with_defaults()
-            .map_err(unreachable)?
-            .with_timeout(Duration::from_secs(3600));
+        let version = bollard::API_DEFAULT_VERSION;
+        let docker = match &endpoint.transport {
+            Transport::Unix(path) => {
+                Docker::connect_with_unix(&path.to_string_lossy(), TIMEOUT_SECS, version)
+            }
+            Transport::Tcp(addr) => Docker::connect_with_http(addr, TIMEOUT_SECS, version),
+            Transport::Tls {
+                addr,
+                ca,
+                cert,
+                key,
+            } => {
+                qus_registry::tls_provider();
+                Docker::connect_with_ssl(addr, key, cert, ca, TIMEOUT_SECS, version)
+            }
+        }
+        .map_err(unreachable)?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
-        docker.ping().await.map_err(unreachable)?;
-        Ok(Daemon { docker })
+        let version = docker.version().await.map_err(unreachable)?;
+        // Podman's compatible API calls itself "Podman Engine" among the components.
+        let podman = version
+            .components
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.name.to_ascii_lowercase().contains("podman"));
+        Ok(Daemon { docker, podman })
     }
 
     /// Inspects an image; `None` when the daemon does not have it.
     pub async fn inspect(&self, reference: &str) -> Result<Option<ImageInfo>, DockerError> {
         match self.docker.inspect_image(reference).await {
             Ok(i) => Ok(Some(ImageInfo {
+                variant_reported: !self.podman || i.variant.is_some(),
                 id: i.id.unwrap_or_default(),
                 repo_digests: i.repo_digests.unwrap_or_default(),
                 platform: Platform::new(
@@ -220,7 +257,7 @@ impl Daemon {
                     message: format!("the daemon reported image {id} but does not have it"),
                 });
             };
-            if info.platform == image.platform {
+            if info.is_platform(&image.platform) {
                 return Ok(info);
             }
             got = info.platform.to_string();
@@ -466,7 +503,7 @@ impl Daemon {
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| DockerError::Push {
                 reference: reference.clone(),
-                message: error_message(e),
+                message: self.push_hint(error_message(e)),
             })?;
             let status = info.status.unwrap_or_default();
             match status.as_str() {
@@ -491,6 +528,22 @@ impl Daemon {
         }
         stats.bytes = current.values().sum();
         Ok(stats)
+    }
+}
+
+impl Daemon {
+    /// Podman, unlike Docker, reaches a loopback registry over HTTPS too, and the compatible
+    /// API has no way to ask otherwise per push: say where Podman is told.
+    fn push_hint(&self, message: String) -> String {
+        if self.podman && message.contains("HTTP response to HTTPS client") {
+            return format!(
+                "{message} (Podman reaches every registry over HTTPS, loopback ones too: \
+                 mark this one insecure in /etc/containers/registries.conf, [[registry]] \
+                 location = \"HOST:PORT\" insecure = true, and restart the service; or \
+                 release with the default builder, which pushes with qus's own client)"
+            );
+        }
+        message
     }
 }
 
@@ -551,6 +604,25 @@ impl Write for ChannelWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_a_reported_variant_only_os_and_architecture_are_compared() {
+        let v7 = Platform::new("linux", "arm", Some("v7"));
+        let info = |variant_reported| ImageInfo {
+            id: String::new(),
+            repo_digests: Vec::new(),
+            platform: Platform::new("linux", "arm", None),
+            variant_reported,
+            layers: Vec::new(),
+            labels: HashMap::new(),
+        };
+        assert!(info(false).is_platform(&v7), "Podman: no Variant field");
+        assert!(
+            !info(true).is_platform(&v7),
+            "Docker: arm without v7 is another platform"
+        );
+        assert!(!info(false).is_platform(&Platform::new("linux", "arm64", Some("v8"))));
+    }
 
     #[test]
     fn the_pushed_digest_is_read_from_the_closing_line() {

@@ -17,6 +17,7 @@ mod config;
 mod context;
 mod docker;
 mod emutest;
+mod engine;
 mod entrypoint;
 mod files;
 mod gzip;

@@ -80,6 +80,8 @@ pub(crate) struct BuildOptions {
     pub force: bool,
     /// Builds or pushes in flight at once.
     pub jobs: usize,
+    /// The engine images are loaded into or built by.
+    pub engine: crate::engine::Engine,
 }
 
 /// How the registry is reached.

@@ -116,6 +116,9 @@ fn daemon_unreachable() {
         .args(NARROW)
         .args(cfg.debs_flag()));
     assert!(!ok);
-    assert!(err.contains("cannot reach the Docker daemon"), "{err}");
-    assert!(err.contains("unix:///nonexistent/docker.sock"), "{err}");
+    assert!(err.contains("cannot reach the container engine"), "{err}");
+    assert!(
+        err.contains("unix:///nonexistent/docker.sock (DOCKER_HOST)"),
+        "{err}"
+    );
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// Modules that must stay pure: planning and configuration decide everything and do no I/O
 /// beyond reading their own files.
 const PURE: &[&str] = &[
-    "plan", "config", "arch", "validate", "lockfile", "targets", "attest",
+    "plan", "config", "arch", "validate", "lockfile", "targets", "attest", "engine",
 ];
 /// Modules that talk to the daemon, a registry, the network or the user.
 const IO: &[&str] = &[
@@ -219,15 +219,12 @@ fn only_the_edge_sees_flags_and_the_environment() {
             "{}: only {EDGE:?} may use the clap types; take a value from crate::options",
             f.display()
         );
-        // The daemon connection still reads DOCKER_HOST itself (bollard's own defaults).
-        if m != "docker" {
-            for needle in ["std::env::var", "env::var("] {
-                assert!(
-                    !text.contains(needle),
-                    "{}: reads the environment; resolve it in app.rs into an option",
-                    f.display()
-                );
-            }
+        for needle in ["std::env::var", "env::var("] {
+            assert!(
+                !text.contains(needle),
+                "{}: reads the environment; resolve it in app.rs into an option",
+                f.display()
+            );
         }
     }
 }

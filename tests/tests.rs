@@ -9,6 +9,7 @@ mod bad_inputs;
 mod build;
 mod depcheck;
 mod emulators;
+mod engines;
 mod faults;
 mod fedora;
 mod maint;

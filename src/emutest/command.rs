@@ -5,6 +5,7 @@ use super::{Row, Status, Subject, Tools};
 use crate::arch::Host;
 use crate::config::Config;
 use crate::docker::Daemon;
+use crate::engine::Engine;
 use crate::files::File;
 use crate::options::SourceOptions;
 use crate::plan::{self, Layer, Plan};
@@ -19,10 +20,12 @@ use std::process::ExitCode;
 const FAILED: u8 = 1;
 
 /// `qus test`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn test_cmd(
     plan: &Plan,
     config: &Config,
     src: &SourceOptions,
+    engine: &Engine,
     machine: Option<Host>,
     jobs: usize,
     json: bool,
@@ -31,7 +34,7 @@ pub(crate) async fn test_cmd(
     let machine = machine.ok_or_else(|| {
         anyhow!("this machine's architecture is not a qus host: qus test cannot run emulators here")
     })?;
-    let daemon = Daemon::connect().await?;
+    let daemon = Daemon::connect(engine).await?;
     let work = tempfile::tempdir().context("creating a work folder")?;
 
     // Which emulator layers the images in the daemon hold: a layer's test counts for every

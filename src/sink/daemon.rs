@@ -185,7 +185,7 @@ pub(crate) async fn in_daemon<'a>(
         match current {
             Some(info)
                 if info.labels.get("qus.inputs") == Some(&img.inputs)
-                    && info.platform == img.platform =>
+                    && info.is_platform(&img.platform) =>
             {
                 done.push(BuiltImage {
                     layers: info.layers,

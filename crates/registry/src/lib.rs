@@ -63,4 +63,4 @@ pub use referrers::{
     empty_config, fallback_tag, referrer_descriptor, Artifact, Attached, Referrers, EMPTY_JSON,
 };
 pub use storage::{storage_stats, StorageStats};
-pub use tls::{CertsDir, DOCKER_CERTS_D};
+pub use tls::{tls_provider, CertsDir, DOCKER_CERTS_D};

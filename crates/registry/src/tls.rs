@@ -26,8 +26,9 @@ use crate::error::{Error, Result};
 use crate::protocol::is_loopback_url;
 
 /// Makes rustls's ring provider the process default, once, before any client is built:
-/// reqwest is built without one (no aws-lc C build) and panics without a default.
-pub(crate) fn tls_provider() {
+/// reqwest (and bollard's TLS) are built without one (no aws-lc C build) and panic without
+/// a default. Call it before any other rustls client of the process.
+pub fn tls_provider() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     // Err means another provider was installed first (by the application): that one serves.
     ONCE.call_once(|| {
