@@ -18,6 +18,7 @@ mod context;
 mod docker;
 mod emutest;
 mod entrypoint;
+mod exit;
 mod files;
 mod gzip;
 mod image;
@@ -51,7 +52,11 @@ fn main() -> ExitCode {
         Err(e) => {
             // clap prints help/version itself and knows their exit code (0).
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
         }
     };
     match app::run(cli) {
@@ -69,7 +74,7 @@ fn main() -> ExitCode {
             // A reference typed with `user:pass@` must not come back in the message.
             let text = format!("{err:#}");
             eprintln!("qus: error: {}", qus_registry::redact_userinfo(&text));
-            ExitCode::from(2)
+            exit::status_of(&err)
         }
     }
 }

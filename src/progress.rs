@@ -2,12 +2,25 @@
 //!
 //! On a terminal, bars (indicatif) for downloads and pushes and a spinner for builds; in CI
 //! logs and pipes, plain lines, one per event, that read well after the fact. `--quiet`
-//! keeps only warnings.
+//! keeps only warnings. `--progress` (buildx's spelling) overrides the guess: `plain` for a
+//! terminal recorded as a log, `tty` for a pseudo-terminal the guess cannot see.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// `--progress`: how progress is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Bars when stderr is a terminal, else plain lines.
+    #[default]
+    Auto,
+    /// A line per step, never a bar or a control character.
+    Plain,
+    /// Bars, whatever stderr is.
+    Tty,
+}
 
 /// Where progress goes. Cheap to clone; clones share the terminal.
 #[derive(Debug, Clone)]
@@ -33,11 +46,23 @@ impl Progress {
     /// `quiet` drops everything but warnings; `verbose` adds the builder's own output.
     /// Bars are drawn only when stderr is a terminal.
     pub fn new(quiet: bool, verbose: bool) -> Progress {
-        let tty = !quiet && std::io::stderr().is_terminal();
-        let bars = indicatif::MultiProgress::with_draw_target(if tty {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
+        Progress::with_mode(quiet, verbose, Mode::Auto)
+    }
+
+    /// As [`Progress::new`], drawn as `mode` says.
+    pub fn with_mode(quiet: bool, verbose: bool, mode: Mode) -> Progress {
+        let tty = !quiet
+            && match mode {
+                Mode::Auto => std::io::stderr().is_terminal(),
+                Mode::Plain => false,
+                Mode::Tty => true,
+            };
+        let bars = indicatif::MultiProgress::with_draw_target(match (tty, mode) {
+            // indicatif hides its stderr target when stderr is no terminal; a term-like
+            // target is drawn wherever it points.
+            (true, Mode::Tty) => ProgressDrawTarget::term_like(Box::new(console::Term::stderr())),
+            (true, _) => ProgressDrawTarget::stderr(),
+            (false, _) => ProgressDrawTarget::hidden(),
         });
         Progress {
             inner: Arc::new(Inner {
