@@ -178,7 +178,10 @@ mod tests {
         ];
         assert_eq!(
             by_digest(&targets),
-            vec![("r:d10.0-arm, r:arm".to_string(), a), ("r:d10.0".to_string(), b)]
+            vec![
+                ("r:d10.0-arm, r:arm".to_string(), a),
+                ("r:d10.0".to_string(), b)
+            ]
         );
     }
 }
