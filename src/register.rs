@@ -121,13 +121,15 @@ pub(crate) fn register_cmd(
 
 /// `qus register -h` after the front end's usage.
 const HOST_USAGE: &str = "
-qus register on a host (before the arguments above, or anywhere among them):
-  --install-dir DIR   where missing emulators are installed, as DIR/<QEMU version>/qemu-T
-                      (default: /usr/local/lib/qus)
-  --persist           also write DIR/qus-T.conf for systemd-binfmt (restored at boot)
+qus register on a host (these go anywhere among the arguments above):
+  --install-dir DIR   where emulators missing on this host are installed and registered
+                      from, with F: DIR/<QEMU version>/qemu-T (default: /usr/local/lib/qus)
+  --persist           also write qus-T.conf into the persist dir for systemd-binfmt, so
+                      that a reboot registers the targets again
   --persist-dir DIR   where --persist writes (default: /etc/binfmt.d)
   --mirror URL, --debs DIR, --cache DIR, --config FILE
                       where the pinned QEMU package comes from (as for qus build)
+Uninstalling (--uninstall, --reset, -r, -- -r) also removes what qus installed.
 ";
 
 /// Fetches this host's pinned QEMU package and installs the emulators of `targets` (every
