@@ -167,3 +167,30 @@ impl Drop for Bar {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_decide_bars_whatever_stderr_is() {
+        // Under `cargo test` stderr is captured, not a terminal.
+        assert!(!Progress::with_mode(false, false, Mode::Plain).inner.tty);
+        assert!(Progress::with_mode(false, false, Mode::Tty).inner.tty);
+        assert!(
+            !Progress::with_mode(true, false, Mode::Tty).inner.tty,
+            "--quiet wins"
+        );
+        let auto = Progress::with_mode(false, false, Mode::Auto).inner.tty;
+        assert_eq!(auto, std::io::stderr().is_terminal());
+        // A bar exists only when drawn.
+        assert!(Progress::with_mode(false, false, Mode::Plain)
+            .bytes("x", Some(1))
+            .0
+            .is_none());
+        assert!(Progress::with_mode(false, false, Mode::Tty)
+            .bytes("x", Some(1))
+            .0
+            .is_some());
+    }
+}
