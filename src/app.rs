@@ -4,7 +4,7 @@ use crate::attest::sign::{Key, PublicKey};
 use crate::attest::{BuildContext, NamedDigest, DEFAULT_BUILDER_ID};
 use crate::cli::{
     BuildArgs, BuilderArg, Cli, Command, MatrixArgs, MediaArgs, MediaTypesArg, MirrorArgs,
-    PlanArgs, RegistryArgs, SignArgs, SourceArgs, TestArg,
+    PlanArgs, ProgressArg, RegistryArgs, SignArgs, SourceArgs, TestArg,
 };
 use crate::config::Config;
 use crate::engine::{Engine, EngineEnv};
@@ -20,7 +20,15 @@ use std::process::ExitCode;
 
 /// Runs a parsed command line.
 pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let progress = Progress::new(cli.quiet, cli.verbose);
+    let progress = Progress::with_mode(
+        cli.quiet,
+        cli.verbose,
+        match cli.progress {
+            ProgressArg::Auto => crate::progress::Mode::Auto,
+            ProgressArg::Plain => crate::progress::Mode::Plain,
+            ProgressArg::Tty => crate::progress::Mode::Tty,
+        },
+    );
     let config = cli.config.as_deref();
     let context = cli.context.as_deref();
     match cli.command {
@@ -102,7 +110,10 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => None,
                 Some(p) => {
                     let text = read_text(p, "--key")?;
-                    Some(PublicKey::from_pem(&text, &p.display().to_string())?)
+                    Some(
+                        PublicKey::from_pem(&text, &p.display().to_string())
+                            .map_err(|e| crate::exit::usage(format!("--key: {e:#}")))?,
+                    )
                 }
             };
             runtime()?.block_on(crate::verify::verify_cmd(
@@ -146,8 +157,42 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let plan = make_plan(&Config::load(config)?, &a.matrix)?;
             crate::maint::report_cmd(&plan, a.json)
         }
-        Command::Register(a) => Ok(crate::register::register_cmd(&a.args)),
+        Command::Register(a) => {
+            let opts = crate::register::RegisterOptions {
+                install_dir: a
+                    .install_dir
+                    .clone()
+                    .unwrap_or_else(|| crate::register::DEFAULT_INSTALL_DIR.into()),
+                persist: a.persist,
+                persist_dir: a
+                    .persist_dir
+                    .clone()
+                    .unwrap_or_else(|| crate::register::DEFAULT_PERSIST_DIR.into()),
+                config: a.config.clone().or_else(|| config.map(Path::to_path_buf)),
+                packages_dir: a.source.debs.clone(),
+                debian_mirror: debian_mirror(&a.source.mirror),
+                fedora_mirror: a.source.fedora_mirror.clone(),
+                cache: a.source.cache.clone(),
+            };
+            crate::register::register_cmd(&a.args, &opts, &progress)
+        }
+        Command::Completion(a) => {
+            write_stdout(&crate::cli::completion_script(a.shell))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            write_stdout(&crate::cli::man_page().context("rendering the man page")?)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|_| out.flush())
+        .context("writing to stdout")
 }
 
 /// This machine's host, from the architecture qus was built for.
@@ -172,11 +217,14 @@ fn sign_key(a: &SignArgs) -> anyhow::Result<Option<Key>> {
         return Ok(None);
     };
     let text = read_text(path, "--sign-key")?;
-    Ok(Some(Key::from_pem(&text, &path.display().to_string())?))
+    let key = Key::from_pem(&text, &path.display().to_string())
+        .map_err(|e| crate::exit::usage(format!("--sign-key: {e:#}")))?;
+    Ok(Some(key))
 }
 
 fn read_text(path: &Path, flag: &str) -> anyhow::Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("{flag} {}", path.display()))
+    std::fs::read_to_string(path)
+        .map_err(|e| crate::exit::usage(format!("{flag} {}: {e}", path.display())))
 }
 
 /// What the provenance records about this run besides the plan.
@@ -316,7 +364,7 @@ fn read_password() -> anyhow::Result<String> {
         .context("reading the password from stdin")?;
     let p = s.trim_end_matches(['\n', '\r']).to_string();
     if p.is_empty() {
-        return Err(anyhow::anyhow!("--password-stdin: stdin was empty"));
+        return Err(crate::exit::usage("--password-stdin: stdin was empty"));
     }
     Ok(p)
 }
@@ -351,7 +399,8 @@ fn source_date_epoch() -> u64 {
 /// Plans the selection over a loaded config.
 fn make_plan(cfg: &Config, m: &MatrixArgs) -> anyhow::Result<Plan> {
     if let Some(repo) = &m.repo {
-        crate::validate::validate_repo(repo).map_err(|e| anyhow::anyhow!("--repo: {e}"))?;
+        crate::validate::validate_repo(repo)
+            .map_err(|e| crate::exit::usage(format!("--repo: {e}")))?;
     }
     let sel = Selection {
         repo: m.repo.clone(),

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 /// qus builds, pushes and publishes container images of QEMU's user-mode emulators with a
 /// binfmt_misc registration entrypoint.
 #[derive(Debug, Parser)]
-#[command(name = "qus", version = crate::VERSION, about, long_about = None)]
+#[command(name = "qus", version = crate::VERSION, about, long_about = None, after_long_help = crate::exit::HELP)]
 pub struct Cli {
     /// Matrix file (default: the built-in images/qus.yml).
     #[arg(long, global = true, env = "QUS_CONFIG", value_name = "FILE")]
@@ -26,6 +26,10 @@ pub struct Cli {
     /// docker config's currentContext, as with the docker CLI).
     #[arg(long, global = true, value_name = "NAME")]
     pub context: Option<String>,
+    /// How progress is shown on stderr: bars on a terminal and plain lines elsewhere
+    /// (auto), plain lines only (plain), or bars even when stderr is no terminal (tty).
+    #[arg(long, global = true, env = "QUS_PROGRESS", value_enum, default_value_t = ProgressArg::Auto, value_name = "MODE")]
+    pub progress: ProgressArg,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -61,6 +65,75 @@ pub enum Command {
     /// tonistiigi/binfmt flags are all accepted; see `qus register -h`).
     #[command(disable_help_flag = true)]
     Register(RegisterArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completion(CompletionArgs),
+    /// Print the man page (roff) on stdout: `qus man | man -l -`.
+    Man,
+}
+
+/// `--progress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressArg {
+    /// Bars when stderr is a terminal, else plain lines.
+    Auto,
+    /// One line per step, no bars.
+    Plain,
+    /// Bars, even when stderr is not a terminal.
+    Tty,
+}
+
+/// `qus completion`.
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// The completion script of `shell` for every subcommand and flag.
+pub fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "qus", &mut out);
+    out
+}
+
+/// The man page, from the same definitions as `--help`, with an EXIT STATUS section.
+pub fn man_page() -> std::io::Result<Vec<u8>> {
+    let man = clap_mangen::Man::new(Cli::command());
+    let mut out = Vec::new();
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    man.render_options_section(&mut out)?;
+    man.render_subcommands_section(&mut out)?;
+    out.extend_from_slice(b".SH \"EXIT STATUS\"\n");
+    for line in crate::exit::HELP.lines().skip(1) {
+        let line = line.trim_start();
+        match line.split_once("  ") {
+            Some((code, text)) if code.chars().all(|c| c.is_ascii_digit()) => {
+                out.extend_from_slice(format!(".TP\n\\fB{code}\\fR\n{}\n", text.trim()).as_bytes())
+            }
+            _ => out.extend_from_slice(format!("{line}\n").as_bytes()),
+        }
+    }
+    man.render_version_section(&mut out)?;
+    // Each render_* call repeats roff's quote-string preamble before its section; keep one,
+    // after the title, so that the page starts with .TH as man(7) expects.
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let preamble = [".ie \\n(.g .ds Aq \\(aq", ".el .ds Aq '"];
+    let mut page = String::new();
+    for line in text.lines().filter(|l| !preamble.contains(l)) {
+        page.push_str(line);
+        page.push('\n');
+        if line.starts_with(".TH ") {
+            for p in preamble {
+                page.push_str(p);
+                page.push('\n');
+            }
+        }
+    }
+    Ok(page.into_bytes())
 }
 
 /// Narrowing the matrix (shared by every command that plans).
@@ -371,12 +444,96 @@ pub struct ReportArgs {
     pub json: bool,
 }
 
-/// `qus register`: everything after it goes to the binfmt front end untouched.
+/// `qus register`: its own options, then everything else goes to the binfmt front end
+/// untouched.
 #[derive(Debug, Args)]
 pub struct RegisterArgs {
+    /// Where emulators missing on this host are installed, as
+    /// DIR/<QEMU version>/qemu-<target> (default: /usr/local/lib/qus).
+    #[arg(long, value_name = "DIR")]
+    pub install_dir: Option<PathBuf>,
+    /// Also write a systemd binfmt.d file per registered target (qus-<target>.conf), so
+    /// that a reboot registers it again.
+    #[arg(long)]
+    pub persist: bool,
+    /// Where --persist writes and uninstalling cleans (default: /etc/binfmt.d).
+    #[arg(long, value_name = "DIR")]
+    pub persist_dir: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub source: SourceArgs,
+    /// Set when `--config` came among the dialect's arguments.
+    #[arg(skip)]
+    pub config: Option<PathBuf>,
     /// Arguments in any of the three dialects.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
     pub args: Vec<OsString>,
+}
+
+impl RegisterArgs {
+    /// Takes qus's own options out of the dialect's arguments. clap stops at the first
+    /// argument it does not know, and users append options where they like
+    /// (`--install arm64 --persist`); none of the dialects has an option of these names.
+    fn take_own_options(&mut self) -> Result<(), String> {
+        let mut rest = Vec::new();
+        let mut it = std::mem::take(&mut self.args).into_iter();
+        while let Some(a) = it.next() {
+            let Some(s) = a.to_str() else {
+                rest.push(a);
+                continue;
+            };
+            if s == "--persist" {
+                self.persist = true;
+                continue;
+            }
+            let (name, inline) = match s.split_once('=') {
+                Some((n, v)) => (n, Some(OsString::from(v))),
+                None => (s, None),
+            };
+            const VALUED: &[&str] = &[
+                "--install-dir",
+                "--persist-dir",
+                "--mirror",
+                "--fedora-mirror",
+                "--debs",
+                "--packages",
+                "--cache",
+                "--config",
+            ];
+            if !VALUED.contains(&name) {
+                rest.push(a);
+                continue;
+            }
+            let name = name.to_string();
+            let v = match inline.or_else(|| it.next()) {
+                Some(v) if !v.is_empty() => v,
+                _ => return Err(format!("{name} needs a value")),
+            };
+            match name.as_str() {
+                "--install-dir" => self.install_dir = Some(v.into()),
+                "--persist-dir" => self.persist_dir = Some(v.into()),
+                "--mirror" => self.source.mirror.mirror = Some(v.to_string_lossy().into()),
+                "--fedora-mirror" => self.source.fedora_mirror = Some(v.to_string_lossy().into()),
+                "--cache" => self.source.cache = Some(v.into()),
+                "--config" => self.config = Some(v.into()),
+                _ => self.source.debs = Some(v.into()),
+            }
+        }
+        self.args = rest;
+        Ok(())
+    }
+}
+
+/// Puts back a `--` that clap took as its own end of options: to dbhi/qus's register it
+/// is an argument (`qus register -- -p aarch64`). The trailing arguments are a suffix of the
+/// command line, so the separator is the argument just before them.
+fn keep_separator(argv: &[OsString], trailing: &mut Vec<OsString>) {
+    let Some(before) = argv.len().checked_sub(trailing.len() + 1) else {
+        return;
+    };
+    if argv[before] == "--" && argv[before + 1..] == trailing[..] {
+        trailing.insert(0, OsString::from("--"));
+    }
 }
 
 /// Parses `args` (including the program name).
@@ -385,8 +542,9 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     let mut cmd = Cli::command();
-    let matches = cmd.try_get_matches_from_mut(args)?;
+    let matches = cmd.try_get_matches_from_mut(args.clone())?;
     // `--debs` and a mirror flag contradict each other; a mirror from the environment
     // (QUS_MIRROR) does not, or exporting it would break every `--debs` build.
     if let Some((_, sub)) = matches.subcommand() {
@@ -409,7 +567,13 @@ where
             }
         }
     }
-    Cli::from_arg_matches(&matches)
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    if let Command::Register(r) = &mut cli.command {
+        keep_separator(&args, &mut r.args);
+        r.take_own_options()
+            .map_err(|m| cmd.error(ErrorKind::InvalidValue, m))?;
+    }
+    Ok(cli)
 }
 
 #[cfg(test)]
@@ -499,6 +663,38 @@ mod tests {
     }
 
     #[test]
+    fn progress_modes() {
+        assert_eq!(p("plan").unwrap().progress, ProgressArg::Auto);
+        assert_eq!(
+            p("build --progress plain").unwrap().progress,
+            ProgressArg::Plain
+        );
+        assert_eq!(
+            p("--progress=tty release").unwrap().progress,
+            ProgressArg::Tty
+        );
+        assert!(p("build --progress bars").is_err());
+    }
+
+    #[test]
+    fn completion_and_man() {
+        let c = p("completion fish").unwrap();
+        assert!(matches!(
+            c.command,
+            Command::Completion(CompletionArgs {
+                shell: clap_complete::Shell::Fish
+            })
+        ));
+        assert!(p("completion tcsh").is_err());
+        let man = String::from_utf8(man_page().unwrap()).unwrap();
+        assert!(man.starts_with(".TH"), "{man}");
+        assert!(
+            man.contains("EXIT STATUS") && man.contains("register"),
+            "{man}"
+        );
+    }
+
+    #[test]
     fn quiet_and_verbose_conflict() {
         assert!(p("-q -v plan").is_err());
     }
@@ -510,6 +706,7 @@ mod tests {
             "--reset -p yes",
             "--install arm64,riscv64",
             "-h",
+            "-- -p",
         ] {
             let c = p(&format!("register {args}")).unwrap();
             let Command::Register(r) = c.command else {
@@ -518,5 +715,23 @@ mod tests {
             let got: Vec<String> = r.args.iter().map(|a| a.to_string_lossy().into()).collect();
             assert_eq!(got.join(" "), args);
         }
+    }
+
+    #[test]
+    fn register_host_options_anywhere() {
+        let c = p("register --install-dir /opt/q --install arm64 --persist --persist-dir=/x --mirror http://127.0.0.1:1/debian").unwrap();
+        let Command::Register(r) = c.command else {
+            panic!()
+        };
+        assert_eq!(r.install_dir, Some(PathBuf::from("/opt/q")));
+        assert_eq!(r.persist_dir, Some(PathBuf::from("/x")));
+        assert!(r.persist);
+        assert_eq!(
+            r.source.mirror.mirror.as_deref(),
+            Some("http://127.0.0.1:1/debian")
+        );
+        let got: Vec<String> = r.args.iter().map(|a| a.to_string_lossy().into()).collect();
+        assert_eq!(got, ["--install", "arm64"]);
+        assert!(p("register --reset -p yes --install-dir").is_err());
     }
 }

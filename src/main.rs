@@ -19,6 +19,7 @@ mod docker;
 mod emutest;
 mod engine;
 mod entrypoint;
+mod exit;
 mod files;
 mod gzip;
 mod image;
@@ -52,7 +53,11 @@ fn main() -> ExitCode {
         Err(e) => {
             // clap prints help/version itself and knows their exit code (0).
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
         }
     };
     match app::run(cli) {
@@ -70,7 +75,7 @@ fn main() -> ExitCode {
             // A reference typed with `user:pass@` must not come back in the message.
             let text = format!("{err:#}");
             eprintln!("qus: error: {}", qus_registry::redact_userinfo(&text));
-            ExitCode::from(2)
+            exit::status_of(&err)
         }
     }
 }

@@ -4,7 +4,6 @@
 
 use crate::config::Distro;
 use crate::media::MediaTypes;
-use anyhow::anyhow;
 use qus_source::Origin;
 use std::path::PathBuf;
 
@@ -28,16 +27,19 @@ impl SourceOptions {
     pub fn origin(&self, distro: Distro) -> anyhow::Result<Origin> {
         if let Some(dir) = &self.packages_dir {
             if !dir.is_dir() {
-                return Err(anyhow!("--debs {}: not a folder", dir.display()));
+                return Err(crate::exit::usage(format!(
+                    "--debs {}: not a folder",
+                    dir.display()
+                )));
             }
             return Ok(Origin::local_dir(dir.clone()));
         }
         let url = match distro {
             Distro::Debian => self.debian_mirror()?,
             Distro::Fedora => self.fedora_mirror.as_deref().ok_or_else(|| {
-                anyhow!(
+                crate::exit::usage(
                     "no Fedora mirror configured: pass --fedora-mirror URL, set \
-                     QUS_FEDORA_MIRROR, or give the packages with --debs DIR"
+                     QUS_FEDORA_MIRROR, or give the packages with --debs DIR",
                 )
             })?,
         };
@@ -47,10 +49,10 @@ impl SourceOptions {
     /// The Debian mirror, or the one error that says every way to name it.
     pub fn debian_mirror(&self) -> anyhow::Result<&str> {
         self.debian_mirror.as_deref().ok_or_else(|| {
-            anyhow!(
+            crate::exit::usage(
                 "no Debian mirror configured: pass --mirror URL, set QUS_MIRROR, or add a \
                  Debian archive to this machine's apt sources (the mirror root is the folder \
-                 that holds dists/ and pool/); builds also take the packages with --debs DIR"
+                 that holds dists/ and pool/); builds also take the packages with --debs DIR",
             )
         })
     }

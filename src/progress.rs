@@ -2,12 +2,25 @@
 //!
 //! On a terminal, bars (indicatif) for downloads and pushes and a spinner for builds; in CI
 //! logs and pipes, plain lines, one per event, that read well after the fact. `--quiet`
-//! keeps only warnings.
+//! keeps only warnings. `--progress` (buildx's spelling) overrides the guess: `plain` for a
+//! terminal recorded as a log, `tty` for a pseudo-terminal the guess cannot see.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// `--progress`: how progress is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Bars when stderr is a terminal, else plain lines.
+    #[default]
+    Auto,
+    /// A line per step, never a bar or a control character.
+    Plain,
+    /// Bars, whatever stderr is.
+    Tty,
+}
 
 /// Where progress goes. Cheap to clone; clones share the terminal.
 #[derive(Debug, Clone)]
@@ -33,11 +46,23 @@ impl Progress {
     /// `quiet` drops everything but warnings; `verbose` adds the builder's own output.
     /// Bars are drawn only when stderr is a terminal.
     pub fn new(quiet: bool, verbose: bool) -> Progress {
-        let tty = !quiet && std::io::stderr().is_terminal();
-        let bars = indicatif::MultiProgress::with_draw_target(if tty {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
+        Progress::with_mode(quiet, verbose, Mode::Auto)
+    }
+
+    /// As [`Progress::new`], drawn as `mode` says.
+    pub fn with_mode(quiet: bool, verbose: bool, mode: Mode) -> Progress {
+        let tty = !quiet
+            && match mode {
+                Mode::Auto => std::io::stderr().is_terminal(),
+                Mode::Plain => false,
+                Mode::Tty => true,
+            };
+        let bars = indicatif::MultiProgress::with_draw_target(match (tty, mode) {
+            // indicatif hides its stderr target when stderr is no terminal; a term-like
+            // target is drawn wherever it points.
+            (true, Mode::Tty) => ProgressDrawTarget::term_like(Box::new(console::Term::stderr())),
+            (true, _) => ProgressDrawTarget::stderr(),
+            (false, _) => ProgressDrawTarget::hidden(),
         });
         Progress {
             inner: Arc::new(Inner {
@@ -140,5 +165,32 @@ impl Drop for Bar {
         if let Some(b) = &self.0 {
             b.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_decide_bars_whatever_stderr_is() {
+        // Under `cargo test` stderr is captured, not a terminal.
+        assert!(!Progress::with_mode(false, false, Mode::Plain).inner.tty);
+        assert!(Progress::with_mode(false, false, Mode::Tty).inner.tty);
+        assert!(
+            !Progress::with_mode(true, false, Mode::Tty).inner.tty,
+            "--quiet wins"
+        );
+        let auto = Progress::with_mode(false, false, Mode::Auto).inner.tty;
+        assert_eq!(auto, std::io::stderr().is_terminal());
+        // A bar exists only when drawn.
+        assert!(Progress::with_mode(false, false, Mode::Plain)
+            .bytes("x", Some(1))
+            .0
+            .is_none());
+        assert!(Progress::with_mode(false, false, Mode::Tty)
+            .bytes("x", Some(1))
+            .0
+            .is_some());
     }
 }

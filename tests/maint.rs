@@ -391,7 +391,7 @@ fn an_index_that_does_not_match_its_release_is_refused() {
     a.write_packages("trixie", "arm64", &text);
     for cmd in ["lock", "check"] {
         let (code, out, err) = s.run(&[cmd, "--mirror", &server.url()]);
-        assert_eq!(code, 2, "{cmd}: {err}");
+        assert_eq!(code, 1, "a failure, not a usage error: {cmd}: {err}");
         assert!(
             err.contains("main/binary-arm64/Packages.xz"),
             "{cmd} names the file: {err}"
@@ -439,7 +439,7 @@ fn lock_refuses_unsigned_and_foreign_signed_suites_and_writes_nothing() {
     let s = setup_with(BARE, Some(&other.keyring));
     let foreign = |s: &Setup, cmd: &str| {
         let (code, out, err) = s.run(&[cmd, "--mirror", &server.url()]);
-        assert_eq!(code, 2, "{cmd}: {err}");
+        assert_eq!(code, 1, "a failure, not a usage error: {cmd}: {err}");
         assert!(
             err.contains("dists/trixie/InRelease") && err.contains("foreign signer"),
             "{cmd}: {err}"
@@ -461,7 +461,7 @@ fn lock_refuses_unsigned_and_foreign_signed_suites_and_writes_nothing() {
     }
     let s = setup(BARE, &a);
     let (code, _, err) = s.lock(&server);
-    assert_eq!(code, 2, "{err}");
+    assert_eq!(code, 1, "{err}");
     assert!(err.contains("not signed"), "{err}");
     assert!(!s.lock.exists(), "nothing written");
 
@@ -550,7 +550,7 @@ fn a_package_missing_from_the_index_names_package_suite_and_arch() {
         &a,
     );
     let (code, _, err) = s.lock(&server);
-    assert_eq!(code, 2, "{err}");
+    assert_eq!(code, 1, "{err}");
     assert!(err.contains("qemu-user-binfmt"), "{err}");
     assert!(err.contains("in trixie for amd64"), "{err}");
     assert!(!s.lock.exists(), "nothing written");

@@ -35,6 +35,6 @@ pub use apply::{Binfmt, EntryInfo, Registered, Status};
 pub use dialect::{parse, Dialect, Env, Request, Selection};
 pub use error::{Errno, Error};
 pub use line::Flags;
-pub use run::{run, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+pub use run::{planned, run, run_request, Planned, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 pub use sh::{entrypoint_files, entrypoint_files_with_version, sh_data, ENTRYPOINT, QUS_BIN_LINK};
 pub use table::{Target, TARGETS};

@@ -238,6 +238,11 @@ pub struct Request {
     pub exports: Vec<Export>,
     /// binfmt_misc mount point.
     pub mount: String,
+    /// A directory of interpreters `qus register` installed on this host
+    /// (`qemu-<binary>`, no prefix or suffix): a target whose interpreter is
+    /// missing where [`Request::interpreter`] says is registered from there
+    /// instead, with F. No argument sets it, so the sh entrypoint has none.
+    pub installed: Option<String>,
 }
 
 impl Request {
@@ -259,6 +264,7 @@ impl Request {
             status_json: false,
             exports: Vec::new(),
             mount: env.mount(),
+            installed: None,
         }
     }
 }

@@ -75,6 +75,14 @@ pub struct PlanInput<'a> {
     pub ignore_family: bool,
     /// Planning files for another system: keep F even without emulators here.
     pub for_export: bool,
+    /// Interpreters qus installed ([`Request::installed`]): used with F for a
+    /// target whose interpreter is missing from `dir`.
+    pub installed: Option<&'a str>,
+}
+
+/// The path of `target`'s interpreter in a directory qus installed.
+pub fn installed_path(dir: &str, target: &Target) -> String {
+    format!("{}/qemu-{}", dir.trim_end_matches('/'), target.binary)
 }
 
 /// Resolves a selection. `exists` says whether an interpreter path exists.
@@ -85,7 +93,12 @@ pub fn plan(sel: &Selection, input: &PlanInput<'_>, exists: &dyn Fn(&str) -> boo
         Selection::All => {
             let present: Vec<Named> = table::TARGETS
                 .iter()
-                .filter(|t| exists(&input.interpreter.path_in(input.dir, t)))
+                .filter(|t| {
+                    exists(&input.interpreter.path_in(input.dir, t))
+                        || input
+                            .installed
+                            .is_some_and(|d| exists(&installed_path(d, t)))
+                })
                 .map(Named::Target)
                 .collect();
             if present.is_empty() {
@@ -116,11 +129,26 @@ pub fn plan(sel: &Selection, input: &PlanInput<'_>, exists: &dyn Fn(&str) -> boo
             Named::Target(t) if t.family == input.host_family && !input.ignore_family => {
                 Step::Skip(t)
             }
-            Named::Target(t) => Step::Register {
-                target: t,
-                interpreter: input.interpreter.path_in(input.dir, t),
-                flags,
-            },
+            Named::Target(t) => {
+                let usual = input.interpreter.path_in(input.dir, t);
+                match input.installed.map(|d| installed_path(d, t)) {
+                    // F: the kernel keeps the file open, so containers in other
+                    // mount namespaces, which do not see the install dir, can use it.
+                    Some(ours) if !exists(&usual) && exists(&ours) => Step::Register {
+                        target: t,
+                        interpreter: ours,
+                        flags: Flags {
+                            fix_binary: true,
+                            ..flags
+                        },
+                    },
+                    _ => Step::Register {
+                        target: t,
+                        interpreter: usual,
+                        flags,
+                    },
+                }
+            }
         })
         .collect();
     Plan {
@@ -160,17 +188,22 @@ pub fn run(args: &[OsString], env: &Env, out: &mut dyn Write, err: &mut dyn Writ
             None => return usage(err, Error::NotPrintable(format!("argument {}", i + 1))),
         }
     }
-    let req = match dialect::parse(&strings, env) {
-        Ok(r) => r,
-        Err(e) => return usage(err, e),
-    };
+    match dialect::parse(&strings, env) {
+        Ok(req) => run_request(&req, env, out, err),
+        Err(e) => usage(err, e),
+    }
+}
+
+/// Runs a parsed request (see [`run`]); `qus register` adjusts the request
+/// (its installed interpreters) between parsing and running.
+pub fn run_request(req: &Request, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let mut r = Reporter {
         out,
         err,
         failed: false,
         warnings: Vec::new(),
     };
-    execute(&req, env, &mut r);
+    execute(req, env, &mut r);
     if r.failed {
         EXIT_FAILED
     } else {
@@ -252,6 +285,7 @@ fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) {
         host_family: &family,
         ignore_family: req.ignore_family,
         for_export,
+        installed: req.installed.as_deref(),
     };
 
     if !req.exports.is_empty() {
@@ -378,6 +412,54 @@ fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) {
             Err(e) => r.fail(&e.to_string()),
         }
     }
+}
+
+/// A registration [`run_request`] would make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    /// The target.
+    pub target: &'static Target,
+    /// Its interpreter path.
+    pub interpreter: String,
+    /// Flags for its line.
+    pub flags: Flags,
+}
+
+/// The registrations `req` asks for on this host, planned exactly as
+/// [`run_request`] plans them, without writing anything: `qus register`
+/// asks which interpreters are missing before it installs any.
+pub fn planned(req: &Request, env: &Env) -> Result<Vec<Planned>, Error> {
+    let Some(sel) = &req.register else {
+        return Ok(Vec::new());
+    };
+    let machine = host::detect(env)?.machine;
+    let dir = resolve_dir(&req.interpreter);
+    let input = PlanInput {
+        interpreter: &req.interpreter,
+        dir: &dir,
+        flags: req.flags,
+        host_target: table::host_target(&machine),
+        host_family: table::host_family(&machine),
+        ignore_family: req.ignore_family,
+        for_export: !req.exports.is_empty(),
+        installed: req.installed.as_deref(),
+    };
+    let p = plan(sel, &input, &|p: &str| Path::new(p).exists());
+    Ok(p.steps
+        .into_iter()
+        .filter_map(|s| match s {
+            Step::Register {
+                target,
+                interpreter,
+                flags,
+            } => Some(Planned {
+                target,
+                interpreter,
+                flags,
+            }),
+            _ => None,
+        })
+        .collect())
 }
 
 fn report_plan_notes(
@@ -580,6 +662,7 @@ mod tests {
             host_family: family,
             ignore_family: ignore,
             for_export: false,
+            installed: None,
         }
     }
 
@@ -671,6 +754,36 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn installed_interpreters_fill_in_for_missing_ones_with_f() {
+        let i = interp();
+        let mut inp = input(&i, "i386", false);
+        inp.flags = Flags::default();
+        inp.installed = Some("/opt/qus/10.0/");
+        let present =
+            |p: &str| ["/usr/bin/qemu-arm-static", "/opt/qus/10.0/qemu-aarch64"].contains(&p);
+        let p = plan(&Selection::All, &inp, &present);
+        assert_eq!(registered(&p), ["arm", "aarch64"]);
+        let got: Vec<(&str, bool)> = p
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Register {
+                    interpreter, flags, ..
+                } => Some((interpreter.as_str(), flags.fix_binary)),
+                _ => None,
+            })
+            .collect();
+        // What the host has keeps its flags; what qus installed gets F.
+        assert_eq!(
+            got,
+            [
+                ("/usr/bin/qemu-arm-static", false),
+                ("/opt/qus/10.0/qemu-aarch64", true)
+            ]
+        );
     }
 
     fn run_str(args: &[&str], env: &Env) -> (i32, String, String) {
