@@ -164,15 +164,6 @@ fn closed_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-const TWO_HOSTS: &[&str] = &[
-    "--hosts",
-    "amd64,arm64v8",
-    "--targets",
-    "aarch64",
-    "--sources",
-    "d10.0",
-];
-
 #[test]
 fn a_context_sends_build_and_test_to_podman_and_not_to_the_default_daemon() {
     let podman = Podman::start();

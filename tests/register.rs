@@ -142,15 +142,8 @@ fn image_registers_arm64_runs_and_uninstall_undoes_it() {
     let repo = Repo::new("qus-test-e2e");
     let (ok, _, err) = run(cfg
         .qus()
-        .args([
-            "build",
-            "--hosts",
-            "amd64,arm64v8",
-            "--targets",
-            "aarch64",
-            "--sources",
-            "d10.0",
-        ])
+        .arg("build")
+        .args(TWO_HOSTS)
         .args(["--repo", &repo.name])
         .args(cfg.debs_flag()));
     assert!(ok, "{err}");

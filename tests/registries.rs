@@ -12,16 +12,6 @@ use std::process::Command;
 /// Nothing listens there: a request that goes through this proxy fails.
 const DEAD_PROXY: &str = "http://127.0.0.1:1";
 
-/// Two hosts, one target: lists with two platforms, and a short build.
-const TWO_HOSTS: &[&str] = &[
-    "--hosts",
-    "amd64,arm64v8",
-    "--targets",
-    "aarch64",
-    "--sources",
-    "d10.0",
-];
-
 /// Every proxy variable pointing at [`DEAD_PROXY`], and no exception list.
 fn through_dead_proxies(c: &mut Command) -> &mut Command {
     for v in [

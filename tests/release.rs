@@ -460,14 +460,7 @@ fn publish_refuses_a_list_whose_entry_is_missing() {
         .args(cfg.debs_flag()));
     assert!(ok, "{err}");
     // …then the lists job for amd64 and arm64v8: arm64v8's images are not there.
-    let (ok, _, err) = run(cfg.qus().args(["publish", "--repo", &repo]).args([
-        "--hosts",
-        "amd64,arm64v8",
-        "--targets",
-        "aarch64",
-        "--sources",
-        "d10.0",
-    ]));
+    let (ok, _, err) = run(cfg.qus().args(["publish", "--repo", &repo]).args(TWO_HOSTS));
     assert!(!ok);
     assert!(
         err.contains("arm64v8-d10.0-register") && err.contains("push it first"),

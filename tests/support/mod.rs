@@ -75,6 +75,16 @@ pub struct TestConfig {
     pub debs: PathBuf,
 }
 
+/// Two hosts, one target of the real packages: lists with two platforms, and a short build.
+pub const TWO_HOSTS: &[&str] = &[
+    "--hosts",
+    "amd64,arm64v8",
+    "--targets",
+    "aarch64",
+    "--sources",
+    "d10.0",
+];
+
 const T64: &str = "aarch64, arm, riscv64, x86_64";
 const T32: &str = "arm, i386";
 
