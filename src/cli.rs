@@ -634,12 +634,12 @@ mod tests {
 
     #[test]
     fn signing_flags() {
-        let c = p("release --repo r --sign-key k.pem --builder-id https://ci/run").unwrap();
+        let c = p("release --repo r --sign-key k.pem --builder-id https://ci.example/run").unwrap();
         let Command::Release(a) = c.command else {
             panic!()
         };
         assert_eq!(a.sign.sign_key, Some(PathBuf::from("k.pem")));
-        assert_eq!(a.builder_id.as_deref(), Some("https://ci/run"));
+        assert_eq!(a.builder_id.as_deref(), Some("https://ci.example/run"));
         let c = p("verify --repo r --key pub.pem").unwrap();
         let Command::Verify(a) = c.command else {
             panic!()

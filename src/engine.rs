@@ -520,11 +520,11 @@ mod tests {
 
     #[test]
     fn a_tcp_context_without_material_is_plain_and_skip_verify_is_refused() {
-        let files = Mem::default().with(meta("plain"), &meta_json("tcp://10.0.0.1"));
+        let files = Mem::default().with(meta("plain"), &meta_json("tcp://build-box.example"));
         let mut env = env();
         env.docker_context = Some("plain".into());
         let e = resolve(&env, &files).unwrap();
-        assert_eq!(e.transport, Transport::Tcp("10.0.0.1:2375".into()));
+        assert_eq!(e.transport, Transport::Tcp("build-box.example:2375".into()));
 
         let files = Mem::default().with(
             meta("skip"),

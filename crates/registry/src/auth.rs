@@ -300,8 +300,8 @@ mod tests {
 
     #[test]
     fn https_registries_use_https_realms_only() {
-        let http = url::Url::parse("http://auth.test/token").unwrap();
-        let https = url::Url::parse("https://auth.test/token").unwrap();
+        let http = url::Url::parse("http://auth.example/token").unwrap();
+        let https = url::Url::parse("https://auth.example/token").unwrap();
         assert!(!realm_allowed("https", &http));
         assert!(realm_allowed("https", &https));
         assert!(realm_allowed("http", &http));

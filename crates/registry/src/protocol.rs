@@ -157,7 +157,7 @@ mod tests {
             ("http://[::1]:5000/", true),
             ("https://127.9.9.9/", true),
             ("https://reg.test/", false),
-            ("http://10.0.0.1/", false),
+            ("http://128.0.0.1/", false),
         ] {
             assert_eq!(is_loopback_url(&url::Url::parse(u).unwrap()), want, "{u}");
         }
