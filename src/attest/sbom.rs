@@ -4,10 +4,11 @@
 //! deterministic: the namespace comes from the image digest, the time from
 //! SOURCE_DATE_EPOCH.
 
-use super::{file_name, image_packages, purl, rfc3339};
+use super::{file_name, image_packages, purl};
 use crate::config::Distro;
 use crate::plan::{ImagePlan, Kind, Plan, Role};
 use qus_registry::Digest;
+use qus_source::rfc3339;
 use serde_json::{json, Value};
 
 /// The license Debian's copyright files declare for QEMU's user-mode emulators and

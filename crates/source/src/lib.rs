@@ -40,6 +40,7 @@
 mod ar;
 pub mod cache;
 mod compression;
+mod dates;
 pub mod deb;
 mod deb822;
 pub mod debian_index;
@@ -60,6 +61,7 @@ pub mod testkit;
 mod tree;
 
 pub use cache::{Cache, Extraction, LockWait};
+pub use dates::rfc3339;
 pub use digest::Sha256;
 pub use error::{Error, Result};
 pub use extract::{

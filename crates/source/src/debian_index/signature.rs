@@ -340,17 +340,9 @@ fn primary_user(key: &SignedPublicKey) -> Option<String> {
 
 /// `2031-05-20` of seconds since the epoch.
 fn date(secs: u32) -> String {
-    let days = i64::from(secs) / 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    let mut day = crate::rfc3339(u64::from(secs));
+    day.truncate(10);
+    day
 }
 
 /// Verifies a clearsigned InRelease: the signed text (LF line ends, as apt parses it) and
