@@ -457,10 +457,7 @@ async fn test(
             _ => format!("this machine's host, {machine}"),
         }
     ));
-    let mut rows = crate::emutest::run_all(&subjects, &tools).await;
-    for line in crate::emutest::acknowledge(&mut rows, config) {
-        progress.warn(line);
-    }
+    let rows = crate::emutest::run_all(&subjects, &tools, config, progress).await;
     for r in &rows {
         if let Status::Failed { reason } = &r.status {
             progress.warn(format!(

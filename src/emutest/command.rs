@@ -125,10 +125,7 @@ pub(crate) async fn test_cmd(
     let subjects: Vec<Subject> = subjects.into_values().collect();
     let tools = tools(config, src, machine, &subjects, jobs, progress).await?;
     progress.step(format!("running {} emulators", subjects.len()));
-    let mut rows = super::run_all(&subjects, &tools).await;
-    for line in super::acknowledge(&mut rows, config) {
-        progress.warn(line);
-    }
+    let rows = super::run_all(&subjects, &tools, config, progress).await;
     report(&rows, json)?;
     Ok(exit(&rows))
 }

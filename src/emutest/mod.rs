@@ -83,7 +83,7 @@ impl Status {
 /// Marks the failures the config knows of (`known_failures:` of the row's source) as
 /// such; returns a line for each known failure that ran after all, to be dropped from the
 /// config.
-pub(crate) fn acknowledge(rows: &mut [Row], config: &crate::config::Config) -> Vec<String> {
+fn acknowledge(rows: &mut [Row], config: &crate::config::Config) -> Vec<String> {
     let mut fixed = Vec::new();
     for r in rows.iter_mut() {
         let Some(k) = config
@@ -165,13 +165,24 @@ pub(crate) fn guest_arches(subjects: &[Subject]) -> Vec<&'static str> {
 }
 
 /// Runs every subject, `tools.jobs` at a time; rows in subject order.
-pub(crate) async fn run_all(subjects: &[Subject], tools: &Tools) -> Vec<Row> {
+/// Runs every subject, then marks the failures `config` knows of (warning about known
+/// failures that passed).
+pub(crate) async fn run_all(
+    subjects: &[Subject],
+    tools: &Tools,
+    config: &crate::config::Config,
+    progress: &crate::progress::Progress,
+) -> Vec<Row> {
     use futures::StreamExt;
-    futures::stream::iter(subjects)
+    let mut rows: Vec<Row> = futures::stream::iter(subjects)
         .map(|s| run::one(s, tools))
         .buffered(tools.jobs.max(1))
         .collect()
-        .await
+        .await;
+    for line in acknowledge(&mut rows, config) {
+        progress.warn(line);
+    }
+    rows
 }
 
 /// The host × target table: one row per (host, source), one column per target.
