@@ -50,6 +50,23 @@ fn fedora_config(rpms: &[PathBuf], keyring: Option<&Path>) -> TestConfig {
     cfg
 }
 
+/// `qus build` of the f10.0 source for amd64 into `repo`, from the config's package folder.
+fn build_f10(cfg: &TestConfig, repo: &str) -> (bool, String, String) {
+    run(cfg
+        .qus()
+        .args([
+            "build",
+            "--sources",
+            "f10.0",
+            "--hosts",
+            "amd64",
+            "--repo",
+            repo,
+        ])
+        .arg("--packages")
+        .arg(&cfg.debs))
+}
+
 #[test]
 fn fedora_rpms_become_f_tagged_images() {
     let work = tempfile::tempdir().unwrap();
@@ -75,19 +92,7 @@ fn fedora_rpms_become_f_tagged_images() {
     }
 
     let repo = Repo::new("qus-test-fedora");
-    let (ok, _, err) = run(cfg
-        .qus()
-        .args([
-            "build",
-            "--sources",
-            "f10.0",
-            "--hosts",
-            "amd64",
-            "--repo",
-            &repo.name,
-        ])
-        .arg("--packages")
-        .arg(&cfg.debs));
+    let (ok, _, err) = build_f10(&cfg, &repo.name);
     assert!(ok, "{err}");
     assert!(err.contains("signed by qus fedora"), "{err}");
     let pkg = inspect(&format!("{}:amd64-f10.0-pkg", repo.name)).unwrap();
@@ -161,19 +166,7 @@ fn fedora_rpms_must_be_signed_when_the_source_names_a_keyring() {
     ] {
         let cfg = fedora_config(rpms, Some(&key.keyring));
         let repo = Repo::new("qus-test-fedora-unsigned");
-        let (ok, _, err) = run(cfg
-            .qus()
-            .args([
-                "build",
-                "--sources",
-                "f10.0",
-                "--hosts",
-                "amd64",
-                "--repo",
-                &repo.name,
-            ])
-            .arg("--packages")
-            .arg(&cfg.debs));
+        let (ok, _, err) = build_f10(&cfg, &repo.name);
         assert!(!ok);
         assert!(err.contains(&want), "{err}");
         assert!(err.contains("qemu-user-static"), "{err}");
