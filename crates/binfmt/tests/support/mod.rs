@@ -357,6 +357,15 @@ pub fn run_spec(imp: Impl, root: &Path, spec: &Spec<'_>) -> Outcome {
         quote(root.join("qus/busybox").to_str().unwrap()),
         quote(root.to_str().unwrap())
     );
+    // A new mount namespace inherits the host's binfmt_misc when the host has one mounted
+    // (systemd hosts always do; the host tests mount it for a while): writes there would
+    // reach the host's instance. A tmpfs over the mount point hides it, so every case
+    // starts unmounted and registers in this namespace's own instance.
+    if !spec.no_mount_ns {
+        script.push_str(
+            "if [ -e $M/status ]; then \"$BB\" mount -t tmpfs qus-hidden $M || exit 97; fi\n",
+        );
+    }
     script.push_str(&spec.before);
     script.push('\n');
     for s in &spec.setup {
