@@ -974,10 +974,28 @@ write_once() {
 	return 1
 }
 
-# each_entry FUNCTION: calls FUNCTION NAME for every entry, sorted, without
-# register, status and names starting with '.'. Names are never joined into
-# a string, so any byte of a name (space, newline) is harmless.
+# What binfmt_misc holds as this run sees it (mirrors view.rs): view=0 when a
+# dry run finds it unmounted (the run would mount it, and see no entry);
+# gone and added list the names a dry run would remove and register so far,
+# so that its later steps decide as the run would.
+view=1 gone='' added=''
+
+# is_listed LIST NAME: whether NAME is a line of LIST.
+is_listed() {
+	case $nl$1 in *"$nl$2$nl"*) return 0 ;; esac
+	return 1
+}
+
+# in_view NAME: whether the run would find entry NAME now.
+in_view() {
+	[ "$view" = 1 ] && [ -e "$mount/$1" ] && ! is_listed "$gone" "$1"
+}
+
+# each_entry FUNCTION: calls FUNCTION NAME for every entry in view, sorted,
+# without register, status and names starting with '.'. Names are never
+# joined into a string, so any byte of a name (space, newline) is harmless.
 each_entry() { # FUNCTION
+	[ "$view" = 1 ] || return 0
 	set +f
 	set -- "$1" "$mount"/*
 	set -f
@@ -987,6 +1005,7 @@ each_entry() { # FUNCTION
 		_e=${_f##*/}
 		case $_e in register | status) continue ;; esac
 		[ -e "$_f" ] || continue
+		is_listed "$gone" "$_e" && continue
 		"$_fn" "$_e"
 	done
 }
@@ -1111,7 +1130,7 @@ register_one() { # TARGET
 	fi
 	check_line "$1" "$_ip" "$_fl" || return
 	_line=$REPLY
-	if [ "$dialect" = default ] && [ -e "$mount/$_nm" ] && read_entry "$_nm" 2>/dev/null &&
+	if [ "$dialect" = default ] && in_view "$_nm" && read_entry "$_nm" 2>/dev/null &&
 		[ "$e_state" = enabled ] && [ "$e_interp" = "$_ip" ] && has_flags "$e_flags" "$_fl"; then
 		if [ -z "$e_flags" ]; then _shown="no flags"; else _shown="flags $e_flags"; fi
 		say "$_nm is already registered -> $_ip ($_shown): kept"
@@ -1119,6 +1138,7 @@ register_one() { # TARGET
 	fi
 	if [ "$dry_run" = 1 ]; then
 		printf '%s\n' "$_line"
+		added="$added$_nm$nl"
 		return
 	fi
 	if [ -z "$_fl" ]; then _shown="no flags"; else _shown="flags $_fl"; fi
@@ -1136,6 +1156,7 @@ register_one() { # TARGET
 remove_entry() { # NAME
 	if [ "$dry_run" = 1 ]; then
 		say "would remove $1"
+		gone="$gone$1$nl"
 		return
 	fi
 	[ -e "$mount/$1" ] || return
@@ -1175,7 +1196,7 @@ do_removal() { # LINE
 	allqemu) each_entry remove_if_owned ;;
 	targets)
 		for _t in $_arg; do
-			[ -e "$mount/qemu-$_t" ] && remove_entry "qemu-$_t"
+			in_view "qemu-$_t" && remove_entry "qemu-$_t"
 		done
 		;;
 	pattern)
@@ -1266,13 +1287,18 @@ export_one() { # FORMAT DIR TARGET
 	export_write "$2" "$_file" "$_content"
 }
 
+# check_mount_point: fails as ensure_mounted does when there is nothing to
+# mount binfmt_misc on.
+check_mount_point() {
+	{ [ -e "$mount/register" ] || [ -d "$mount" ]; } && return 0
+	fail "$mount does not exist: the kernel has no binfmt_misc (CONFIG_BINFMT_MISC) or /proc is not mounted; on the host try: modprobe binfmt_misc"
+	return 1
+}
+
 mounted_here=0
 ensure_mounted() {
 	[ -e "$mount/register" ] && return 0
-	if [ ! -d "$mount" ]; then
-		fail "$mount does not exist: the kernel has no binfmt_misc (CONFIG_BINFMT_MISC) or /proc is not mounted; on the host try: modprobe binfmt_misc"
-		return 1
-	fi
+	check_mount_point || return 1
 	if _err=$("$bb" mount -t binfmt_misc binfmt_misc "$mount" 2>&1); then
 		mounted_here=1
 		return 0
@@ -1327,19 +1353,23 @@ if [ -n "$register" ]; then
 	fi
 fi
 
-need_mount=0
-if [ "$list" = 1 ] || [ "$status_json" = 1 ]; then
-	need_mount=1
-elif [ "$dry_run" = 0 ] && { [ -n "$removals" ] || [ -n "$register" ]; }; then
-	need_mount=1
+if [ "$list" = 0 ] && [ "$status_json" = 0 ] && [ -z "$removals" ] && [ -z "$register" ]; then
+	finish
 fi
-if [ "$need_mount" = 1 ]; then
-	ensure_mounted || finish
-	if [ "$userns" = private ]; then
-		warn "this process runs in a user namespace, so $mount is that namespace's own binfmt_misc (Linux 6.7+): the host will not see these registrations; to register for the host, run qus register as root on it, or a rootful engine with --privileged"
-	elif [ "$mounted_here" = 1 ] && [ -n "$register" ] && [ "$dry_run" = 0 ] && at_least "$qus_private_binfmt_misc_since"; then
-		say "note: qus mounted binfmt_misc at $mount; since Linux 6.7 the kernel drops its entries when the last mount goes away, so in a container they end with the container unless the host keeps binfmt_misc mounted (systemd does; else on the host: mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc)"
+# A dry run mounts nothing: it says it would, and sees no entry there.
+if [ "$dry_run" = 1 ]; then
+	if [ ! -e "$mount/register" ]; then
+		check_mount_point || finish
+		say "would mount binfmt_misc at $mount"
+		view=0
 	fi
+else
+	ensure_mounted || finish
+fi
+if [ "$userns" = private ]; then
+	warn "this process runs in a user namespace, so $mount is that namespace's own binfmt_misc (Linux 6.7+): the host will not see these registrations; to register for the host, run qus register as root on it, or a rootful engine with --privileged"
+elif [ "$mounted_here" = 1 ] && [ -n "$register" ] && at_least "$qus_private_binfmt_misc_since"; then
+	say "note: qus mounted binfmt_misc at $mount; since Linux 6.7 the kernel drops its entries when the last mount goes away, so in a container they end with the container unless the host keeps binfmt_misc mounted (systemd does; else on the host: mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc)"
 fi
 
 list_entry() {
@@ -1412,8 +1442,10 @@ EOF
 status_emulator() {
 	json_string "$1"
 	_emu="$_emu$REPLY$nl"
-	read_entry "$1" 2>/dev/null || return 0
-	[ "$e_state" = enabled ] || return 0
+	if ! is_listed "$added" "$1"; then
+		read_entry "$1" 2>/dev/null || return 0
+		[ "$e_state" = enabled ] || return 0
+	fi
 	is_owned "$1" || return 0
 	_on="$_on ${1#qemu-}"
 }
@@ -1434,7 +1466,20 @@ if [ "$status_json" = 1 ]; then
 		fi
 	done
 	_emu='' _on=''
-	each_entry status_emulator
+	if [ -n "$added" ]; then
+		# A dry run's: what is in view and what it would register, sorted.
+		_names=''
+		_collect() { is_listed "$added" "$1" || _names="$_names$1$nl"; }
+		each_entry _collect
+		_names=$(printf '%s' "$_names$added" | "$bb" sort)
+		while IFS= read -r _n; do
+			[ -n "$_n" ] && status_emulator "$_n"
+		done <<EOF
+$_names
+EOF
+	else
+		each_entry status_emulator
+	fi
 	for _t in $qus_targets; do
 		case " $_on " in *" $_t "*)
 			row "$_t"
@@ -1471,14 +1516,16 @@ $warnings
 EOF
 	json_list "$_wl" "    "
 	_jw=$REPLY
-	_ns=false _sees=true
+	_ns=false _sees=true _dry=false
 	[ "$userns" = initial ] || _ns=true
 	[ "$userns" = private ] && _sees=false
+	[ "$dry_run" = 1 ] && _dry=true
 	json_string "$qus_version"
 	_jv=$REPLY
 	json_string "$machine"
-	printf '{\n  "supported": %s,\n  "emulators": %s,\n  "qus": {\n    "version": %s,\n    "host": %s,\n    "user_namespace": %s,\n    "host_sees_entries": %s,\n    "warnings": %s\n  }\n}\n' \
-		"$_js" "$_je" "$_jv" "$REPLY" "$_ns" "$_sees" "$_jw"
+	# installs: what qus register installs on a host; an image installs nothing.
+	printf '{\n  "supported": %s,\n  "emulators": %s,\n  "qus": {\n    "version": %s,\n    "host": %s,\n    "user_namespace": %s,\n    "host_sees_entries": %s,\n    "dry_run": %s,\n    "installs": [],\n    "warnings": %s\n  }\n}\n' \
+		"$_js" "$_je" "$_jv" "$REPLY" "$_ns" "$_sees" "$_dry" "$_jw"
 fi
 
 finish

@@ -155,6 +155,12 @@ pub struct QusStatus {
     /// Whether the host sees what this binfmt_misc holds: false for the
     /// private instance of a user namespace (Linux 6.7+).
     pub host_sees_entries: bool,
+    /// Whether this was a dry run: then `supported` and `emulators` are
+    /// what the run would leave, not what binfmt_misc holds.
+    pub dry_run: bool,
+    /// The interpreters `qus register` installed for this run (a dry run:
+    /// would install); none in images.
+    pub installs: Vec<String>,
     /// The warnings of this run, as printed on stderr (without `qus:
     /// warning: `).
     pub warnings: Vec<String>,
@@ -172,13 +178,13 @@ impl Status {
             let body: Vec<String> = items.iter().map(|i| format!("{indent}  {i}")).collect();
             format!("[\n{}\n{indent}]", body.join(",\n"))
         };
-        let supported = list(
-            self.supported
-                .iter()
-                .map(|s| json_string(s.as_bytes()))
-                .collect(),
-            "  ",
-        );
+        let strings = |items: &[String], indent: &str| -> String {
+            list(
+                items.iter().map(|s| json_string(s.as_bytes())).collect(),
+                indent,
+            )
+        };
+        let supported = strings(&self.supported, "  ");
         let emulators = if self.emulators.is_empty() {
             "null".to_string()
         } else {
@@ -191,19 +197,15 @@ impl Status {
             )
         };
         let q = &self.qus;
-        let warnings = list(
-            q.warnings
-                .iter()
-                .map(|w| json_string(w.as_bytes()))
-                .collect(),
-            "    ",
-        );
+        let installs = strings(&q.installs, "    ");
+        let warnings = strings(&q.warnings, "    ");
         format!(
-            "{{\n  \"supported\": {supported},\n  \"emulators\": {emulators},\n  \"qus\": {{\n    \"version\": {},\n    \"host\": {},\n    \"user_namespace\": {},\n    \"host_sees_entries\": {},\n    \"warnings\": {warnings}\n  }}\n}}\n",
+            "{{\n  \"supported\": {supported},\n  \"emulators\": {emulators},\n  \"qus\": {{\n    \"version\": {},\n    \"host\": {},\n    \"user_namespace\": {},\n    \"host_sees_entries\": {},\n    \"dry_run\": {},\n    \"installs\": {installs},\n    \"warnings\": {warnings}\n  }}\n}}\n",
             json_string(q.version.as_bytes()),
             json_string(q.host.as_bytes()),
             q.user_namespace,
             q.host_sees_entries,
+            q.dry_run,
         )
     }
 }
@@ -273,11 +275,19 @@ impl Binfmt {
         if self.is_mounted() {
             return Ok(false);
         }
-        if !Path::new(&self.mount).is_dir() {
-            return Err(Error::NoMountPoint(self.mount.clone()));
-        }
+        self.check_mount_point()?;
         mount_binfmt_misc(&self.mount, self.userns)?;
         Ok(true)
+    }
+
+    /// Fails as [`Binfmt::ensure_mounted`] does when there is nothing to
+    /// mount binfmt_misc on.
+    pub fn check_mount_point(&self) -> Result<(), Error> {
+        if self.is_mounted() || Path::new(&self.mount).is_dir() {
+            Ok(())
+        } else {
+            Err(Error::NoMountPoint(self.mount.clone()))
+        }
     }
 
     /// Every entry, sorted by name bytes (as sh globs sort in the C
@@ -418,12 +428,6 @@ impl Binfmt {
             .filter(EntryInfo::owned)
             .map(|e| e.name)
             .collect())
-    }
-
-    /// The status JSON for a host whose machine is `machine`.
-    pub fn status(&self, machine: &str, qus: QusStatus) -> Result<Status, Error> {
-        let entries = self.entries()?;
-        Ok(status_of(&entries, machine, qus))
     }
 
     /// Opens `path` for writing and writes `data` with exactly one write(2).
@@ -670,12 +674,14 @@ mod tests {
                 host: "x86_64".into(),
                 user_namespace: true,
                 host_sees_entries: false,
+                dry_run: true,
+                installs: vec!["/opt/q/qemu-arm".into()],
                 warnings: vec!["a \"b\"".into()],
             },
         };
         assert_eq!(
             s.to_json(),
-            "{\n  \"supported\": [\n    \"linux/amd64\"\n  ],\n  \"emulators\": null,\n  \"qus\": {\n    \"version\": \"1\",\n    \"host\": \"x86_64\",\n    \"user_namespace\": true,\n    \"host_sees_entries\": false,\n    \"warnings\": [\n      \"a \\\"b\\\"\"\n    ]\n  }\n}\n"
+            "{\n  \"supported\": [\n    \"linux/amd64\"\n  ],\n  \"emulators\": null,\n  \"qus\": {\n    \"version\": \"1\",\n    \"host\": \"x86_64\",\n    \"user_namespace\": true,\n    \"host_sees_entries\": false,\n    \"dry_run\": true,\n    \"installs\": [\n      \"/opt/q/qemu-arm\"\n    ],\n    \"warnings\": [\n      \"a \\\"b\\\"\"\n    ]\n  }\n}\n"
         );
         let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
         assert_eq!(v["supported"][0], "linux/amd64");

@@ -238,11 +238,30 @@ pub struct Request {
     pub exports: Vec<Export>,
     /// binfmt_misc mount point.
     pub mount: String,
-    /// A directory of interpreters `qus register` installed on this host
-    /// (`qemu-<binary>`, no prefix or suffix): a target whose interpreter is
-    /// missing where [`Request::interpreter`] says is registered from there
-    /// instead, with F. No argument sets it, so the sh entrypoint has none.
-    pub installed: Option<String>,
+    /// Interpreters `qus register` installs on this host for this run: a
+    /// target whose interpreter is missing where [`Request::interpreter`]
+    /// says is registered from there instead, with F. No argument sets it,
+    /// so the sh entrypoint has none.
+    pub installed: Option<Installed>,
+}
+
+/// A directory of interpreters `qus register` installs (`qemu-<binary>`, no
+/// prefix or suffix), and what it puts there for this run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    /// The directory.
+    pub dir: String,
+    /// The interpreters (whole paths) `qus register` writes there before
+    /// this run: the plan counts them as present, so a dry run, which
+    /// writes nothing, plans what the real run does.
+    pub files: Vec<String>,
+}
+
+impl Installed {
+    /// Whether `path` is one of [`Installed::files`].
+    pub fn provides(&self, path: &str) -> bool {
+        self.files.iter().any(|f| f == path)
+    }
 }
 
 impl Request {

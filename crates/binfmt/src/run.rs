@@ -5,17 +5,19 @@
 //! differential test checks. Planning (which targets, which are skipped, with
 //! which flags) is pure and separate from the writes.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::Path;
 
-use crate::apply::{self, Binfmt, QusStatus, Registered};
+use crate::apply::{self, Binfmt, EntryInfo, QusStatus, Registered};
 use crate::dialect::{self, Dialect, Env, Interpreter, Named, Removal, Request, Selection};
 use crate::error::{Error, Userns};
 use crate::export;
 use crate::host;
 use crate::line::Flags;
+use crate::request::Installed;
 use crate::table::{self, Target};
+use crate::view::View;
 
 /// Exit status when everything asked for was done.
 pub const EXIT_OK: i32 = 0;
@@ -197,17 +199,38 @@ pub fn run(args: &[OsString], env: &Env, out: &mut dyn Write, err: &mut dyn Writ
 /// Runs a parsed request (see [`run`]); `qus register` adjusts the request
 /// (its installed interpreters) between parsing and running.
 pub fn run_request(req: &Request, env: &Env, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    execute_request(req, env, out, err).code
+}
+
+/// What [`execute_request`] did to binfmt_misc or, in a dry run, would do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The exit status, as [`run_request`] returns it.
+    pub code: i32,
+    /// The entries afterwards: read back after a run; after a dry run, the
+    /// entries the run would leave. None when binfmt_misc was not looked at
+    /// (help, version, exports, a refusal before it).
+    pub entries: Option<Vec<EntryInfo>>,
+}
+
+/// [`run_request`], also returning the entries it left (or would leave):
+/// `qus register` writes its persistence files and cleans up from them.
+pub fn execute_request(
+    req: &Request,
+    env: &Env,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Outcome {
     let mut r = Reporter {
         out,
         err,
         failed: false,
         warnings: Vec::new(),
     };
-    execute(req, env, &mut r);
-    if r.failed {
-        EXIT_FAILED
-    } else {
-        EXIT_OK
+    let entries = execute(req, env, &mut r);
+    Outcome {
+        code: if r.failed { EXIT_FAILED } else { EXIT_OK },
+        entries,
     }
 }
 
@@ -241,11 +264,13 @@ impl Reporter<'_> {
 
 /// The steps of one invocation, in the order the sh entrypoint takes them
 /// too: everything that can be refused is decided (host, plan, F support)
-/// before the first write, so a refusal never leaves a half-done host.
-fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) {
+/// before the first write, so a refusal never leaves a half-done host. A
+/// dry run takes every decision the run takes, from the same entries, and
+/// prints what the run would write instead of writing it.
+fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) -> Option<Vec<EntryInfo>> {
     if req.help {
         r.out(dialect::USAGE);
-        return;
+        return None;
     }
     if req.version {
         r.out(&format!(
@@ -253,7 +278,7 @@ fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) {
             env!("CARGO_PKG_VERSION"),
             env.get("QUS_QEMU_VERSION").unwrap_or("unknown")
         ));
-        return;
+        return None;
     }
     let release = host::kernel_release(env);
     let userns = host::userns(release);
@@ -261,7 +286,10 @@ fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) {
     let host = if req.register.is_some() || req.status_json {
         match host::detect(env) {
             Ok(h) => Some(h),
-            Err(e) => return r.fail(&e.to_string()),
+            Err(e) => {
+                r.fail(&e.to_string());
+                return None;
+            }
         }
     } else {
         None
@@ -276,7 +304,7 @@ fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) {
     let host_target = table::host_target(&machine).to_string();
     let family = table::host_family(&machine).to_string();
     let dir = resolve_dir(&req.interpreter);
-    let exists = |p: &str| Path::new(p).exists();
+    let exists = present(req);
     let input = |for_export| PlanInput {
         interpreter: &req.interpreter,
         dir: &dir,
@@ -285,7 +313,7 @@ fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) {
         host_family: &family,
         ignore_family: req.ignore_family,
         for_export,
-        installed: req.installed.as_deref(),
+        installed: req.installed.as_ref().map(|i| i.dir.as_str()),
     };
 
     if !req.exports.is_empty() {
@@ -305,7 +333,7 @@ fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) {
                 }
             }
         }
-        return;
+        return None;
     }
 
     let mut planned = None;
@@ -321,7 +349,8 @@ fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) {
             if !req.allow_without_f {
                 // Before any removal: `--reset` on such a host must not
                 // delete working entries it cannot replace.
-                return r.fail(&Error::NoFixBinary { release: shown }.to_string());
+                r.fail(&Error::NoFixBinary { release: shown }.to_string());
+                return None;
             }
             r.say(&format!(
                 "note: Linux {shown} does not support the F flag (Linux 4.8+): registering without it, so the interpreters must exist wherever foreign binaries run"
@@ -335,54 +364,25 @@ fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) {
         planned = Some(p);
     }
 
-    let bf = Binfmt::new(req.mount.clone()).in_namespace(userns);
-    let need_mount = req.list
-        || req.status_json
-        || (!req.dry_run && (!req.remove.is_empty() || req.register.is_some()));
-    if need_mount {
-        let mounted_here = match bf.ensure_mounted() {
-            Ok(m) => m,
-            Err(e) => return r.fail(&e.to_string()),
-        };
-        if userns == Userns::Private {
-            r.warn(&format!(
-                "this process runs in a user namespace, so {} is that namespace's own binfmt_misc (Linux 6.7+): the host will not see these registrations; to register for the host, run qus register as root on it, or a rootful engine with --privileged",
-                bf.mount_point()
-            ));
-        } else if mounted_here
-            && req.register.is_some()
-            && !req.dry_run
-            && host::at_least(release, host::PRIVATE_BINFMT_MISC_SINCE)
-        {
-            r.say(&apply::unmount_note(bf.mount_point()));
-        }
+    let touches = req.list || req.status_json || !req.remove.is_empty() || req.register.is_some();
+    if !touches {
+        return None;
     }
+    let bf = Binfmt::new(req.mount.clone()).in_namespace(userns);
+    let view = open_view(req, &bf, userns, release, r)?;
+    let mut changes = Changes {
+        bf: &bf,
+        view,
+        dry_run: req.dry_run,
+        installed: req.installed.as_ref(),
+    };
 
     if req.list {
-        match bf.entries() {
-            Ok(entries) => {
-                for e in entries {
-                    let mut line = e.name_bytes().to_vec();
-                    line.extend_from_slice(
-                        format!(
-                            " {} {} {}\n",
-                            if e.enabled { "enabled" } else { "disabled" },
-                            if e.flags.is_empty() { "-" } else { &e.flags },
-                            e.interpreter.as_deref().unwrap_or("-")
-                        )
-                        .as_bytes(),
-                    );
-                    r.out_bytes(&line);
-                }
-            }
-            Err(e) => r.fail(&e.to_string()),
-        }
+        list(changes.view.entries(), r);
     }
-
     for removal in &req.remove {
-        remove(&bf, removal, req.dry_run, r);
+        changes.remove(removal, r);
     }
-
     if let Some(p) = &planned {
         // The call without arguments (also setup-qemu-action's status call)
         // keeps what is already registered the same way.
@@ -394,23 +394,113 @@ fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) {
                 flags,
             } = step
             {
-                register_one(&bf, target, interpreter, *flags, req.dry_run, keep_same, r);
+                changes.register(target, interpreter, *flags, keep_same, r);
             }
         }
     }
 
+    let after = if req.dry_run {
+        Ok(changes.view.into_entries())
+    } else {
+        bf.entries()
+    };
+    let entries = match after {
+        Ok(e) => e,
+        Err(e) => {
+            r.fail(&e.to_string());
+            return None;
+        }
+    };
     if req.status_json {
         let qus = QusStatus {
             version: env!("CARGO_PKG_VERSION").to_string(),
             host: machine.clone(),
             user_namespace: userns != Userns::Initial,
             host_sees_entries: userns != Userns::Private,
+            dry_run: req.dry_run,
+            installs: req
+                .installed
+                .as_ref()
+                .map(|i| i.files.clone())
+                .unwrap_or_default(),
             warnings: r.warnings.clone(),
         };
-        match bf.status(&machine, qus) {
-            Ok(s) => r.out(&s.to_json()),
-            Err(e) => r.fail(&e.to_string()),
+        r.out(&apply::status_of(&entries, &machine, qus).to_json());
+    }
+    Some(entries)
+}
+
+/// Whether an interpreter is there for the plan: on disk, or among those
+/// `qus register` installs for this run (not written yet in a dry run).
+fn present(req: &Request) -> impl Fn(&str) -> bool + '_ {
+    move |p: &str| Path::new(p).exists() || req.installed.as_ref().is_some_and(|i| i.provides(p))
+}
+
+/// Mounts binfmt_misc (a dry run only says it would) and reads its entries;
+/// unmounted in a dry run, binfmt_misc has none the run would see.
+fn open_view(
+    req: &Request,
+    bf: &Binfmt,
+    userns: Userns,
+    release: Option<(u32, u32)>,
+    r: &mut Reporter<'_>,
+) -> Option<View> {
+    let mounted_here = if req.dry_run {
+        if !bf.is_mounted() {
+            // The run's own refusal, so the dry run fails where it would.
+            if let Err(e) = bf.check_mount_point() {
+                r.fail(&e.to_string());
+                return None;
+            }
+            r.say(&format!("would mount binfmt_misc at {}", bf.mount_point()));
         }
+        false
+    } else {
+        match bf.ensure_mounted() {
+            Ok(m) => m,
+            Err(e) => {
+                r.fail(&e.to_string());
+                return None;
+            }
+        }
+    };
+    if userns == Userns::Private {
+        r.warn(&format!(
+            "this process runs in a user namespace, so {} is that namespace's own binfmt_misc (Linux 6.7+): the host will not see these registrations; to register for the host, run qus register as root on it, or a rootful engine with --privileged",
+            bf.mount_point()
+        ));
+    } else if mounted_here
+        && req.register.is_some()
+        && host::at_least(release, host::PRIVATE_BINFMT_MISC_SINCE)
+    {
+        r.say(&apply::unmount_note(bf.mount_point()));
+    }
+    if !bf.is_mounted() {
+        return Some(View::default());
+    }
+    match bf.entries() {
+        Ok(e) => Some(View::new(e)),
+        Err(e) => {
+            r.fail(&e.to_string());
+            None
+        }
+    }
+}
+
+/// dbhi's `-l`: one line per entry.
+fn list(entries: &[EntryInfo], r: &mut Reporter<'_>) {
+    for e in entries {
+        let mut line = e.name_bytes().to_vec();
+        line.extend_from_slice(
+            format!(
+                " {} {} {}\n",
+                if e.enabled { "enabled" } else { "disabled" },
+                if e.flags.is_empty() { "-" } else { &e.flags },
+                e.interpreter.as_deref().unwrap_or("-")
+            )
+            .as_bytes(),
+        );
+        r.out_bytes(&line);
     }
 }
 
@@ -442,9 +532,9 @@ pub fn planned(req: &Request, env: &Env) -> Result<Vec<Planned>, Error> {
         host_family: table::host_family(&machine),
         ignore_family: req.ignore_family,
         for_export: !req.exports.is_empty(),
-        installed: req.installed.as_deref(),
+        installed: req.installed.as_ref().map(|i| i.dir.as_str()),
     };
-    let p = plan(sel, &input, &|p: &str| Path::new(p).exists());
+    let p = plan(sel, &input, &present(req));
     Ok(p.steps
         .into_iter()
         .filter_map(|s| match s {
@@ -501,110 +591,135 @@ fn has_flags(have: &str, want: &str) -> bool {
     want.chars().all(|c| have.contains(c))
 }
 
-fn register_one(
-    bf: &Binfmt,
-    target: &Target,
-    interpreter: &str,
-    flags: Flags,
+/// Where a run's changes go: binfmt_misc (nowhere in a dry run) and the
+/// view every later decision of the run is taken from.
+struct Changes<'a> {
+    bf: &'a Binfmt,
+    view: View,
     dry_run: bool,
-    keep_same: bool,
-    r: &mut Reporter<'_>,
-) {
-    let name = target.entry_name();
-    let checked = crate::line::validate_interpreter(interpreter)
-        .and_then(|_| {
-            if flags.fix_binary {
-                apply::check_interpreter(interpreter)
-            } else {
-                Ok(())
-            }
-        })
-        .and_then(|_| crate::line::render(target, interpreter, flags));
-    let line = match checked {
-        Ok(l) => l,
-        Err(e) => return r.fail(&format!("{name}: {e}")),
-    };
-    let shown = |letters: &str| {
-        if letters.is_empty() {
-            "no flags".to_string()
-        } else {
-            format!("flags {letters}")
-        }
-    };
-    if keep_same {
-        if let Some(old) = bf.entry(OsStr::new(&name)) {
-            if old.enabled
-                && old.interpreter.as_deref() == Some(interpreter)
-                && has_flags(&old.flags, &flags.letters())
-            {
-                return r.say(&format!(
-                    "{name} is already registered -> {interpreter} ({}): kept",
-                    shown(&old.flags)
-                ));
-            }
-        }
-    }
-    if dry_run {
-        r.out(&format!("{line}\n"));
-        return;
-    }
-    let shown = shown(&flags.letters());
-    match bf.register_line(&name, &line) {
-        Ok(Registered::New) => r.say(&format!("registered {name} -> {interpreter} ({shown})")),
-        Ok(Registered::Replaced) => r.say(&format!(
-            "registered {name} -> {interpreter} ({shown}), replacing the previous entry"
-        )),
-        Err(e) => r.fail(&format!("{name}: {e}")),
-    }
+    installed: Option<&'a Installed>,
 }
 
-fn remove(bf: &Binfmt, removal: &Removal, dry_run: bool, r: &mut Reporter<'_>) {
-    match removal {
-        Removal::AllQemu => match bf.owned_entries() {
-            Ok(names) => remove_names(bf, &names, dry_run, r),
-            Err(e) => r.fail(&e.to_string()),
-        },
-        Removal::Targets(ts) => {
-            let names: Vec<OsString> = ts
-                .iter()
-                .map(|t| t.entry_name())
-                .filter(|n| bf.exists(n))
-                .map(OsString::from)
-                .collect();
-            remove_names(bf, &names, dry_run, r);
-        }
-        // One item at a time, as binfmt's --uninstall goes item by item.
-        Removal::Patterns(ps) => {
-            for p in ps {
-                if apply::is_protected(p.as_bytes()) {
-                    r.say(&format!(
-                        "leaving {p} alone: qus never removes register, status or WSL's interop entries"
+impl Changes<'_> {
+    fn register(
+        &mut self,
+        target: &Target,
+        interpreter: &str,
+        flags: Flags,
+        keep_same: bool,
+        r: &mut Reporter<'_>,
+    ) {
+        let name = target.entry_name();
+        // What qus register installs for this run is not written yet in a
+        // dry run; the run checks it once it is.
+        let pending = self.dry_run && self.installed.is_some_and(|i| i.provides(interpreter));
+        let checked = crate::line::validate_interpreter(interpreter)
+            .and_then(|_| {
+                if flags.fix_binary && !pending {
+                    apply::check_interpreter(interpreter)
+                } else {
+                    Ok(())
+                }
+            })
+            .and_then(|_| crate::line::render(target, interpreter, flags));
+        let line = match checked {
+            Ok(l) => l,
+            Err(e) => return r.fail(&format!("{name}: {e}")),
+        };
+        let shown = |letters: &str| {
+            if letters.is_empty() {
+                "no flags".to_string()
+            } else {
+                format!("flags {letters}")
+            }
+        };
+        if keep_same {
+            if let Some(old) = self.view.get(&name) {
+                if old.enabled
+                    && old.interpreter.as_deref() == Some(interpreter)
+                    && has_flags(&old.flags, &flags.letters())
+                {
+                    return r.say(&format!(
+                        "{name} is already registered -> {interpreter} ({}): kept",
+                        shown(&old.flags)
                     ));
+                }
+            }
+        }
+        if self.dry_run {
+            r.out(&format!("{line}\n"));
+            return self.view.register(target, interpreter, flags);
+        }
+        let shown = shown(&flags.letters());
+        match self.bf.register_line(&name, &line) {
+            Ok(Registered::New) => r.say(&format!("registered {name} -> {interpreter} ({shown})")),
+            Ok(Registered::Replaced) => r.say(&format!(
+                "registered {name} -> {interpreter} ({shown}), replacing the previous entry"
+            )),
+            Err(e) => return r.fail(&format!("{name}: {e}")),
+        }
+        self.view.register(target, interpreter, flags);
+    }
+
+    fn remove(&mut self, removal: &Removal, r: &mut Reporter<'_>) {
+        match removal {
+            Removal::AllQemu => {
+                let names: Vec<OsString> = self
+                    .view
+                    .entries()
+                    .iter()
+                    .filter(|e| e.owned())
+                    .map(|e| e.name.clone())
+                    .collect();
+                self.remove_names(&names, r);
+            }
+            Removal::Targets(ts) => {
+                let names: Vec<OsString> = ts
+                    .iter()
+                    .map(|t| t.entry_name())
+                    .filter(|n| self.view.get(n).is_some())
+                    .map(OsString::from)
+                    .collect();
+                self.remove_names(&names, r);
+            }
+            // One item at a time, as binfmt's --uninstall goes item by item.
+            Removal::Patterns(ps) => {
+                for p in ps {
+                    if apply::is_protected(p.as_bytes()) {
+                        r.say(&format!(
+                            "leaving {p} alone: qus never removes register, status or WSL's interop entries"
+                        ));
+                        continue;
+                    }
+                    let names = apply::select_names(&self.view.names(), p);
+                    if names.is_empty() {
+                        r.say(&format!("no binfmt_misc entry matches '{p}'"));
+                    }
+                    self.remove_names(&names, r);
+                }
+            }
+        }
+    }
+
+    fn remove_names(&mut self, names: &[OsString], r: &mut Reporter<'_>) {
+        for n in names {
+            // Printable: owned names, or an exact match of a checked argument.
+            let shown = n.to_string_lossy();
+            if self.dry_run {
+                r.say(&format!("would remove {shown}"));
+                self.view.remove(n);
+                continue;
+            }
+            match self.bf.remove(n) {
+                Ok(true) => r.say(&format!("removed {shown}")),
+                // Listed a moment ago, gone now: someone else removed it.
+                Ok(false) => {}
+                Err(e) => {
+                    r.fail(&format!("{shown}: {e}"));
                     continue;
                 }
-                match bf.select(p) {
-                    Ok(v) if v.is_empty() => r.say(&format!("no binfmt_misc entry matches '{p}'")),
-                    Ok(v) => remove_names(bf, &v, dry_run, r),
-                    Err(e) => r.fail(&e.to_string()),
-                }
             }
-        }
-    }
-}
-
-fn remove_names(bf: &Binfmt, names: &[OsString], dry_run: bool, r: &mut Reporter<'_>) {
-    for n in names {
-        // Printable: owned names, or an exact match of a checked argument.
-        let shown = n.to_string_lossy();
-        if dry_run {
-            r.say(&format!("would remove {shown}"));
-            continue;
-        }
-        match bf.remove(n) {
-            Ok(true) => r.say(&format!("removed {shown}")),
-            // Listed a moment ago, gone now: someone else removed it.
-            Ok(false) => {}
-            Err(e) => r.fail(&format!("{shown}: {e}")),
+            self.view.remove(n);
         }
     }
 }
@@ -829,16 +944,20 @@ mod tests {
             std::fs::Permissions::from_mode(0o755),
         )
         .unwrap();
+        let mount = root.path().join("binfmt_misc");
+        std::fs::create_dir(&mount).unwrap();
         let env = Env::from_pairs([
             ("QUS_ROOT", root.path().to_str().unwrap()),
             ("QUS_HOST_ARCH", "x86_64"),
-            ("QUS_BINFMT_MOUNT", "/nonexistent/binfmt_misc"),
+            ("QUS_BINFMT_MOUNT", mount.to_str().unwrap()),
         ]);
         let (code, out, err) = run_str(&["--", "-t", "-p"], &env);
         // dbhi dialect without -s: qemu-aarch64 (no suffix) is absent, so
         // All finds no emulator and plans every target without F.
         assert_eq!(code, 0, "{err}");
         assert!(err.contains("note: no emulator in"));
+        assert!(err.contains(&format!("would mount binfmt_misc at {}", mount.display())));
+        assert!(std::fs::read_dir(&mount).unwrap().next().is_none());
         assert_eq!(out.lines().count(), table::TARGETS.len() - 3);
         assert!(out.lines().all(|l| l.ends_with(':')));
         let (code, out, _) = run_str(&["-s", "--", "-t", "-p"], &env);
@@ -854,6 +973,19 @@ mod tests {
                 )
                 .unwrap()
             )
+        );
+        // Where the run would fail to mount, the dry run fails the same way.
+        let gone = Env::from_pairs([
+            ("QUS_ROOT", root.path().to_str().unwrap()),
+            ("QUS_HOST_ARCH", "x86_64"),
+            ("QUS_BINFMT_MOUNT", "/nonexistent/binfmt_misc"),
+        ]);
+        let (code, out, err) = run_str(&["-s", "--", "-t", "-p"], &gone);
+        assert_eq!(code, EXIT_FAILED);
+        assert_eq!(out, "");
+        assert!(
+            err.contains("/nonexistent/binfmt_misc does not exist"),
+            "{err}"
         );
     }
 

@@ -541,13 +541,33 @@ fn tonistiigi_binfmt_dialect() {
         case("register-only image drops F", &["--install", "all"])
             .layout(Layout::RegisterOnly)
             .present(&[("qemu-aarch64", "OC"), ("qemu-hexagon", "OC")]),
+        // A dry run mounts nothing, and its status is what the run would leave.
         case(
             "dry run still prints status",
             &["--dry-run", "--install", "all"],
         )
         .stdout(":qemu-arm:M::")
-        .stdout("\"supported\"")
-        .absent(&["qemu-arm"]),
+        .stdout("\"linux/arm64\"")
+        .stdout("\"dry_run\": true")
+        .stderr("would mount binfmt_misc at ")
+        .dump("(not mounted)"),
+        case(
+            "dry run of an uninstall sees what the run sees",
+            &["--dry-run", "--uninstall", "qemu-aarch64,qemu-*"],
+        )
+        .setup(&["--install", "arm64,riscv64"])
+        .stderr("would remove qemu-aarch64")
+        .stderr("would remove qemu-riscv64")
+        .stdout("\"emulators\": null")
+        .present(&[("qemu-aarch64", "OCF"), ("qemu-riscv64", "OCF")]),
+        case(
+            "dry run of a reset and register",
+            &["--dry-run", "--reset", "-p", "yes"],
+        )
+        .setup(&["--install", "arm64"])
+        .stderr("would remove qemu-aarch64")
+        .stdout("/usr/bin/qemu-aarch64-static:F\n")
+        .present(&[("qemu-aarch64", "OCF")]),
         case("Go flag: bad flag", &["-install", "arm64", "-nope"])
             .code(2)
             .stderr("flag provided but not defined: -nope"),
