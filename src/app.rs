@@ -128,15 +128,14 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Assets(a) => {
             let cfg = Config::load(config)?;
-            let mut m = a.matrix.clone();
-            if m.sources.is_none() {
-                m.sources = Some(vec![cfg.default.clone()]);
-            }
-            let plan = make_plan(&cfg, &m)?;
+            let plan = make_plan(&cfg, &a.matrix)?;
+            // Each host's assets from the source of its unversioned tags, among those selected.
+            let sources = plan::newest_among(&cfg, a.matrix.sources.as_deref());
             let src = source_options(&a.source)?;
             let public = sign_key(&a.sign)?.map(|k| k.public_pem());
             runtime()?.block_on(crate::assets::assets_cmd(
                 &plan,
+                &sources,
                 &src,
                 &a.out,
                 public.as_deref(),

@@ -1,12 +1,19 @@
 //! Release assets like dbhi/qus's: one `qemu-T-static_H.tgz` per host × target and a
 //! `SHA256SUMS`, reproducible byte for byte (fixed tar metadata, gzip without name or time).
+//! Each host's assets come from one source, the one its unversioned tags use among those
+//! selected (`plan::newest_among`), so the names stay one per host and target. A package
+//! that cannot be used leaves out only its host's assets: the rest are written, and
+//! `SHA256SUMS` lists exactly what this run wrote.
 
+use crate::arch::Host;
 use crate::options::SourceOptions;
-use crate::packages::prepare;
+use crate::packages::prepare_partial;
 use crate::plan::{PackagePlan, Plan, Role};
 use crate::progress::Progress;
-use anyhow::{anyhow, Context as _};
+use crate::shortfall::Shortfall;
+use anyhow::Context as _;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,6 +27,21 @@ pub struct AssetSpec {
     pub emulator: PathBuf,
     /// Its name inside the archive: `qemu-aarch64-static`.
     pub member: String,
+    /// Where the emulator comes from.
+    pub origin: AssetOrigin,
+}
+
+/// What an asset holds: which host's emulator of which target, from which QEMU.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AssetOrigin {
+    /// The host it runs on (qus's name).
+    pub host: String,
+    /// The QEMU target.
+    pub target: String,
+    /// The source (`d11.1`).
+    pub source: String,
+    /// The version of the QEMU package.
+    pub qemu_version: String,
 }
 
 /// A written asset.
@@ -27,6 +49,9 @@ pub struct AssetSpec {
 pub struct Asset {
     /// File name.
     pub name: String,
+    /// What it holds.
+    #[serde(flatten)]
+    pub origin: AssetOrigin,
     /// sha256 of the file.
     pub sha256: String,
     /// Size in bytes.
@@ -124,6 +149,7 @@ fn write_one(out: &Path, spec: &AssetSpec, mtime: u64, memo: Option<&Path>) -> i
             if want.trim() == have.0 {
                 return Ok(Asset {
                     name: spec.name.clone(),
+                    origin: spec.origin.clone(),
                     sha256: have.0,
                     size: have.1,
                     status: AssetStatus::Unchanged,
@@ -139,6 +165,7 @@ fn write_one(out: &Path, spec: &AssetSpec, mtime: u64, memo: Option<&Path>) -> i
     }
     Ok(Asset {
         name: spec.name.clone(),
+        origin: spec.origin.clone(),
         sha256,
         size: bytes.len() as u64,
         status: AssetStatus::Written,
@@ -211,9 +238,11 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// `qus assets`: one `qemu-T-static_H.tgz` per host × target of one source, and SHA256SUMS.
+/// `qus assets`: one `qemu-T-static_H.tgz` per host × target, each host's from the source
+/// `sources` names for it, and SHA256SUMS.
 pub(crate) async fn assets_cmd(
     plan: &Plan,
+    sources: &BTreeMap<Host, String>,
     src: &SourceOptions,
     out: &Path,
     public_key: Option<&str>,
@@ -223,29 +252,40 @@ pub(crate) async fn assets_cmd(
     let qemu: Vec<&PackagePlan> = plan
         .packages
         .iter()
-        .filter(|p| matches!(p.role, Role::Qemu { .. }))
+        .filter(
+            |p| matches!(&p.role, Role::Qemu { source } if sources.get(&p.host) == Some(source)),
+        )
         .collect();
-    let sources: std::collections::BTreeSet<&str> = qemu
-        .iter()
-        .filter_map(|p| match &p.role {
-            Role::Qemu { source } => Some(source.as_str()),
-            Role::Busybox | Role::Guest { .. } => None,
-        })
-        .collect();
-    if sources.len() > 1 {
-        return Err(anyhow!(
-            "assets are per QEMU version: pick one with --sources (the plan has {})",
-            sources.into_iter().collect::<Vec<_>>().join(", ")
-        ));
+    let prepared = prepare_partial(&qemu, src, progress).await?;
+    let mut shortfall = Shortfall::default();
+    for mut f in prepared.failures {
+        f.left_out = f
+            .package
+            .targets
+            .iter()
+            .map(|t| asset_name(f.package.host.name(), t))
+            .collect();
+        shortfall.failed_packages.push(f);
     }
-    let inputs = prepare(&qemu, src, progress).await?;
     let mut specs = Vec::new();
-    for ((_, host), emus) in &inputs.emulators {
+    let mut from = Vec::new();
+    for ((source, host), emus) in &prepared.extracted.emulators {
+        let version = qemu
+            .iter()
+            .find(|p| p.host == *host)
+            .map_or_else(String::new, |p| p.version.clone());
+        from.push(format!("{host} {source} ({version})"));
         for (target, file) in emus {
             specs.push(AssetSpec {
                 name: asset_name(host.name(), target),
                 emulator: file.path.clone(),
                 member: format!("qemu-{target}-static"),
+                origin: AssetOrigin {
+                    host: host.name().to_string(),
+                    target: target.clone(),
+                    source: source.clone(),
+                    qemu_version: version.clone(),
+                },
             });
         }
     }
@@ -253,9 +293,10 @@ pub(crate) async fn assets_cmd(
     let epoch = plan.epoch;
     let memo = src.cache.join("assets");
     progress.step(format!(
-        "writing {} assets to {}",
+        "writing {} assets to {}: {}",
         specs.len(),
-        out.display()
+        out.display(),
+        from.join(", ")
     ));
     let written =
         tokio::task::spawn_blocking(move || write_assets(&dir, &specs, epoch, Some(&memo)))
@@ -273,6 +314,9 @@ pub(crate) async fn assets_cmd(
             .with_context(|| format!("writing {}", path.display()))?;
         progress.step(format!("public key of --sign-key in {}", path.display()));
     }
+    for line in shortfall.lines("assets") {
+        progress.error(line);
+    }
     progress.step(format!(
         "{} assets ({} written, {unchanged} unchanged) and SHA256SUMS in {}",
         written.len(),
@@ -280,9 +324,15 @@ pub(crate) async fn assets_cmd(
         out.display()
     ));
     if json {
-        crate::output::out_json(&serde_json::json!({ "assets": written }))?;
+        crate::output::out_json(&serde_json::json!({
+            "assets": written,
+            "failed_packages": shortfall.failed_packages,
+        }))?;
     }
-    Ok(ExitCode::SUCCESS)
+    match shortfall.error("assets") {
+        Some(e) => Err(e),
+        None => Ok(ExitCode::SUCCESS),
+    }
 }
 
 #[cfg(test)]
@@ -298,6 +348,7 @@ mod tests {
             name: asset_name("amd64", "aarch64"),
             emulator: emu,
             member: "qemu-aarch64-static".into(),
+            origin: AssetOrigin::default(),
         };
         let a = write_assets(&dir.path().join("a"), std::slice::from_ref(&spec), 7, None).unwrap();
         let b = write_assets(&dir.path().join("b"), &[spec], 7, None).unwrap();
@@ -332,6 +383,7 @@ mod tests {
             name: asset_name("amd64", "arm"),
             emulator: emu.clone(),
             member: "qemu-arm-static".into(),
+            origin: AssetOrigin::default(),
         };
         let specs = std::slice::from_ref(&spec);
         let status = || write_assets(&out, specs, 0, Some(&memo)).unwrap()[0].clone();

@@ -6,13 +6,21 @@
 //! busybox, (3) compute the images (`crate::image`), (4) load them into the daemon in one
 //! stream and check that each tag names the config qus computed. `--builder dockerfile`
 //! builds them with the classic builder instead (`crate::classic`).
+//!
+//! A package that cannot be used (not served, not the pinned bytes, not a usable package)
+//! leaves out only the images that need it (`crate::narrow`): the rest are made, and the
+//! run ends with exit 1 and a line per package (`crate::shortfall`). An image left out gets
+//! no tag, and a list over one is not written to the layout (one already there stays).
 
 use crate::docker::Daemon;
 use crate::image::{self, Image, Store};
+use crate::narrow::{narrow, Narrowed};
 use crate::options::{BuildOptions, Builder, SourceOptions};
 use crate::outcome::{ordered, BuiltImage, ImageStatus};
+use crate::packages::{prepare_partial, Extracted};
 use crate::plan::{ImagePlan, Plan};
 use crate::progress::Progress;
+use crate::shortfall::Shortfall;
 use std::process::ExitCode;
 
 /// `qus build`.
@@ -29,7 +37,45 @@ pub(crate) async fn build_cmd(
         Builder::Dockerfile => crate::classic::build(&daemon, plan, src, opts, progress).await?,
     };
     report(&built, json, progress)?;
-    Ok(ExitCode::SUCCESS)
+    match built.shortfall.error("images") {
+        Some(e) => Err(e),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// What a build did: each image made now or already there, the plan of what could be made
+/// (the whole plan when every package was there), and what it could not do.
+pub(crate) struct Built {
+    /// The images in the daemon, in plan order.
+    pub images: Vec<BuiltImage>,
+    /// The plan without what was left out.
+    pub made: Plan,
+    /// What was left out, and why.
+    pub shortfall: Shortfall,
+}
+
+impl Built {
+    /// Nothing to make: every image is up to date.
+    pub(crate) fn up_to_date(plan: &Plan, done: Vec<BuiltImage>) -> Built {
+        Built {
+            images: ordered(plan, done),
+            made: plan.clone(),
+            shortfall: Shortfall::default(),
+        }
+    }
+}
+
+/// The packages `compute` needs, and the plan narrowed to the images they can make.
+pub(crate) async fn prepare_narrowed(
+    plan: &Plan,
+    compute: &[&ImagePlan],
+    src: &SourceOptions,
+    progress: &Progress,
+) -> anyhow::Result<(Extracted, Narrowed, Shortfall)> {
+    let prepared = prepare_partial(&plan.packages_for(compute), src, progress).await?;
+    let narrowed = narrow(plan, compute, &prepared.failed());
+    let shortfall = Shortfall::of(prepared.failures, &narrowed);
+    Ok((prepared.extracted, narrowed, shortfall))
 }
 
 /// Writes every image of `plan` the daemon does not already have with the same inputs
@@ -40,7 +86,7 @@ async fn build(
     src: &SourceOptions,
     opts: &BuildOptions,
     progress: &Progress,
-) -> anyhow::Result<Vec<BuiltImage>> {
+) -> anyhow::Result<Built> {
     for line in plan.omissions() {
         progress.step(line);
     }
@@ -52,13 +98,18 @@ async fn build(
     };
     if compute.is_empty() {
         progress.step("every image is up to date");
-        return Ok(ordered(plan, done));
+        return Ok(Built::up_to_date(plan, done));
     }
     let store = Store::open(&src.cache)?;
-    let inputs = crate::packages::prepare(&plan.packages_for(&compute), src, progress).await?;
-    let images = image::write(plan, &compute, &inputs, &store, opts.media, progress).await?;
+    let (inputs, narrowed, mut shortfall) = prepare_narrowed(plan, &compute, src, progress).await?;
+    let made = narrowed.plan;
+    let compute: Vec<&ImagePlan> = compute
+        .into_iter()
+        .filter(|i| made.image(&i.tag).is_some())
+        .collect();
+    let images = image::write(&made, &compute, &inputs, &store, opts.media, progress).await?;
     if let Some(dir) = &opts.oci_layout {
-        let lists = crate::lists::layout_lists(plan, &images, opts.media)?;
+        let lists = crate::lists::layout_lists(&made, &images, opts.media)?;
         let (d, imgs, st) = (dir.clone(), images.clone(), store.clone());
         let report =
             tokio::task::spawn_blocking(move || crate::sink::layout::write(&d, &imgs, &lists, &st))
@@ -70,6 +121,7 @@ async fn build(
             report.written,
             report.present
         ));
+        shortfall.kept_lists(&made, "layout", report.lists_kept);
     }
     let load: Vec<Image> = images
         .into_iter()
@@ -77,22 +129,40 @@ async fn build(
         .collect();
     let loaded = crate::sink::daemon::load(daemon, load, progress).await?;
     done.extend(loaded.iter().map(BuiltImage::written));
-    Ok(ordered(plan, done))
+    Ok(Built {
+        images: ordered(plan, done),
+        made,
+        shortfall,
+    })
 }
 
-/// Prints the summary (stderr) and, with `--json`, the images (stdout).
-pub(crate) fn report(built: &[BuiltImage], json: bool, progress: &Progress) -> anyhow::Result<()> {
-    let n = built
+/// Prints the summary and what was left out (stderr) and, with `--json`, the images and
+/// the shortfall (stdout).
+pub(crate) fn report(built: &Built, json: bool, progress: &Progress) -> anyhow::Result<()> {
+    let images = &built.images;
+    let n = images
         .iter()
         .filter(|b| b.status == ImageStatus::Built)
         .count();
+    for line in built.shortfall.lines("images") {
+        progress.error(line);
+    }
     progress.step(format!(
         "{} images: {n} built, {} unchanged",
-        built.len(),
-        built.len() - n
+        images.len(),
+        images.len() - n
     ));
     if json {
-        crate::output::out_json(&serde_json::json!({ "images": built }))?;
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            images: &'a [BuiltImage],
+            #[serde(flatten)]
+            shortfall: &'a Shortfall,
+        }
+        crate::output::out_json(&Out {
+            images,
+            shortfall: &built.shortfall,
+        })?;
     }
     Ok(())
 }

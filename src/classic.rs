@@ -14,14 +14,13 @@
 //! digest. After a push, the digest the daemon reports pushing must be what the tag holds.
 
 use crate::arch::Host;
+use crate::build::{prepare_narrowed, Built};
 use crate::context::{self, LayerFiles};
 use crate::docker::{Daemon, PushStats};
 use crate::entrypoint;
 use crate::options::{BuildOptions, SourceOptions};
-use crate::outcome::{
-    collect, ordered, BuiltImage, ImageStatus, PublishedList, PushStatus, PushedImage, Summary,
-};
-use crate::packages::{prepare, Extracted};
+use crate::outcome::{ordered, BuiltImage, ImageStatus, PushStatus, PushedImage, Summary};
+use crate::packages::Extracted;
 use crate::plan::{ImagePlan, Plan};
 use crate::progress::Progress;
 use crate::sink::registry::Registry;
@@ -37,7 +36,7 @@ pub(crate) async fn build<'a>(
     src: &SourceOptions,
     opts: &BuildOptions,
     progress: &Progress,
-) -> anyhow::Result<Vec<BuiltImage>> {
+) -> anyhow::Result<Built> {
     for line in plan.omissions() {
         progress.step(line);
     }
@@ -58,11 +57,17 @@ pub(crate) async fn build<'a>(
         .collect();
     if todo.is_empty() {
         progress.step("every image is up to date");
-        return Ok(ordered(plan, done.into_values().collect()));
+        return Ok(Built::up_to_date(plan, done.into_values().collect()));
     }
 
-    // Phases 2 and 3: the packages those images need, verified and extracted.
-    let inputs = prepare(&plan.packages_for(&todo), src, progress).await?;
+    // Phases 2 and 3: the packages those images need, verified and extracted; an image
+    // whose package could not be used is left out.
+    let (inputs, narrowed, shortfall) = prepare_narrowed(plan, &todo, src, progress).await?;
+    let made = narrowed.plan;
+    let todo: Vec<&'a ImagePlan> = todo
+        .into_iter()
+        .filter(|i| made.image(&i.tag).is_some())
+        .collect();
 
     // Phase 4: build. The classic builder spends most of a build waiting (a container and a
     // commit per step, on a clock shared by every build), not computing, so builds overlap.
@@ -145,7 +150,11 @@ pub(crate) async fn build<'a>(
             w.base.as_deref().unwrap_or("?")
         ));
     }
-    Ok(ordered(plan, done.into_values().collect()))
+    Ok(Built {
+        images: ordered(plan, done.into_values().collect()),
+        made,
+        shortfall,
+    })
 }
 
 fn layer_files(img: &ImagePlan, inputs: &Extracted) -> anyhow::Result<LayerFiles> {
@@ -192,7 +201,10 @@ pub(crate) async fn release(
     progress: &Progress,
 ) -> anyhow::Result<()> {
     let daemon = Daemon::connect(&opts.engine).await?;
-    summary.images = build(&daemon, plan, src, opts, progress).await?;
+    let built = build(&daemon, plan, src, opts, progress).await?;
+    summary.images = built.images;
+    summary.shortfall = built.shortfall;
+    let made = built.made;
     // The builds may have outlived a helper's token: ask for credentials now.
     reg.refresh_credentials(progress).await;
     let creds = reg.client.push_credentials(reg.repo.registry());
@@ -205,7 +217,7 @@ pub(crate) async fn release(
         .pushed
         .iter()
         .filter_map(|p| {
-            let img = plan.images.iter().find(|i| i.reference == p.reference)?;
+            let img = made.images.iter().find(|i| i.reference == p.reference)?;
             let digest = qus_registry::Digest::parse(&p.digest).ok()?;
             Some((
                 img.tag.clone(),
@@ -219,25 +231,8 @@ pub(crate) async fn release(
     } else {
         crate::media::MediaTypes::Docker
     };
-    let lists = crate::lists::lists(plan, &known, family)?;
-    let mut results = Vec::new();
-    for (m, index) in &lists {
-        let r = reg.put_list(&m.tag, index).await.map(|(digest, status)| {
-            progress.step(format!(
-                "{} {status} ({} platforms)",
-                m.reference,
-                index.manifests.len()
-            ));
-            PublishedList {
-                reference: m.reference.clone(),
-                digest: digest.to_string(),
-                status,
-                platforms: m.entries.iter().map(|e| e.platform.to_string()).collect(),
-            }
-        });
-        results.push(r);
-    }
-    collect(results, &mut summary.lists)
+    let lists = crate::lists::lists(&made, &known, family)?;
+    crate::release::put_lists(reg, &made, &lists, summary, progress).await
 }
 
 /// Pushes every built image, hosts side by side (they share no layers), each host's images

@@ -53,7 +53,8 @@ pub enum Command {
     /// Rebuild from the pins what the registry should hold and compare every tag (exit 1:
     /// a tag differs or is missing).
     Verify(VerifyArgs),
-    /// Write the release assets: qemu-T-static_H.tgz per host × target, and SHA256SUMS.
+    /// Write the release assets: qemu-T-static_H.tgz per host × target (each host's from
+    /// the QEMU its unversioned tags carry), and SHA256SUMS.
     Assets(AssetsArgs),
     /// Pin the newest packages of the configured suites into the lock file beside the config.
     Lock(LockArgs),

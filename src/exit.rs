@@ -16,7 +16,8 @@ pub(crate) const HELP: &str = "\
 Exit status:
   0  success (check: the pins are the newest; verify: every tag matches)
   1  failure while working (mirror, daemon, registry, a guest program), or check/verify
-     found a difference, or register failed for a target
+     found a difference, or register failed for a target; build, assets and release
+     still make all that needs no package they could not use, and name each one
   2  usage or configuration error: bad flags, an invalid config or lock file; nothing
      was attempted";
 

@@ -1,6 +1,7 @@
 //! The manifest lists of a plan, as data: each list's entries are the per-host manifests
 //! known present (tag → descriptor) with the platforms the plan gives them. Pure: the
-//! registry and the OCI layout sinks write what this computes.
+//! registry and the OCI layout sinks write what this computes, and ask [`lost_platforms`]
+//! first: a list already there is never replaced by one with fewer platforms.
 
 use crate::arch::Platform;
 use crate::image::Image;
@@ -96,4 +97,54 @@ pub(crate) fn index(kind: qus_registry::ListKind, entries: &[(Descriptor, Platfo
             p.clone(),
         )
     })
+}
+
+/// The platforms `old` lists that `new` does not (aliases folded: `arm64/v8` is `arm64`):
+/// what writing `new` over `old` would take away from its users.
+pub(crate) fn lost_platforms(old: &Index, new: &Index) -> Vec<Platform> {
+    let has: Vec<Platform> = new
+        .manifests
+        .iter()
+        .filter_map(|d| d.platform.as_ref().map(Platform::normalized))
+        .collect();
+    let mut lost: Vec<Platform> = old
+        .manifests
+        .iter()
+        .filter_map(|d| d.platform.clone())
+        .filter(|p| !has.contains(&p.normalized()))
+        .collect();
+    lost.sort();
+    lost.dedup();
+    lost
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qus_registry::{media, Digest, ListKind};
+
+    fn list(platforms: &[&str]) -> Index {
+        let entries: Vec<(Descriptor, Platform)> = platforms
+            .iter()
+            .map(|p| {
+                let d = Descriptor::new(media::OCI_MANIFEST, 1, Digest::sha256(p.as_bytes()));
+                (d, Platform::parse(p).unwrap())
+            })
+            .collect();
+        index(ListKind::OciIndex, &entries)
+    }
+
+    #[test]
+    fn a_list_loses_the_platforms_the_new_one_does_not_have() {
+        let old = list(&["linux/amd64", "linux/arm64/v8", "linux/arm/v7"]);
+        assert!(lost_platforms(&old, &old).is_empty());
+        let more = list(&["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/s390x"]);
+        assert!(lost_platforms(&old, &more).is_empty(), "arm64/v8 is arm64");
+        let fewer = list(&["linux/amd64", "linux/riscv64"]);
+        let lost: Vec<String> = lost_platforms(&old, &fewer)
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(lost, ["linux/arm/v7", "linux/arm64/v8"]);
+    }
 }

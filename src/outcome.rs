@@ -143,6 +143,9 @@ pub(crate) struct Summary {
     /// The emulators tested before the push (`qus test`'s rows), when a test ran.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<crate::emutest::Row>,
+    /// What the run could not do: packages it could not use, lists it did not write.
+    #[serde(flatten)]
+    pub shortfall: crate::shortfall::Shortfall,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
 }
@@ -182,6 +185,10 @@ pub(crate) struct LayoutReport {
     pub present: usize,
     /// Tags in `index.json` after the write.
     pub tags: usize,
+    /// Lists left as they were, each with the platforms this run's list would have lost
+    /// (reported as the run's shortfall).
+    #[serde(skip)]
+    pub lists_kept: Vec<(String, Vec<String>)>,
 }
 
 /// What the supply-chain step did: SBOMs and provenances attached, signatures written.

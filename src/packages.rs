@@ -1,7 +1,9 @@
 //! Packages in, files out: fetch each planned package (verified by sha256, and a Fedora rpm
 //! by its header signature when its source names a keyring), then extract the emulators and
-//! busybox the images need, one package per CPU. Any failure stops everything before the
-//! first image is made.
+//! busybox the images need, one package per CPU. A package that cannot be used (not served,
+//! not the pinned bytes, not a usable package) is a typed [`PackageFailure`] beside what was
+//! extracted, so that a run can go on with everything that does not need it; a failure that
+//! is not the package's (a full disk, a locked cache) stops everything.
 
 use crate::arch::Host;
 use crate::config::Distro;
@@ -9,6 +11,7 @@ use crate::files::File;
 use crate::options::SourceOptions;
 use crate::plan::{PackagePlan, Role};
 use crate::progress::Progress;
+use crate::shortfall::{Cause, PackageFailure};
 use anyhow::{anyhow, Context as _};
 use qus_source::debian_index::Keyring;
 use qus_source::{Cache, EmulatorRequest, FetchOptions, Fetcher, FileRequest, Limits, Origin};
@@ -25,6 +28,23 @@ pub(crate) struct Extracted {
     pub guests: BTreeMap<String, File>,
 }
 
+/// What the packages step gives: the files of every package it could use, and a failure
+/// for each one it could not.
+#[derive(Debug, Default)]
+pub(crate) struct Prepared {
+    /// The files extracted.
+    pub extracted: Extracted,
+    /// The packages that could not be used, in the order given.
+    pub failures: Vec<PackageFailure>,
+}
+
+impl Prepared {
+    /// The plans of the packages that could not be used.
+    pub(crate) fn failed(&self) -> Vec<&PackagePlan> {
+        self.failures.iter().map(|f| &f.package).collect()
+    }
+}
+
 /// Opens the cache the options name, saying so when another qus holds it.
 pub(crate) fn open_cache(src: &SourceOptions, progress: &Progress) -> anyhow::Result<Cache> {
     let p = progress.clone();
@@ -36,12 +56,33 @@ pub(crate) fn open_cache(src: &SourceOptions, progress: &Progress) -> anyhow::Re
     }))
 }
 
-/// Fetches, verifies and extracts `packages`; any failure stops everything before a build.
+/// Fetches, verifies and extracts `packages`; a package that cannot be used is an error
+/// naming it (and any others), for the commands that need every one of them.
 pub(crate) async fn prepare(
     packages: &[&PackagePlan],
     src: &SourceOptions,
     progress: &Progress,
 ) -> anyhow::Result<Extracted> {
+    let prepared = prepare_partial(packages, src, progress).await?;
+    if prepared.failures.is_empty() {
+        return Ok(prepared.extracted);
+    }
+    let lines: Vec<String> = prepared
+        .failures
+        .iter()
+        .map(|f| format!("{}: {}", f.what(), f.reason))
+        .collect();
+    Err(anyhow!("{}", lines.join("; ")))
+}
+
+/// Fetches, verifies and extracts `packages`: what could be extracted, and a failure for
+/// each package that could not be used. Only an error that is not a package's (the cache's
+/// disk, its lock, the config's keyring) is an `Err`.
+pub(crate) async fn prepare_partial(
+    packages: &[&PackagePlan],
+    src: &SourceOptions,
+    progress: &Progress,
+) -> anyhow::Result<Prepared> {
     let mut origins: BTreeMap<Distro, Origin> = BTreeMap::new();
     for p in packages {
         if let std::collections::btree_map::Entry::Vacant(e) = origins.entry(p.distro) {
@@ -52,14 +93,22 @@ pub(crate) async fn prepare(
     let fetcher = Fetcher::new(cache.clone(), FetchOptions::default())?;
     let mut keyrings: BTreeMap<&std::path::Path, Keyring> = BTreeMap::new();
     let mut verified = Vec::new();
+    let mut failures = Vec::new();
     for p in packages {
         let pkg = qus_source::PackageRef::new(&p.file, &p.sha256, p.size)
             .with_context(|| format!("{} for {}", p.package, p.host))?;
         let bar = progress.bytes(pkg.file_name(), p.size);
-        let v = fetcher
+        let fetched = fetcher
             .fetch(&pkg, &origins[&p.distro], &|x| bar.set(x.done))
-            .await
-            .with_context(|| format!("{} {} for {}", p.package, p.version, p.host))?;
+            .await;
+        drop(bar);
+        let v = match fetched {
+            Ok(v) => v,
+            Err(e) => {
+                failures.push(not_used(failure_of(p, e)?, progress));
+                continue;
+            }
+        };
         // Checked on every run, cached or not: the keyring may have changed since the
         // package was first fetched, and reading the headers costs next to nothing.
         let signed = match &p.keyring {
@@ -72,16 +121,20 @@ pub(crate) async fn prepare(
                             .with_context(|| format!("the keyring of {}", p.package))?,
                     ),
                 };
-                let signer = qus_source::rpm::verify_signature(
+                match qus_source::rpm::verify_signature(
                     &v.path,
                     keyring,
                     std::time::SystemTime::now(),
-                )
-                .with_context(|| format!("{} {} for {}", p.package, p.version, p.host))?;
-                format!(
-                    ", signed by {}",
-                    signer.user_id.unwrap_or(signer.fingerprint)
-                )
+                ) {
+                    Ok(signer) => format!(
+                        ", signed by {}",
+                        signer.user_id.unwrap_or(signer.fingerprint)
+                    ),
+                    Err(e) => {
+                        failures.push(not_used(failure_of(p, e)?, progress));
+                        continue;
+                    }
+                }
             }
         };
         progress.step(format!(
@@ -93,8 +146,53 @@ pub(crate) async fn prepare(
         ));
         verified.push(((*p).clone(), v));
     }
-    // Extraction is CPU-bound decompression (and each xz decoder holds its own buffers):
-    // one blocking task per package, as many at once as there are CPUs.
+    let (extracted, more) = extract_all(&cache, verified).await?;
+    failures.extend(more.into_iter().map(|f| not_used(f, progress)));
+    // In the order the packages were given, whichever step failed.
+    failures.sort_by_key(|f| packages.iter().position(|p| **p == f.package));
+    progress.step(format!(
+        "extracted {} emulators, {} busybox and {} guest programs",
+        extracted.emulators.values().map(|m| m.len()).sum::<usize>(),
+        extracted.busybox.len(),
+        extracted.guests.len()
+    ));
+    Ok(Prepared {
+        extracted,
+        failures,
+    })
+}
+
+/// Says that `f` happened, when it happens: the summary repeats it with what to do.
+fn not_used(f: PackageFailure, progress: &Progress) -> PackageFailure {
+    progress.step(format!(
+        "could not use {} ({})",
+        f.package.file.rsplit('/').next().unwrap_or(&f.package.file),
+        f.cause
+    ));
+    f
+}
+
+/// The failure of `package` for `e`, or `e` itself when it is not the package's fault.
+fn failure_of(package: &PackagePlan, e: qus_source::Error) -> anyhow::Result<PackageFailure> {
+    match Cause::of(&e) {
+        Some(cause) => Ok(PackageFailure::new(package, cause, e.to_string())),
+        None => Err(anyhow::Error::new(e).context(format!(
+            "{} {} for {}",
+            package.package, package.version, package.host
+        ))),
+    }
+}
+
+/// The files of one package, by target (`busybox` for busybox and guest programs).
+type Files = Vec<(String, File)>;
+
+/// Extracts every verified package, one blocking task per package and as many at once as
+/// there are CPUs: extraction is CPU-bound decompression (and each xz decoder holds its own
+/// buffers).
+async fn extract_all(
+    cache: &qus_source::Cache,
+    verified: Vec<(PackagePlan, qus_source::VerifiedPackage)>,
+) -> anyhow::Result<(Extracted, Vec<PackageFailure>)> {
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(cpus));
     let mut tasks = Vec::new();
@@ -103,107 +201,106 @@ pub(crate) async fn prepare(
         let slot = slots.clone().acquire_owned().await?;
         tasks.push(tokio::task::spawn_blocking(move || {
             let _slot = slot;
-            let limits = Limits::default();
-            let what = format!("{} for {} ({})", p.file, p.host, p.host.debian());
-            let busybox = |arch: &str| {
-                // trixie's busybox-static has usr/bin/busybox, bookworm's bin/busybox.
-                let req = FileRequest::busybox(arch);
-                let found = match cache.extract_file(&v, &req, &limits) {
-                    Err(qus_source::Error::FileMissing { .. }) => cache.extract_file(
-                        &v,
-                        &FileRequest {
-                            member: "bin/busybox".into(),
-                            ..req
-                        },
-                        &limits,
-                    ),
-                    other => other,
-                };
-                found.map(|f| {
-                    let file = File {
-                        path: f.path,
-                        size: f.size,
-                        sha256: f.sha256.to_hex(),
-                    };
-                    (p.clone(), vec![("busybox".to_string(), file)])
-                })
-            };
-            match &p.role {
-                Role::Busybox => busybox(p.host.debian()).with_context(|| what.clone()),
-                Role::Guest { arch } => {
-                    busybox(arch).with_context(|| format!("{} (guest program for {arch})", p.file))
-                }
-                Role::Qemu { .. } => {
-                    let req = EmulatorRequest::new(p.host.debian()).targets(p.targets.clone());
-                    cache
-                        .extract_emulators(&v, &req, &limits)
-                        .map(|x| {
-                            (
-                                p.clone(),
-                                x.emulators
-                                    .into_iter()
-                                    .map(|e| {
-                                        let file = File {
-                                            path: e.path,
-                                            size: e.size,
-                                            sha256: e.sha256.to_hex(),
-                                        };
-                                        (e.target, file)
-                                    })
-                                    .collect(),
-                            )
-                        })
-                        .with_context(|| what.clone())
-                }
-            }
+            let files = extract_one(&cache, &p, &v);
+            (p, files)
         }));
     }
     let mut out = Extracted::default();
+    let mut failures = Vec::new();
     let mut first_err = None;
     for t in tasks {
-        match t.await.context("extraction task panicked")? {
-            Ok((p, files)) => match &p.role {
-                Role::Busybox => {
-                    if let Some((_, file)) = files.into_iter().next() {
-                        out.busybox.insert(p.host, file);
-                    }
-                }
-                Role::Guest { arch } => {
-                    if let Some((_, file)) = files.into_iter().next() {
-                        out.guests.insert(arch.clone(), file);
-                    }
-                }
-                Role::Qemu { source } => {
-                    let m: BTreeMap<String, File> = files.into_iter().collect();
-                    for t in &p.targets {
-                        if !m.contains_key(t) {
-                            return Err(anyhow!(
-                                "{} for {}: qemu-{t} was requested but not extracted",
-                                p.file,
-                                p.host
-                            ));
-                        }
-                    }
-                    // Fedora: several rpms fill one host's emulators.
-                    out.emulators
-                        .entry((source.clone(), p.host))
-                        .or_default()
-                        .extend(m);
-                }
-            },
+        let (p, files) = t.await.context("extraction task panicked")?;
+        let files = match files {
+            Ok(f) => f,
             Err(e) => {
-                first_err.get_or_insert(e);
+                match failure_of(&p, e) {
+                    Ok(f) => failures.push(f),
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+                continue;
+            }
+        };
+        match &p.role {
+            Role::Busybox => {
+                if let Some((_, file)) = files.into_iter().next() {
+                    out.busybox.insert(p.host, file);
+                }
+            }
+            Role::Guest { arch } => {
+                if let Some((_, file)) = files.into_iter().next() {
+                    out.guests.insert(arch.clone(), file);
+                }
+            }
+            Role::Qemu { source } => {
+                let m: BTreeMap<String, File> = files.into_iter().collect();
+                let missing: Vec<&String> =
+                    p.targets.iter().filter(|t| !m.contains_key(*t)).collect();
+                if !missing.is_empty() {
+                    let reason = format!(
+                        "qemu-{} requested but not extracted",
+                        missing
+                            .iter()
+                            .map(|t| t.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", qemu-")
+                    );
+                    failures.push(PackageFailure::new(&p, Cause::Unusable, reason));
+                    continue;
+                }
+                // Fedora: several rpms fill one host's emulators.
+                out.emulators
+                    .entry((source.clone(), p.host))
+                    .or_default()
+                    .extend(m);
             }
         }
     }
-    if let Some(e) = first_err {
-        return Err(e);
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok((out, failures)),
     }
-    progress.step(format!(
-        "extracted {} emulators, {} busybox and {} guest programs",
-        out.emulators.values().map(|m| m.len()).sum::<usize>(),
-        out.busybox.len(),
-        out.guests.len()
-    ));
-    Ok(out)
+}
+
+/// The files `p` gives: its emulators, or its busybox.
+fn extract_one(
+    cache: &qus_source::Cache,
+    p: &PackagePlan,
+    v: &qus_source::VerifiedPackage,
+) -> qus_source::Result<Files> {
+    let limits = Limits::default();
+    let file = |path, size, sha256: qus_source::Sha256| File {
+        path,
+        size,
+        sha256: sha256.to_hex(),
+    };
+    let busybox = |arch: &str| {
+        // trixie's busybox-static has usr/bin/busybox, bookworm's bin/busybox.
+        let req = FileRequest::busybox(arch);
+        let found = match cache.extract_file(v, &req, &limits) {
+            Err(qus_source::Error::FileMissing { .. }) => cache.extract_file(
+                v,
+                &FileRequest {
+                    member: "bin/busybox".into(),
+                    ..req
+                },
+                &limits,
+            ),
+            other => other,
+        };
+        found.map(|f| vec![("busybox".to_string(), file(f.path, f.size, f.sha256))])
+    };
+    match &p.role {
+        Role::Busybox => busybox(p.host.debian()),
+        Role::Guest { arch } => busybox(arch),
+        Role::Qemu { .. } => {
+            let req = EmulatorRequest::new(p.host.debian()).targets(p.targets.clone());
+            let x = cache.extract_emulators(v, &req, &limits)?;
+            Ok(x.emulators
+                .into_iter()
+                .map(|e| (e.target, file(e.path, e.size, e.sha256)))
+                .collect())
+        }
+    }
 }

@@ -169,7 +169,7 @@ pub enum Role {
 }
 
 /// A package to fetch, verify and extract.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PackagePlan {
     /// What it is for.
     #[serde(flatten)]
@@ -229,7 +229,7 @@ impl std::fmt::Display for Skip {
 pub struct Plan {
     /// Image repository.
     pub repo: String,
-    /// The default source (gets the unversioned tags).
+    /// The default source (preferred for the unversioned tags on a tie of series).
     pub default: String,
     /// mtime of every file in every layer and asset (from the recipe).
     pub epoch: u64,
@@ -284,22 +284,11 @@ pub enum PlanError {
 }
 
 impl Plan {
-    /// The packages `images` are made from: busybox for every image with the register
-    /// layer anywhere in its stack (all but pkg), the QEMU package of each image's source
-    /// and host when it carries emulators.
+    /// The packages `images` are made from (see [`needs`]).
     pub fn packages_for(&self, images: &[&ImagePlan]) -> Vec<&PackagePlan> {
         self.packages
             .iter()
-            .filter(|p| {
-                images.iter().any(|i| {
-                    i.host == p.host
-                        && match &p.role {
-                            Role::Busybox => i.kind != Kind::Pkg,
-                            Role::Qemu { source } => &i.source == source && !i.targets.is_empty(),
-                            Role::Guest { .. } => false,
-                        }
-                })
-            })
+            .filter(|p| images.iter().any(|i| needs(i, p)))
             .collect()
     }
 
@@ -333,6 +322,20 @@ impl Plan {
         v.dedup();
         v
     }
+}
+
+/// Whether a file of `package` is in `image`: busybox when the image has the register
+/// layer anywhere in its stack (all but pkg), the QEMU package of the image's source and
+/// host when it ships one of the image's emulators (Fedora: one rpm per target group).
+pub fn needs(image: &ImagePlan, package: &PackagePlan) -> bool {
+    image.host == package.host
+        && match &package.role {
+            Role::Busybox => image.kind != Kind::Pkg,
+            Role::Qemu { source } => {
+                &image.source == source && package.targets.iter().any(|t| image.targets.contains(t))
+            }
+            Role::Guest { .. } => false,
+        }
 }
 
 /// Computes the plan for `config` narrowed by `sel`.
@@ -740,12 +743,26 @@ fn series(name: &str) -> Vec<u64> {
 /// For each host, the source of its unversioned tags: the newest QEMU series the config
 /// pins for it; on a tie the default source, then the first in the config.
 pub fn newest_sources(config: &Config) -> BTreeMap<Host, String> {
+    newest_among(config, None)
+}
+
+/// [`newest_sources`] among the sources named in `among` (`--sources`; `None`: all): for
+/// each host one of them pins, the newest that does. What `qus assets` packs per host.
+pub fn newest_among(config: &Config, among: Option<&[String]>) -> BTreeMap<Host, String> {
+    let candidates: Vec<(usize, &Source)> = config
+        .sources
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| among.is_none_or(|names| names.contains(&s.name)))
+        .collect();
+    let hosts: std::collections::BTreeSet<Host> = candidates
+        .iter()
+        .flat_map(|(_, s)| s.files.keys().copied())
+        .collect();
     let mut out = BTreeMap::new();
-    for &host in &config.hosts {
-        let best = config
-            .sources
+    for host in hosts {
+        let best = candidates
             .iter()
-            .enumerate()
             .filter(|(_, s)| s.files.contains_key(&host))
             .max_by(|(ia, a), (ib, b)| {
                 series(&a.name)

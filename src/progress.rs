@@ -96,6 +96,11 @@ impl Progress {
         self.line(&format!("qus: warning: {}", msg.as_ref()));
     }
 
+    /// Something that failed, even with `--quiet`: `qus: error: <msg>`.
+    pub fn error(&self, msg: impl AsRef<str>) {
+        self.line(&format!("qus: error: {}", msg.as_ref()));
+    }
+
     /// A bar for `total` bytes (a download, a push); hidden unless stderr is a terminal.
     pub fn bytes(&self, label: &str, total: Option<u64>) -> Bar {
         if !self.inner.tty {

@@ -21,12 +21,12 @@ use crate::outcome::{
 use crate::plan::{ImagePlan, Plan};
 use crate::progress::Progress;
 use crate::sink::attach;
-use crate::sink::registry::{Registry, Uploads};
+use crate::sink::registry::{ListPut, Registry, Uploads};
 use anyhow::{anyhow, Context as _};
 use futures::StreamExt;
 use qus_registry::{
     Auth, Client, ClientConfig, CredentialSource, Descriptor, DockerConfigSource, IndexEntry,
-    Outcome, ProtocolPolicy, Reference,
+    ProtocolPolicy, Reference,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -140,10 +140,25 @@ pub(crate) async fn release_cmd(
         Ok(()) => supply(plan, &reg, &flags.supply, &mut summary, progress).await,
         e => e,
     };
+    let result = result.and_then(|()| summary.shortfall.error("images").map_or(Ok(()), Err));
+    finish(summary, result, flags.json, progress)
+}
+
+/// Prints what was left out, the summary and (with `--json`) the summary as JSON; the
+/// exit status of `result`.
+fn finish(
+    mut summary: Summary,
+    result: anyhow::Result<()>,
+    json: bool,
+    progress: &Progress,
+) -> anyhow::Result<ExitCode> {
     if let Err(e) = &result {
         summary.failed = Some(qus_registry::redact_userinfo(&format!("{e:#}")).into_owned());
     }
-    report(&summary, flags.json, progress)?;
+    for line in summary.shortfall.lines("images") {
+        progress.error(line);
+    }
+    report(&summary, json, progress)?;
     result.map(|()| ExitCode::SUCCESS)
 }
 
@@ -233,15 +248,24 @@ async fn release(
         present.len(),
         plan.images.len()
     ));
-    let inputs = if compute.is_empty() {
-        Default::default()
+    // A package that cannot be used leaves out the images that need it, and the lists
+    // over those; the rest is released.
+    let (inputs, made) = if compute.is_empty() {
+        (Default::default(), plan.clone())
     } else {
-        crate::packages::prepare(&plan.packages_for(&compute), src, progress).await?
+        let (inputs, narrowed, shortfall) =
+            crate::build::prepare_narrowed(plan, &compute, src, progress).await?;
+        summary.shortfall = shortfall;
+        (inputs, narrowed.plan)
     };
+    let compute: Vec<&ImagePlan> = compute
+        .into_iter()
+        .filter(|i| made.image(&i.tag).is_some())
+        .collect();
     let images = if compute.is_empty() {
         Vec::new()
     } else {
-        image::write(plan, &compute, &inputs, &store, media, progress).await?
+        image::write(&made, &compute, &inputs, &store, media, progress).await?
     };
     // An image computed now that the registry already holds exactly is unchanged: the
     // run's cache was empty, not the image new.
@@ -343,11 +367,11 @@ async fn release(
     }
     let mut known = present;
     known.extend(written);
-    let lists = lists(plan, &known, media)?;
+    let lists = lists(&made, &known, media)?;
     if let Some(dir) = &flags.oci_layout {
         let bytes = list_blobs(&lists);
         let (dir, images, store) = (dir.clone(), images.clone(), store.clone());
-        let report = tokio::task::spawn_blocking(move || {
+        let mut report = tokio::task::spawn_blocking(move || {
             crate::sink::layout::write(&dir, &images, &bytes, &store)
         })
         .await??;
@@ -361,34 +385,66 @@ async fn release(
             report.written,
             report.present
         ));
+        let kept = std::mem::take(&mut report.lists_kept);
+        summary.shortfall.kept_lists(&made, "layout", kept);
         summary.layout = Some(report);
     }
     if flags.skip_lists {
         return Ok(());
     }
     reg.refresh_credentials(progress).await;
-    let results: Vec<anyhow::Result<PublishedList>> = futures::stream::iter(&lists)
+    put_lists(reg, &made, &lists, summary, progress).await
+}
+
+/// Writes `lists` (of `plan`) to the registry, a few at a time: each one written or already
+/// there goes into `summary.lists`, each one left as it was (it would have lost a platform)
+/// into the shortfall. Every list is tried; the first error is returned after.
+pub(crate) async fn put_lists(
+    reg: &Registry,
+    plan: &Plan,
+    lists: &[(&crate::plan::ManifestPlan, qus_registry::Index)],
+    summary: &mut Summary,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let results: Vec<anyhow::Result<(String, ListPut)>> = futures::stream::iter(lists)
         .map(|(m, index)| async move {
-            let (digest, status) = reg
+            let put = reg
                 .put_list(&m.tag, index)
                 .await
                 .with_context(|| format!("publishing {}", m.reference))?;
-            progress.step(format!(
-                "{} {status} ({} platforms)",
-                m.reference,
-                index.manifests.len()
-            ));
-            Ok(PublishedList {
-                reference: m.reference.clone(),
-                digest: digest.to_string(),
-                status,
-                platforms: m.entries.iter().map(|e| e.platform.to_string()).collect(),
-            })
+            let n = index.manifests.len();
+            progress.step(match &put {
+                ListPut::Done(_, status) => format!("{} {status} ({n} platforms)", m.reference),
+                ListPut::Kept(lost) => format!(
+                    "{} left as it was: it has {}, which this run's list would not",
+                    m.reference,
+                    lost.join(", ")
+                ),
+            });
+            Ok((m.tag.clone(), put))
         })
         .buffered(LISTS_IN_FLIGHT)
         .collect()
         .await;
-    collect(results, &mut summary.lists)
+    let mut done = Vec::new();
+    let outcome = collect(results, &mut done);
+    let mut kept = Vec::new();
+    for (tag, put) in done {
+        let Some(m) = plan.manifests.iter().find(|m| m.tag == tag) else {
+            continue;
+        };
+        match put {
+            ListPut::Done(digest, status) => summary.lists.push(PublishedList {
+                reference: m.reference.clone(),
+                digest: digest.to_string(),
+                status,
+                platforms: m.entries.iter().map(|e| e.platform.to_string()).collect(),
+            }),
+            ListPut::Kept(lost) => kept.push((tag, lost)),
+        }
+    }
+    summary.shortfall.kept_lists(plan, "registry", kept);
+    outcome
 }
 
 /// Runs the emulators of `images` that `flags.test` covers; returns a row per emulator.
@@ -509,49 +565,41 @@ pub(crate) async fn publish_cmd(
     let tags: Vec<String> = plan.images.iter().map(|i| i.tag.clone()).collect();
     let heads = reg.heads(&tags, HEADS_IN_FLIGHT).await?;
     let mut summary = Summary::default();
-    let results: Vec<anyhow::Result<PublishedList>> = futures::stream::iter(&plan.manifests)
-        .map(|m| {
-            let (reg, heads) = (&reg, &heads);
-            async move {
-                let target = reg.tag(&m.tag)?;
-                let mut entries = Vec::new();
-                for e in &m.entries {
-                    let d = heads.get(&e.tag).ok_or_else(|| {
-                        anyhow!(
-                            "{}: its entry {} is not in the registry; push it first",
-                            m.reference,
-                            e.tag
-                        )
-                    })?;
-                    entries.push(IndexEntry::new(d.digest.clone(), e.platform.clone()));
+    // Every entry verified present and of its platform, each list on its own: a list with an
+    // entry missing is an error, the others are published.
+    let prepared: Vec<anyhow::Result<(&crate::plan::ManifestPlan, qus_registry::Index)>> =
+        futures::stream::iter(&plan.manifests)
+            .map(|m| {
+                let (reg, heads) = (&reg, &heads);
+                async move {
+                    let target = reg.tag(&m.tag)?;
+                    let mut entries = Vec::new();
+                    for e in &m.entries {
+                        let d = heads.get(&e.tag).ok_or_else(|| {
+                            anyhow!(
+                                "{}: its entry {} is not in the registry; push it first",
+                                m.reference,
+                                e.tag
+                            )
+                        })?;
+                        entries.push(IndexEntry::new(d.digest.clone(), e.platform.clone()));
+                    }
+                    let index = reg
+                        .client
+                        .prepare_index(&target, &entries, media.list())
+                        .await
+                        .with_context(|| format!("publishing {}", m.reference))?
+                        .index;
+                    Ok((m, index))
                 }
-                let outcome = reg
-                    .client
-                    .publish_index(&target, &entries, media.list())
-                    .await
-                    .map_err(|e| crate::sink::registry::media_hint(e.into(), media))
-                    .with_context(|| format!("publishing {}", m.reference))?;
-                let status = match outcome {
-                    Outcome::Written { .. } => ListStatus::Written,
-                    Outcome::Unchanged { .. } => ListStatus::Unchanged,
-                };
-                progress.step(format!(
-                    "{} {status} ({} platforms)",
-                    m.reference,
-                    entries.len()
-                ));
-                Ok(PublishedList {
-                    reference: m.reference.clone(),
-                    digest: outcome.digest().to_string(),
-                    status,
-                    platforms: m.entries.iter().map(|e| e.platform.to_string()).collect(),
-                })
-            }
-        })
-        .buffered(LISTS_IN_FLIGHT)
-        .collect()
-        .await;
-    let mut result = collect(results, &mut summary.lists);
+            })
+            .buffered(LISTS_IN_FLIGHT)
+            .collect()
+            .await;
+    let mut lists = Vec::new();
+    let mut result = collect(prepared, &mut lists);
+    let put = put_lists(&reg, plan, &lists, &mut summary, progress).await;
+    result = result.and(put);
     if let (Ok(()), Some(key)) = (&result, sign_key) {
         let targets: anyhow::Result<Vec<(String, qus_registry::Digest)>> = summary
             .lists
@@ -563,11 +611,8 @@ pub(crate) async fn publish_cmd(
             Err(e) => Err(e),
         };
     }
-    if let Err(e) = &result {
-        summary.failed = Some(qus_registry::redact_userinfo(&format!("{e:#}")).into_owned());
-    }
-    report(&summary, json, progress)?;
-    result.map(|()| ExitCode::SUCCESS)
+    let result = result.and_then(|()| summary.shortfall.error("images").map_or(Ok(()), Err));
+    finish(summary, result, json, progress)
 }
 
 fn report(s: &Summary, json: bool, progress: &Progress) -> anyhow::Result<()> {

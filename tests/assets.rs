@@ -75,3 +75,130 @@ fn assets_are_complete_summed_and_reproducible() {
         );
     }
 }
+
+/// `qus assets --json` with `args`: exit code, JSON, stderr.
+fn assets(cfg: &TestConfig, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    run_json(cfg.qus().args(["assets", "--json"]).args(args))
+}
+
+fn names(json: &serde_json::Value) -> Vec<String> {
+    json["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn without_flags_each_host_gets_the_qemu_of_its_unversioned_tags() {
+    // The config's `default` is the older d7.2, which arm32v7 has no package in: each host
+    // still gets an asset for each of its targets, from its newest source (d10.0 here).
+    let cfg = real_config();
+    let text = std::fs::read_to_string(&cfg.path).unwrap();
+    std::fs::write(&cfg.path, text.replace("default: d10.0", "default: d7.2")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    let debs = cfg.debs.to_str().unwrap();
+    let (code, json, err) = assets(&cfg, &["--out", dir, "--debs", debs]);
+    assert_eq!(code, Some(0), "{err}");
+    let mut want = Vec::new();
+    for (host, targets) in [
+        ("amd64", &["aarch64", "arm", "riscv64", "x86_64"][..]),
+        ("arm64v8", &["aarch64", "arm", "riscv64", "x86_64"][..]),
+        ("arm32v7", &["arm", "i386"][..]),
+    ] {
+        for t in targets {
+            want.push(format!("qemu-{t}-static_{host}.tgz"));
+        }
+    }
+    want.sort();
+    assert_eq!(names(&json), want);
+    for a in json["assets"].as_array().unwrap() {
+        assert_eq!(a["source"], "d10.0", "{a}");
+        // The test config pins d10.0 as version 1:10.0 (d7.2 as 1:7.2).
+        assert_eq!(a["qemu_version"], "1:10.0", "{a}");
+    }
+    assert!(
+        err.contains("amd64 d10.0"),
+        "the log names each host's QEMU: {err}"
+    );
+
+    // `--sources` narrows: amd64's aarch64 from d7.2, under the same file name.
+    let (code, json, err) = assets(
+        &cfg,
+        &[
+            "--out",
+            dir,
+            "--debs",
+            debs,
+            "--sources",
+            "d7.2",
+            "--hosts",
+            "amd64",
+            "--targets",
+            "aarch64",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(names(&json), ["qemu-aarch64-static_amd64.tgz"]);
+    assert_eq!(json["assets"][0]["source"], "d7.2");
+    assert_eq!(json["assets"][0]["qemu_version"], "1:7.2");
+}
+
+#[test]
+fn a_package_the_mirror_does_not_serve_leaves_out_only_its_assets() {
+    let cfg = real_config();
+    let mirror = crate::support::mirror::Partial::new(&cfg);
+    let out = tempfile::tempdir().unwrap();
+    let (code, json, err) = assets(
+        &cfg,
+        &[
+            "--hosts",
+            "amd64,arm64v8",
+            "--targets",
+            "aarch64,riscv64",
+            "--mirror",
+            &mirror.server.url(),
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&mirror.name()) && err.contains("qus lock"),
+        "{err}"
+    );
+    let written = [
+        "qemu-aarch64-static_amd64.tgz",
+        "qemu-riscv64-static_amd64.tgz",
+    ];
+    assert_eq!(names(&json), written);
+    let failed = &json["failed_packages"][0];
+    assert_eq!(failed["host"], "arm64v8");
+    assert_eq!(
+        failed["left_out"],
+        serde_json::json!([
+            "qemu-aarch64-static_arm64v8.tgz",
+            "qemu-riscv64-static_arm64v8.tgz"
+        ])
+    );
+    // The folder holds what was written and SHA256SUMS over exactly that, nothing else.
+    let mut files: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["SHA256SUMS", written[0], written[1]]);
+    let sums = std::fs::read_to_string(out.path().join("SHA256SUMS")).unwrap();
+    let listed: Vec<&str> = sums
+        .lines()
+        .map(|l| l.split("  ").nth(1).unwrap())
+        .collect();
+    assert_eq!(listed, written);
+    for line in sums.lines() {
+        let (sha, name) = line.split_once("  ").unwrap();
+        let bytes = std::fs::read(out.path().join(name)).unwrap();
+        assert_eq!(hex::encode(Sha256::digest(&bytes)), sha, "{name}");
+    }
+}

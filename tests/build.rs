@@ -191,3 +191,206 @@ fn bookworm_layout_gives_the_same_names() {
     let tags: HashSet<String> = repo.images().into_iter().collect();
     assert_eq!(tags.len(), 4, "{tags:?}");
 }
+
+/// `qus build --json` of `args` with the cache `cache`: exit code, JSON, stderr.
+fn build_json(
+    cfg: &TestConfig,
+    cache: &std::path::Path,
+    args: &[&str],
+) -> (Option<i32>, serde_json::Value, String) {
+    run_json(
+        qus(cache)
+            .arg("--config")
+            .arg(&cfg.path)
+            .args(["build", "--json"])
+            .args(args),
+    )
+}
+
+/// The tags of an OCI layout's `index.json`, with the digest each names.
+fn layout_tags(layout: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["annotations"]["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                m["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Every blob a tag of the layout reaches (lists, manifests, configs, layers) is there.
+fn assert_layout_whole(layout: &std::path::Path) {
+    let blob = |digest: &str| {
+        let path = layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let mut todo: Vec<String> = layout_tags(layout).into_values().collect();
+    while let Some(d) = todo.pop() {
+        let doc: serde_json::Value = serde_json::from_slice(&blob(&d)).unwrap();
+        for m in doc["manifests"].as_array().into_iter().flatten() {
+            todo.push(m["digest"].as_str().unwrap().to_string());
+        }
+        let layers = doc["layers"].as_array().into_iter().flatten();
+        for b in layers.chain(doc.get("config")) {
+            blob(b["digest"].as_str().unwrap());
+        }
+    }
+}
+
+fn platforms_of(layout: &std::path::Path, tag: &str) -> usize {
+    let digest = &layout_tags(layout)[tag];
+    let path = layout
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    let list: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    list["manifests"].as_array().unwrap().len()
+}
+
+#[test]
+fn a_package_the_mirror_lists_but_does_not_serve_leaves_out_only_what_needs_it() {
+    use crate::support::mirror::{half_written, Partial};
+    let cfg = real_config();
+    let mirror = Partial::new(&cfg);
+    let repo = Repo::new("qus-test-partial");
+    let layout = cfg.dir.path().join("oci");
+    let url = mirror.server.url();
+    let args = [
+        "--repo",
+        &repo.name,
+        "--mirror",
+        &url,
+        "--oci-layout",
+        layout.to_str().unwrap(),
+    ];
+    let matrix = [args.as_slice(), TWO_HOSTS].concat();
+    let reference = |tag: &str| format!("{}:{tag}", repo.name);
+
+    // arm64v8's qemu-user is listed, not served: every other image is made.
+    let (code, json, err) = build_json(&cfg, cfg.dir.path(), &matrix);
+    assert_eq!(code, Some(1), "{err}");
+    let name = mirror.name();
+    let line = err
+        .lines()
+        .find(|l| l.contains(&name) && l.starts_with("qus: error:"))
+        .unwrap_or_else(|| panic!("no line names {name}: {err}"));
+    assert!(
+        line.contains("arm64v8") && line.contains("404") && line.contains("qus lock"),
+        "{line}"
+    );
+    let made: HashSet<String> = [
+        "amd64-d10.0-register",
+        "amd64-d10.0-pkg",
+        "amd64-d10.0",
+        "amd64-d10.0-aarch64",
+        "arm64v8-d10.0-register",
+    ]
+    .iter()
+    .map(|t| reference(t))
+    .collect();
+    assert_eq!(repo.images().into_iter().collect::<HashSet<_>>(), made);
+    let built: HashSet<String> = json["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["reference"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(built, made);
+    let failed = json["failed_packages"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{json}");
+    assert_eq!(failed[0]["host"], "arm64v8");
+    assert_eq!(failed[0]["cause"], "not-served");
+    assert!(failed[0]["file"].as_str().unwrap().ends_with(&name));
+    let left: HashSet<&str> = failed[0]["left_out"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let want: Vec<String> = [
+        "arm64v8-d10.0-pkg",
+        "arm64v8-d10.0",
+        "arm64v8-d10.0-aarch64",
+    ]
+    .iter()
+    .map(|t| reference(t))
+    .collect();
+    assert_eq!(left, want.iter().map(String::as_str).collect());
+    let not_written: HashSet<&str> = json["lists_not_written"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .inspect(|l| assert_eq!(l["why"], "incomplete", "{l}"))
+        .map(|l| l["reference"].as_str().unwrap().rsplit(':').next().unwrap())
+        .collect();
+    let incomplete = [
+        "d10.0-pkg",
+        "d10.0",
+        "d10.0-aarch64",
+        "pkg",
+        "latest",
+        "aarch64",
+    ];
+    assert_eq!(not_written, incomplete.into());
+    // The layout: the images made and the two lists over them alone, every blob there.
+    let tags: HashSet<String> = layout_tags(&layout).into_keys().collect();
+    let mut want: HashSet<String> = made
+        .iter()
+        .map(|r| r.rsplit(':').next().unwrap().to_string())
+        .collect();
+    want.extend(["register".to_string(), "d10.0-register".to_string()]);
+    assert_eq!(tags, want);
+    assert_layout_whole(&layout);
+    // The cache: nothing half-written, and no trace of the file that never came.
+    assert_eq!(
+        half_written(cfg.dir.path()),
+        Vec::<std::path::PathBuf>::new()
+    );
+    let (sha, _) = sum(&mirror.missing);
+    assert!(!cfg.dir.path().join("blobs/sha256").join(&sha).exists());
+
+    // Served again: the rest is made, and every list is written.
+    mirror.serve(true);
+    let (code, json, err) = build_json(&cfg, cfg.dir.path(), &matrix);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(json["failed_packages"].as_array().unwrap().is_empty());
+    assert_eq!(repo.images().len(), 8);
+    let whole = layout_tags(&layout);
+    assert_eq!(whole.len(), 8 + 8);
+    assert_eq!(platforms_of(&layout, "latest"), 2);
+
+    // Missing again, from an empty cache: the daemon keeps what it has, the layout gets
+    // what can be made, and its lists over what cannot stay as they were.
+    mirror.serve(false);
+    let empty = tempfile::tempdir().unwrap();
+    let (code, json, err) = build_json(&cfg, empty.path(), &matrix);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(json["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["status"] == "unchanged"));
+    assert_eq!(repo.images().len(), 8);
+    assert_eq!(layout_tags(&layout), whole, "the layout's tags moved");
+    assert_layout_whole(&layout);
+    assert_eq!(half_written(empty.path()), Vec::<std::path::PathBuf>::new());
+
+    // One host only, complete: each list in the layout would lose linux/arm64/v8, so each
+    // stays as it was, and the run says so.
+    let one = [args.as_slice(), NARROW].concat();
+    let (code, json, err) = build_json(&cfg, cfg.dir.path(), &one);
+    assert_eq!(code, Some(1), "{err}");
+    assert_lists_kept(&json, "layout", 8, &["linux/arm64/v8"]);
+    assert!(err.contains("left as they were in the layout"), "{err}");
+    assert_eq!(layout_tags(&layout), whole);
+}

@@ -549,3 +549,85 @@ fn changing_one_hosts_pin_rebuilds_and_pushes_only_that_host() {
         .iter()
         .all(|l| l["status"] == "written"));
 }
+
+#[test]
+fn a_list_is_written_only_whole_and_never_loses_a_platform() {
+    let cfg = real_config();
+    let mirror = crate::support::mirror::Partial::new(&cfg);
+    let registry = TestRegistry::start().unwrap();
+    let repo = format!("{}/qus-whole", registry.host());
+    let _clean = Cleanup(repo.clone());
+    let url = mirror.server.url();
+    let go = |cmd: &str, matrix: &[&str]| {
+        let mirror_flag = if cmd == "release" {
+            vec!["--mirror", &url]
+        } else {
+            vec![]
+        };
+        run_json(
+            qus(cfg.dir.path())
+                .arg("--config")
+                .arg(&cfg.path)
+                .args([cmd, "--repo", &repo, "--json"])
+                .args(matrix)
+                .args(mirror_flag),
+        )
+    };
+    let tags = |json: &serde_json::Value, key: &str| -> BTreeSet<String> {
+        json[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let r = l["reference"].as_str().unwrap();
+                r.rsplit(':').next().unwrap().to_string()
+            })
+            .collect()
+    };
+
+    // arm64v8's qemu-user is not served: everything else is pushed, and only the lists whose
+    // every entry is in the registry are written.
+    let (code, s, err) = go("release", TWO_HOSTS);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&mirror.name()) && err.contains("qus lock"),
+        "{err}"
+    );
+    assert_eq!(s["pushed"].as_array().unwrap().len(), 5, "{s}");
+    assert_eq!(
+        tags(&s, "lists"),
+        ["d10.0-register", "register"].map(String::from).into()
+    );
+    assert_eq!(s["failed_packages"][0]["host"], "arm64v8");
+    assert_eq!(tags(&s, "lists_not_written").len(), 6, "{s}");
+    assert!(s["failed"]
+        .as_str()
+        .unwrap()
+        .contains("1 package could not be used"));
+    let client = qus_registry::Client::new(qus_registry::ClientConfig::default()).unwrap();
+    let latest = qus_registry::Reference::parse(&format!("{repo}:latest")).unwrap();
+    assert!(block_on(client.manifest_head(&latest)).unwrap().is_none());
+
+    // Served again: the rest is pushed and every list written, over both hosts.
+    mirror.serve(true);
+    let (code, s, err) = go("release", TWO_HOSTS);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(tags(&s, "lists").len(), 8);
+    assert_eq!(platforms(&skopeo_raw(&format!("{repo}:latest"))).len(), 2);
+
+    // amd64 alone: each list would lose linux/arm64/v8. It is left as it was, named, and the
+    // run fails; `qus publish` keeps the same rule.
+    let puts = registry.puts();
+    for cmd in ["release", "publish"] {
+        let (code, s, err) = go(cmd, NARROW);
+        assert_eq!(code, Some(1), "{cmd}: {err}");
+        assert_lists_kept(&s, "registry", 8, &["linux/arm64/v8"]);
+        assert!(s["lists"].as_array().unwrap().is_empty(), "{cmd}: {s}");
+        assert!(
+            err.contains("left as they were in the registry"),
+            "{cmd}: {err}"
+        );
+    }
+    assert_eq!(registry.puts(), puts, "a list was rewritten");
+    assert_eq!(platforms(&skopeo_raw(&format!("{repo}:latest"))).len(), 2);
+}

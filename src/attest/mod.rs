@@ -9,7 +9,7 @@ pub(crate) mod provenance;
 pub(crate) mod sbom;
 pub(crate) mod sign;
 
-use crate::plan::{ImagePlan, Kind, PackagePlan, Plan, Role};
+use crate::plan::{ImagePlan, PackagePlan, Plan};
 use bytes::Bytes;
 use qus_registry::{Artifact, Digest};
 use qus_source::rfc3339;
@@ -54,13 +54,6 @@ pub(crate) const DEFAULT_BUILDER_ID: &str = "urn:qus:builder:local";
 /// QEMU package(s) that ship one of its emulators (Fedora: one rpm per target group).
 pub(crate) fn image_packages<'a>(plan: &'a Plan, image: &ImagePlan) -> Vec<&'a PackagePlan> {
     plan.packages_for(&[image])
-        .into_iter()
-        .filter(|p| match &p.role {
-            Role::Busybox => image.kind != Kind::Pkg,
-            Role::Qemu { .. } => p.targets.iter().any(|t| image.targets.contains(t)),
-            Role::Guest { .. } => false,
-        })
-        .collect()
 }
 
 /// The two artifacts attached to a per-host image whose manifest has `digest`.

@@ -106,8 +106,8 @@ pub struct RawKnownFailure {
 pub struct RawConfig {
     /// Image repository: a local name (`qus`) or a registry path (`127.0.0.1:5000/qus`).
     pub repo: String,
-    /// The source `qus assets` writes when `--sources` is not given, and the one preferred
-    /// for a host's unversioned tags when two sources give it the same QEMU series.
+    /// The source preferred for a host's unversioned tags (and so its `qus assets`) when two
+    /// sources give it the same QEMU series.
     pub default: String,
     /// Hosts built when `--hosts` is not given.
     pub hosts: Vec<String>,

@@ -1,7 +1,8 @@
 //! An OCI image layout directory as a place images are written to (what skopeo, podman and
 //! crane read as `oci:DIR:TAG`): `oci-layout`, `blobs/sha256/`, and `index.json` naming each
 //! image and list by its tag (`org.opencontainers.image.ref.name`). Re-running leaves equal
-//! blobs alone and replaces only the entries of the tags it writes.
+//! blobs alone and replaces only the entries of the tags it writes; a list already there
+//! that has a platform the new one lacks is left as it was (and reported), never shrunk.
 
 use crate::image::{Image, Store};
 use crate::outcome::LayoutReport;
@@ -99,7 +100,10 @@ pub(crate) fn write(
         Err(e) => return Err(io_err(&marker)(e)),
     }
 
+    let index_path = dir.join("index.json");
+    let (mut all, untagged) = read_index(dir, &index_path)?;
     let mut report = LayoutReport::default();
+    let mut kept = Vec::new();
     let mut put = |digest: &Digest, size: u64, bytes: Blob<'_>| -> Result<(), LayoutError> {
         let path = blobs.join(digest.hex());
         if std::fs::metadata(&path).is_ok_and(|m| m.len() == size) {
@@ -143,6 +147,13 @@ pub(crate) fn write(
         );
     }
     for (tag, bytes, d) in lists {
+        let lost = all
+            .get(tag)
+            .map_or_else(Vec::new, |old| lost_platforms(&blobs, old, bytes));
+        if !lost.is_empty() {
+            kept.push((tag.clone(), lost));
+            continue;
+        }
         put(&d.digest, d.size, Blob::Bytes(bytes))?;
         entries.insert(
             tag.clone(),
@@ -156,29 +167,8 @@ pub(crate) fn write(
         );
     }
 
+    report.lists_kept = kept;
     // Entries of other tags (an earlier run, another matrix) stay; ours are replaced.
-    let index_path = dir.join("index.json");
-    let mut all: BTreeMap<String, Entry> = BTreeMap::new();
-    let mut untagged = Vec::new();
-    match std::fs::read(&index_path) {
-        Ok(text) => {
-            let old: LayoutIndex =
-                serde_json::from_slice(&text).map_err(|e| LayoutError::NotLayout {
-                    path: dir.to_path_buf(),
-                    reason: format!("index.json: {e}"),
-                })?;
-            for e in old.manifests {
-                match e.annotations.get(REF_NAME) {
-                    Some(t) => {
-                        all.insert(t.clone(), e);
-                    }
-                    None => untagged.push(e),
-                }
-            }
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(&index_path)(e)),
-    }
     all.extend(entries);
     report.tags = all.len();
     let index = LayoutIndex {
@@ -189,6 +179,59 @@ pub(crate) fn write(
     let json = serde_json::to_vec_pretty(&index).expect("an index always serializes");
     atomic_write(&index_path, &json).map_err(io_err(&index_path))?;
     Ok(report)
+}
+
+/// The tagged entries of the layout's `index.json` by tag, and the untagged ones.
+fn read_index(
+    dir: &Path,
+    index_path: &Path,
+) -> Result<(BTreeMap<String, Entry>, Vec<Entry>), LayoutError> {
+    let mut tagged = BTreeMap::new();
+    let mut untagged = Vec::new();
+    match std::fs::read(index_path) {
+        Ok(text) => {
+            let old: LayoutIndex =
+                serde_json::from_slice(&text).map_err(|e| LayoutError::NotLayout {
+                    path: dir.to_path_buf(),
+                    reason: format!("index.json: {e}"),
+                })?;
+            for e in old.manifests {
+                match e.annotations.get(REF_NAME) {
+                    Some(t) => {
+                        tagged.insert(t.clone(), e);
+                    }
+                    None => untagged.push(e),
+                }
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(LayoutError::Io {
+                path: index_path.to_path_buf(),
+                source,
+            })
+        }
+    }
+    Ok((tagged, untagged))
+}
+
+/// The platforms the list `old` (an entry of the layout) has and the list `new` lacks; none
+/// when `old` is not a list or cannot be read (a damaged layout is written over).
+fn lost_platforms(blobs: &Path, old: &Entry, new: &[u8]) -> Vec<String> {
+    if !media::is_list(&old.media_type) {
+        return Vec::new();
+    }
+    let read = |bytes: &[u8]| serde_json::from_slice::<qus_registry::Index>(bytes).ok();
+    let old = std::fs::read(blobs.join(old.digest.hex()))
+        .ok()
+        .and_then(|b| read(&b));
+    match (old, read(new)) {
+        (Some(old), Some(new)) => crate::lists::lost_platforms(&old, &new)
+            .iter()
+            .map(|p| p.to_string())
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Writes `bytes` to `path` through a temp file in the same folder.

@@ -1,6 +1,7 @@
 //! A registry as a place images are written to, through qus's own client: HEAD before
 //! anything, each blob uploaded once however many images share it, the manifest PUT by tag,
-//! lists PUT only over manifests known present. No daemon is involved.
+//! lists PUT only over manifests known present and never over a list with a platform they
+//! lack. No daemon is involved.
 
 use crate::image::{Image, Layer, Store};
 use crate::media::MediaTypes;
@@ -156,13 +157,26 @@ impl Registry {
         Ok(())
     }
 
-    /// Writes `index` under `tag` unless the tag already holds it.
-    pub(crate) async fn put_list(
-        &self,
-        tag: &str,
-        index: &Index,
-    ) -> anyhow::Result<(Digest, ListStatus)> {
+    /// Writes `index` under `tag` unless the tag already holds it, or holds a list with a
+    /// platform `index` lacks: that list is left as it was (a list never loses a platform
+    /// by a run that could not make it; remove the tag first to shrink a list on purpose).
+    pub(crate) async fn put_list(&self, tag: &str, index: &Index) -> anyhow::Result<ListPut> {
         let at = self.tag(tag)?;
+        let digest = index.digest();
+        if let Some(current) = self.client.manifest_head(&at).await? {
+            if current.digest == digest {
+                return Ok(ListPut::Done(digest, ListStatus::Unchanged));
+            }
+            if qus_registry::media::is_list(&current.media_type) {
+                let raw = self.client.manifest_get(&at).await?;
+                let old: Index = serde_json::from_slice(&raw.bytes)
+                    .map_err(|e| anyhow::anyhow!("{at}: the list there is not a list: {e}"))?;
+                let lost = crate::lists::lost_platforms(&old, index);
+                if !lost.is_empty() {
+                    return Ok(ListPut::Kept(lost.iter().map(|p| p.to_string()).collect()));
+                }
+            }
+        }
         let media = if index.media_type == qus_registry::media::OCI_INDEX {
             MediaTypes::Oci
         } else {
@@ -174,10 +188,19 @@ impl Registry {
             .await
             .map_err(|e| media_hint(e.into(), media))?;
         Ok(match outcome {
-            Outcome::Written { digest } => (digest, ListStatus::Written),
-            Outcome::Unchanged { digest } => (digest, ListStatus::Unchanged),
+            Outcome::Written { digest } => ListPut::Done(digest, ListStatus::Written),
+            Outcome::Unchanged { digest } => ListPut::Done(digest, ListStatus::Unchanged),
         })
     }
+}
+
+/// What [`Registry::put_list`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ListPut {
+    /// The tag holds the list now (written, or already there).
+    Done(Digest, ListStatus),
+    /// The tag holds a list with these platforms, which the new one lacks: left as it was.
+    Kept(Vec<String>),
 }
 
 /// A registry's refusal of a media type, with the flag that picks the other family.

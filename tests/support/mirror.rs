@@ -161,3 +161,100 @@ pub fn repack_with_version(deb: &Path, version: &str, out_dir: &Path) -> PathBuf
     assert!(st.success(), "dpkg-deb -b");
     out
 }
+
+/// A loopback mirror's root holding every file `cfg` pins, each at the pool path the config
+/// names, and listing them all in a `Packages` index (made by apt-ftparchive); the files in
+/// `missing` are then taken out of the pool: listed, not served (a 404), as a mirror
+/// mid-sync or a lagging backports pool does.
+pub fn pool_of(cfg: &super::TestConfig, missing: &[&Path]) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(&cfg.debs).unwrap() {
+        place(root.path(), &e.unwrap().path());
+    }
+    let index = ftparchive(root.path(), &["packages", "pool"]);
+    let dir = root.path().join("dists/test/main/binary-all");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Packages"), index).unwrap();
+    for m in missing {
+        let name = m.file_name().unwrap();
+        let gone = std::fs::read_dir(&cfg.debs)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name() == Some(name))
+            .expect("a pinned file");
+        std::fs::remove_file(root.path().join(super::pool_path(&gone))).unwrap();
+    }
+    root
+}
+
+/// A loopback mirror of a test config's files that lists arm64's qemu-user but answers
+/// 404 for it (see [`pool_of`]).
+pub struct Partial {
+    /// The mirror's root.
+    pub root: tempfile::TempDir,
+    /// The server in front of it.
+    pub server: qus_source::testkit::Server,
+    /// The file it does not serve.
+    pub missing: PathBuf,
+}
+
+impl Partial {
+    /// The mirror of `cfg` without arm64's qemu-user.
+    pub fn new(cfg: &super::TestConfig) -> Partial {
+        let missing = super::deb("qemu-user", "arm64");
+        let root = pool_of(cfg, &[&missing]);
+        let server = qus_source::testkit::Server::start(root.path()).unwrap();
+        Partial {
+            root,
+            server,
+            missing,
+        }
+    }
+
+    /// Serves the missing file (`true`) or stops serving it (`false`).
+    pub fn serve(&self, on: bool) {
+        if on {
+            place(self.root.path(), &self.missing);
+        } else {
+            std::fs::remove_file(self.root.path().join(super::pool_path(&self.missing))).unwrap();
+        }
+    }
+
+    /// The name of the missing file, as error lines give it.
+    pub fn name(&self) -> String {
+        pool_name(&self.missing)
+    }
+}
+
+/// Puts `file` into the pool of the mirror at `root`, at the path the test configs pin.
+pub fn place(root: &Path, file: &Path) {
+    let dest = root.join(super::pool_path(file));
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    if std::fs::hard_link(file, &dest).is_err() {
+        std::fs::copy(file, &dest).unwrap();
+    }
+}
+
+/// Files below `dir` a writer leaves behind when interrupted or failing: temporary files
+/// (`.tmp*`, `*.tmp`, `*.part`) and extraction folders without their completion marker.
+pub fn half_written(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let temp = name.starts_with(".tmp") || name.ends_with(".tmp") || name.ends_with(".part");
+        if p.is_dir() {
+            let extraction = p.parent().and_then(|d| d.file_name()) == Some("extract".as_ref());
+            if extraction && !p.join(".qus-complete.json").is_file() {
+                out.push(p.clone());
+            }
+            out.extend(half_written(&p));
+        } else if temp {
+            out.push(p);
+        }
+    }
+    out
+}

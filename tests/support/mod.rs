@@ -274,6 +274,26 @@ pub fn run(cmd: &mut Command) -> (bool, String, String) {
     )
 }
 
+/// Runs a `--json` command and returns (exit code, stdout as JSON, stderr).
+pub fn run_json(cmd: &mut Command) -> (Option<i32>, serde_json::Value, String) {
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {err}"));
+    (out.status.code(), json, err)
+}
+
+/// Asserts that a run's `--json` names `n` lists left as they were at `place` (`registry`,
+/// `layout`), each because it would have lost the platforms `lost`.
+pub fn assert_lists_kept(json: &serde_json::Value, place: &str, n: usize, lost: &[&str]) {
+    let kept = json["lists_not_written"].as_array().unwrap();
+    assert_eq!(kept.len(), n, "{json}");
+    for l in kept {
+        assert_eq!(l["why"], "fewer-platforms", "{l}");
+        assert_eq!(l["place"], place, "{l}");
+        assert_eq!(l["lost"], serde_json::json!(lost), "{l}");
+    }
+}
+
 /// Runs with `input` on stdin and returns (success, stdout, stderr).
 pub fn run_with_stdin(cmd: &mut Command, input: &str) -> (bool, String, String) {
     use std::io::Write as _;
