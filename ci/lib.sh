@@ -104,3 +104,51 @@ ci_run() {
   ci_show "$*"
   "$@"
 }
+
+# ci_start_registry DIR: starts Debian's docker-registry on a free 127.0.0.1 port with its
+# storage and log in DIR, waits until it answers, and sets CI_REGISTRY (host:port). The
+# registries started are stopped by ci_stop_registries (call it from an EXIT trap).
+ci_registry_pids=()
+ci_start_registry() {
+  local dir=$1 port pid t
+  command -v docker-registry >/dev/null || ci_die "docker-registry not found (apt-get install docker-registry)"
+  mkdir -p "$dir/storage"
+  for _ in 1 2 3 4 5; do
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    cat >"$dir/config.yml" <<EOC
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $dir/storage
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+EOC
+    docker-registry serve "$dir/config.yml" >>"$dir/log" 2>&1 &
+    pid=$!
+    for t in $(seq 100); do
+      if curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; then
+        ci_registry_pids+=("$pid")
+        CI_REGISTRY=127.0.0.1:$port
+        return 0
+      fi
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  ci_die "docker-registry did not start; its log: $dir/log"
+}
+
+ci_stop_registries() {
+  local pid
+  for pid in "${ci_registry_pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  ci_registry_pids=()
+}
