@@ -37,7 +37,11 @@ ci_require() {
 }
 
 # Sets QUS_BIN to a qus binary: $QUS_BIN when given (the workflow's jobs download one built
-# once), else one built here in release mode. cargo's output goes to stderr.
+# once), else one built here in release mode. On Linux with glibc the build is static
+# (crt-static), because the same file is the release asset qus_<host>, which must run on
+# any machine of its architecture; ci_qus_static=1 says so. cargo's output goes to stderr.
+# shellcheck disable=SC2034 # read by the scripts that source this file
+ci_qus_static=0
 ci_qus() {
   if [ -n "${QUS_BIN:-}" ]; then
     [ -x "$QUS_BIN" ] || ci_die "QUS_BIN=$QUS_BIN is not an executable file"
@@ -45,9 +49,26 @@ ci_qus() {
   fi
   command -v cargo >/dev/null || ci_die "cargo not found: install a Rust toolchain, or set QUS_BIN to a qus binary"
   export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${QUS_CACHE:-$HOME/.cache/qus}/target}
-  ci_show "cargo build --release --locked -p qus   # CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
-  (cd "$ci_root" && cargo build --release --locked -p qus) >&2
-  QUS_BIN=$CARGO_TARGET_DIR/release/qus
+  local host
+  host=$(rustc -vV | sed -n 's/^host: //p')
+  case $host in
+    *-linux-gnu*)
+      # crt-static needs an explicit --target: without one, rustc is asked to build the
+      # proc-macros (compiled for the host) with it too, and refuses.
+      local flags
+      flags=CARGO_TARGET_$(printf '%s' "$host" | tr 'a-z.-' 'A-Z__')_RUSTFLAGS
+      ci_show "$flags='-C target-feature=+crt-static' cargo build --release --locked -p qus --target $host   # CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
+      (cd "$ci_root" && env "$flags=-C target-feature=+crt-static" cargo build --release --locked -p qus --target "$host") >&2
+      QUS_BIN=$CARGO_TARGET_DIR/$host/release/qus
+      # shellcheck disable=SC2034 # read by the scripts that source this file
+      ci_qus_static=1
+      ;;
+    *)
+      ci_show "cargo build --release --locked -p qus   # CARGO_TARGET_DIR=$CARGO_TARGET_DIR"
+      (cd "$ci_root" && cargo build --release --locked -p qus) >&2
+      QUS_BIN=$CARGO_TARGET_DIR/release/qus
+      ;;
+  esac
 }
 
 # ci_matrix_flags hosts|nohosts: the matrix flags into the array ci_matrix: --targets and
@@ -110,7 +131,7 @@ ci_run() {
 # registries started are stopped by ci_stop_registries (call it from an EXIT trap).
 ci_registry_pids=()
 ci_start_registry() {
-  local dir=$1 port pid t
+  local dir=$1 port pid
   command -v docker-registry >/dev/null || ci_die "docker-registry not found (apt-get install docker-registry)"
   mkdir -p "$dir/storage"
   for _ in 1 2 3 4 5; do
@@ -129,9 +150,10 @@ http:
 EOC
     docker-registry serve "$dir/config.yml" >>"$dir/log" 2>&1 &
     pid=$!
-    for t in $(seq 100); do
+    for _ in $(seq 100); do
       if curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; then
         ci_registry_pids+=("$pid")
+        # shellcheck disable=SC2034 # read by the scripts that source this file
         CI_REGISTRY=127.0.0.1:$port
         return 0
       fi

@@ -132,15 +132,14 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // Each host's assets from the source of its unversioned tags, among those selected.
             let sources = plan::newest_among(&cfg, a.matrix.sources.as_deref());
             let src = source_options(&a.source)?;
-            let public = sign_key(&a.sign)?.map(|k| k.public_pem());
+            let opts = crate::assets::AssetsOptions {
+                out: a.out.clone(),
+                public_key: sign_key(&a.sign)?.map(|k| k.public_pem()),
+                qus_binaries: a.qus_binary.clone(),
+                json: a.json,
+            };
             runtime()?.block_on(crate::assets::assets_cmd(
-                &plan,
-                &sources,
-                &src,
-                &a.out,
-                public.as_deref(),
-                a.json,
-                &progress,
+                &plan, &sources, &src, &opts, &progress,
             ))
         }
         Command::Lock(a) => {

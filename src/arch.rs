@@ -219,6 +219,11 @@ impl Host {
         })
     }
 
+    /// Every host, in the table's order.
+    pub fn all() -> impl Iterator<Item = Host> {
+        TABLE.iter().map(|r| r.host)
+    }
+
     /// `qus` names joined for error messages.
     pub fn valid_names() -> String {
         TABLE.iter().map(|r| r.qus).collect::<Vec<_>>().join(", ")

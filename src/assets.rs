@@ -49,9 +49,10 @@ pub struct AssetOrigin {
 pub struct Asset {
     /// File name.
     pub name: String,
-    /// What it holds.
+    /// What it holds: an emulator (its host, target and QEMU), or `None` for a qus binary
+    /// (`qus_<host>`).
     #[serde(flatten)]
-    pub origin: AssetOrigin,
+    pub origin: Option<AssetOrigin>,
     /// sha256 of the file.
     pub sha256: String,
     /// Size in bytes.
@@ -90,6 +91,7 @@ pub fn write_assets(
     specs: &[AssetSpec],
     mtime: u64,
     memo: Option<&Path>,
+    extra: &[Asset],
 ) -> io::Result<Vec<Asset>> {
     std::fs::create_dir_all(out)?;
     if let Some(m) = memo {
@@ -126,6 +128,7 @@ pub fn write_assets(
         .into_iter()
         .flatten()
         .collect::<io::Result<Vec<Asset>>>()?;
+    written.extend_from_slice(extra);
     written.sort_by(|a, b| a.name.cmp(&b.name));
     let sums: String = written
         .iter()
@@ -149,7 +152,7 @@ fn write_one(out: &Path, spec: &AssetSpec, mtime: u64, memo: Option<&Path>) -> i
             if want.trim() == have.0 {
                 return Ok(Asset {
                     name: spec.name.clone(),
-                    origin: spec.origin.clone(),
+                    origin: Some(spec.origin.clone()),
                     sha256: have.0,
                     size: have.1,
                     status: AssetStatus::Unchanged,
@@ -165,7 +168,7 @@ fn write_one(out: &Path, spec: &AssetSpec, mtime: u64, memo: Option<&Path>) -> i
     }
     Ok(Asset {
         name: spec.name.clone(),
-        origin: spec.origin.clone(),
+        origin: Some(spec.origin.clone()),
         sha256,
         size: bytes.len() as u64,
         status: AssetStatus::Written,
@@ -225,17 +228,35 @@ fn tgz(src: &Path, member: &str, mtime: u64) -> io::Result<Vec<u8>> {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_mode(path, bytes, 0o644)
+}
+
+/// Writes `bytes` to `path` through a temporary file renamed into place, with `mode`.
+pub(crate) fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     // Release files are for everyone to read; the temporary file starts as 0600.
     std::fs::set_permissions(
         tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        std::os::unix::fs::PermissionsExt::from_mode(mode),
     )?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// What `qus assets` writes besides the emulators, and where.
+#[derive(Debug, Clone)]
+pub(crate) struct AssetsOptions {
+    /// The folder (`--out`).
+    pub out: PathBuf,
+    /// The public half of `--sign-key`, written as `cosign.pub`.
+    pub public_key: Option<String>,
+    /// Static qus binaries to ship as `qus_<host>` (`--qus-binary`).
+    pub qus_binaries: Vec<PathBuf>,
+    /// `--json`.
+    pub json: bool,
 }
 
 /// `qus assets`: one `qemu-T-static_H.tgz` per host × target, each host's from the source
@@ -244,11 +265,16 @@ pub(crate) async fn assets_cmd(
     plan: &Plan,
     sources: &BTreeMap<Host, String>,
     src: &SourceOptions,
-    out: &Path,
-    public_key: Option<&str>,
-    json: bool,
+    opts: &AssetsOptions,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
+    let out = opts.out.as_path();
+    // First, so that a binary that cannot be an asset stops the run before any work.
+    let binaries = opts
+        .qus_binaries
+        .iter()
+        .map(|f| crate::self_asset::write(out, f))
+        .collect::<anyhow::Result<Vec<Asset>>>()?;
     let qemu: Vec<&PackagePlan> = plan
         .packages
         .iter()
@@ -299,7 +325,9 @@ pub(crate) async fn assets_cmd(
         from.join(", ")
     ));
     let written =
-        tokio::task::spawn_blocking(move || write_assets(&dir, &specs, epoch, Some(&memo)))
+        tokio::task::spawn_blocking(move || {
+            write_assets(&dir, &specs, epoch, Some(&memo), &binaries)
+        })
             .await
             .context("writing assets")?
             .with_context(|| format!("writing assets to {}", out.display()))?;
@@ -307,7 +335,7 @@ pub(crate) async fn assets_cmd(
         .iter()
         .filter(|x| x.status == AssetStatus::Unchanged)
         .count();
-    if let Some(pem) = public_key {
+    if let Some(pem) = &opts.public_key {
         // The key `cosign verify --key` and `qus verify --key` check signatures with.
         let path = out.join(PUBLIC_KEY_ASSET);
         write_atomic(&path, pem.as_bytes())
@@ -323,7 +351,7 @@ pub(crate) async fn assets_cmd(
         written.len() - unchanged,
         out.display()
     ));
-    if json {
+    if opts.json {
         crate::output::out_json(&serde_json::json!({
             "assets": written,
             "failed_packages": shortfall.failed_packages,
@@ -350,8 +378,8 @@ mod tests {
             member: "qemu-aarch64-static".into(),
             origin: AssetOrigin::default(),
         };
-        let a = write_assets(&dir.path().join("a"), std::slice::from_ref(&spec), 7, None).unwrap();
-        let b = write_assets(&dir.path().join("b"), &[spec], 7, None).unwrap();
+        let a = write_assets(&dir.path().join("a"), std::slice::from_ref(&spec), 7, None, &[]).unwrap();
+        let b = write_assets(&dir.path().join("b"), &[spec], 7, None, &[]).unwrap();
         assert_eq!(a[0].sha256, b[0].sha256);
         assert_eq!(a[0].name, "qemu-aarch64-static_amd64.tgz");
         let sums = std::fs::read_to_string(dir.path().join("a/SHA256SUMS")).unwrap();
@@ -386,7 +414,7 @@ mod tests {
             origin: AssetOrigin::default(),
         };
         let specs = std::slice::from_ref(&spec);
-        let status = || write_assets(&out, specs, 0, Some(&memo)).unwrap()[0].clone();
+        let status = || write_assets(&out, specs, 0, Some(&memo), &[]).unwrap()[0].clone();
         let first = status();
         assert_eq!(first.status, AssetStatus::Written);
         let again = status();

@@ -404,6 +404,10 @@ pub struct AssetsArgs {
     /// Folder to write the assets to.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Also ship this statically linked qus as qus_<host> (its architecture read from the
+    /// file), listed in SHA256SUMS; repeat for several hosts.
+    #[arg(long, value_name = "FILE")]
+    pub qus_binary: Vec<PathBuf>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub sign: SignArgs,

@@ -38,6 +38,7 @@ mod progress;
 mod register;
 mod release;
 mod shortfall;
+mod self_asset;
 mod sink;
 mod table;
 mod targets;

@@ -186,6 +186,53 @@ pub fn parse(bytes: &[u8]) -> Result<Header, NotExpected> {
     })
 }
 
+/// The program interpreter a dynamically linked ELF executable names (`PT_INTERP`, e.g.
+/// `/lib64/ld-linux-x86-64.so.2`), or `None` for a static one. `bytes` must hold the
+/// program headers and the interpreter's name; they follow the ELF header in every linker's
+/// output, so the first few KiB of a file are enough (a header pointing past `bytes` is an
+/// error, never a guess).
+pub fn interpreter(bytes: &[u8]) -> Result<Option<String>, NotExpected> {
+    let h = parse(bytes)?;
+    let at = |o: usize, n: usize| -> Result<u64, NotExpected> {
+        let b = bytes
+            .get(o..o + n)
+            .ok_or_else(|| NotExpected::new("an ELF file whose program headers are cut off"))?;
+        let mut v = 0u64;
+        for i in 0..n {
+            let byte = u64::from(match h.endian {
+                Little => b[n - 1 - i],
+                Big => b[i],
+            });
+            v = (v << 8) | byte;
+        }
+        Ok(v)
+    };
+    let (phoff, phentsize, phnum) = match h.class {
+        Elf64 => (at(32, 8)?, at(54, 2)?, at(56, 2)?),
+        Elf32 => (at(28, 4)?, at(42, 2)?, at(44, 2)?),
+    };
+    for i in 0..phnum {
+        let ph = usize::try_from(phoff + i * phentsize)
+            .map_err(|_| NotExpected::new("an ELF file with program headers out of range"))?;
+        const PT_INTERP: u64 = 3;
+        if at(ph, 4)? != PT_INTERP {
+            continue;
+        }
+        let (offset, size) = match h.class {
+            Elf64 => (at(ph + 8, 8)?, at(ph + 32, 8)?),
+            Elf32 => (at(ph + 4, 4)?, at(ph + 16, 4)?),
+        };
+        let name = usize::try_from(offset)
+            .ok()
+            .zip(usize::try_from(size).ok())
+            .and_then(|(o, n)| bytes.get(o..o.checked_add(n)?))
+            .ok_or_else(|| NotExpected::new("an ELF file whose interpreter name is cut off"))?;
+        let name = name.split(|b| *b == 0).next().unwrap_or_default();
+        return Ok(Some(String::from_utf8_lossy(name).into_owned()));
+    }
+    Ok(None)
+}
+
 impl HostElf {
     /// Checks the first bytes of a file; the error describes what the file is instead.
     pub fn check(&self, bytes: &[u8]) -> Result<(), NotExpected> {
@@ -332,6 +379,44 @@ mod tests {
             .unwrap()
             .check(&elf(1, 1, 40, 0x5000200))
             .is_ok());
+    }
+
+    /// An ELF64 LSB header with program headers at 64: a PT_LOAD, then a PT_INTERP naming
+    /// `interp` when given.
+    fn with_phdrs(interp: Option<&str>) -> Vec<u8> {
+        let mut b = elf(2, 1, 62, 0);
+        b.resize(64, 0);
+        b[32..40].copy_from_slice(&64u64.to_le_bytes());
+        b[54..56].copy_from_slice(&56u16.to_le_bytes());
+        b[56..58].copy_from_slice(&2u16.to_le_bytes());
+        let name_at = 64 + 2 * 56;
+        for (i, kind) in [1u32, if interp.is_some() { 3 } else { 6 }].iter().enumerate() {
+            let mut ph = vec![0u8; 56];
+            ph[0..4].copy_from_slice(&kind.to_le_bytes());
+            if *kind == 3 {
+                ph[8..16].copy_from_slice(&(name_at as u64).to_le_bytes());
+                let n = interp.unwrap().len() as u64 + 1;
+                ph[32..40].copy_from_slice(&n.to_le_bytes());
+            }
+            assert_eq!(b.len(), 64 + i * 56);
+            b.extend(ph);
+        }
+        if let Some(i) = interp {
+            b.extend(i.as_bytes());
+            b.push(0);
+        }
+        b
+    }
+
+    #[test]
+    fn interpreter_tells_static_from_dynamic() {
+        assert_eq!(interpreter(&with_phdrs(None)), Ok(None));
+        let ld = "/lib64/ld-linux-x86-64.so.2";
+        assert_eq!(interpreter(&with_phdrs(Some(ld))), Ok(Some(ld.to_string())));
+        // Cut before the name, or before the program headers: an error, never "static".
+        let full = with_phdrs(Some(ld));
+        assert!(interpreter(&full[..full.len() - 5]).is_err());
+        assert!(interpreter(&full[..100]).is_err());
     }
 
     #[test]
