@@ -417,9 +417,21 @@ pub struct LockArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub mirror: MirrorArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub valid_until: ValidUntilArgs,
     /// Print the pins as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--ignore-valid-until`.
+#[derive(Debug, Clone, Args)]
+pub struct ValidUntilArgs {
+    /// Read a suite whose Release is past its Valid-Until (a mirror that stopped
+    /// syncing), with a warning; its signature is still checked.
+    #[arg(long)]
+    pub ignore_valid_until: bool,
 }
 
 /// `qus check`.
@@ -428,6 +440,9 @@ pub struct CheckArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub mirror: MirrorArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub valid_until: ValidUntilArgs,
     /// Print the comparison as JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -213,10 +213,11 @@ impl LockFile {
     /// The file's text: a header saying what it is, then the YAML.
     pub fn render(&self, config_name: &str) -> String {
         let mut out = format!(
-            "# Written by `qus lock` from the suites in {config_name}: the newest package of each\n\
-             # (role, host), pinned by pool path, size and sha256, and the keys whose signature of\n\
-             # each suite's Release was verified. Review the diff and commit it; run `qus lock`\n\
-             # again rather than editing it. It names no mirror on purpose.\n"
+            "# Written by `qus lock` from the suites in {config_name}: the newest package the\n\
+             # mirror served for each (role, host), pinned by pool path, size and sha256, and the\n\
+             # keys whose signature of each suite's Release was verified. Review the diff and\n\
+             # commit it; run `qus lock` again rather than editing it. It names no mirror on\n\
+             # purpose.\n"
         );
         // Serialising plain structs of strings and numbers cannot fail.
         out.push_str(&serde_yaml_ng::to_string(self).unwrap_or_default());

@@ -120,6 +120,9 @@ pub struct Source {
     /// Hosts whose package comes from another suite.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub suites: BTreeMap<Host, String>,
+    /// Suites `qus lock` may fall back to, in order, when a host's own suite serves none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallback_suites: Vec<String>,
     /// The keyring its Release must be signed by (`None`: Debian's archive keyring); for a
     /// Fedora source, the keyring every rpm's header must be signed by (`None`: unchecked).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -163,6 +166,11 @@ impl Source {
         self.suites.get(&host).unwrap_or(&self.suite)
     }
 
+    /// The suites `host`'s package may come from: its own, then the fallbacks.
+    pub fn suites_for(&self, host: Host) -> Vec<String> {
+        allowed_suites(self.suite_for(host), &self.fallback_suites)
+    }
+
     /// Emulators the package for `host` ships.
     pub fn targets_for(&self, host: Host) -> Vec<String> {
         let Some(f) = self.files.get(&host) else {
@@ -195,6 +203,9 @@ pub struct Busybox {
     /// Hosts whose busybox comes from another suite.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub suites: BTreeMap<Host, String>,
+    /// Suites `qus lock` may fall back to, in order, when a host's own suite serves none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallback_suites: Vec<String>,
     /// The keyring its Release must be signed by (`None`: Debian's archive keyring).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keyring: Option<PathBuf>,
@@ -209,6 +220,18 @@ impl Busybox {
     pub fn suite_for(&self, host: Host) -> &str {
         self.suites.get(&host).unwrap_or(&self.suite)
     }
+
+    /// The suites `host`'s busybox may come from: its own, then the fallbacks.
+    pub fn suites_for(&self, host: Host) -> Vec<String> {
+        allowed_suites(self.suite_for(host), &self.fallback_suites)
+    }
+}
+
+/// Pure: `own`, then each fallback that is not `own`, in order.
+fn allowed_suites(own: &str, fallbacks: &[String]) -> Vec<String> {
+    std::iter::once(own.to_string())
+        .chain(fallbacks.iter().filter(|f| *f != own).cloned())
+        .collect()
 }
 
 /// The validated configuration.

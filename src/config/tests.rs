@@ -481,3 +481,107 @@ fn known_failures_name_targets_of_their_source_and_say_why() {
     let e = bad("      - targets: [arm]\n        reason: \" \"\n");
     assert!(e.contains("`reason:` is empty"), "{e}");
 }
+
+// ---- fallback_suites: where `qus lock` may take a host's package when its suite serves none.
+
+#[test]
+fn fallback_suites_are_checked_and_a_lock_may_pin_from_them() {
+    let text = BARE.replace(
+        "suite: trixie, package: qemu-user,",
+        "suite: trixie, fallback_suites: [forky, sid], package: qemu-user,",
+    );
+    let c = Config::parse_with_lock(&text, "m.yml", Some((&bare_lock(), "m.lock"))).unwrap();
+    let d10 = c.source("d10.0").unwrap();
+    assert_eq!(d10.suites_for(Host::Amd64), ["trixie", "forky", "sid"]);
+    assert_eq!(c.busybox.suites_for(Host::Amd64), ["trixie"]);
+
+    // A lock entry from a fallback suite is current; from any other suite it is stale.
+    let mut lock = bare_lock();
+    lock.packages[1].suite = "forky".into();
+    let c = Config::parse_with_lock(&text, "m.yml", Some((&lock, "m.lock"))).unwrap();
+    assert_eq!(
+        c.source("d10.0").unwrap().files[&Host::Amd64].version,
+        "1:10.0.13+ds-0+deb13u1"
+    );
+    lock.packages[1].suite = "bookworm".into();
+    let e = Config::parse_with_lock(&text, "m.yml", Some((&lock, "m.lock")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("d10.0 amd64 is locked as qemu-user from bookworm, but sources[d10.0] says qemu-user from trixie or forky or sid"),
+        "{e}"
+    );
+
+    // A host's own suite (`suite:` in its files entry) comes first, then the fallbacks.
+    let own = text.replace(
+        "arm32v7: { targets: [arm] }",
+        "arm32v7: { targets: [arm], suite: sid }",
+    );
+    let c = Config::parse_with_lock(
+        &own,
+        "m.yml",
+        Some((&lock_with_suite(Host::Arm32v7, "sid"), "m.lock")),
+    )
+    .unwrap();
+    assert_eq!(
+        c.source("d10.0").unwrap().suites_for(Host::Arm32v7),
+        ["sid", "forky"]
+    );
+}
+
+/// The bare lock with d10.0's `host` pinned from `suite`.
+fn lock_with_suite(host: Host, suite: &str) -> LockFile {
+    let mut l = bare_lock();
+    for p in &mut l.packages {
+        if p.role == "d10.0" && p.host == host {
+            p.suite = suite.into();
+        }
+    }
+    l
+}
+
+#[test]
+fn bad_fallback_suites_name_the_file_and_the_field() {
+    let bad = |list: &str| {
+        let text = BARE.replace(
+            "suite: trixie, package: qemu-user,",
+            &format!("suite: trixie, fallback_suites: {list}, package: qemu-user,"),
+        );
+        Config::parse_with_lock(&text, "m.yml", Some((&bare_lock(), "m.lock")))
+            .unwrap_err()
+            .to_string()
+    };
+    let e = bad("[forky, forky]");
+    assert_eq!(
+        e,
+        "m.yml: sources[d10.0].fallback_suites: 'forky' is listed twice"
+    );
+    let e = bad("[trixie]");
+    assert!(
+        e.starts_with(
+            "m.yml: sources[d10.0].fallback_suites: 'trixie' is the section's own `suite`"
+        ),
+        "{e}"
+    );
+    let e = bad("['../etc']");
+    assert!(
+        e.starts_with("m.yml: sources[d10.0].fallback_suites: '../etc' is not a Debian suite name"),
+        "{e}"
+    );
+    let e = bad("forky");
+    assert!(
+        e.starts_with("m.yml:") && e.contains("fallback_suites"),
+        "{e}"
+    );
+    let text = BARE.replace(
+        "busybox: { package: busybox-static, suite: trixie }",
+        "busybox: { package: busybox-static, suite: trixie, fallback_suites: ['a b'] }",
+    );
+    let e = Config::parse_with_lock(&text, "m.yml", Some((&bare_lock(), "m.lock")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("m.yml: busybox.fallback_suites: 'a b'"),
+        "{e}"
+    );
+}
