@@ -92,7 +92,9 @@ pub fn lock_file(wanted: &[Wanted], choices: &[Choice]) -> Result<LockFile, Stri
         Ok(lock)
     } else {
         Err(format!(
-            "the mirror lists files it does not serve, and no suite the config allows serves              another:\n{}\nuse a complete mirror, or add a suite that has the package to the              section's `fallback_suites`",
+            "the mirror lists files it does not serve, and no suite the config allows serves \
+             another:\n{}\nuse a complete mirror, or add a suite that has the package to the \
+             section's `fallback_suites`",
             unserved.join("\n")
         ))
     }
