@@ -183,10 +183,14 @@ impl LockFile {
         Ok(lock)
     }
 
-    /// Reads `path`; `Ok(None)` when there is no such file.
-    pub fn read(path: &Path) -> Result<Option<LockFile>, LockError> {
+    /// Reads `path`, returning the lock and its text (what a provenance names it by);
+    /// `Ok(None)` when there is no such file.
+    pub fn read(path: &Path) -> Result<Option<(LockFile, String)>, LockError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => LockFile::parse(&text, &path.display().to_string()).map(Some),
+            Ok(text) => {
+                let lock = LockFile::parse(&text, &path.display().to_string())?;
+                Ok(Some((lock, text)))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(LockError::Read {
                 path: path.to_path_buf(),
@@ -550,7 +554,7 @@ mod tests {
         let path = dir.path().join("qus.lock");
         std::fs::write(&path, "old").unwrap();
         sample().write(&path, "qus.yml").unwrap();
-        assert_eq!(LockFile::read(&path).unwrap().unwrap(), sample());
+        assert_eq!(LockFile::read(&path).unwrap().unwrap().0, sample());
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
