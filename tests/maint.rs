@@ -681,6 +681,16 @@ fn report_is_the_plans_targets_by_hosts() {
     assert_eq!(row("x86_64"), serde_json::json!(["amd64", "arm64v8"]));
 }
 
+/// The `packages` entry of (role, host) in `lock --json` or `check --json` output.
+fn entry<'a>(doc: &'a serde_json::Value, role: &str, host: &str) -> &'a serde_json::Value {
+    doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["role"] == role && p["host"] == host)
+        .unwrap_or_else(|| panic!("no {role} {host} in {doc}"))
+}
+
 /// busybox from trixie, else forky; qemu-user from trixie.
 const FALLBACK: &str = "\
 repo: qus-test
@@ -747,15 +757,7 @@ fn lock_pins_the_newest_served_file_and_says_which_was_listed_but_not_served() {
         "progress: {err}"
     );
     let doc = json(&out);
-    let pin = |host: &str| {
-        doc["packages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["role"] == "busybox" && p["host"] == host)
-            .unwrap_or_else(|| panic!("busybox {host}: {out}"))
-            .clone()
-    };
+    let pin = |host: &str| entry(&doc, "busybox", host).clone();
     let amd64 = pin("amd64");
     assert_eq!(
         (amd64["suite"].as_str(), amd64["version"].as_str()),
@@ -822,13 +824,7 @@ fn lock_pins_the_newest_served_file_and_says_which_was_listed_but_not_served() {
     assert_eq!(code, 0, "{err}\n{out}");
     let doc = json(&out);
     assert_eq!(doc["status"], "current");
-    let row = doc["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["role"] == "busybox" && r["host"] == "amd64")
-        .unwrap()
-        .clone();
+    let row = entry(&doc, "busybox", "amd64").clone();
     assert_eq!(row["status"], "newer-not-served");
     assert_eq!(row["newest"], real.as_str());
     assert_eq!(
@@ -879,13 +875,7 @@ fn lock_pins_the_newest_served_file_and_says_which_was_listed_but_not_served() {
     std::fs::write(&s.lock, serde_yaml_ng::to_string(&doc).unwrap()).unwrap();
     let (code, out, err) = s.run(&["check", "--mirror", &server.url(), "--json"]);
     assert_eq!(code, 1, "{err}\n{out}");
-    let row = json(&out)["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["role"] == "busybox" && r["host"] == "amd64")
-        .unwrap()
-        .clone();
+    let row = entry(&json(&out), "busybox", "amd64").clone();
     assert_eq!(row["status"], "not-served");
     assert!(
         row["note"]

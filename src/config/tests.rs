@@ -252,6 +252,15 @@ const BARE: &str = "repo: qus\ndefault: d10.0\nhosts: [amd64, arm32v7, riscv64]\
     \x20     files: { arm32v7: { targets: [arm] } } }\n\
     \x20 - { name: d7.2, distro: debian, suite: bookworm, package: qemu-user-static, targets: [aarch64, arm] }\n";
 
+/// The error of BARE with `replace` replaced by `by`, and the bare lock, as `m.yml`.
+fn bare_error(replace: &str, by: &str) -> String {
+    let text = BARE.replacen(replace, by, 1);
+    assert_ne!(text, BARE, "test did not change anything: {replace}");
+    Config::parse_with_lock(&text, "m.yml", Some((&bare_lock(), "m.lock")))
+        .unwrap_err()
+        .to_string()
+}
+
 fn bare_lock() -> LockFile {
     let mut l = LockFile::new();
     for h in [Host::Amd64, Host::Arm32v7, Host::Riscv64] {
@@ -437,13 +446,10 @@ fn busybox_needs_a_suite_and_inline_pins_need_file_sha_and_version() {
         .to_string();
     assert!(e.contains("unknown field `sha`"), "{e}");
     let inline = |entry: &str| {
-        let text = BARE.replace(
+        bare_error(
             "busybox: { package: busybox-static, suite: trixie }",
             &format!("busybox: {{ package: busybox-static, suite: trixie, files: {{ amd64: {entry} }} }}"),
-        );
-        Config::parse_with_lock(&text, "t.yml", Some((&bare_lock(), "t.lock")))
-            .unwrap_err()
-            .to_string()
+        )
     };
     let e = inline("{ file: pool/main/b/b.deb, version: '1' }");
     assert!(
@@ -582,13 +588,10 @@ fn lock_with_suite(host: Host, suite: &str) -> LockFile {
 #[test]
 fn bad_fallback_suites_name_the_file_and_the_field() {
     let bad = |list: &str| {
-        let text = BARE.replace(
+        bare_error(
             "suite: trixie, package: qemu-user,",
             &format!("suite: trixie, fallback_suites: {list}, package: qemu-user,"),
-        );
-        Config::parse_with_lock(&text, "m.yml", Some((&bare_lock(), "m.lock")))
-            .unwrap_err()
-            .to_string()
+        )
     };
     let e = bad("[forky, forky]");
     assert_eq!(
@@ -612,13 +615,10 @@ fn bad_fallback_suites_name_the_file_and_the_field() {
         e.starts_with("m.yml:") && e.contains("fallback_suites"),
         "{e}"
     );
-    let text = BARE.replace(
+    let e = bare_error(
         "busybox: { package: busybox-static, suite: trixie }",
         "busybox: { package: busybox-static, suite: trixie, fallback_suites: ['a b'] }",
     );
-    let e = Config::parse_with_lock(&text, "m.yml", Some((&bare_lock(), "m.lock")))
-        .unwrap_err()
-        .to_string();
     assert!(
         e.starts_with("m.yml: busybox.fallback_suites: 'a b'"),
         "{e}"
