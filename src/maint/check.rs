@@ -143,14 +143,7 @@ pub fn compare(
                 } => (n, note, passed_over),
             };
             let same = n.sha256 == pin.sha256 && n.file == pin.file;
-            let status = match compare_versions(&n.version, &pin.version) {
-                Ordering::Greater => Status::Outdated,
-                Ordering::Equal if same && passed_over.is_empty() => Status::Current,
-                Ordering::Equal if same => Status::NewerNotServed,
-                Ordering::Equal => Status::Changed,
-                Ordering::Less if pin_unserved.is_some() => Status::NotServed,
-                Ordering::Less => Status::Ahead,
-            };
+            let status = judge(pin, n, passed_over.is_empty(), pin_unserved.is_some());
             let mut notes: Vec<String> = Vec::new();
             if let (Some(why), false) = (pin_unserved, same) {
                 notes.push(format!("the pinned {} is not served ({why})", pin.version));
@@ -169,6 +162,20 @@ pub fn compare(
             Ok(row(status, Some(n), note, passed_over.clone()))
         })
         .collect()
+}
+
+/// Pure: a pin against the served file `n` `qus lock` would pin, knowing whether newer
+/// files are listed but not served (`!newest_listed`) and whether the pin itself is not.
+fn judge(pin: &PackageFile, n: &LockedPackage, newest_listed: bool, pin_unserved: bool) -> Status {
+    let same = n.sha256 == pin.sha256 && n.file == pin.file;
+    match compare_versions(&n.version, &pin.version) {
+        Ordering::Greater => Status::Outdated,
+        Ordering::Equal if same && newest_listed => Status::Current,
+        Ordering::Equal if same => Status::NewerNotServed,
+        Ordering::Equal => Status::Changed,
+        Ordering::Less if pin_unserved => Status::NotServed,
+        Ordering::Less => Status::Ahead,
+    }
 }
 
 /// Pure: the table `qus check` prints.

@@ -36,15 +36,15 @@ pub enum Answer {
 /// The mirror's answers, by pool path.
 pub type Answers = BTreeMap<String, Answer>;
 
-/// Pure: what a probe's result says about a file the index lists with `size` bytes. A
-/// server that gives another length serves another file (a pool mid-sync).
-pub fn answer(served: Served, size: u64) -> Answer {
-    match served {
-        Served::Yes { size: Some(n) } if n != size => Answer::NotServed(format!(
+/// Pure: what a probe's result says about a file the index (or a pin) gives `size` bytes.
+/// A server that gives another length serves another file (a pool mid-sync).
+pub fn answer(served: Served, size: Option<u64>) -> Answer {
+    match (served, size) {
+        (Served::Yes { size: Some(n) }, Some(size)) if n != size => Answer::NotServed(format!(
             "the mirror serves {n} bytes where the index lists {size}"
         )),
-        Served::Yes { .. } => Answer::Served,
-        Served::No { status } => Answer::NotServed(format!("the mirror answers {status}")),
+        (Served::Yes { .. }, _) => Answer::Served,
+        (Served::No { status }, _) => Answer::NotServed(format!("the mirror answers {status}")),
     }
 }
 
@@ -204,7 +204,10 @@ mod tests {
             a.insert(file(s, v).file, Answer::Served);
         }
         for (s, v, status) in not {
-            a.insert(file(s, v).file, answer(Served::No { status: *status }, 7));
+            a.insert(
+                file(s, v).file,
+                answer(Served::No { status: *status }, Some(7)),
+            );
         }
         a
     }
@@ -363,10 +366,15 @@ mod tests {
 
     #[test]
     fn a_length_other_than_the_index_says_is_not_served() {
-        assert_eq!(answer(Served::Yes { size: Some(7) }, 7), Answer::Served);
-        assert_eq!(answer(Served::Yes { size: None }, 7), Answer::Served);
         assert_eq!(
-            answer(Served::Yes { size: Some(3) }, 7),
+            answer(Served::Yes { size: Some(7) }, Some(7)),
+            Answer::Served
+        );
+        assert_eq!(answer(Served::Yes { size: None }, Some(7)), Answer::Served);
+        // An inline pin without a size: any length will do (its sha256 decides at fetch).
+        assert_eq!(answer(Served::Yes { size: Some(3) }, None), Answer::Served);
+        assert_eq!(
+            answer(Served::Yes { size: Some(3) }, Some(7)),
             Answer::NotServed("the mirror serves 3 bytes where the index lists 7".into())
         );
     }

@@ -85,6 +85,7 @@ pub async fn lookup(
             firsts.len()
         ));
     }
+    let firsts: Vec<Ask> = firsts.into_iter().map(Ask::from).collect();
     r.probe(&firsts, &mut answers).await?;
 
     // Hosts whose own suite serves nothing read their fallback suites.
@@ -116,7 +117,7 @@ pub async fn lookup(
         }
         // One at a time, best first: the first served one is the pin.
         for c in choose::candidates(l) {
-            r.probe(&[c], &mut answers).await?;
+            r.probe(&[Ask::from(c)], &mut answers).await?;
             if answers.get(&c.file) == Some(&choose::Answer::Served) {
                 break;
             }
@@ -132,16 +133,37 @@ pub async fn lookup(
     })
 }
 
-/// Asks `mirror` whether it serves each of `files` (pool path, size, sha256).
+/// A file to ask the mirror about: its pool path, sha256 and, when known, size.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    /// Pool path.
+    pub file: &'a str,
+    /// sha256, lowercase hex.
+    pub sha256: &'a str,
+    /// Size the pin or index gives (an inline pin may have none).
+    pub size: Option<u64>,
+}
+
+impl<'a> From<&'a LockedPackage> for Ask<'a> {
+    fn from(p: &'a LockedPackage) -> Ask<'a> {
+        Ask {
+            file: &p.file,
+            sha256: &p.sha256,
+            size: Some(p.size),
+        }
+    }
+}
+
+/// Asks `mirror` whether it serves each of `files` not yet in `answers`.
 pub async fn probe_files(
     mirror: &str,
-    files: &[LockedPackage],
+    files: &[Ask<'_>],
     answers: &mut Answers,
 ) -> anyhow::Result<()> {
     let quiet = Progress::new(true, false);
-    let r = Reader::new(mirror, Expiry::Refuse, &quiet)?;
-    let files: Vec<&LockedPackage> = files.iter().collect();
-    r.probe(&files, answers).await
+    Reader::new(mirror, Expiry::Refuse, &quiet)?
+        .probe(files, answers)
+        .await
 }
 
 /// Pure: why the own suite's newest file will not do, for the progress line.
@@ -382,23 +404,23 @@ impl<'a> Reader<'a> {
     }
 
     /// Asks whether each file not yet in `answers` is served, several at a time.
-    async fn probe(&self, files: &[&LockedPackage], answers: &mut Answers) -> anyhow::Result<()> {
-        let mut todo: Vec<&LockedPackage> = Vec::new();
+    async fn probe(&self, files: &[Ask<'_>], answers: &mut Answers) -> anyhow::Result<()> {
+        let mut todo: Vec<Ask> = Vec::new();
         for f in files {
-            if !answers.contains_key(&f.file) && !todo.iter().any(|t| t.file == f.file) {
-                todo.push(f);
+            if !answers.contains_key(f.file) && !todo.iter().any(|t| t.file == f.file) {
+                todo.push(*f);
             }
         }
         let (http, url) = (&self.http, &self.url);
         let mut asks = futures::stream::iter(todo.into_iter().map(|f| async move {
-            let pkg = PackageRef::new(&f.file, &f.sha256, Some(f.size))?;
+            let pkg = PackageRef::new(f.file, f.sha256, f.size)?;
             let served = http.probe_package(url, &pkg).await?;
             anyhow::Ok((f, served))
         }))
         .buffered(PARALLEL_PROBES);
         while let Some(r) = asks.next().await {
             let (f, served) = r.context("asking the mirror whether it serves a file")?;
-            answers.insert(f.file.clone(), choose::answer(served, f.size));
+            answers.insert(f.file.to_string(), choose::answer(served, f.size));
         }
         Ok(())
     }

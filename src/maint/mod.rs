@@ -16,7 +16,7 @@ pub mod report;
 
 use crate::arch::Host;
 use crate::config::{Config, Distro, PackageFile};
-use crate::lockfile::{self, LockFile, LockedPackage, BUSYBOX};
+use crate::lockfile::{self, LockFile, BUSYBOX};
 use crate::plan::Plan;
 use crate::progress::Progress;
 use anyhow::{anyhow, Context as _};
@@ -235,20 +235,15 @@ pub(crate) async fn check_cmd(
     let mirror = need_mirror(mirror)?;
     let mut looked = index::lookup(&mirror, &wanted, expiry, progress).await?;
     // Whether each pinned file itself is served (most were asked about already).
-    let pinned: Vec<LockedPackage> = pins
+    let asks: Vec<index::Ask> = pins
         .iter()
-        .map(|(w, f)| LockedPackage {
-            role: w.role.clone(),
-            host: w.host,
-            suite: w.suite().to_string(),
-            package: w.package.clone(),
-            version: f.version.clone(),
-            file: f.file.clone(),
-            size: f.size.unwrap_or_default(),
-            sha256: f.sha256.clone(),
+        .map(|(_, f)| index::Ask {
+            file: &f.file,
+            sha256: &f.sha256,
+            size: f.size,
         })
         .collect();
-    index::probe_files(&mirror, &pinned, &mut looked.answers).await?;
+    index::probe_files(&mirror, &asks, &mut looked.answers).await?;
     let rows = check::compare(&pins, &looked.choices(&wanted), &looked.answers)?;
     let outdated = rows.iter().filter(|r| r.status.needs_lock()).count();
     let unserved = rows
