@@ -144,12 +144,18 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Lock(a) => {
             let mirror = debian_mirror(&a.mirror);
-            runtime()?.block_on(crate::maint::lock_cmd(config, mirror, a.json, &progress))
+            let expiry = expiry(&a.valid_until);
+            runtime()?.block_on(crate::maint::lock_cmd(
+                config, mirror, expiry, a.json, &progress,
+            ))
         }
         Command::Check(a) => {
             let mirror = debian_mirror(&a.mirror);
             let cfg = Config::load(config)?;
-            runtime()?.block_on(crate::maint::check_cmd(&cfg, mirror, a.json, &progress))
+            let expiry = expiry(&a.valid_until);
+            runtime()?.block_on(crate::maint::check_cmd(
+                &cfg, mirror, expiry, a.json, &progress,
+            ))
         }
         Command::Report(a) => {
             let plan = make_plan(&Config::load(config)?, &a.matrix)?;
@@ -252,6 +258,14 @@ fn build_context(cfg: &Config, builder_id: Option<&str>, media: &MediaArgs) -> B
             _ => None,
         },
         media_types: media_types(media).name().to_string(),
+    }
+}
+
+fn expiry(a: &crate::cli::ValidUntilArgs) -> qus_source::debian_index::Expiry {
+    if a.ignore_valid_until {
+        qus_source::debian_index::Expiry::Accept
+    } else {
+        qus_source::debian_index::Expiry::Refuse
     }
 }
 

@@ -56,9 +56,11 @@ pub enum Command {
     /// Write the release assets: qemu-T-static_H.tgz per host × target (each host's from
     /// the QEMU its unversioned tags carry), and SHA256SUMS.
     Assets(AssetsArgs),
-    /// Pin the newest packages of the configured suites into the lock file beside the config.
+    /// Pin the newest packages of the configured suites that the mirror serves into the lock
+    /// file beside the config.
     Lock(LockArgs),
-    /// Compare the pins with the newest versions a mirror offers (exit 1: a newer one exists).
+    /// Compare the pins with the newest files a mirror serves (exit 1: a newer one is
+    /// served, or a pinned file is not).
     Check(CheckArgs),
     /// The targets × hosts table of which emulator the pinned packages provide.
     Report(ReportArgs),
@@ -422,9 +424,21 @@ pub struct LockArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub mirror: MirrorArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub valid_until: ValidUntilArgs,
     /// Print the pins as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--ignore-valid-until`.
+#[derive(Debug, Clone, Args)]
+pub struct ValidUntilArgs {
+    /// Read a suite whose Release is past its Valid-Until (a mirror that stopped
+    /// syncing), with a warning; its signature is still checked.
+    #[arg(long)]
+    pub ignore_valid_until: bool,
 }
 
 /// `qus check`.
@@ -433,6 +447,9 @@ pub struct CheckArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub mirror: MirrorArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub valid_until: ValidUntilArgs,
     /// Print the comparison as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -601,6 +618,22 @@ mod tests {
             [Host::Amd64, Host::Arm64v8, Host::Arm32v7]
         );
         assert_eq!(a.matrix.targets.unwrap(), ["aarch64", "riscv64"]);
+    }
+
+    #[test]
+    fn lock_and_check_may_read_a_stale_release() {
+        let Command::Lock(a) = p("lock --ignore-valid-until --json").unwrap().command else {
+            panic!()
+        };
+        assert!(a.valid_until.ignore_valid_until && a.json);
+        let Command::Check(a) = p("check").unwrap().command else {
+            panic!()
+        };
+        assert!(!a.valid_until.ignore_valid_until);
+        let Command::Check(a) = p("check --ignore-valid-until").unwrap().command else {
+            panic!()
+        };
+        assert!(a.valid_until.ignore_valid_until);
     }
 
     #[test]

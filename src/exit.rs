@@ -14,7 +14,7 @@ pub(crate) const USAGE: u8 = 2;
 /// The text of the EXIT STATUS section of `qus --help` and of the man page.
 pub(crate) const HELP: &str = "\
 Exit status:
-  0  success (check: the pins are the newest; verify: every tag matches)
+  0  success (check: the pins are the newest the mirror serves; verify: every tag matches)
   1  failure while working (mirror, daemon, registry, a guest program), or check/verify
      found a difference, or register failed for a target; build, assets and release
      still make all that needs no package they could not use, and name each one

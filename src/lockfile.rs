@@ -183,10 +183,14 @@ impl LockFile {
         Ok(lock)
     }
 
-    /// Reads `path`; `Ok(None)` when there is no such file.
-    pub fn read(path: &Path) -> Result<Option<LockFile>, LockError> {
+    /// Reads `path`, returning the lock and its text (what a provenance names it by);
+    /// `Ok(None)` when there is no such file.
+    pub fn read(path: &Path) -> Result<Option<(LockFile, String)>, LockError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => LockFile::parse(&text, &path.display().to_string()).map(Some),
+            Ok(text) => {
+                let lock = LockFile::parse(&text, &path.display().to_string())?;
+                Ok(Some((lock, text)))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(LockError::Read {
                 path: path.to_path_buf(),
@@ -213,10 +217,11 @@ impl LockFile {
     /// The file's text: a header saying what it is, then the YAML.
     pub fn render(&self, config_name: &str) -> String {
         let mut out = format!(
-            "# Written by `qus lock` from the suites in {config_name}: the newest package of each\n\
-             # (role, host), pinned by pool path, size and sha256, and the keys whose signature of\n\
-             # each suite's Release was verified. Review the diff and commit it; run `qus lock`\n\
-             # again rather than editing it. It names no mirror on purpose.\n"
+            "# Written by `qus lock` from the suites in {config_name}: the newest package the\n\
+             # mirror served for each (role, host), pinned by pool path, size and sha256, and the\n\
+             # keys whose signature of each suite's Release was verified. Review the diff and\n\
+             # commit it; run `qus lock` again rather than editing it. It names no mirror on\n\
+             # purpose.\n"
         );
         // Serialising plain structs of strings and numbers cannot fail.
         out.push_str(&serde_yaml_ng::to_string(self).unwrap_or_default());
@@ -549,7 +554,7 @@ mod tests {
         let path = dir.path().join("qus.lock");
         std::fs::write(&path, "old").unwrap();
         sample().write(&path, "qus.yml").unwrap();
-        assert_eq!(LockFile::read(&path).unwrap().unwrap(), sample());
+        assert_eq!(LockFile::read(&path).unwrap().unwrap().0, sample());
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())

@@ -1113,11 +1113,15 @@ mod tests {
         r.entrypoint_sha256 = "changed".into();
         let c = plan(&cfg(), &sel("amd64", "aarch64"), &r).unwrap();
         assert_ne!(a.images[0].inputs, c.images[0].inputs);
-        let text = crate::config::DEFAULT_CONFIG.replace(
+        let text = crate::config::DEFAULT_LOCK.replace(
             "ca6ede739327a20ae5a3498230c8a3a9a072c586e131bc6bcc1201eb1725e336",
             &"0".repeat(64),
         );
-        let changed = Config::parse(&text, "x").unwrap();
+        assert_ne!(text, crate::config::DEFAULT_LOCK, "d10.0 amd64's sum");
+        let lock = crate::lockfile::LockFile::parse(&text, "x.lock").unwrap();
+        let changed =
+            Config::parse_with_lock(crate::config::DEFAULT_CONFIG, "x", Some((&lock, "x.lock")))
+                .unwrap();
         let d = plan(&changed, &sel("amd64,arm64v8", "aarch64"), &recipe()).unwrap();
         let e = plan(&cfg(), &sel("amd64,arm64v8", "aarch64"), &recipe()).unwrap();
         assert_ne!(

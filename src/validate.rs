@@ -35,6 +35,21 @@ pub(crate) fn validate_pool_path(s: &str) -> Result<(), String> {
     }
 }
 
+/// Checks a Debian suite name (`trixie`, `trixie-backports`): it becomes part of a mirror
+/// URL (`dists/<suite>/`).
+pub(crate) fn validate_suite(s: &str) -> Result<(), String> {
+    let ok = is_plain_relative(s)
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '+' | '/'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{s}' is not a Debian suite name (like trixie or trixie-backports)"
+        ))
+    }
+}
+
 /// Checks a source name is `d`/`f` and a version (`d10.0`).
 pub(crate) fn validate_source_name(s: &str) -> Result<(), String> {
     let mut chars = s.chars();

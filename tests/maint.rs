@@ -507,11 +507,32 @@ fn lock_refuses_unsigned_and_foreign_signed_suites_and_writes_nothing() {
 #[test]
 fn lock_verifies_debians_real_inrelease_with_debians_keyring() {
     // The real trixie InRelease and amd64 Packages.xz, as the mirror published them
-    // (ci/fetch-test-debs), served from loopback; the keyring is the default one.
-    let root = qus_source::testkit::test_debs();
-    let inrelease = root.join("dists/trixie/InRelease");
+    // (ci/fetch-test-debs), served from loopback with the real packages in the pool (lock
+    // pins only files the mirror serves); the keyring is the default one.
+    let debs = qus_source::testkit::test_debs();
+    let inrelease = debs.join("dists/trixie/InRelease");
     assert!(inrelease.is_file(), "run ci/fetch-test-debs");
-    let server = Server::start(&root).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    for rel in [
+        "dists/trixie/InRelease",
+        "dists/trixie/main/binary-amd64/Packages.xz",
+    ] {
+        let dest = root.path().join(rel);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(debs.join(rel), dest).unwrap();
+    }
+    let pooled = [
+        ("b/busybox", real_deb("busybox-static", "amd64")),
+        ("q/qemu", real_deb("qemu-user", "amd64")),
+    ];
+    for (dir, deb) in &pooled {
+        let dest = root
+            .path()
+            .join(format!("pool/main/{dir}/{}", pool_name(deb)));
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(deb, dest).unwrap();
+    }
+    let server = Server::start(root.path()).unwrap();
     let s = setup_with(
         "repo: qus-test\ndefault: d10.0\nhosts: [amd64]\nbusybox:\n  package: busybox-static\n  \
          suite: trixie\nsources:\n  - { name: d10.0, distro: debian, suite: trixie, package: \
@@ -539,6 +560,14 @@ fn lock_verifies_debians_real_inrelease_with_debians_keyring() {
         "qus and gpgv agree on who signed"
     );
     assert_eq!(lock.packages().len(), 2);
+    for (role, (_, deb)) in ["busybox", "d10.0"].into_iter().zip(&pooled) {
+        let p = lock.get(role, "amd64").unwrap();
+        assert_eq!(
+            p["sha256"].as_str().unwrap(),
+            sum(deb).0,
+            "{role}: the real file"
+        );
+    }
 }
 
 #[test]
@@ -650,4 +679,260 @@ fn report_is_the_plans_targets_by_hosts() {
         serde_json::json!(["amd64", "arm64v8", "arm32v7"])
     );
     assert_eq!(row("x86_64"), serde_json::json!(["amd64", "arm64v8"]));
+}
+
+/// The `packages` entry of (role, host) in `lock --json` or `check --json` output.
+fn entry<'a>(doc: &'a serde_json::Value, role: &str, host: &str) -> &'a serde_json::Value {
+    doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["role"] == role && p["host"] == host)
+        .unwrap_or_else(|| panic!("no {role} {host} in {doc}"))
+}
+
+/// busybox from trixie, else forky; qemu-user from trixie.
+const FALLBACK: &str = "\
+repo: qus-test
+default: d10.0
+hosts: [amd64, arm64v8]
+busybox:
+  package: busybox-static
+  suite: trixie
+  fallback_suites: [forky]
+sources:
+  - name: d10.0
+    distro: debian
+    suite: trixie
+    package: qemu-user
+    targets: [aarch64, arm, riscv64, x86_64]
+";
+
+/// A mirror whose trixie lists a newer busybox-static for amd64 (a real package re-packed
+/// as 1:1.37.0-7) that its pool lacks (404), and no busybox for arm64; forky lists and
+/// serves the real ones. Returns the archive, the newer package's pool path, and the real
+/// busybox version.
+fn unserved_archive() -> (Archive, String, String) {
+    let mut a = Archive::new();
+    let real = real_deb("busybox-static", "amd64");
+    let real_version = deb_version(&real);
+    for arch in ["amd64", "arm64"] {
+        a.add(&real_deb("busybox-static", arch), "busybox");
+        a.add(&real_deb("qemu-user", arch), "qemu");
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let newer = repack_with_version(&real, "1:1.37.0-7", scratch.path());
+    let newer_pool = a.add(&newer, "busybox");
+    let qemu = deb_version(&real_deb("qemu-user", "amd64"));
+    a.suite_of_versions(
+        "trixie",
+        &["busybox-static", "qemu-user"],
+        &["amd64", "arm64"],
+        &["1:1.37.0-7", &qemu],
+    );
+    a.suite_of_versions(
+        "forky",
+        &["busybox-static"],
+        &["amd64", "arm64"],
+        &[&real_version],
+    );
+    a.index();
+    // Listed, then gone from the pool: a backports pool that lags its index.
+    std::fs::remove_file(a.path(&newer_pool)).unwrap();
+    (a, newer_pool, real_version)
+}
+
+#[test]
+fn lock_pins_the_newest_served_file_and_says_which_was_listed_but_not_served() {
+    let (a, newer_pool, real) = unserved_archive();
+    let server = Server::start(a.root.path()).unwrap();
+    let s = setup(FALLBACK, &a);
+
+    let (code, out, err) = s.lock(&server);
+    assert_eq!(code, 0, "lock: {err}");
+    assert!(
+        err.contains(
+            "busybox amd64: trixie 1:1.37.0-7 is listed but the mirror answers 404; trying forky"
+        ),
+        "progress: {err}"
+    );
+    let doc = json(&out);
+    let pin = |host: &str| entry(&doc, "busybox", host).clone();
+    let amd64 = pin("amd64");
+    assert_eq!(
+        (amd64["suite"].as_str(), amd64["version"].as_str()),
+        (Some("forky"), Some(real.as_str()))
+    );
+    assert_eq!(amd64["sha256"], sum(&real_deb("busybox-static", "amd64")).0);
+    let note =
+        format!("trixie 1:1.37.0-7 is listed but the mirror answers 404; pinned forky {real}");
+    assert_eq!(amd64["note"], note.as_str());
+    assert_eq!(amd64["not_served"][0]["file"], newer_pool.as_str());
+    assert_eq!(amd64["not_served"][0]["why"], "the mirror answers 404");
+    // arm64: trixie lists none, forky does.
+    let arm64 = pin("arm64v8");
+    assert_eq!(arm64["suite"], "forky");
+    assert_eq!(
+        arm64["note"],
+        format!("trixie lists no busybox-static for arm64; pinned forky {real}").as_str()
+    );
+    // The own suite's newest, served: no note.
+    let qemu = &doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["role"] == "d10.0")
+        .unwrap()
+        .clone();
+    assert_eq!(qemu["note"], serde_json::Value::Null);
+    assert_eq!(qemu["suite"], "trixie");
+
+    // The lock says forky, and the config accepts it (forky is a fallback of busybox).
+    let lock = Lock::read(&s.lock);
+    assert_eq!(
+        lock.get("busybox", "amd64").unwrap()["suite"].as_str(),
+        Some("forky")
+    );
+    let (code, _, err) = s.run(&["plan"]);
+    assert_eq!(code, 0, "{err}");
+    // Asked, never downloaded.
+    assert_eq!(server.requests(&newer_pool), ["HEAD"]);
+    let file = lock.get("busybox", "amd64").unwrap()["file"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(server.requests(&file), ["HEAD"]);
+
+    // The table says the same.
+    let (code, table, err) = s.run(&["lock", "--mirror", &server.url()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        table.contains(&format!("busybox amd64: {note}\n")),
+        "{table}"
+    );
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("busybox") && l.contains("amd64"))
+        .unwrap();
+    assert!(
+        row.contains("forky") && row.contains("unchanged"),
+        "{table}"
+    );
+
+    // `qus check`: current, never "outdated" for a file nobody can fetch; it says why.
+    let (code, out, err) = s.run(&["check", "--mirror", &server.url(), "--json"]);
+    assert_eq!(code, 0, "{err}\n{out}");
+    let doc = json(&out);
+    assert_eq!(doc["status"], "current");
+    let row = entry(&doc, "busybox", "amd64").clone();
+    assert_eq!(row["status"], "newer-not-served");
+    assert_eq!(row["newest"], real.as_str());
+    assert_eq!(
+        row["note"],
+        format!("trixie 1:1.37.0-7 is listed but the mirror answers 404; the newest served is forky {real}").as_str()
+    );
+    let (code, table, _) = s.run(&["check", "--mirror", &server.url()]);
+    assert_eq!(code, 0);
+    assert!(
+        table.contains("current (newer listed, not served)"),
+        "{table}"
+    );
+    assert!(
+        table.contains("busybox amd64: trixie 1:1.37.0-7 is listed but the mirror answers 404"),
+        "{table}"
+    );
+    assert!(!table.contains("outdated"), "{table}");
+
+    // A lock that pins the unserved file itself: check exits 1 and says so.
+    let text = std::fs::read_to_string(&s.lock).unwrap();
+    let newer_sum = {
+        let packages =
+            std::fs::read_to_string(a.path("dists/trixie/main/binary-amd64/Packages")).unwrap();
+        let stanza = packages
+            .split("\n\n")
+            .find(|st| st.contains("Version: 1:1.37.0-7"))
+            .unwrap()
+            .to_string();
+        let field = |n: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(n))
+                .unwrap()
+                .to_string()
+        };
+        (field("SHA256: "), field("Size: "))
+    };
+    let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    for p in doc["packages"].as_sequence_mut().unwrap() {
+        if p["role"].as_str() == Some("busybox") && p["host"].as_str() == Some("amd64") {
+            p["suite"] = "trixie".into();
+            p["version"] = "1:1.37.0-7".into();
+            p["file"] = newer_pool.as_str().into();
+            p["sha256"] = newer_sum.0.as_str().into();
+            p["size"] = newer_sum.1.parse::<u64>().unwrap().into();
+        }
+    }
+    std::fs::write(&s.lock, serde_yaml_ng::to_string(&doc).unwrap()).unwrap();
+    let (code, out, err) = s.run(&["check", "--mirror", &server.url(), "--json"]);
+    assert_eq!(code, 1, "{err}\n{out}");
+    let row = entry(&json(&out), "busybox", "amd64").clone();
+    assert_eq!(row["status"], "not-served");
+    assert!(
+        row["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("the pinned 1:1.37.0-7 is not served (the mirror answers 404)"),
+        "{row}"
+    );
+    assert!(
+        err.contains("out of date or not served: run `qus lock`"),
+        "{err}"
+    );
+
+    // Nothing any allowed suite lists is served: an error naming host, package and suites,
+    // and the lock is left as it was.
+    std::fs::remove_file(a.path(&file)).unwrap();
+    let before = std::fs::read_to_string(&s.lock).unwrap();
+    let (code, out, err) = s.lock(&server);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains(&format!(
+            "busybox amd64: the mirror serves no busybox-static for amd64 from trixie, forky: \
+             trixie 1:1.37.0-7 (the mirror answers 404), forky {real} (the mirror answers 404)"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("nothing was written to"), "{err}");
+    assert_eq!(std::fs::read_to_string(&s.lock).unwrap(), before);
+}
+
+#[test]
+fn a_mirror_that_refuses_head_is_asked_with_a_one_byte_range_get() {
+    let a = archive();
+    let server = Server::start(a.root.path()).unwrap();
+    server.refuse_head(true);
+    let s = setup(BARE, &a);
+    let (code, _, err) = s.lock(&server);
+    assert_eq!(code, 0, "lock: {err}");
+    let lock = Lock::read(&s.lock);
+    assert_eq!(lock.packages().len(), 8);
+    for p in lock.packages() {
+        let file = p["file"].as_str().unwrap();
+        assert_eq!(server.requests(file), ["HEAD", "GET bytes=0-0"], "{file}");
+        assert_eq!(server.hits(file), 0, "{file} is not downloaded");
+    }
+    // And a file it lists but does not serve is still found out.
+    let gone = lock.get("d10.0", "arm64v8").unwrap()["file"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::remove_file(a.path(&gone)).unwrap();
+    let (code, _, err) = s.lock(&server);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("d10.0 arm64v8: the mirror serves no qemu-user for arm64 from trixie")
+            && err.contains("(the mirror answers 404)"),
+        "{err}"
+    );
 }

@@ -30,6 +30,9 @@ use std::path::{Path, PathBuf};
 
 /// The default configuration, shipped in the binary so `qus plan` works anywhere.
 pub const DEFAULT_CONFIG: &str = include_str!("../../images/qus.yml");
+/// Its lock (`qus lock` writes it in a checkout), shipped beside it: the built-in config
+/// builds the same pins wherever qus runs.
+pub const DEFAULT_LOCK: &str = include_str!("../../images/qus.lock");
 /// Where the default configuration lives in the repository (for messages).
 pub const DEFAULT_CONFIG_NAME: &str = "images/qus.yml";
 
@@ -120,6 +123,9 @@ pub struct Source {
     /// Hosts whose package comes from another suite.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub suites: BTreeMap<Host, String>,
+    /// Suites `qus lock` may fall back to, in order, when a host's own suite serves none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallback_suites: Vec<String>,
     /// The keyring its Release must be signed by (`None`: Debian's archive keyring); for a
     /// Fedora source, the keyring every rpm's header must be signed by (`None`: unchecked).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -163,6 +169,11 @@ impl Source {
         self.suites.get(&host).unwrap_or(&self.suite)
     }
 
+    /// The suites `host`'s package may come from: its own, then the fallbacks.
+    pub fn suites_for(&self, host: Host) -> Vec<String> {
+        allowed_suites(self.suite_for(host), &self.fallback_suites)
+    }
+
     /// Emulators the package for `host` ships.
     pub fn targets_for(&self, host: Host) -> Vec<String> {
         let Some(f) = self.files.get(&host) else {
@@ -195,6 +206,9 @@ pub struct Busybox {
     /// Hosts whose busybox comes from another suite.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub suites: BTreeMap<Host, String>,
+    /// Suites `qus lock` may fall back to, in order, when a host's own suite serves none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fallback_suites: Vec<String>,
     /// The keyring its Release must be signed by (`None`: Debian's archive keyring).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keyring: Option<PathBuf>,
@@ -209,6 +223,18 @@ impl Busybox {
     pub fn suite_for(&self, host: Host) -> &str {
         self.suites.get(&host).unwrap_or(&self.suite)
     }
+
+    /// The suites `host`'s busybox may come from: its own, then the fallbacks.
+    pub fn suites_for(&self, host: Host) -> Vec<String> {
+        allowed_suites(self.suite_for(host), &self.fallback_suites)
+    }
+}
+
+/// Pure: `own`, then each fallback that is not `own`, in order.
+fn allowed_suites(own: &str, fallbacks: &[String]) -> Vec<String> {
+    std::iter::once(own.to_string())
+        .chain(fallbacks.iter().filter(|f| *f != own).cloned())
+        .collect()
 }
 
 /// The validated configuration.
@@ -290,15 +316,12 @@ impl Config {
         let mut config = resolve(
             raw,
             &origin,
-            lock.as_ref(),
+            lock.as_ref().map(|(l, _)| l),
             &lock_path.display().to_string(),
             Pins::Required,
         )?;
         let sha = |b: &[u8]| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b));
-        let lock_sha = match lock {
-            Some(_) => std::fs::read(&lock_path).ok().map(|b| sha(&b)),
-            None => None,
-        };
+        let lock_sha = lock.map(|(_, text)| sha(text.as_bytes()));
         config.digests = Some((sha(text.as_bytes()), lock_sha));
         Ok(config)
     }
@@ -312,7 +335,7 @@ impl Config {
         let lock_name = lock_path.display().to_string();
         let raw = parse_raw(&text, &origin)?;
         let (lock, mut ignored_lock) = match read_lock(path, &lock_path) {
-            Ok(l) => (l, None),
+            Ok(l) => (l.map(|(l, _)| l), None),
             Err(e) => (None, Some(e.to_string())),
         };
         let config = match resolve(
@@ -392,12 +415,22 @@ fn read_config(path: Option<&Path>) -> Result<(String, String), ConfigError> {
     }
 }
 
-/// The lock beside a config file; for the built-in config, `images/qus.lock` only when qus
-/// runs in a qus checkout (where `images/qus.yml` is), so that a stray file elsewhere never
-/// changes what the built-in matrix builds.
-fn read_lock(config: Option<&Path>, lock_path: &Path) -> Result<Option<LockFile>, LockError> {
-    if config.is_none() && !Path::new(DEFAULT_CONFIG_NAME).is_file() {
+/// The lock beside a config file, with its text. For the built-in config, the built-in
+/// lock; in a qus checkout (where `images/qus.yml` is), `images/qus.lock` on disk if it
+/// is there, so that a fresh `qus lock` shows before qus is rebuilt, while a stray file
+/// elsewhere never changes what the built-in matrix builds.
+fn read_lock(
+    config: Option<&Path>,
+    lock_path: &Path,
+) -> Result<Option<(LockFile, String)>, LockError> {
+    if config.is_some() || Path::new(DEFAULT_CONFIG_NAME).is_file() {
+        if let Some(found) = LockFile::read(lock_path)? {
+            return Ok(Some(found));
+        }
+    }
+    if config.is_some() {
         return Ok(None);
     }
-    LockFile::read(lock_path)
+    let lock = LockFile::parse(DEFAULT_LOCK, lockfile::DEFAULT_LOCK_NAME)?;
+    Ok(Some((lock, DEFAULT_LOCK.to_string())))
 }

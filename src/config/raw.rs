@@ -44,6 +44,10 @@ pub struct RawBusybox {
     pub package: String,
     /// Debian suite it comes from (for `qus lock`/`qus check`).
     pub suite: String,
+    /// Suites `qus lock` may take a host's busybox from when its own suite serves none
+    /// (see [`RawSource::fallback_suites`]).
+    #[serde(default)]
+    pub fallback_suites: Vec<String>,
     /// The OpenPGP keyring the suite's Release must be signed by (default: Debian's
     /// archive keyring); relative to the config file's folder.
     #[serde(default)]
@@ -67,6 +71,12 @@ pub struct RawSource {
     /// Debian suite the pins are taken from (for `qus lock`/`qus check`); the release for
     /// Fedora (`41`).
     pub suite: String,
+    /// Suites, in order of preference, `qus lock` may take a host's package from when the
+    /// host's own suite (`suite`, or its `files` entry's) lists none, or lists a newest
+    /// file the mirror does not serve: it then pins the newest served file of them all, no
+    /// newer than what the host's own suite lists (Debian sources only).
+    #[serde(default)]
+    pub fallback_suites: Vec<String>,
     /// The OpenPGP keyring the suite's Release must be signed by (Debian sources; default:
     /// Debian's archive keyring), or every rpm's header (Fedora sources; default: none, the
     /// sha256 pins alone); relative to the config file's folder.

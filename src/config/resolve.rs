@@ -7,7 +7,8 @@ use super::{Busybox, Config, ConfigError, Distro, Guest, PackageFile, Source};
 use crate::arch::{Host, UnknownArch};
 use crate::lockfile::{LockFile, LockedPackage, BUSYBOX};
 use crate::validate::{
-    validate_pool_path, validate_repo, validate_sha256, validate_source_name, validate_targets,
+    validate_pool_path, validate_repo, validate_sha256, validate_source_name, validate_suite,
+    validate_targets,
 };
 use qus_source::debian_index::compare as compare_versions;
 use std::collections::BTreeMap;
@@ -61,6 +62,7 @@ struct Role<'a> {
     distro: Distro,
     ctx: String,
     suite: &'a str,
+    fallbacks: &'a [String],
     package: &'a str,
     slots: BTreeMap<Host, Slot>,
 }
@@ -72,6 +74,11 @@ impl Role<'_> {
             .get(&host)
             .and_then(|s| s.suite.as_deref())
             .unwrap_or(self.suite)
+    }
+
+    /// Whether `host`'s package may come from `suite`: its own suite or a fallback.
+    fn allows(&self, host: Host, suite: &str) -> bool {
+        self.suite_for(host) == suite || self.fallbacks.iter().any(|f| f == suite)
     }
 
     /// The hosts whose suite is not the section's.
@@ -119,9 +126,17 @@ pub(super) fn resolve(
         distro: Distro::Debian,
         ctx: "busybox".into(),
         suite: &bb.suite,
+        fallbacks: &bb.fallback_suites,
         package: &bb.package,
         slots: inline_slots(&bb.files, bb.version.as_deref(), origin, "busybox")?,
     }];
+    suites_valid(
+        "busybox",
+        &bb.suite,
+        &bb.fallback_suites,
+        &roles[0].slots,
+        origin,
+    )?;
     if roles[0]
         .slots
         .values()
@@ -165,11 +180,21 @@ pub(super) fn resolve(
                 format!("{ctx}: `packages:` lists are for Fedora's per-target rpms; a Debian host has one package"),
             ));
         }
+        if s.distro == Distro::Fedora && !s.fallback_suites.is_empty() {
+            return Err(invalid(
+                origin,
+                format!("{ctx}.fallback_suites: a Fedora source is pinned by hand; `qus lock` reads Debian suites only, so remove it"),
+            ));
+        }
+        if s.distro == Distro::Debian {
+            suites_valid(&ctx, &s.suite, &s.fallback_suites, &slots, origin)?;
+        }
         roles.push(Role {
             name: &s.name,
             distro: s.distro,
             ctx,
             suite: &s.suite,
+            fallbacks: &s.fallback_suites,
             package: &s.package,
             slots,
         });
@@ -218,6 +243,7 @@ pub(super) fn resolve(
         package: raw.busybox.package,
         suite: raw.busybox.suite,
         suites: suites.remove(0),
+        fallback_suites: raw.busybox.fallback_suites,
         keyring: keyring(raw.busybox.keyring),
         version: newest_version(&bb_files, raw.busybox.version),
         files: bb_files,
@@ -235,6 +261,7 @@ pub(super) fn resolve(
             distro: s.distro,
             suite: s.suite,
             suites,
+            fallback_suites: s.fallback_suites,
             keyring: keyring(s.keyring),
             package: s.package,
             version: newest_version(&files, s.version),
@@ -267,6 +294,38 @@ pub(super) fn resolve(
         guests,
         digests: None,
     })
+}
+
+/// A section's `suite`, its hosts' own `suite`s and its `fallback_suites` are suite names;
+/// a fallback is listed once and is not the section's own suite.
+fn suites_valid(
+    ctx: &str,
+    suite: &str,
+    fallbacks: &[String],
+    slots: &BTreeMap<Host, Slot>,
+    origin: &str,
+) -> Result<(), ConfigError> {
+    validate_suite(suite).map_err(|m| invalid(origin, format!("{ctx}.suite: {m}")))?;
+    for (h, slot) in slots {
+        if let Some(own) = &slot.suite {
+            validate_suite(own)
+                .map_err(|m| invalid(origin, format!("{ctx}.files.{h}.suite: {m}")))?;
+        }
+    }
+    for (i, f) in fallbacks.iter().enumerate() {
+        let at = format!("{ctx}.fallback_suites");
+        validate_suite(f).map_err(|m| invalid(origin, format!("{at}: {m}")))?;
+        if f == suite {
+            return Err(invalid(
+                origin,
+                format!("{at}: '{f}' is the section's own `suite`; list only the suites to fall back to"),
+            ));
+        }
+        if fallbacks[..i].contains(f) {
+            return Err(invalid(origin, format!("{at}: '{f}' is listed twice")));
+        }
+    }
+    Ok(())
 }
 
 /// Pure: the `guests:` pins, each complete (they are inline only: `qus lock` does not
@@ -438,11 +497,14 @@ fn merge_lock(
                 l.role, l.host
             ))
         })?;
-        let suite = role.suite_for(l.host).to_string();
-        if l.suite != suite || l.package != role.package {
+        if !role.allows(l.host, &l.suite) || l.package != role.package {
+            let from = std::iter::once(role.suite_for(l.host))
+                .chain(role.fallbacks.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" or ");
             return Err(stale(format!(
-                "{} {} is locked as {} from {}, but {} says {} from {}",
-                l.role, l.host, l.package, l.suite, role.ctx, role.package, suite
+                "{} {} is locked as {} from {}, but {} says {} from {from}",
+                l.role, l.host, l.package, l.suite, role.ctx, role.package
             )));
         }
         role.slots.entry(l.host).or_default().pin = Some(Pin::from(l));

@@ -27,7 +27,37 @@ fn with(replace: &str, by: &str) -> Result<Config, ConfigError> {
         text, DEFAULT_CONFIG,
         "test did not change anything: {replace}"
     );
-    Config::parse(&text, "test.yml")
+    with_default_lock(&text, "test.yml")
+}
+
+/// The built-in lock, which pins every package of the built-in config.
+fn default_lock() -> LockFile {
+    LockFile::parse(DEFAULT_LOCK, lockfile::DEFAULT_LOCK_NAME).unwrap()
+}
+
+/// `text` (the built-in config, changed) with the built-in lock merged.
+fn with_default_lock(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    Config::parse_with_lock(text, origin, Some((&default_lock(), "qus.lock")))
+}
+
+#[test]
+fn the_built_in_lock_pins_every_package_of_the_built_in_config_and_nothing_inline_does() {
+    let c = with_default_lock(DEFAULT_CONFIG, "qus.yml").unwrap();
+    let loaded = Config::load(None).unwrap();
+    assert_eq!((&loaded.busybox, &loaded.sources), (&c.busybox, &c.sources));
+    assert_eq!(loaded.lock.as_deref(), Some(lockfile::DEFAULT_LOCK_NAME));
+    let e = Config::parse(DEFAULT_CONFIG, "qus.yml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("run `qus lock`"), "{e}");
+    // The pins of this machine's mirror: forky's 11.1.2 where trixie-backports' 11.1.3
+    // is listed but not served.
+    let d11 = c.source("d11.1").unwrap();
+    for h in [Host::Ppc64le, Host::S390x, Host::Riscv64, Host::Loong64] {
+        assert_eq!(d11.files[&h].version, "1:11.1.2+ds-3", "{h}");
+    }
+    assert_eq!(d11.files[&Host::Amd64].version, "1:11.1.3+ds-2~bpo13+1");
+    assert_eq!(d11.fallback_suites, ["forky"]);
 }
 
 #[test]
@@ -78,13 +108,13 @@ fn duplicate_host_through_an_alias() {
 
 #[test]
 fn bad_sha_and_escaping_path() {
-    let err = with("sha256: ca6ede", "sha256: XXca6ede")
+    let err = with("sha256: dccccdab", "sha256: XXdccccdab")
         .unwrap_err()
         .to_string();
     assert!(err.contains("64 lowercase hex"), "{err}");
     let err = with(
-        "file: pool/main/q/qemu/qemu-user_10",
-        "file: pool/../../etc/qemu-user_10",
+        "file: pool/main/b/busybox/busybox-static_1.35",
+        "file: pool/../../etc/busybox-static_1.35",
     )
     .unwrap_err()
     .to_string();
@@ -119,36 +149,50 @@ fn fedora_sources_take_per_target_package_lists() {
     let two = format!(
         "        packages:\n          - {{ file: r/a.rpm, sha256: {sha}, targets: [aarch64] }}\n          - {{ file: r/b.rpm, sha256: {sha}, targets: [arm] }}\n"
     );
-    let c = Config::parse(&fedora("f10.0", &two), "f.yml").unwrap();
+    let c = with_default_lock(&fedora("f10.0", &two), "f.yml").unwrap();
     let f = c.source("f10.0").unwrap();
     assert_eq!(f.distro, Distro::Fedora);
     assert_eq!(f.targets_for(Host::Amd64), ["aarch64", "arm"]);
     assert_eq!(f.files[&Host::Amd64].all().count(), 2);
 
-    let e = Config::parse(&fedora("d10.1", &two), "f.yml")
+    let e = with_default_lock(&fedora("d10.1", &two), "f.yml")
         .unwrap_err()
         .to_string();
     assert!(e.contains("starts with 'f'"), "{e}");
     let no_targets = format!("        packages:\n          - {{ file: r/a.rpm, sha256: {sha} }}\n");
-    let e = Config::parse(&fedora("f10.0", &no_targets), "f.yml")
+    let e = with_default_lock(&fedora("f10.0", &no_targets), "f.yml")
         .unwrap_err()
         .to_string();
     assert!(e.contains("say which `targets`"), "{e}");
     let line = DEFAULT_CONFIG
         .lines()
-        .find(|l| l.starts_with("      amd64: { file: pool/main/q/qemu/qemu-user_10"))
+        .find(|l| l.starts_with("      arm32v7: { targets:"))
         .unwrap();
     let debian_list = DEFAULT_CONFIG.replacen(
         line,
         &format!(
-            "      amd64:\n        packages: [{{ file: r/a.deb, sha256: {sha}, targets: [arm] }}]"
+            "      amd64:\n        packages: [{{ file: r/a.deb, sha256: {sha}, version: '1', targets: [arm] }}]\n{line}"
         ),
         1,
     );
-    let e = Config::parse(&debian_list, "d.yml")
+    let e = with_default_lock(&debian_list, "d.yml")
         .unwrap_err()
         .to_string();
     assert!(e.contains("Fedora's per-target rpms"), "{e}");
+    let e = with_default_lock(
+        &fedora("f10.0", &two).replacen(
+            "    distro: fedora\n",
+            "    distro: fedora\n    fallback_suites: [\"42\"]\n",
+            1,
+        ),
+        "f.yml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("sources[f10.0].fallback_suites: a Fedora source"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -208,6 +252,15 @@ const BARE: &str = "repo: qus\ndefault: d10.0\nhosts: [amd64, arm32v7, riscv64]\
     \x20     files: { arm32v7: { targets: [arm] } } }\n\
     \x20 - { name: d7.2, distro: debian, suite: bookworm, package: qemu-user-static, targets: [aarch64, arm] }\n";
 
+/// The error of BARE with `replace` replaced by `by`, and the bare lock, as `m.yml`.
+fn bare_error(replace: &str, by: &str) -> String {
+    let text = BARE.replacen(replace, by, 1);
+    assert_ne!(text, BARE, "test did not change anything: {replace}");
+    Config::parse_with_lock(&text, "m.yml", Some((&bare_lock(), "m.lock")))
+        .unwrap_err()
+        .to_string()
+}
+
 fn bare_lock() -> LockFile {
     let mut l = LockFile::new();
     for h in [Host::Amd64, Host::Arm32v7, Host::Riscv64] {
@@ -246,31 +299,11 @@ fn bare_lock() -> LockFile {
 
 #[test]
 fn lock_replaces_the_inline_pin_and_keeps_its_targets() {
-    let mut lock = LockFile::new();
-    lock.packages.push(locked(
-        "d10.0",
-        Host::Arm32v7,
-        "trixie",
-        "qemu-user",
-        "1:10.0.14+ds-0+deb13u1",
-    ));
     // With a lock, a host a source does not pin must be one the lock says the suite
     // lacks; otherwise the lock is older than the config.
-    let lacks = [
-        ("d11.1", Host::Arm32v7, "trixie-backports", "qemu-user"),
-        ("d11.1", Host::Arm32v6, "trixie-backports", "qemu-user"),
-        ("d11.1", Host::I386, "trixie-backports", "qemu-user"),
-        ("d10.0", Host::Loong64, "trixie", "qemu-user"),
-        ("d7.2", Host::Loong64, "bookworm", "qemu-user-static"),
-    ];
-    for (role, host, suite, package) in lacks {
-        lock.unavailable.push(lockfile::Unavailable {
-            role: role.into(),
-            host,
-            suite: suite.into(),
-            package: package.into(),
-        });
-    }
+    let mut lock = default_lock();
+    lock.unavailable
+        .retain(|u| !(u.role == "d7.2" && u.host == Host::Riscv64));
     let e =
         Config::parse_with_lock(DEFAULT_CONFIG, "qus.yml", Some((&lock, "qus.lock"))).unwrap_err();
     assert!(
@@ -278,14 +311,31 @@ fn lock_replaces_the_inline_pin_and_keeps_its_targets() {
             .contains("sources[d7.2]: no qemu-user-static is pinned for host riscv64"),
         "{e}"
     );
-    lock.unavailable.push(lockfile::Unavailable {
-        role: "d7.2".into(),
-        host: Host::Riscv64,
-        suite: "bookworm".into(),
-        package: "qemu-user-static".into(),
-    });
-    let c = Config::parse_with_lock(DEFAULT_CONFIG, "qus.yml", Some((&lock, "qus.lock"))).unwrap();
-    assert_eq!(c.lock.as_deref(), Some("qus.lock"));
+
+    // A lock pin replaces an inline one; the config's per-host targets stay.
+    let inline = format!(
+        "{{ targets: [arm], file: pool/main/q/qemu/inline_armhf.deb, sha256: {}, version: '1:10.0.12' }}",
+        "b".repeat(64)
+    );
+    let text = BARE
+        .replace("arm32v7: { targets: [arm] }", &format!("arm32v7: {inline}"))
+        .replace(
+            "files: { arm32v7:",
+            &format!(
+                "files: {{ amd64: {{ file: pool/main/q/qemu/inline_amd64.deb, sha256: {}, version: '1:10.0.12' }}, arm32v7:",
+                "c".repeat(64)
+            ),
+        );
+    let mut lock = bare_lock();
+    lock.packages
+        .retain(|p| !(p.role == "d10.0" && p.host == Host::Amd64));
+    for p in &mut lock.packages {
+        if p.role == "d10.0" && p.host == Host::Arm32v7 {
+            p.version = "1:10.0.14+ds-0+deb13u1".into();
+        }
+    }
+    let c = Config::parse_with_lock(&text, "m.yml", Some((&lock, "m.lock"))).unwrap();
+    assert_eq!(c.lock.as_deref(), Some("m.lock"));
     let d10 = c.source("d10.0").unwrap();
     let f = &d10.files[&Host::Arm32v7];
     assert_eq!(
@@ -293,15 +343,11 @@ fn lock_replaces_the_inline_pin_and_keeps_its_targets() {
         (SHA_A, Some(7), "1:10.0.14+ds-0+deb13u1")
     );
     assert!(f.file.ends_with("_armhf.deb"), "{}", f.file);
-    // The config's per-host targets stay authoritative.
-    assert!(!d10
-        .targets_for(Host::Arm32v7)
-        .contains(&"aarch64".to_string()));
-    assert!(d10.targets_for(Host::Arm32v7).contains(&"arm".to_string()));
-    // Other hosts keep their inline pins and the config's version.
-    assert_eq!(d10.files[&Host::Amd64].version, "1:10.0.13+ds-0+deb13u1");
-    assert!(d10.files[&Host::Amd64].sha256.starts_with("ca6ede"));
-    // The source's version is the newest of its files (10.0.14 > 10.0.13).
+    assert_eq!(d10.targets_for(Host::Arm32v7), ["arm"]);
+    // A host the lock does not pin keeps its inline pin.
+    assert_eq!(d10.files[&Host::Amd64].version, "1:10.0.12");
+    assert!(d10.files[&Host::Amd64].sha256.starts_with("ccc"));
+    // The source's version is the newest of its files (10.0.14 > 10.0.13 > 10.0.12).
     assert_eq!(d10.version, "1:10.0.14+ds-0+deb13u1");
     assert_eq!(c.busybox.suite, "trixie");
     assert_eq!(c.busybox.files[&Host::Amd64].version, "1:1.37.0-6+b9");
@@ -390,28 +436,27 @@ fn a_lock_for_another_suite_or_source_is_out_of_date() {
 #[test]
 fn busybox_needs_a_suite_and_inline_pins_need_file_sha_and_version() {
     let e = with(
-        "  suite: trixie\n  version: \"1:1.37",
-        "  version: \"1:1.37",
+        "  package: busybox-static\n  suite: trixie\n",
+        "  package: busybox-static\n",
     )
     .unwrap_err();
     assert!(e.to_string().contains("missing field `suite`"), "{e}");
-    let e = with(", sha256: 598a3fd9", ", sha: 598a3fd9")
+    let e = with(", sha256: dccccdab", ", sha: dccccdab")
         .unwrap_err()
         .to_string();
     assert!(e.contains("unknown field `sha`"), "{e}");
-    let text = DEFAULT_CONFIG.replacen(
-        ", size: 955316, sha256: 598a3fd92bdafc34cd81196b2952ad36e910e47a4ecf162f8ce5e8e262598e53",
-        "",
-        1,
-    );
-    let e = Config::parse(&text, "t.yml").unwrap_err().to_string();
+    let inline = |entry: &str| {
+        bare_error(
+            "busybox: { package: busybox-static, suite: trixie }",
+            &format!("busybox: {{ package: busybox-static, suite: trixie, files: {{ amd64: {entry} }} }}"),
+        )
+    };
+    let e = inline("{ file: pool/main/b/b.deb, version: '1' }");
     assert!(
         e.contains("busybox.files.amd64: give `file` and `sha256` together"),
         "{e}"
     );
-    let e = with("  version: \"1:1.37.0-6+b9\"\n", "")
-        .unwrap_err()
-        .to_string();
+    let e = inline(&format!("{{ file: pool/main/b/b.deb, sha256: {SHA_A} }}"));
     assert!(e.contains("busybox.files.amd64: no version"), "{e}");
 }
 
@@ -460,7 +505,7 @@ fn load_reads_the_lock_beside_the_config() {
 fn known_failures_name_targets_of_their_source_and_say_why() {
     let base =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/images/qus.yml")).unwrap();
-    let c = Config::parse(&base, "qus.yml").unwrap();
+    let c = with_default_lock(&base, "qus.yml").unwrap();
     let d72 = c.source("d7.2").unwrap();
     assert!(d72.known_failure(Host::Amd64, "loongarch64").is_some());
     assert!(d72.known_failure(Host::I386, "mips64el").is_some());
@@ -471,7 +516,7 @@ fn known_failures_name_targets_of_their_source_and_say_why() {
             &format!("    known_failures:\n{entry}"),
             1,
         );
-        Config::parse(&text, "qus.yml").unwrap_err().to_string()
+        with_default_lock(&text, "qus.yml").unwrap_err().to_string()
     };
     let e = bad("      - targets: [nosuch]\n        reason: \"x\"\n");
     assert!(
@@ -480,4 +525,102 @@ fn known_failures_name_targets_of_their_source_and_say_why() {
     );
     let e = bad("      - targets: [arm]\n        reason: \" \"\n");
     assert!(e.contains("`reason:` is empty"), "{e}");
+}
+
+// ---- fallback_suites: where `qus lock` may take a host's package when its suite serves none.
+
+#[test]
+fn fallback_suites_are_checked_and_a_lock_may_pin_from_them() {
+    let text = BARE.replace(
+        "suite: trixie, package: qemu-user,",
+        "suite: trixie, fallback_suites: [forky, sid], package: qemu-user,",
+    );
+    let c = Config::parse_with_lock(&text, "m.yml", Some((&bare_lock(), "m.lock"))).unwrap();
+    let d10 = c.source("d10.0").unwrap();
+    assert_eq!(d10.suites_for(Host::Amd64), ["trixie", "forky", "sid"]);
+    assert_eq!(c.busybox.suites_for(Host::Amd64), ["trixie"]);
+
+    // A lock entry from a fallback suite is current; from any other suite it is stale.
+    let mut lock = bare_lock();
+    lock.packages[1].suite = "forky".into();
+    let c = Config::parse_with_lock(&text, "m.yml", Some((&lock, "m.lock"))).unwrap();
+    assert_eq!(
+        c.source("d10.0").unwrap().files[&Host::Amd64].version,
+        "1:10.0.13+ds-0+deb13u1"
+    );
+    lock.packages[1].suite = "bookworm".into();
+    let e = Config::parse_with_lock(&text, "m.yml", Some((&lock, "m.lock")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("d10.0 amd64 is locked as qemu-user from bookworm, but sources[d10.0] says qemu-user from trixie or forky or sid"),
+        "{e}"
+    );
+
+    // A host's own suite (`suite:` in its files entry) comes first, then the fallbacks.
+    let own = text.replace(
+        "arm32v7: { targets: [arm] }",
+        "arm32v7: { targets: [arm], suite: sid }",
+    );
+    let c = Config::parse_with_lock(
+        &own,
+        "m.yml",
+        Some((&lock_with_suite(Host::Arm32v7, "sid"), "m.lock")),
+    )
+    .unwrap();
+    assert_eq!(
+        c.source("d10.0").unwrap().suites_for(Host::Arm32v7),
+        ["sid", "forky"]
+    );
+}
+
+/// The bare lock with d10.0's `host` pinned from `suite`.
+fn lock_with_suite(host: Host, suite: &str) -> LockFile {
+    let mut l = bare_lock();
+    for p in &mut l.packages {
+        if p.role == "d10.0" && p.host == host {
+            p.suite = suite.into();
+        }
+    }
+    l
+}
+
+#[test]
+fn bad_fallback_suites_name_the_file_and_the_field() {
+    let bad = |list: &str| {
+        bare_error(
+            "suite: trixie, package: qemu-user,",
+            &format!("suite: trixie, fallback_suites: {list}, package: qemu-user,"),
+        )
+    };
+    let e = bad("[forky, forky]");
+    assert_eq!(
+        e,
+        "m.yml: sources[d10.0].fallback_suites: 'forky' is listed twice"
+    );
+    let e = bad("[trixie]");
+    assert!(
+        e.starts_with(
+            "m.yml: sources[d10.0].fallback_suites: 'trixie' is the section's own `suite`"
+        ),
+        "{e}"
+    );
+    let e = bad("['../etc']");
+    assert!(
+        e.starts_with("m.yml: sources[d10.0].fallback_suites: '../etc' is not a Debian suite name"),
+        "{e}"
+    );
+    let e = bad("forky");
+    assert!(
+        e.starts_with("m.yml:") && e.contains("fallback_suites"),
+        "{e}"
+    );
+    let e = bare_error(
+        "busybox: { package: busybox-static, suite: trixie }",
+        "busybox: { package: busybox-static, suite: trixie, fallback_suites: ['a b'] }",
+    );
+    assert!(
+        e.starts_with("m.yml: busybox.fallback_suites: 'a b'"),
+        "{e}"
+    );
 }

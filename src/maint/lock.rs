@@ -1,7 +1,9 @@
-//! `qus lock`'s decisions, pure: the new lock file from the mirror's answers, and what
-//! changed against the pins the config had (the table a maintainer reviews).
+//! `qus lock`'s decisions, pure: the new lock file from the choices made on the mirror's
+//! answers ([`super::choose`]), and what changed against the pins the config had (the
+//! table a maintainer reviews, which says where a pin is not the newest listed file and
+//! why).
 
-use super::index::Found;
+use super::choose::{Choice, NotServed};
 use super::{current_pin, Wanted};
 use crate::arch::Host;
 use crate::config::Config;
@@ -49,30 +51,76 @@ pub struct Change {
     pub version: String,
     /// How it moved.
     pub status: Status,
+    /// The suite it is pinned from.
+    pub suite: String,
+    /// Why it is not the newest file of the host's own suite, when it is not.
+    pub note: Option<String>,
+    /// Newer listed files the mirror does not serve.
+    pub not_served: Vec<NotServed>,
 }
 
-/// Pure: the lock file for `found` (answers to `wanted`, in the same order).
-pub fn lock_file(wanted: &[Wanted], found: &[Found]) -> LockFile {
+/// Pure: the lock file for `choices` (made for `wanted`, in the same order), or the error
+/// that names every (role, host) whose listed files the mirror serves none of.
+pub fn lock_file(wanted: &[Wanted], choices: &[Choice]) -> Result<LockFile, String> {
     let mut lock = LockFile::new();
-    for (w, f) in wanted.iter().zip(found) {
-        match f {
-            Found::Newest(p) => lock.packages.push(p.clone()),
-            Found::NoArch => lock.unavailable.push(Unavailable {
+    let mut unserved = Vec::new();
+    for (w, c) in wanted.iter().zip(choices) {
+        match c {
+            Choice::Pin { pin, .. } => lock.packages.push(pin.clone()),
+            Choice::Unlisted => lock.unavailable.push(Unavailable {
                 role: w.role.clone(),
                 host: w.host,
-                suite: w.suite.clone(),
+                suite: w.suite().to_string(),
                 package: w.package.clone(),
             }),
+            Choice::NoneServed { tried } => unserved.push(format!(
+                "  {} {}: the mirror serves no {} for {} from {}: {}",
+                w.role,
+                w.host,
+                w.package,
+                w.host.debian(),
+                w.suites.join(", "),
+                tried
+                    .iter()
+                    .map(|t| format!("{} {} ({})", t.suite, t.version, t.why))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
         }
     }
-    lock
+    if unserved.is_empty() {
+        Ok(lock)
+    } else {
+        Err(format!(
+            "the mirror lists files it does not serve, and no suite the config allows serves \
+             another:\n{}\nuse a complete mirror, or add a suite that has the package to the \
+             section's `fallback_suites`",
+            unserved.join("\n")
+        ))
+    }
 }
 
-/// Pure: each new pin against the pin `old` had for the same (role, host).
-pub fn changes(old: &Config, new: &LockFile) -> Vec<Change> {
+/// Pure: each new pin against the pin `old` had for the same (role, host), with why it was
+/// chosen when it is not the own suite's newest (from `choices`, made for `wanted`).
+pub fn changes(old: &Config, new: &LockFile, wanted: &[Wanted], choices: &[Choice]) -> Vec<Change> {
     new.packages
         .iter()
         .map(|p| {
+            let (note, not_served) = wanted
+                .iter()
+                .zip(choices)
+                .find(|(w, _)| w.role == p.role && w.host == p.host)
+                .and_then(|(_, c)| match c {
+                    Choice::Pin {
+                        note, passed_over, ..
+                    } => Some((
+                        note.as_ref()
+                            .map(|n| format!("{n}; pinned {} {}", p.suite, p.version)),
+                        passed_over.clone(),
+                    )),
+                    _ => None,
+                })
+                .unwrap_or_default();
             let before = current_pin(old, &p.role, p.host);
             let status = match before {
                 None => Status::New,
@@ -87,6 +135,9 @@ pub fn changes(old: &Config, new: &LockFile) -> Vec<Change> {
                 previous: before.map(|b| b.version.clone()),
                 version: p.version.clone(),
                 status,
+                suite: p.suite.clone(),
+                note,
+                not_served,
             }
         })
         .collect()
@@ -101,6 +152,7 @@ pub fn table(changes: &[Change]) -> String {
                 c.role.clone(),
                 c.host.to_string(),
                 c.package.clone(),
+                c.suite.clone(),
                 match (&c.previous, c.status) {
                     (_, Status::Unchanged) => c.version.clone(),
                     (Some(p), _) => format!("{p} → {}", c.version),
@@ -110,7 +162,20 @@ pub fn table(changes: &[Change]) -> String {
             ]
         })
         .collect();
-    table::render(&["ROLE", "HOST", "PACKAGE", "PIN", "CHANGE"], &rows)
+    let mut out = table::render(
+        &["ROLE", "HOST", "PACKAGE", "SUITE", "PIN", "CHANGE"],
+        &rows,
+    );
+    out.push_str(&notes(changes));
+    out
+}
+
+/// Pure: one line per pin that is not the newest file of its host's own suite, and why.
+pub fn notes(changes: &[Change]) -> String {
+    changes
+        .iter()
+        .filter_map(|c| Some(format!("{} {}: {}\n", c.role, c.host, c.note.as_ref()?)))
+        .collect()
 }
 
 /// Pure: what `qus lock --json` prints: the lock's path, whether it was rewritten, and
@@ -132,6 +197,8 @@ pub fn json(path: &str, written: bool, changes: &[Change], lock: &LockFile) -> s
                 "sha256": p.sha256,
                 "previous": c.previous,
                 "status": c.status,
+                "note": c.note,
+                "not_served": c.not_served,
             })
         })
         .collect();
@@ -184,21 +251,96 @@ mod tests {
         Config::parse_with_lock(text, "c.yml", Some((&lock, "c.lock"))).unwrap()
     }
 
-    #[test]
-    fn lock_file_keeps_order_and_records_missing_arches() {
-        let w = |role: &str, host| Wanted {
+    fn want(role: &str, host: Host, suites: &[&str]) -> Wanted {
+        Wanted {
             role: role.into(),
             host,
-            suite: "bookworm".into(),
+            suites: suites.iter().map(|s| s.to_string()).collect(),
             package: "qemu-user-static".into(),
             keyring: None,
-        };
-        let wanted = [w("d7.2", Host::Amd64), w("d7.2", Host::Riscv64)];
+        }
+    }
+
+    fn chosen(p: &LockedPackage) -> Choice {
+        Choice::Pin {
+            pin: p.clone(),
+            passed_over: Vec::new(),
+            note: None,
+        }
+    }
+
+    #[test]
+    fn lock_file_keeps_order_and_records_missing_arches() {
+        let wanted = [
+            want("d7.2", Host::Amd64, &["bookworm"]),
+            want("d7.2", Host::Riscv64, &["bookworm"]),
+        ];
         let p = pin("d7.2", Host::Amd64, "1:7.2+dfsg-7", 'e');
-        let lock = lock_file(&wanted, &[Found::Newest(p.clone()), Found::NoArch]);
+        let lock = lock_file(&wanted, &[chosen(&p), Choice::Unlisted]).unwrap();
         assert_eq!(lock.packages, [p]);
         assert_eq!(lock.unavailable.len(), 1);
         assert!(lock.is_unavailable("d7.2", Host::Riscv64));
+    }
+
+    #[test]
+    fn files_listed_but_served_nowhere_are_an_error_naming_host_package_and_suites() {
+        let wanted = [want("d11.1", Host::S390x, &["trixie-backports", "forky"])];
+        let tried = vec![NotServed {
+            suite: "trixie-backports".into(),
+            version: "1:11.1.3+ds-2~bpo13+1".into(),
+            file: "pool/x.deb".into(),
+            why: "the mirror answers 404".into(),
+        }];
+        let e = lock_file(&wanted, &[Choice::NoneServed { tried }]).unwrap_err();
+        assert!(
+            e.contains(
+                "d11.1 s390x: the mirror serves no qemu-user-static for s390x from \
+                 trixie-backports, forky: trixie-backports 1:11.1.3+ds-2~bpo13+1 (the mirror \
+                 answers 404)"
+            ),
+            "{e}"
+        );
+        assert!(e.contains("fallback_suites"), "{e}");
+    }
+
+    #[test]
+    fn a_pin_from_a_fallback_says_which_file_it_stands_in_for_and_why() {
+        let mut p = pin("d10.0", Host::Arm64v8, "1:10.0.12+ds-1", '9');
+        p.suite = "forky".into();
+        let new = LockFile {
+            packages: vec![p.clone()],
+            ..LockFile::new()
+        };
+        let wanted = [want("d10.0", Host::Arm64v8, &["trixie", "forky"])];
+        let choice = Choice::Pin {
+            pin: p,
+            passed_over: vec![NotServed {
+                suite: "trixie".into(),
+                version: "1:10.0.13+ds-0+deb13u1".into(),
+                file: "pool/main/x/x/x_10.0.13+ds-0+deb13u1_arm64.deb".into(),
+                why: "the mirror answers 404".into(),
+            }],
+            note: Some("trixie 1:10.0.13+ds-0+deb13u1 is listed but the mirror answers 404".into()),
+        };
+        let c = changes(&old(), &new, &wanted, &[choice]);
+        let note = "trixie 1:10.0.13+ds-0+deb13u1 is listed but the mirror answers 404; \
+                    pinned forky 1:10.0.12+ds-1";
+        assert_eq!(c[0].note.as_deref(), Some(note));
+        assert_eq!(c[0].status, Status::Updated);
+        let t = table(&c);
+        assert!(t.contains(&format!("d10.0 arm64v8: {note}\n")), "{t}");
+        assert!(
+            t.lines().nth(1).unwrap().contains(" forky "),
+            "the SUITE column: {t}"
+        );
+        let j = json("c.lock", true, &c, &new);
+        assert_eq!(j["packages"][0]["note"], note);
+        assert_eq!(j["packages"][0]["suite"], "forky");
+        assert_eq!(j["packages"][0]["not_served"][0]["suite"], "trixie");
+        assert_eq!(
+            j["packages"][0]["not_served"][0]["why"],
+            "the mirror answers 404"
+        );
     }
 
     #[test]
@@ -213,7 +355,13 @@ mod tests {
             ],
             ..LockFile::new()
         };
-        let c = changes(&old(), &new);
+        let wanted: Vec<Wanted> = new
+            .packages
+            .iter()
+            .map(|p| want(&p.role, p.host, &[&p.suite]))
+            .collect();
+        let choices: Vec<Choice> = new.packages.iter().map(chosen).collect();
+        let c = changes(&old(), &new, &wanted, &choices);
         let got: Vec<(Host, Status, Option<&str>)> = c
             .iter()
             .map(|c| (c.host, c.status, c.previous.as_deref()))
@@ -240,6 +388,11 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("→ 1:10.0.13+ds-0+deb13u1"), "{t}");
+        assert!(
+            notes(&c).is_empty(),
+            "the own suites' newest: nothing to explain"
+        );
+        assert_eq!(c[0].suite, "trixie");
         let j = json("c.lock", true, &c, &new);
         assert_eq!(j["packages"][2]["status"], "updated");
         assert_eq!(j["packages"][1]["status"], "changed");

@@ -4,10 +4,12 @@
 //! means a newer package is out), `qus lock` to pin the newest packages into the lock file,
 //! reviews the diff, and rebuilds. `qus report` shows which emulator each pinned package
 //! provides for which host. The commands are thin: what to look up comes from the config
-//! ([`wanted`]), the mirror lookups live in [`index`], and the decisions and tables are
-//! pure functions in [`lock`], [`check`] and [`report`].
+//! ([`wanted`]), the mirror lookups (indexes, and whether the mirror serves the files they
+//! list) live in [`index`], and the decisions and tables are pure functions in [`choose`]
+//! (which file to pin), [`lock`], [`check`] and [`report`].
 
 pub mod check;
+pub mod choose;
 pub mod index;
 pub mod lock;
 pub mod report;
@@ -18,22 +20,31 @@ use crate::lockfile::{self, LockFile, BUSYBOX};
 use crate::plan::Plan;
 use crate::progress::Progress;
 use anyhow::{anyhow, Context as _};
+use qus_source::debian_index::Expiry;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// One package to look up in a mirror: the newest `package` of `suite` for `host`.
+/// One package to look up in a mirror: the newest served `package` for `host` of the
+/// host's own suite, else of the suites it may fall back to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
     /// `busybox` or a source name.
     pub role: String,
     /// The host (its Debian arch names the index).
     pub host: Host,
-    /// Debian suite.
-    pub suite: String,
+    /// Debian suites: the host's own first, then its fallbacks in order (never empty).
+    pub suites: Vec<String>,
     /// Debian package name.
     pub package: String,
     /// The keyring the suite's Release must be signed by (`None`: Debian's).
     pub keyring: Option<std::path::PathBuf>,
+}
+
+impl Wanted {
+    /// The host's own suite.
+    pub fn suite(&self) -> &str {
+        &self.suites[0]
+    }
 }
 
 /// Pure: what `qus lock` looks up — busybox and every source, for every host of the
@@ -44,7 +55,7 @@ pub fn wanted(config: &Config) -> Vec<Wanted> {
         out.push(Wanted {
             role: BUSYBOX.into(),
             host,
-            suite: config.busybox.suite_for(host).to_string(),
+            suites: config.busybox.suites_for(host),
             package: config.busybox.package.clone(),
             keyring: config.busybox.keyring.clone(),
         });
@@ -55,7 +66,7 @@ pub fn wanted(config: &Config) -> Vec<Wanted> {
             out.push(Wanted {
                 role: s.name.clone(),
                 host,
-                suite: s.suite_for(host).to_string(),
+                suites: s.suites_for(host),
                 package: s.package.clone(),
                 keyring: s.keyring.clone(),
             });
@@ -73,7 +84,7 @@ pub fn pins(config: &Config) -> Vec<(Wanted, PackageFile)> {
             Wanted {
                 role: BUSYBOX.into(),
                 host: *h,
-                suite: bb.suite_for(*h).to_string(),
+                suites: bb.suites_for(*h),
                 package: bb.package.clone(),
                 keyring: bb.keyring.clone(),
             },
@@ -90,7 +101,7 @@ pub fn pins(config: &Config) -> Vec<(Wanted, PackageFile)> {
                     Wanted {
                         role: s.name.clone(),
                         host: *h,
-                        suite: s.suite_for(*h).to_string(),
+                        suites: s.suites_for(*h),
                         package: s.package.clone(),
                         keyring: s.keyring.clone(),
                     },
@@ -121,10 +132,11 @@ fn need_mirror(mirror: Option<String>) -> anyhow::Result<String> {
     })
 }
 
-/// `qus lock`: pin the newest packages of the configured suites into the lock file.
+/// `qus lock`: pin the newest served packages of the configured suites into the lock file.
 pub(crate) async fn lock_cmd(
     config: Option<&Path>,
     mirror: Option<String>,
+    expiry: Expiry,
     json: bool,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
@@ -143,9 +155,11 @@ pub(crate) async fn lock_cmd(
     }
     let wanted = wanted(&input.config);
     let mirror = need_mirror(mirror)?;
-    let (found, suites) = index::lookup(&mirror, &wanted, progress).await?;
-    let mut new = lock::lock_file(&wanted, &found);
-    new.suites = suites;
+    let looked = index::lookup(&mirror, &wanted, expiry, progress).await?;
+    let choices = looked.choices(&wanted);
+    let mut new = lock::lock_file(&wanted, &choices)
+        .map_err(|e| anyhow!("{e}; nothing was written to {}", lock_path.display()))?;
+    new.suites = looked.suites;
     // The new lock must make the config whole before it replaces the old one.
     Config::load_with_lock(config, &new, lock_path).with_context(|| {
         format!(
@@ -166,16 +180,20 @@ pub(crate) async fn lock_cmd(
     let rendered = new.render(&config_name);
     LockFile::parse(&rendered, &lock_path.display().to_string())
         .context("the mirror's index gave a value qus cannot pin")?;
-    let changes = lock::changes(&input.config, &new);
-    for u in &new.unavailable {
+    let changes = lock::changes(&input.config, &new, &wanted, &choices);
+    for w in wanted
+        .iter()
+        .filter(|w| new.is_unavailable(&w.role, w.host))
+    {
         progress.step(format!(
-            "note: {} has no {} for {} ({}): {} {} is skipped",
-            u.suite,
-            u.package,
-            u.host,
-            u.host.debian(),
-            u.role,
-            u.host
+            "note: {} {} no {} for {} ({}): {} {} is skipped",
+            w.suites.join(", "),
+            if w.suites.len() == 1 { "has" } else { "have" },
+            w.package,
+            w.host,
+            w.host.debian(),
+            w.role,
+            w.host
         ));
     }
     let old_text = std::fs::read_to_string(lock_path).ok();
@@ -203,19 +221,35 @@ pub(crate) async fn lock_cmd(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `qus check`: exit 0 when every pin is the newest the mirror offers, 1 when one is not.
+/// `qus check`: exit 0 when every pin is the newest file the mirror serves, 1 when one is
+/// not (or is not served itself).
 pub(crate) async fn check_cmd(
     config: &Config,
     mirror: Option<String>,
+    expiry: Expiry,
     json: bool,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
     let pins = pins(config);
     let wanted: Vec<Wanted> = pins.iter().map(|(w, _)| w.clone()).collect();
     let mirror = need_mirror(mirror)?;
-    let (found, _) = index::lookup(&mirror, &wanted, progress).await?;
-    let rows = check::compare(&pins, &found)?;
+    let mut looked = index::lookup(&mirror, &wanted, expiry, progress).await?;
+    // Whether each pinned file itself is served (most were asked about already).
+    let asks: Vec<index::Ask> = pins
+        .iter()
+        .map(|(_, f)| index::Ask {
+            file: &f.file,
+            sha256: &f.sha256,
+            size: f.size,
+        })
+        .collect();
+    index::probe_files(&mirror, &asks, &mut looked.answers).await?;
+    let rows = check::compare(&pins, &looked.choices(&wanted), &looked.answers)?;
     let outdated = rows.iter().filter(|r| r.status.needs_lock()).count();
+    let unserved = rows
+        .iter()
+        .filter(|r| r.status == check::Status::NewerNotServed)
+        .count();
     if json {
         crate::output::out_json(&check::json(&rows))?;
     } else {
@@ -224,13 +258,17 @@ pub(crate) async fn check_cmd(
     }
     if outdated == 0 {
         progress.step(format!(
-            "all {} pins are the newest {mirror} offers",
-            rows.len()
+            "all {} pins are the newest {mirror} serves{}",
+            rows.len(),
+            match unserved {
+                0 => String::new(),
+                n => format!(" ({n} with a newer file listed but not served)"),
+            }
         ));
         Ok(ExitCode::SUCCESS)
     } else {
         progress.step(format!(
-            "{outdated} of {} pins are out of date: run `qus lock`{}",
+            "{outdated} of {} pins are out of date or not served: run `qus lock`{}",
             rows.len(),
             config
                 .lock

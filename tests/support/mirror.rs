@@ -18,11 +18,19 @@ pub fn deb_version(deb: &Path) -> String {
     v.replace("%3a", ":")
 }
 
+struct Suite {
+    name: String,
+    packages: Vec<String>,
+    arches: Vec<String>,
+    versions: Option<Vec<String>>,
+}
+
 /// A mirror root on disk, its suites signed by a key of its own.
 pub struct Archive {
     pub root: tempfile::TempDir,
-    /// Package names per suite (the index of a suite lists only these).
-    suites: Vec<(String, Vec<String>, Vec<String>)>,
+    /// Per suite: the package names its index lists, for which arches, and, when given,
+    /// only these versions of them.
+    suites: Vec<Suite>,
     /// The key every suite's InRelease and Release.gpg are signed with.
     pub key: TestKey,
 }
@@ -54,16 +62,38 @@ impl Archive {
 
     /// Declares a suite: which packages its indexes list, for which Debian arches.
     pub fn suite(&mut self, suite: &str, packages: &[&str], arches: &[&str]) {
-        self.suites.push((
-            suite.into(),
-            packages.iter().map(|p| p.to_string()).collect(),
-            arches.iter().map(|a| a.to_string()).collect(),
-        ));
+        self.suites.push(Suite {
+            name: suite.into(),
+            packages: packages.iter().map(|p| p.to_string()).collect(),
+            arches: arches.iter().map(|a| a.to_string()).collect(),
+            versions: None,
+        });
+    }
+
+    /// Declares a suite whose indexes list only these versions of its packages (one suite
+    /// with a newer build than another, from the one pool).
+    pub fn suite_of_versions(
+        &mut self,
+        suite: &str,
+        packages: &[&str],
+        arches: &[&str],
+        versions: &[&str],
+    ) {
+        self.suite(suite, packages, arches);
+        if let Some(s) = self.suites.last_mut() {
+            s.versions = Some(versions.iter().map(|v| v.to_string()).collect());
+        }
     }
 
     /// (Re)writes every suite's `Packages`, `Packages.xz` and `Release` with apt-ftparchive.
     pub fn index(&self) {
-        for (suite, packages, arches) in &self.suites {
+        for Suite {
+            name: suite,
+            packages,
+            arches,
+            versions,
+        } in &self.suites
+        {
             let dists = self.root.path().join("dists").join(suite);
             for arch in arches {
                 let all = ftparchive(self.root.path(), &["--arch", arch, "packages", "pool"]);
@@ -75,6 +105,14 @@ impl Archive {
                         s.lines().any(|l| {
                             l.strip_prefix("Package: ")
                                 .is_some_and(|p| packages.iter().any(|x| x == p))
+                        })
+                    })
+                    .filter(|s| {
+                        versions.as_ref().is_none_or(|vs| {
+                            s.lines().any(|l| {
+                                l.strip_prefix("Version: ")
+                                    .is_some_and(|v| vs.iter().any(|x| x == v))
+                            })
                         })
                     })
                     .collect();

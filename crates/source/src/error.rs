@@ -408,6 +408,17 @@ pub enum Error {
         status: u16,
     },
 
+    /// Asking whether a file is served got only transient failures (5xx, 429).
+    #[error("HEAD {url}: HTTP {status} on each of {attempts} tries; the mirror is failing, try again later or use another mirror")]
+    ProbeFailed {
+        /// The URL.
+        url: String,
+        /// The last status.
+        status: u16,
+        /// How many times it was asked.
+        attempts: u32,
+    },
+
     /// The server could not be reached at all.
     #[error(
         "cannot reach {url}: {source}; check the mirror URL and the network (or use --debs DIR)"
@@ -498,6 +509,15 @@ pub enum Error {
         keyring: PathBuf,
         /// What is wrong: foreign signer, bad signature, expired key or Release.
         detail: String,
+    },
+
+    /// A suite's Release is past its `Valid-Until`: the mirror serves a stale copy.
+    #[error("{release}: expired: its Valid-Until ({valid_until}) has passed, so the mirror serves an old copy")]
+    ReleaseExpired {
+        /// The Release file's URL.
+        release: String,
+        /// Its `Valid-Until`, as written.
+        valid_until: String,
     },
 
     /// A Debian index file (Release, Packages) is malformed.

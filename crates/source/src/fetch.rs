@@ -137,10 +137,7 @@ impl Fetcher {
         base: &Url,
         progress: &(dyn Fn(&Progress) + Send + Sync),
     ) -> Result<VerifiedPackage> {
-        let url = base.join(&pkg.pool_path).map_err(|e| Error::BadUrl {
-            value: format!("{base}{}", pkg.pool_path),
-            reason: e.to_string(),
-        })?;
+        let url = pool_url(base, &pkg.pool_path)?;
         let resp = self.http.get(&url).await?;
         let total = resp.content_length().or(pkg.size);
         let mut sink = Sink::new(&self.cache, url.to_string(), pkg, total, progress).await?;
@@ -347,6 +344,14 @@ impl<'a> Sink<'a> {
         drop(self.file);
         self.cache.commit(self.tmp, &actual, &origin)
     }
+}
+
+/// A pool path below a mirror root.
+pub(crate) fn pool_url(base: &Url, pool_path: &str) -> Result<Url> {
+    base.join(pool_path).map_err(|e| Error::BadUrl {
+        value: format!("{base}{pool_path}"),
+        reason: e.to_string(),
+    })
 }
 
 async fn list_dir(dir: &Path) -> Result<Vec<String>> {

@@ -46,7 +46,7 @@ pub(crate) fn tls_provider() {
 /// A configured HTTP client (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Http {
-    client: reqwest::Client,
+    pub(crate) client: reqwest::Client,
     connect_timeout: Duration,
     read_timeout: Duration,
 }
@@ -107,7 +107,7 @@ impl Http {
         Ok(out)
     }
 
-    fn request_error(&self, url: &Url, e: reqwest::Error) -> Error {
+    pub(crate) fn request_error(&self, url: &Url, e: reqwest::Error) -> Error {
         let url = url.to_string();
         if e.is_timeout() {
             let after = if e.is_connect() {

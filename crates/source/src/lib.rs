@@ -55,6 +55,7 @@ mod limits;
 mod lock;
 pub mod package;
 mod pinned;
+mod probe;
 pub mod rpm;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
@@ -73,3 +74,4 @@ pub use http::{FetchOptions, Http};
 pub use limits::Limits;
 pub use package::PackageInfo;
 pub use pinned::{PackageRef, VerifiedPackage};
+pub use probe::Served;

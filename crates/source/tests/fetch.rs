@@ -507,3 +507,56 @@ async fn disk_full_child() {
     // The entry that made it is still trusted.
     assert!(cache.lookup(&amd64.sha256, None).unwrap().is_some());
 }
+
+/// `qus lock`'s question, "is this pinned file served?", asked without a download.
+#[tokio::test]
+async fn probe_asks_with_head_then_a_range_get_where_head_is_refused() {
+    let m = mirror();
+    let http = qus_source::Http::new(&opts()).unwrap();
+    let Origin::Mirror(base) = origin(&m) else {
+        panic!("a mirror")
+    };
+    let served = http.probe_package(&base, &m.amd64).await.unwrap();
+    assert_eq!(served, qus_source::Served::Yes { size: m.amd64.size });
+    assert_eq!(m.server.requests(&m.amd64.pool_path), ["HEAD"]);
+
+    // Listed in an index, absent from the pool.
+    let mut gone = m.amd64.clone();
+    gone.pool_path = gone.pool_path.replace("amd64", "s390x");
+    let answer = http.probe_package(&base, &gone).await.unwrap();
+    assert_eq!(answer, qus_source::Served::No { status: 404 });
+
+    // A server that answers HEAD with 405: one byte of a range GET tells, and the file is
+    // not downloaded.
+    m.server.refuse_head(true);
+    let served = http.probe_package(&base, &m.arm64).await.unwrap();
+    assert_eq!(served, qus_source::Served::Yes { size: m.arm64.size });
+    assert_eq!(
+        m.server.requests(&m.arm64.pool_path),
+        ["HEAD", "GET bytes=0-0"]
+    );
+    assert_eq!(m.server.hits(&m.arm64.pool_path), 0, "no whole-file GET");
+    let answer = http.probe_package(&base, &gone).await.unwrap();
+    assert_eq!(answer, qus_source::Served::No { status: 404 });
+}
+
+#[tokio::test]
+async fn probe_tries_a_stalled_mirror_again_then_says_it_timed_out() {
+    let m = mirror();
+    m.server.set_mode(Mode::Stall);
+    let http = qus_source::Http::new(&FetchOptions {
+        read_timeout: Duration::from_millis(300),
+        ..opts()
+    })
+    .unwrap();
+    let Origin::Mirror(base) = origin(&m) else {
+        panic!("a mirror")
+    };
+    let err = http.probe_package(&base, &m.amd64).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert_eq!(
+        m.server.requests(&m.amd64.pool_path),
+        ["HEAD", "HEAD", "HEAD"],
+        "a timeout is never taken for 'not served'"
+    );
+}

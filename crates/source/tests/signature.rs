@@ -74,6 +74,14 @@ fn suite(key: Option<&TestKey>, release: &str) -> tempfile::TempDir {
 const RELEASE: &str = "Codename: s\nSHA256:\n e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 0 main/binary-amd64/Packages\n";
 
 async fn fetch(root: &std::path::Path, keyring: &Keyring) -> Result<debian_index::Release, Error> {
+    fetch_with(root, keyring, debian_index::Expiry::Refuse).await
+}
+
+async fn fetch_with(
+    root: &std::path::Path,
+    keyring: &Keyring,
+    expiry: debian_index::Expiry,
+) -> Result<debian_index::Release, Error> {
     let server = Server::start(root).unwrap();
     let http = Http::new(&FetchOptions {
         system_proxy: false,
@@ -81,7 +89,7 @@ async fn fetch(root: &std::path::Path, keyring: &Keyring) -> Result<debian_index
     })
     .unwrap();
     let mirror = url::Url::parse(&server.url()).unwrap();
-    debian_index::fetch_release(&http, &mirror, "s", keyring).await
+    debian_index::fetch_release_with(&http, &mirror, "s", keyring, expiry).await
 }
 
 #[tokio::test]
@@ -182,6 +190,24 @@ async fn expired_keys_and_releases_are_refused() {
             .contains("expired: its Valid-Until (Tue, 14 Nov 2023 22:13:20 UTC) has passed"),
         "{err}"
     );
+    assert!(matches!(err, Error::ReleaseExpired { .. }), "{err:?}");
+
+    // Read anyway when asked (a mirror that stopped syncing), still checking the signature.
+    let keyring = Keyring::load(&key.keyring).unwrap();
+    let r = fetch_with(root.path(), &keyring, debian_index::Expiry::Accept)
+        .await
+        .expect("an expired Release is read when the caller accepts it");
+    assert!(r.expired(std::time::SystemTime::now()).unwrap());
+    assert!(!r.signers.is_empty());
+    let other = TestKey::generate("qus other <other@qus.invalid>", "never");
+    let err = fetch_with(
+        root.path(),
+        &Keyring::load(&other.keyring).unwrap(),
+        debian_index::Expiry::Accept,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("foreign signer"), "{err}");
 }
 
 #[test]

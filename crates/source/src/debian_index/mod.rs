@@ -77,6 +77,28 @@ pub async fn fetch_release(
     suite: &str,
     keyring: &Keyring,
 ) -> Result<Release> {
+    fetch_release_with(http, mirror, suite, keyring, Expiry::Refuse).await
+}
+
+/// What to do with a Release whose `Valid-Until` has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expiry {
+    /// Refuse it: the mirror serves a stale copy (apt's default).
+    #[default]
+    Refuse,
+    /// Read it anyway (apt's `Acquire::Check-Valid-Until=false`): the signature is still
+    /// checked; [`Release::expired`] tells the caller to say so.
+    Accept,
+}
+
+/// [`fetch_release`], with a choice about a Release past its `Valid-Until`.
+pub async fn fetch_release_with(
+    http: &Http,
+    mirror: &Url,
+    suite: &str,
+    keyring: &Keyring,
+    expiry: Expiry,
+) -> Result<Release> {
     check_part(suite)?;
     let now = std::time::SystemTime::now();
     let text = |bytes: Vec<u8>, url: &Url| {
@@ -115,21 +137,11 @@ pub async fn fetch_release(
         }
         Err(e) => return Err(e),
     };
-    if let Some(until) = release.valid_until_secs()? {
-        let now = now
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if until <= now {
-            return Err(Error::BadSignature {
-                release: release.origin.clone(),
-                keyring: keyring.path().to_path_buf(),
-                detail: format!(
-                    "expired: its Valid-Until ({}) has passed, so the mirror serves an old \
-                     copy",
-                    release.valid_until.clone().unwrap_or_default()
-                ),
-            });
-        }
+    if expiry == Expiry::Refuse && release.expired(now)? {
+        return Err(Error::ReleaseExpired {
+            release: release.origin.clone(),
+            valid_until: release.valid_until.clone().unwrap_or_default(),
+        });
     }
     release.signers.dedup();
     Ok(release)

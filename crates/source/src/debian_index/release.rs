@@ -89,6 +89,14 @@ impl Release {
         })
     }
 
+    /// Whether the Release's `Valid-Until` has passed at `now` (never, without one).
+    pub fn expired(&self, now: std::time::SystemTime) -> Result<bool> {
+        let now = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Ok(self.valid_until_secs()?.is_some_and(|until| until <= now))
+    }
+
     /// The `Valid-Until` date as seconds since the epoch, when the Release has one.
     pub fn valid_until_secs(&self) -> Result<Option<u64>> {
         let Some(v) = &self.valid_until else {

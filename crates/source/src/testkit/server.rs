@@ -1,6 +1,7 @@
 //! A tiny HTTP/1.1 file server on 127.0.0.1 laid out like a Debian mirror (`/debian/<path>` = `<path>` under its
 //! root), with switches for the faults a real mirror has: cutting a transfer short,
-//! stalling, or trickling bytes slowly.
+//! stalling, trickling bytes slowly, or refusing HEAD. It answers HEAD and one-range GETs
+//! (`Range: bytes=A-B`) as a mirror's web server does.
 //!
 //! Loopback only, bounded: every connection thread ends on its own (a stall lasts at most
 //! STALL_MAX), nothing outside the root is served, and the server stops when dropped.
@@ -31,7 +32,12 @@ pub enum Mode {
 
 struct State {
     mode: Mode,
+    /// Answer HEAD with 405 (some mirrors and proxies do).
+    refuse_head: bool,
+    /// Whole-file GETs per path.
     hits: HashMap<String, usize>,
+    /// Every request, in order: (path, `HEAD` | `GET` | `GET bytes=0-0`).
+    log: Vec<(String, String)>,
 }
 
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -54,7 +60,9 @@ impl Server {
         let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State {
             mode: Mode::Normal,
+            refuse_head: false,
             hits: HashMap::new(),
+            log: Vec::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let (st, sp, rt) = (state.clone(), stop.clone(), root.to_path_buf());
@@ -93,9 +101,26 @@ impl Server {
         lock(&self.state).mode = mode;
     }
 
-    /// GET requests seen for a path under the mirror root (e.g. `pool/main/...`).
+    /// Whether HEAD requests are answered 405 Method Not Allowed from now on.
+    pub fn refuse_head(&self, refuse: bool) {
+        lock(&self.state).refuse_head = refuse;
+    }
+
+    /// Whole-file GET requests seen for a path under the mirror root (e.g. `pool/main/...`);
+    /// HEADs and range GETs are not counted.
     pub fn hits(&self, path: &str) -> usize {
         *lock(&self.state).hits.get(path).unwrap_or(&0)
+    }
+
+    /// The requests seen for a path under the mirror root, in order: `HEAD`, `GET`, or
+    /// `GET bytes=0-0` for a range GET.
+    pub fn requests(&self, path: &str) -> Vec<String> {
+        lock(&self.state)
+            .log
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, r)| r.clone())
+            .collect()
     }
 }
 
@@ -117,20 +142,45 @@ fn handle(
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut request = String::new();
     reader.read_line(&mut request)?;
+    let mut range = None;
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
             break;
         }
+        if let Some((name, value)) = h.split_once(':') {
+            if name.eq_ignore_ascii_case("range") {
+                range = Some(value.trim().to_string());
+            }
+        }
     }
     let mut conn = conn;
+    let method = request
+        .split_whitespace()
+        .next()
+        .unwrap_or("GET")
+        .to_string();
+    let head = method == "HEAD";
     let path = request.split_whitespace().nth(1).unwrap_or("/");
     let rel = path.strip_prefix("/debian/").unwrap_or("").to_string();
-    let mode = {
+    let (mode, refuse_head) = {
         let mut s = lock(state);
-        *s.hits.entry(rel.clone()).or_default() += 1;
-        s.mode
+        if !head && range.is_none() {
+            *s.hits.entry(rel.clone()).or_default() += 1;
+        }
+        let what = match &range {
+            Some(r) => format!("{method} {r}"),
+            None => method.clone(),
+        };
+        s.log.push((rel.clone(), what));
+        (s.mode, s.refuse_head)
     };
+    if head && refuse_head {
+        return write!(
+            conn,
+            "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+    }
     if mode == Mode::Stall {
         let mut waited = Duration::ZERO;
         while waited < STALL_MAX && !stop.load(Ordering::SeqCst) {
@@ -151,8 +201,24 @@ fn handle(
             "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             msg.len()
         )?;
-        return conn.write_all(msg);
+        return if head { Ok(()) } else { conn.write_all(msg) };
     };
+    if head {
+        return write!(
+            conn,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+    }
+    if let Some((from, to)) = range.as_deref().and_then(|r| one_range(r, body.len())) {
+        write!(
+            conn,
+            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {from}-{to}/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len(),
+            to - from + 1
+        )?;
+        return conn.write_all(&body[from..=to]);
+    }
     write!(
         conn,
         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
@@ -182,4 +248,15 @@ fn handle(
     let mut sink = [0u8; 64];
     let _ = reader.read(&mut sink);
     Ok(())
+}
+
+/// The byte range `bytes=A-B` (or `bytes=A-`) asks for, within a body of `len` bytes.
+fn one_range(header: &str, len: usize) -> Option<(usize, usize)> {
+    let (a, b) = header.strip_prefix("bytes=")?.split_once('-')?;
+    let from: usize = a.trim().parse().ok()?;
+    let to = match b.trim() {
+        "" => len.checked_sub(1)?,
+        b => b.parse::<usize>().ok()?.min(len.checked_sub(1)?),
+    };
+    (from <= to).then_some((from, to))
 }
