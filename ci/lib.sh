@@ -71,6 +71,23 @@ ci_qus() {
   esac
 }
 
+# The static qus binaries to ship as release assets (qus_<host>), into the array ci_self as
+# --qus-binary flags: the files QUS_ASSET_BINARIES names (space-separated; the release
+# workflow passes the ones its native runners built), else the one ci_qus built when it is
+# static, else none (saying why). Call after ci_qus.
+ci_asset_binaries() {
+  ci_self=()
+  local f
+  if [ -n "${QUS_ASSET_BINARIES:-}" ]; then
+    for f in $QUS_ASSET_BINARIES; do ci_self+=(--qus-binary "$f"); done
+  elif [ "$ci_qus_static" = 1 ]; then
+    ci_self=(--qus-binary "$QUS_BIN")
+  else
+    ci_log "QUS_BIN=$QUS_BIN was given: not shipped as an asset (set QUS_ASSET_BINARIES to static qus binaries to ship)"
+  fi
+  return 0
+}
+
 # ci_matrix_flags hosts|nohosts: the matrix flags into the array ci_matrix: --targets and
 # --sources, and --hosts from QUS_HOSTS with `hosts` (a script that takes HOST says nohosts).
 ci_matrix_flags() {
