@@ -3,13 +3,15 @@
 use crate::attest::sign::{Key, PublicKey};
 use crate::attest::{BuildContext, NamedDigest, DEFAULT_BUILDER_ID};
 use crate::cli::{
-    BuildArgs, BuilderArg, Cli, Command, MatrixArgs, MediaArgs, MediaTypesArg, MirrorArgs,
-    PlanArgs, ProgressArg, RegistryArgs, SignArgs, SourceArgs, TestArg,
+    BuildArgs, BuildCmdArgs, BuilderArg, Cli, Command, LoadArg, MatrixArgs, MediaArgs,
+    MediaTypesArg, MirrorArgs, PlanArgs, ProgressArg, RegistryArgs, SignArgs, SourceArgs, TestArg,
 };
 use crate::config::Config;
 use crate::engine::{Engine, EngineEnv};
 use crate::media::MediaTypes;
-use crate::options::{BuildOptions, Builder, RegistryOptions, SourceOptions, SupplyOptions};
+use crate::options::{
+    BuildOptions, Builder, LoadScope, RegistryOptions, SourceOptions, SupplyOptions,
+};
 use crate::plan::{self, Plan, Recipe, Selection};
 use crate::progress::Progress;
 use crate::release::{ReleaseFlags, TestScope};
@@ -33,9 +35,10 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let context = cli.context.as_deref();
     match cli.command {
         Command::Plan(a) => plan_cmd(config, &a),
-        Command::Build(a) => {
+        Command::Build(BuildCmdArgs { build: a, load }) => {
             let plan = make_plan(&Config::load(config)?, &a.matrix)?;
-            let (src, opts) = (source_options(&a.source)?, build_options(&a, context));
+            let (src, mut opts) = (source_options(&a.source)?, build_options(&a, context));
+            opts.load = load_scope(load, a.oci_layout.is_some())?;
             runtime()?.block_on(crate::build::build_cmd(
                 &plan, &src, &opts, a.json, &progress,
             ))
@@ -298,7 +301,31 @@ fn build_options(a: &BuildArgs, context: Option<&str>) -> BuildOptions {
         no_cache: a.no_cache,
         force: a.force,
         jobs: a.jobs.max(1),
+        load: LoadScope::All,
     }
+}
+
+/// `--load`, resolved against this machine.
+fn load_scope(load: LoadArg, layout: bool) -> anyhow::Result<LoadScope> {
+    Ok(match load {
+        LoadArg::All => LoadScope::All,
+        LoadArg::None if !layout => {
+            return Err(crate::exit::usage(
+                "--load none writes nothing without --oci-layout DIR",
+            ))
+        }
+        LoadArg::None => LoadScope::Hosts(Vec::new()),
+        LoadArg::Native => {
+            let m = machine().ok_or_else(|| {
+                crate::exit::usage(format!(
+                    "--load native: this machine ({}) is none of qus's hosts; use --load all \
+                     or --load none",
+                    std::env::consts::ARCH
+                ))
+            })?;
+            LoadScope::Hosts(crate::arch::Host::all().filter(|h| m.runs(*h)).collect())
+        }
+    })
 }
 
 /// The engine `--context` and the docker CLI's variables and config select; an error is

@@ -15,7 +15,7 @@
 use crate::docker::Daemon;
 use crate::image::{self, Image, Store};
 use crate::narrow::{narrow, Narrowed};
-use crate::options::{BuildOptions, Builder, SourceOptions};
+use crate::options::{BuildOptions, Builder, LoadScope, SourceOptions};
 use crate::outcome::{ordered, BuiltImage, ImageStatus};
 use crate::packages::{prepare_partial, Extracted};
 use crate::plan::{ImagePlan, Plan};
@@ -90,7 +90,11 @@ async fn build(
     for line in plan.omissions() {
         progress.step(line);
     }
-    let (mut done, todo) = crate::sink::daemon::in_daemon(daemon, plan, opts.force).await?;
+    let loaded = plan.images.iter().filter(|i| opts.load.loads(i.host));
+    let (mut done, todo) = crate::sink::daemon::in_daemon(daemon, loaded, opts.force).await?;
+    if let Some(line) = load_note(plan, &opts.load) {
+        progress.step(line);
+    }
     let compute: Vec<&ImagePlan> = if opts.oci_layout.is_some() {
         plan.images.iter().collect()
     } else {
@@ -133,6 +137,28 @@ async fn build(
         images: ordered(plan, done),
         made,
         shortfall,
+    })
+}
+
+/// Pure: what `--load` leaves out of the daemon, said once before the work.
+fn load_note(plan: &Plan, load: &LoadScope) -> Option<String> {
+    let LoadScope::Hosts(hosts) = load else {
+        return None;
+    };
+    let out = plan.images.iter().filter(|i| !load.loads(i.host)).count();
+    if out == 0 {
+        return None;
+    }
+    let names: Vec<&str> = hosts.iter().map(|h| h.name()).collect();
+    Some(if names.is_empty() {
+        format!("--load none: the {out} images go to the OCI layout only")
+    } else {
+        format!(
+            "--load native: only the images of {} (this machine runs them without an \
+             emulator) go into the daemon; the other {out} go to the OCI layout only \
+             (--load all loads every one)",
+            names.join(" and ")
+        )
     })
 }
 

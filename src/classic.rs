@@ -41,7 +41,8 @@ pub(crate) async fn build<'a>(
         progress.step(line);
     }
     // Phase 1: what is already built.
-    let (unchanged, todo) = crate::sink::daemon::in_daemon(daemon, plan, opts.force).await?;
+    let (unchanged, todo) =
+        crate::sink::daemon::in_daemon(daemon, &plan.images, opts.force).await?;
     let mut done: BTreeMap<String, BuiltImage> = unchanged
         .into_iter()
         .filter_map(|b| {

@@ -41,7 +41,7 @@ pub enum Command {
     /// Print every image and manifest list the matrix implies (no I/O).
     Plan(PlanArgs),
     /// Fetch, verify and extract the packages, and build the images into the local daemon.
-    Build(BuildArgs),
+    Build(BuildCmdArgs),
     /// Build, push every image and publish the manifest lists.
     Release(ReleaseArgs),
     /// Publish the manifest lists only, over per-host images already in the registry
@@ -283,6 +283,30 @@ pub struct BuildArgs {
     /// Print what was built as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `qus build`: the build flags, and which images go into the daemon.
+#[derive(Debug, Args)]
+pub struct BuildCmdArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub build: BuildArgs,
+    /// Which images to load into the daemon: every one (all), those this machine runs
+    /// without an emulator (native: its own host, and i386 on amd64), or none (with
+    /// --oci-layout: the layout only).
+    #[arg(long, value_enum, default_value_t = LoadArg::All, value_name = "WHICH")]
+    pub load: LoadArg,
+}
+
+/// `--load`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoadArg {
+    /// Every image of the plan.
+    All,
+    /// The images of the hosts this machine runs without an emulator.
+    Native,
+    /// None (the OCI layout only).
+    None,
 }
 
 /// `qus release`.
@@ -645,11 +669,18 @@ mod tests {
     #[test]
     fn build_sources() {
         let c = p("build --debs ./debs --no-cache").unwrap();
-        let Command::Build(a) = c.command else {
+        let Command::Build(BuildCmdArgs { build: a, load }) = c.command else {
             panic!()
         };
         assert_eq!(a.source.debs.unwrap(), PathBuf::from("./debs"));
         assert!(a.no_cache);
+        assert_eq!(load, LoadArg::All);
+        let Command::Build(b) = p("build --load native --oci-layout o").unwrap().command else {
+            panic!()
+        };
+        assert_eq!(b.load, LoadArg::Native);
+        assert!(p("build --load some").is_err());
+        assert!(p("release --load native").is_err(), "release loads nothing");
         assert!(
             p("build --debs d --mirror http://127.0.0.1:1/debian").is_err(),
             "conflict"

@@ -84,6 +84,28 @@ pub(crate) struct BuildOptions {
     pub jobs: usize,
     /// The engine images are loaded into or built by.
     pub engine: crate::engine::Engine,
+    /// Which images `qus build` loads into it.
+    pub load: LoadScope,
+}
+
+/// Which of the plan's images `qus build` loads into the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LoadScope {
+    /// Every one.
+    All,
+    /// Those of these hosts (`--load native`: the ones this machine runs without an
+    /// emulator; `--load none`: no host); the rest go to the OCI layout only.
+    Hosts(Vec<crate::arch::Host>),
+}
+
+impl LoadScope {
+    /// Whether images of `host` are loaded.
+    pub fn loads(&self, host: crate::arch::Host) -> bool {
+        match self {
+            LoadScope::All => true,
+            LoadScope::Hosts(hs) => hs.contains(&host),
+        }
+    }
 }
 
 /// How the registry is reached.

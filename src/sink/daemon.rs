@@ -6,7 +6,7 @@
 use crate::docker::{Daemon, DockerError};
 use crate::image::{Image, Layer};
 use crate::outcome::BuiltImage;
-use crate::plan::{ImagePlan, Plan};
+use crate::plan::ImagePlan;
 use crate::progress::Progress;
 use qus_registry::Digest;
 use serde::Serialize;
@@ -171,12 +171,12 @@ pub(crate) async fn load(
 /// (unchanged), and the rest (to make); with `force`, all are to make.
 pub(crate) async fn in_daemon<'a>(
     daemon: &Daemon,
-    plan: &'a Plan,
+    images: impl IntoIterator<Item = &'a ImagePlan>,
     force: bool,
 ) -> Result<(Vec<BuiltImage>, Vec<&'a ImagePlan>), DockerError> {
     let mut done = Vec::new();
     let mut todo = Vec::new();
-    for img in &plan.images {
+    for img in images {
         let current = if force {
             None
         } else {
