@@ -324,13 +324,12 @@ pub(crate) async fn assets_cmd(
         out.display(),
         from.join(", ")
     ));
-    let written =
-        tokio::task::spawn_blocking(move || {
-            write_assets(&dir, &specs, epoch, Some(&memo), &binaries)
-        })
-            .await
-            .context("writing assets")?
-            .with_context(|| format!("writing assets to {}", out.display()))?;
+    let written = tokio::task::spawn_blocking(move || {
+        write_assets(&dir, &specs, epoch, Some(&memo), &binaries)
+    })
+    .await
+    .context("writing assets")?
+    .with_context(|| format!("writing assets to {}", out.display()))?;
     let unchanged = written
         .iter()
         .filter(|x| x.status == AssetStatus::Unchanged)
@@ -378,7 +377,14 @@ mod tests {
             member: "qemu-aarch64-static".into(),
             origin: AssetOrigin::default(),
         };
-        let a = write_assets(&dir.path().join("a"), std::slice::from_ref(&spec), 7, None, &[]).unwrap();
+        let a = write_assets(
+            &dir.path().join("a"),
+            std::slice::from_ref(&spec),
+            7,
+            None,
+            &[],
+        )
+        .unwrap();
         let b = write_assets(&dir.path().join("b"), &[spec], 7, None, &[]).unwrap();
         assert_eq!(a[0].sha256, b[0].sha256);
         assert_eq!(a[0].name, "qemu-aarch64-static_amd64.tgz");

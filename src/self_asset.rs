@@ -19,7 +19,10 @@ pub(crate) fn name(host: Host) -> String {
 /// headers), refusing anything but a static executable of a qus host.
 pub(crate) fn host_of(bytes: &[u8], file: &Path) -> anyhow::Result<Host> {
     let what = |e: qus_source::elf::NotExpected| {
-        crate::exit::usage(format!("--qus-binary {}: {e}, not a qus binary", file.display()))
+        crate::exit::usage(format!(
+            "--qus-binary {}: {e}, not a qus binary",
+            file.display()
+        ))
     };
     let header = qus_source::elf::parse(bytes).map_err(what)?;
     let host = Host::all()

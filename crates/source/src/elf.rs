@@ -390,7 +390,10 @@ mod tests {
         b[54..56].copy_from_slice(&56u16.to_le_bytes());
         b[56..58].copy_from_slice(&2u16.to_le_bytes());
         let name_at = 64 + 2 * 56;
-        for (i, kind) in [1u32, if interp.is_some() { 3 } else { 6 }].iter().enumerate() {
+        for (i, kind) in [1u32, if interp.is_some() { 3 } else { 6 }]
+            .iter()
+            .enumerate()
+        {
             let mut ph = vec![0u8; 56];
             ph[0..4].copy_from_slice(&kind.to_le_bytes());
             if *kind == 3 {
