@@ -45,6 +45,7 @@ pub mod deb;
 mod deb822;
 pub mod debian_index;
 mod digest;
+mod download;
 pub mod elf;
 mod error;
 pub mod extract;
@@ -56,7 +57,9 @@ mod lock;
 pub mod package;
 mod pinned;
 mod probe;
+mod retry;
 pub mod rpm;
+mod sink;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 mod tree;
@@ -68,10 +71,11 @@ pub use error::{Error, Result};
 pub use extract::{
     extract_emulators, extract_file, Emulator, EmulatorRequest, ExtractedFile, FileRequest,
 };
-pub use fetch::{Fetcher, Origin, Progress};
+pub use fetch::{Fetcher, Origin, Progress, Retrying};
 pub use formats::open_package;
 pub use http::{FetchOptions, Http};
 pub use limits::Limits;
 pub use package::PackageInfo;
 pub use pinned::{PackageRef, VerifiedPackage};
 pub use probe::Served;
+pub use retry::RetryPolicy;
