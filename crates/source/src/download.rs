@@ -255,13 +255,20 @@ mod tests {
     use reqwest::header::HeaderValue;
     use std::time::Duration;
 
-    /// A progress callback's view of a retry.
-    fn line(r: Retrying) -> String {
+    /// A progress callback's view of a retry after `e`, with `done` bytes received.
+    fn line(e: &Error, done: u64, resume: bool, attempt: u32, wait: Duration) -> String {
+        let retry = Retrying {
+            failure: what_failed(e, done),
+            resume,
+            attempt,
+            attempts: 4,
+            wait,
+        };
         Progress {
             file: "qemu-user_11.1.2+ds-3_loong64.deb".into(),
-            done: 0,
+            done,
             total: None,
-            retry: Some(r),
+            retry: Some(retry),
         }
         .to_string()
     }
@@ -308,15 +315,8 @@ mod tests {
             detail: "error decoding response body: Connection reset by peer (os error 104)".into(),
             attempts: 1,
         };
-        let r = Retrying {
-            failure: what_failed(&reset, 59_685_216),
-            resume: true,
-            attempt: 2,
-            attempts: 4,
-            wait: Duration::from_millis(1300),
-        };
         assert_eq!(
-            line(r),
+            line(&reset, 59_685_216, true, 2, Duration::from_millis(1300)),
             "qemu-user_11.1.2+ds-3_loong64.deb: connection reset after 59.7 MB, resuming in \
              1.3 s (attempt 2 of 4)"
         );
@@ -325,13 +325,7 @@ mod tests {
             status: 503,
             attempts: 1,
         };
-        let r = Retrying {
-            failure: what_failed(&busy, 0),
-            resume: false,
-            attempt: 3,
-            attempts: 4,
-            wait: Duration::from_secs(2),
-        };
-        assert!(line(r).ends_with(": HTTP 503, trying again in 2.0 s (attempt 3 of 4)"));
+        assert!(line(&busy, 0, false, 3, Duration::from_secs(2))
+            .ends_with(": HTTP 503, trying again in 2.0 s (attempt 3 of 4)"));
     }
 }

@@ -1,10 +1,10 @@
 //! Bringing a pinned package into the cache, from a Debian mirror or a local folder.
 //!
 //! Either way the bytes stream into a temp file beside the cache entry while being hashed
-//! ([`crate::sink`]); only when the sha256 (and size, if pinned) match does the file get its
+//! (module `sink`); only when the sha256 (and size, if pinned) match does the file get its
 //! content-addressed name. A wrong, short or interrupted transfer therefore never leaves
 //! anything that a later run could mistake for the package. A download that fails on the
-//! way is tried again, and resumed where it broke off ([`crate::download`]).
+//! way is tried again, and resumed where it broke off (module `download`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,8 @@
 //! The data flow is one-directional, and so is this crate:
 //!
 //! 1. [`fetch`] brings a [`PackageRef`] (pool path + sha256) from a Debian mirror or a local
-//!    folder into the [`Cache`], verified before it gets its final name.
+//!    folder into the [`Cache`], verified before it gets its final name; a download the
+//!    mirror breaks off is tried again and resumed, as [`RetryPolicy`] says.
 //! 2. [`extract`] streams a package's data archive and writes `qemu-T-static` files into a
 //!    work dir (or, through [`Cache::extract_emulators`], into a cached one), refusing
 //!    anything that would write outside it, blow up in size, or not run on the host.

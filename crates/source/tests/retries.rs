@@ -15,6 +15,11 @@ use crate::support::{sha256_file, tree};
 /// Where the first GET is cut.
 const CUT: usize = 300_000;
 
+/// The requests of a GET cut at [`CUT`] and the one that asks for the rest.
+fn cut_and_rest() -> [String; 2] {
+    ["GET".to_string(), format!("GET bytes={CUT}-")]
+}
+
 /// Fetches `pkg` into a new cache: the result, the retries the progress callback was told
 /// of, and the cache folder.
 async fn fetch(
@@ -64,10 +69,7 @@ async fn a_transfer_cut_once_resumes_with_a_range_request() {
     assert!(!got.from_cache);
     assert_eq!(Some(got.size), m.amd64.size);
     let path = &m.amd64.pool_path;
-    assert_eq!(
-        m.server.requests(path),
-        ["GET".to_string(), format!("GET bytes={CUT}-")]
-    );
+    assert_eq!(m.server.requests(path), cut_and_rest());
     assert_eq!(
         Some(m.server.sent(path)),
         m.amd64.size,
@@ -90,10 +92,7 @@ async fn a_server_that_ignores_range_sends_the_whole_file_again() {
     let (got, _, cache) = fetch(&m, &m.amd64).await;
     got.unwrap();
     let path = &m.amd64.pool_path;
-    assert_eq!(
-        m.server.requests(path),
-        ["GET".to_string(), format!("GET bytes={CUT}-")]
-    );
+    assert_eq!(m.server.requests(path), cut_and_rest());
     assert_eq!(
         Some(m.server.sent(path)),
         m.amd64.size.map(|n| n + CUT as u64),
@@ -109,9 +108,10 @@ async fn a_206_of_the_wrong_part_starts_over_from_0() {
     m.server.fault_once(Fault::WrongRange);
     let (got, _, cache) = fetch(&m, &m.amd64).await;
     got.unwrap();
+    let [cut, rest] = cut_and_rest();
     assert_eq!(
         m.server.requests(&m.amd64.pool_path),
-        ["GET".to_string(), format!("GET bytes={CUT}-"), "GET".into()]
+        [cut, rest, "GET".into()]
     );
     assert_cached_once(cache.path(), &m.amd64);
 }
