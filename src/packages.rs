@@ -70,7 +70,7 @@ pub(crate) async fn prepare(
     let lines: Vec<String> = prepared
         .failures
         .iter()
-        .map(|f| format!("{}: {}", f.what(), f.reason))
+        .map(|f| format!("{}: {}; {}", f.what(), f.reason, f.hint))
         .collect();
     Err(anyhow!("{}", lines.join("; ")))
 }
@@ -98,9 +98,13 @@ pub(crate) async fn prepare_partial(
         let pkg = qus_source::PackageRef::new(&p.file, &p.sha256, p.size)
             .with_context(|| format!("{} for {}", p.package, p.host))?;
         let bar = progress.bytes(pkg.file_name(), p.size);
-        let fetched = fetcher
-            .fetch(&pkg, &origins[&p.distro], &|x| bar.set(x.done))
-            .await;
+        let told = |x: &qus_source::Progress| {
+            if x.retry.is_some() {
+                progress.step(x.to_string());
+            }
+            bar.set(x.done);
+        };
+        let fetched = fetcher.fetch(&pkg, &origins[&p.distro], &told).await;
         drop(bar);
         let v = match fetched {
             Ok(v) => v,

@@ -18,7 +18,8 @@ pub(crate) enum Cause {
     NotInFolder,
     /// The bytes that came are not the pinned ones (sha256 or size).
     Mismatch,
-    /// The mirror did not answer in time, could not be reached, or broke off the transfer.
+    /// The mirror did not answer in time, could not be reached, broke off the transfer or
+    /// answered 5xx or 429, on every try.
     Network,
     /// The pinned bytes are not a usable package: corrupt, unsigned, of another
     /// architecture, or without an emulator the config says it ships.
@@ -30,6 +31,8 @@ impl Cause {
     pub(crate) fn of(e: &qus_source::Error) -> Option<Cause> {
         use qus_source::Error as E;
         Some(match e {
+            // A 5xx or 429 on every try: the mirror is failing, not missing the file.
+            e @ E::HttpStatus { .. } if e.is_transient() => Cause::Network,
             E::HttpStatus { .. } => Cause::NotServed,
             E::NotInLocalDir { .. } => Cause::NotInFolder,
             E::ChecksumMismatch { .. } | E::SizeMismatch { .. } | E::DownloadTooLarge { .. } => {
@@ -336,11 +339,13 @@ mod tests {
 
     #[test]
     fn only_the_packages_faults_are_causes() {
-        let status = qus_source::Error::HttpStatus {
+        let status = |status| qus_source::Error::HttpStatus {
             url: "http://127.0.0.1:9/debian/pool/x.deb".into(),
-            status: 404,
+            status,
+            attempts: 1,
         };
-        assert_eq!(Cause::of(&status), Some(Cause::NotServed));
+        assert_eq!(Cause::of(&status(404)), Some(Cause::NotServed));
+        assert_eq!(Cause::of(&status(503)), Some(Cause::Network));
         let sum = qus_source::Error::ChecksumMismatch {
             file: "x.deb".into(),
             origin: "o".into(),
@@ -357,5 +362,35 @@ mod tests {
         assert_eq!(Cause::of(&disk), None);
         assert!(Cause::NotServed.hint().contains("qus lock"));
         assert!(Cause::NotServed.hint().contains("--debs"));
+    }
+
+    #[test]
+    fn a_transfer_broken_off_on_every_try_says_what_to_do_once() {
+        let e = qus_source::Error::Interrupted {
+            url: "http://127.0.0.1:9/debian/pool/q/qemu-user_11.1.2+ds-3_loong64.deb".into(),
+            received: 59_685_216,
+            expected: Some(67_070_916),
+            detail: "Connection reset by peer (os error 104)".into(),
+            attempts: 4,
+        };
+        let package = PackagePlan {
+            role: Role::Qemu {
+                source: "d11.1".into(),
+            },
+            distro: crate::config::Distro::Debian,
+            host: crate::arch::Host::Amd64,
+            package: "qemu-user".into(),
+            version: "1:11.1.2+ds-3".into(),
+            file: "pool/q/qemu-user_11.1.2+ds-3_loong64.deb".into(),
+            sha256: "ab".repeat(32),
+            size: None,
+            targets: Vec::new(),
+            keyring: None,
+        };
+        let cause = Cause::of(&e).unwrap();
+        assert_eq!(cause, Cause::Network);
+        let line = PackageFailure::new(&package, cause, e.to_string()).line("images");
+        assert_eq!(line.matches("run again").count(), 1, "{line}");
+        assert!(line.contains("(tried 4 times)"), "{line}");
     }
 }

@@ -359,10 +359,28 @@ fn a_package_the_mirror_lists_but_does_not_serve_leaves_out_only_what_needs_it()
     let (sha, _) = sum(&mirror.missing);
     assert!(!cfg.dir.path().join("blobs/sha256").join(&sha).exists());
 
-    // Served again: the rest is made, and every list is written.
+    // Served again, by a mirror that breaks the transfer off once: it is resumed where it
+    // broke off, the rest is made, and every list is written.
     mirror.serve(true);
+    const CUT: usize = 1_000_000;
+    mirror
+        .server
+        .fault_once(qus_source::testkit::Fault::Cut(CUT));
     let (code, json, err) = build_json(&cfg, cfg.dir.path(), &matrix);
     assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains(&format!(
+            "qus: {name}: cut short after 1.0 MB, resuming in "
+        )),
+        "{err}"
+    );
+    assert!(err.contains("(attempt 2 of 4)"), "{err}");
+    let asked = mirror.server.requests(&pool_path(&mirror.missing));
+    assert_eq!(
+        asked[asked.len() - 2..],
+        ["GET".to_string(), format!("GET bytes={CUT}-")],
+        "{asked:?}"
+    );
     assert!(json["failed_packages"].as_array().unwrap().is_empty());
     assert_eq!(repo.images().len(), 8);
     let whole = layout_tags(&layout);

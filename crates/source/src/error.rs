@@ -399,13 +399,15 @@ pub enum Error {
         limit: u64,
     },
 
-    /// The server answered with a non-success HTTP status.
-    #[error("GET {url}: HTTP {status}{}", if *status == 404 { "; the mirror does not have this file (an old pin, or not a full Debian mirror?)" } else { "" })]
+    /// The server answered with a non-success HTTP status (a transient one, on every try).
+    #[error("GET {url}{}: HTTP {status}{}", tried(*attempts), if *status == 404 { "; the mirror does not have this file (an old pin, or not a full Debian mirror?)" } else { "" })]
     HttpStatus {
         /// The URL.
         url: String,
         /// The status code.
         status: u16,
+        /// How many times it was asked.
+        attempts: u32,
     },
 
     /// Asking whether a file is served got only transient failures (5xx, 429).
@@ -421,7 +423,8 @@ pub enum Error {
 
     /// The server could not be reached at all.
     #[error(
-        "cannot reach {url}: {source}; check the mirror URL and the network (or use --debs DIR)"
+        "cannot reach {url}{}: {source}; check the mirror URL and the network (or use --debs DIR)",
+        tried(*attempts)
     )]
     Unreachable {
         /// The URL.
@@ -429,6 +432,8 @@ pub enum Error {
         /// The client error.
         #[source]
         source: reqwest::Error,
+        /// How many times it was tried.
+        attempts: u32,
     },
 
     /// The HTTP client could not be set up (TLS back end).
@@ -440,25 +445,29 @@ pub enum Error {
     },
 
     /// The server stopped answering for longer than the read or connect timeout.
-    #[error("GET {url}: no data for {after:?} (timeout); the mirror is too slow or stuck, try again or use another mirror")]
+    #[error("GET {url}{}: no data for {after:?} (timeout); the mirror is too slow or stuck", tried(*attempts))]
     Timeout {
         /// The URL.
         url: String,
         /// The timeout that elapsed.
         after: Duration,
+        /// How many times it was tried.
+        attempts: u32,
     },
 
-    /// The transfer broke off before the whole file arrived.
-    #[error("GET {url}: transfer interrupted after {received} bytes{}: {detail}; nothing was cached, run again", match expected { Some(n) => format!(" of {n}"), None => String::new() })]
+    /// The transfer broke off before the whole file arrived (on every try).
+    #[error("GET {url}{}: transfer interrupted after {received} bytes{}: {detail}; nothing was cached", tried(*attempts), match expected { Some(n) => format!(" of {n}"), None => String::new() })]
     Interrupted {
         /// The URL.
         url: String,
-        /// Bytes received.
+        /// Bytes received (on the last try, with those of the tries it resumed).
         received: u64,
         /// Bytes announced, if known.
         expected: Option<u64>,
         /// The underlying error.
         detail: String,
+        /// How many times it was tried.
+        attempts: u32,
     },
 
     /// A `--debs DIR` folder has no file for the package.
@@ -570,7 +579,39 @@ fn io_hint(e: &io::Error) -> &'static str {
     }
 }
 
+/// ` (tried 4 times)`, or nothing for a single try.
+fn tried(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (tried {attempts} times)")
+    } else {
+        String::new()
+    }
+}
+
 impl Error {
+    /// Whether the failure may pass if the request is made again: a timeout, a connection
+    /// that could not be made or broke off, a 5xx (but 501), 408 or 429. This crate's
+    /// requests try these again (see [`crate::RetryPolicy`]) before returning them.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Timeout { .. } | Error::Unreachable { .. } | Error::Interrupted { .. } => true,
+            Error::HttpStatus { status, .. } => crate::retry::transient_status(*status),
+            _ => false,
+        }
+    }
+
+    /// The same error, saying it happened on each of `n` tries.
+    pub(crate) fn tried(mut self, n: u32) -> Self {
+        match &mut self {
+            Error::Timeout { attempts, .. }
+            | Error::Unreachable { attempts, .. }
+            | Error::Interrupted { attempts, .. }
+            | Error::HttpStatus { attempts, .. } => *attempts = n,
+            _ => {}
+        }
+        self
+    }
+
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {
             action,

@@ -1,22 +1,23 @@
 //! Bringing a pinned package into the cache, from a Debian mirror or a local folder.
 //!
-//! Either way the bytes stream into a temp file beside the cache entry while being hashed;
-//! only when the sha256 (and size, if pinned) match does the file get its content-addressed
-//! name. A wrong, short or interrupted transfer therefore never leaves anything that a later
-//! run could mistake for the package: the temp file is deleted when its handle drops.
+//! Either way the bytes stream into a temp file beside the cache entry while being hashed
+//! (module `sink`); only when the sha256 (and size, if pinned) match does the file get its
+//! content-addressed name. A wrong, short or interrupted transfer therefore never leaves
+//! anything that a later run could mistake for the package. A download that fails on the
+//! way is tried again, and resumed where it broke off (module `download`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use futures::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use url::Url;
 
 use crate::cache::Cache;
-use crate::digest::Hasher;
 use crate::error::{Error, Result};
 use crate::http::{FetchOptions, Http};
 use crate::pinned::{PackageRef, VerifiedPackage};
+use crate::sink::{OnProgress, Sink};
 
 /// Where packages come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,10 +61,15 @@ pub struct Progress {
     pub done: u64,
     /// Bytes in all, when known.
     pub total: Option<u64>,
+    /// Set when the transfer failed and is about to be tried again.
+    pub retry: Option<Retrying>,
 }
 
 impl fmt::Display for Progress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(r) = &self.retry {
+            return write!(f, "{}: {r}", self.file);
+        }
         match self.total {
             Some(t) if t > 0 => write!(
                 f,
@@ -78,10 +84,38 @@ impl fmt::Display for Progress {
     }
 }
 
-/// Progress callbacks get a call at most every this many bytes (and at the end).
-const PROGRESS_STEP: u64 = 1 << 20;
-/// Most bytes stored for a package without a pinned size (qemu packages are ~70 MB).
-const MAX_UNPINNED: u64 = 2 << 30;
+/// A transfer that failed and is about to be tried again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retrying {
+    /// What went wrong, briefly: `connection reset after 59.7 MB`, `HTTP 503`.
+    pub failure: String,
+    /// Whether the next try asks only for the bytes still missing.
+    pub resume: bool,
+    /// The try that comes next (2 for the first retry).
+    pub attempt: u32,
+    /// Tries in all, at most.
+    pub attempts: u32,
+    /// The wait before it.
+    pub wait: Duration,
+}
+
+impl fmt::Display for Retrying {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}, {} in {:.1} s (attempt {} of {})",
+            self.failure,
+            if self.resume {
+                "resuming"
+            } else {
+                "trying again"
+            },
+            self.wait.as_secs_f64(),
+            self.attempt,
+            self.attempts
+        )
+    }
+}
 
 /// Fetches packages into a cache.
 #[derive(Debug, Clone)]
@@ -110,6 +144,7 @@ impl Fetcher {
     }
 
     /// Returns the package from the cache, or brings it there from `origin` and verifies it.
+    /// `progress` is told how far a transfer is, and when it is tried again.
     pub async fn fetch(
         &self,
         pkg: &PackageRef,
@@ -122,46 +157,24 @@ impl Fetcher {
                 file: pkg.file_name().to_string(),
                 done: hit.size,
                 total: Some(hit.size),
+                retry: None,
             });
             return Ok(hit);
         }
         match origin {
-            Origin::Mirror(base) => self.download(pkg, base, progress).await,
+            Origin::Mirror(base) => {
+                let url = pool_url(base, &pkg.pool_path)?;
+                crate::download::download(&self.http, &self.cache, pkg, url, progress).await
+            }
             Origin::LocalDir(dir) => self.import(pkg, dir, progress).await,
         }
-    }
-
-    async fn download(
-        &self,
-        pkg: &PackageRef,
-        base: &Url,
-        progress: &(dyn Fn(&Progress) + Send + Sync),
-    ) -> Result<VerifiedPackage> {
-        let url = pool_url(base, &pkg.pool_path)?;
-        let resp = self.http.get(&url).await?;
-        let total = resp.content_length().or(pkg.size);
-        let mut sink = Sink::new(&self.cache, url.to_string(), pkg, total, progress).await?;
-        let mut body = resp.bytes_stream();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| self.http.body_error(&url, e, sink.done, total))?;
-            sink.write(&chunk).await?;
-        }
-        if let Some(announced) = total.filter(|&n| sink.done < n) {
-            return Err(Error::Interrupted {
-                url: url.to_string(),
-                received: sink.done,
-                expected: Some(announced),
-                detail: "the connection closed early".into(),
-            });
-        }
-        sink.finish().await
     }
 
     async fn import(
         &self,
         pkg: &PackageRef,
         dir: &Path,
-        progress: &(dyn Fn(&Progress) + Send + Sync),
+        progress: &OnProgress<'_>,
     ) -> Result<VerifiedPackage> {
         let names = list_dir(dir).await?;
         let candidates = local_candidates(pkg.file_name(), &names);
@@ -191,7 +204,7 @@ impl Fetcher {
         &self,
         pkg: &PackageRef,
         path: &Path,
-        progress: &(dyn Fn(&Progress) + Send + Sync),
+        progress: &OnProgress<'_>,
     ) -> Result<VerifiedPackage> {
         let mut f = tokio::fs::File::open(path)
             .await
@@ -211,138 +224,6 @@ impl Fetcher {
             sink.write(&buf[..n]).await?;
         }
         sink.finish().await
-    }
-}
-
-/// A temp file in the cache being filled and hashed.
-struct Sink<'a> {
-    cache: &'a Cache,
-    /// URL or path, for messages.
-    origin: String,
-    pkg: &'a PackageRef,
-    tmp: tempfile::NamedTempFile,
-    file: tokio::fs::File,
-    hasher: Hasher,
-    done: u64,
-    total: Option<u64>,
-    reported: u64,
-    progress: &'a (dyn Fn(&Progress) + Send + Sync),
-}
-
-impl<'a> Sink<'a> {
-    async fn new(
-        cache: &'a Cache,
-        origin: String,
-        pkg: &'a PackageRef,
-        total: Option<u64>,
-        progress: &'a (dyn Fn(&Progress) + Send + Sync),
-    ) -> Result<Sink<'a>> {
-        let dir = cache.blobs_dir();
-        let tmp = tempfile::Builder::new()
-            .prefix(".qus-")
-            .suffix(".part")
-            .tempfile_in(&dir)
-            .map_err(|e| Error::io("cannot create a temporary file in", &dir, e))?;
-        let std_file = tmp
-            .as_file()
-            .try_clone()
-            .map_err(|e| Error::io("cannot write", tmp.path(), e))?;
-        progress(&Progress {
-            file: pkg.file_name().to_string(),
-            done: 0,
-            total,
-        });
-        Ok(Sink {
-            cache,
-            origin,
-            pkg,
-            file: tokio::fs::File::from_std(std_file),
-            tmp,
-            hasher: Hasher::default(),
-            done: 0,
-            total,
-            reported: 0,
-            progress,
-        })
-    }
-
-    async fn write(&mut self, data: &[u8]) -> Result<()> {
-        // A pinned size bounds how much a hostile server can make us store.
-        let after = self.done + data.len() as u64;
-        match self.pkg.size {
-            Some(max) if after > max => {
-                return Err(Error::SizeMismatch {
-                    file: self.pkg.file_name().to_string(),
-                    origin: self.origin.clone(),
-                    expected: max,
-                    actual: after,
-                })
-            }
-            None if after > MAX_UNPINNED => {
-                return Err(Error::DownloadTooLarge {
-                    url: self.origin.clone(),
-                    limit: MAX_UNPINNED,
-                })
-            }
-            _ => {}
-        }
-        self.hasher.update(data);
-        self.file
-            .write_all(data)
-            .await
-            .map_err(|e| Error::io("cannot write", self.tmp.path(), e))?;
-        self.done += data.len() as u64;
-        if self.done - self.reported >= PROGRESS_STEP {
-            self.reported = self.done;
-            (self.progress)(&Progress {
-                file: self.pkg.file_name().to_string(),
-                done: self.done,
-                total: self.total,
-            });
-        }
-        Ok(())
-    }
-
-    async fn finish(mut self) -> Result<VerifiedPackage> {
-        let origin = self.origin.clone();
-        self.file
-            .flush()
-            .await
-            .map_err(|e| Error::io("cannot write", self.tmp.path(), e))?;
-        let file_name = self.pkg.file_name().to_string();
-        if let Some(expected) = self.pkg.size {
-            if expected != self.done {
-                return Err(Error::SizeMismatch {
-                    file: file_name,
-                    origin: origin.clone(),
-                    expected,
-                    actual: self.done,
-                });
-            }
-        }
-        let actual = self.hasher.finish();
-        if actual != self.pkg.sha256 {
-            return Err(Error::ChecksumMismatch {
-                file: file_name,
-                origin: origin.clone(),
-                expected: self.pkg.sha256.to_hex(),
-                actual: actual.to_hex(),
-            });
-        }
-        if self.reported != self.done {
-            (self.progress)(&Progress {
-                file: file_name,
-                done: self.done,
-                total: self.total,
-            });
-        }
-        // fsync off the async threads; commit's own fsync then has nothing left to write.
-        self.file
-            .sync_all()
-            .await
-            .map_err(|e| Error::io("cannot write", self.tmp.path(), e))?;
-        drop(self.file);
-        self.cache.commit(self.tmp, &actual, &origin)
     }
 }
 

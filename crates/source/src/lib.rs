@@ -4,7 +4,8 @@
 //! The data flow is one-directional, and so is this crate:
 //!
 //! 1. [`fetch`] brings a [`PackageRef`] (pool path + sha256) from a Debian mirror or a local
-//!    folder into the [`Cache`], verified before it gets its final name.
+//!    folder into the [`Cache`], verified before it gets its final name; a download the
+//!    mirror breaks off is tried again and resumed, as [`RetryPolicy`] says.
 //! 2. [`extract`] streams a package's data archive and writes `qemu-T-static` files into a
 //!    work dir (or, through [`Cache::extract_emulators`], into a cached one), refusing
 //!    anything that would write outside it, blow up in size, or not run on the host.
@@ -45,6 +46,7 @@ pub mod deb;
 mod deb822;
 pub mod debian_index;
 mod digest;
+mod download;
 pub mod elf;
 mod error;
 pub mod extract;
@@ -56,7 +58,9 @@ mod lock;
 pub mod package;
 mod pinned;
 mod probe;
+mod retry;
 pub mod rpm;
+mod sink;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 mod tree;
@@ -68,10 +72,11 @@ pub use error::{Error, Result};
 pub use extract::{
     extract_emulators, extract_file, Emulator, EmulatorRequest, ExtractedFile, FileRequest,
 };
-pub use fetch::{Fetcher, Origin, Progress};
+pub use fetch::{Fetcher, Origin, Progress, Retrying};
 pub use formats::open_package;
 pub use http::{FetchOptions, Http};
 pub use limits::Limits;
 pub use package::PackageInfo;
 pub use pinned::{PackageRef, VerifiedPackage};
 pub use probe::Served;
+pub use retry::RetryPolicy;

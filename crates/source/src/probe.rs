@@ -4,10 +4,8 @@
 //!
 //! A HEAD first; where HEAD is refused (405, 501), a one-byte range GET
 //! (`Range: bytes=0-0`) whose body is never read. Transient answers (a timeout, a refused
-//! connection, 5xx, 429) are tried again a few times and then are an error, never "not
-//! served": a flaky mirror must not move a pin.
-
-use std::time::Duration;
+//! connection, 5xx, 429) are tried again as the crate's [`crate::RetryPolicy`] says, and
+//! then are an error, never "not served": a flaky mirror must not move a pin.
 
 use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_RANGE, RANGE};
 use url::Url;
@@ -16,11 +14,7 @@ use crate::error::{Error, Result};
 use crate::fetch::pool_url;
 use crate::http::Http;
 use crate::pinned::PackageRef;
-
-/// Tries per file before a transient failure is an error.
-const ATTEMPTS: u32 = 3;
-/// Pause before the second try; doubled before each later one.
-const BACKOFF: Duration = Duration::from_millis(500);
+use crate::retry::{transient_status, Failed, Tries};
 
 /// What a mirror says about one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +47,7 @@ fn verdict(status: u16) -> Verdict {
     match status {
         200..=299 => Verdict::Served,
         405 | 501 => Verdict::HeadRefused,
-        408 | 429 | 500 | 502..=599 => Verdict::Transient,
+        s if transient_status(s) => Verdict::Transient,
         _ => Verdict::NotServed,
     }
 }
@@ -75,36 +69,32 @@ fn length(status: u16, headers: &HeaderMap) -> Option<u64> {
 
 impl Http {
     /// Whether `url` is served: a HEAD, or a one-byte range GET where HEAD is refused.
-    /// Timeouts, connection errors, 5xx and 429 are tried [`ATTEMPTS`] times in all, then
-    /// returned as errors.
+    /// Timeouts, connection errors, 5xx and 429 are tried again as the retry policy says,
+    /// then returned as errors.
     pub async fn probe(&self, url: &Url) -> Result<Served> {
-        let mut attempt = 1;
-        let mut pause = BACKOFF;
+        let mut tries = Tries::new(self.retry());
         loop {
-            let last = attempt == ATTEMPTS;
-            match self.probe_once(url).await {
-                Ok((size, _, Verdict::Served)) => return Ok(Served::Yes { size }),
-                Ok((_, status, Verdict::NotServed | Verdict::HeadRefused)) => {
-                    return Ok(Served::No { status })
-                }
-                Ok((_, status, Verdict::Transient)) if last => {
-                    return Err(Error::ProbeFailed {
-                        url: url.to_string(),
-                        status,
-                        attempts: ATTEMPTS,
+            let failed = match self.probe_once(url).await {
+                Ok(served) => return Ok(served),
+                Err(failed) => failed,
+            };
+            match tries.again(&failed) {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => {
+                    return Err(match tries.give_up(failed) {
+                        Error::HttpStatus {
+                            url,
+                            status,
+                            attempts,
+                        } => Error::ProbeFailed {
+                            url,
+                            status,
+                            attempts,
+                        },
+                        e => e,
                     })
                 }
-                Err(e)
-                    if last || !matches!(e, Error::Timeout { .. } | Error::Unreachable { .. }) =>
-                {
-                    return Err(e)
-                }
-                // Transient: try again.
-                _ => {}
             }
-            tokio::time::sleep(pause).await;
-            pause *= 2;
-            attempt += 1;
         }
     }
 
@@ -113,25 +103,27 @@ impl Http {
         self.probe(&pool_url(mirror, &pkg.pool_path)?).await
     }
 
-    /// One HEAD, and the range GET if HEAD is refused: (length, status, verdict).
-    async fn probe_once(&self, url: &Url) -> Result<(Option<u64>, u16, Verdict)> {
-        let send = |r: reqwest::RequestBuilder| async move {
-            r.send().await.map_err(|e| self.request_error(url, e))
+    /// One HEAD, and the range GET if HEAD is refused; a transient answer is a failure.
+    async fn probe_once(&self, url: &Url) -> Result<Served, Failed> {
+        let head = self.send(url, self.client.head(url.clone())).await?;
+        let resp = match verdict(head.status().as_u16()) {
+            Verdict::HeadRefused => {
+                let get = self.client.get(url.clone()).header(RANGE, "bytes=0-0");
+                self.send(url, get).await?
+            }
+            _ => head,
         };
-        let head = send(self.client.head(url.clone())).await?;
-        let status = head.status().as_u16();
-        if verdict(status) != Verdict::HeadRefused {
-            return Ok((length(status, head.headers()), status, verdict(status)));
-        }
-        let get = send(self.client.get(url.clone()).header(RANGE, "bytes=0-0")).await?;
-        let status = get.status().as_u16();
         // The body (one byte, or all of it from a server that ignores Range) is not read:
         // dropping the response closes the connection.
-        let v = match verdict(status) {
-            Verdict::HeadRefused => Verdict::NotServed,
-            v => v,
-        };
-        Ok((length(status, get.headers()), status, v))
+        let status = resp.status().as_u16();
+        match verdict(status) {
+            Verdict::Served => Ok(Served::Yes {
+                size: length(status, resp.headers()),
+            }),
+            Verdict::Transient => Err(self.failure(url, &resp)),
+            // Refused again by the GET: not served.
+            Verdict::NotServed | Verdict::HeadRefused => Ok(Served::No { status }),
+        }
     }
 }
 

@@ -11,4 +11,4 @@ mod server;
 pub use debs::{ftparchive, pool_name, real_deb, test_debs};
 pub use elf::{elf, elf_header};
 pub use pgp::{gpgv_signers, TestKey};
-pub use server::{Mode, Server};
+pub use server::{Fault, Mode, Server};

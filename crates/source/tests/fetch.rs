@@ -6,20 +6,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use qus_source::{Cache, Error, FetchOptions, Fetcher, Origin, PackageRef, Progress};
+use qus_source::{Cache, Error, FetchOptions, Fetcher, Origin, PackageRef, Progress, RetryPolicy};
 
 use crate::support::{pool_name, real_deb, sha256_file, test_debs, tree};
 use qus_source::testkit::{Mode, Server};
 
 /// A mirror root with the real busybox-static packages at their pool paths.
-struct Mirror {
+pub(crate) struct Mirror {
     _root: tempfile::TempDir,
-    server: Server,
-    amd64: PackageRef,
-    arm64: PackageRef,
+    pub server: Server,
+    pub amd64: PackageRef,
+    pub arm64: PackageRef,
 }
 
-fn mirror() -> Mirror {
+pub(crate) fn mirror() -> Mirror {
     let root = tempfile::tempdir().unwrap();
     let mut refs = Vec::new();
     for arch in ["amd64", "arm64"] {
@@ -42,24 +42,34 @@ fn mirror() -> Mirror {
     }
 }
 
-fn opts() -> FetchOptions {
+/// The default number of tries, without the default waits between them.
+pub(crate) fn quick_retries() -> RetryPolicy {
+    RetryPolicy {
+        backoff: Duration::from_millis(20),
+        backoff_cap: Duration::from_millis(100),
+        ..RetryPolicy::default()
+    }
+}
+
+pub(crate) fn opts() -> FetchOptions {
     FetchOptions {
         connect_timeout: Duration::from_secs(5),
         read_timeout: Duration::from_secs(5),
         system_proxy: false,
+        retry: quick_retries(),
     }
 }
 
-fn fetcher(cache_root: &Path) -> Fetcher {
+pub(crate) fn fetcher(cache_root: &Path) -> Fetcher {
     Fetcher::new(Cache::open(cache_root).unwrap(), opts()).unwrap()
 }
 
-fn origin(m: &Mirror) -> Origin {
+pub(crate) fn origin(m: &Mirror) -> Origin {
     Origin::mirror(&m.server.url()).unwrap()
 }
 
 /// Nothing but lock files in the blob folder: no final name, no temp file.
-fn assert_no_blob(cache_root: &Path) {
+pub(crate) fn assert_no_blob(cache_root: &Path) {
     let left: Vec<String> = tree(&cache_root.join("blobs/sha256"))
         .into_iter()
         .filter(|p| !p.ends_with(".lock"))
@@ -67,7 +77,7 @@ fn assert_no_blob(cache_root: &Path) {
     assert!(left.is_empty(), "left in the cache: {left:?}");
 }
 
-fn wrong_sum(p: &PackageRef) -> PackageRef {
+pub(crate) fn wrong_sum(p: &PackageRef) -> PackageRef {
     let mut bad = p.clone();
     let mut bytes = *bad.sha256.as_bytes();
     bytes[0] ^= 0xff;
@@ -169,8 +179,30 @@ async fn truncated_transfer_caches_nothing() {
         .fetch(&m.amd64, &origin(&m), &|_| {})
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Interrupted { .. }), "{err}");
-    assert!(err.to_string().contains(&m.amd64.pool_path), "{err}");
+    // Each try resumes where the last broke off, and is cut again.
+    assert!(
+        matches!(
+            err,
+            Error::Interrupted {
+                attempts: 4,
+                received: 400_000,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains(&m.amd64.pool_path), "{msg}");
+    assert!(msg.contains("(tried 4 times)"), "{msg}");
+    assert_eq!(
+        m.server.requests(&m.amd64.pool_path),
+        [
+            "GET",
+            "GET bytes=100000-",
+            "GET bytes=200000-",
+            "GET bytes=300000-"
+        ]
+    );
     assert_no_blob(cache.path());
 
     // The next run, against a healthy mirror, completes.
@@ -195,7 +227,10 @@ async fn server_gone() {
         .fetch(&pkg, &Origin::mirror(&url).unwrap(), &|_| {})
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+    assert!(
+        matches!(err, Error::Unreachable { attempts: 4, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains(&url), "{err}");
     assert_no_blob(cache.path());
 }
@@ -209,13 +244,18 @@ async fn stalled_mirror_times_out() {
         Cache::open(cache.path()).unwrap(),
         FetchOptions {
             read_timeout: Duration::from_secs(1),
+            retry: RetryPolicy {
+                attempts: 2,
+                ..quick_retries()
+            },
             ..opts()
         },
     )
     .unwrap();
     let start = std::time::Instant::now();
     let err = f.fetch(&m.amd64, &origin(&m), &|_| {}).await.unwrap_err();
-    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(matches!(err, Error::Timeout { attempts: 2, .. }), "{err}");
+    assert_eq!(m.server.requests(&m.amd64.pool_path), ["GET", "GET"]);
     assert!(
         start.elapsed() < Duration::from_secs(10),
         "{:?}",
@@ -234,10 +274,23 @@ async fn missing_on_the_mirror() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::HttpStatus { status: 404, .. }),
+        matches!(
+            err,
+            Error::HttpStatus {
+                status: 404,
+                attempts: 1,
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("nothing.deb"));
+    assert_eq!(
+        m.server.requests(&pkg.pool_path),
+        ["GET"],
+        "a 404 is not asked again"
+    );
+    assert!(!err.to_string().contains("tried"), "{err}");
 }
 
 #[tokio::test]
@@ -380,6 +433,10 @@ async fn lock_held_too_long_is_a_clear_error() {
         Cache::open(cache.path()).unwrap(),
         FetchOptions {
             read_timeout: Duration::from_secs(2),
+            retry: RetryPolicy {
+                attempts: 1,
+                ..quick_retries()
+            },
             ..opts()
         },
     )
@@ -553,10 +610,10 @@ async fn probe_tries_a_stalled_mirror_again_then_says_it_timed_out() {
         panic!("a mirror")
     };
     let err = http.probe_package(&base, &m.amd64).await.unwrap_err();
-    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(matches!(err, Error::Timeout { attempts: 4, .. }), "{err}");
     assert_eq!(
         m.server.requests(&m.amd64.pool_path),
-        ["HEAD", "HEAD", "HEAD"],
+        ["HEAD", "HEAD", "HEAD", "HEAD"],
         "a timeout is never taken for 'not served'"
     );
 }

@@ -11,5 +11,6 @@ mod fetch;
 mod hostile;
 mod index;
 mod real;
+mod retries;
 mod rpm;
 mod signature;

@@ -1,19 +1,21 @@
-//! A tiny HTTP/1.1 file server on 127.0.0.1 laid out like a Debian mirror (`/debian/<path>` = `<path>` under its
-//! root), with switches for the faults a real mirror has: cutting a transfer short,
-//! stalling, trickling bytes slowly, or refusing HEAD. It answers HEAD and one-range GETs
-//! (`Range: bytes=A-B`) as a mirror's web server does.
+//! A tiny HTTP/1.1 file server on 127.0.0.1 laid out like a Debian mirror (`/debian/<path>`
+//! = `<path>` under its root), with switches for the faults a real mirror has: cutting a
+//! transfer short, stalling, trickling bytes slowly, refusing HEAD, ignoring Range, and
+//! one-off faults for the next GETs (a body cut after N bytes, a 503, a 206 of the wrong
+//! part). It answers HEAD and one-range GETs (`Range: bytes=A-B`, with `If-Range`) as a
+//! mirror's web server does, with an `ETag` and a `Last-Modified`.
 //!
 //! Loopback only, bounded: every connection thread ends on its own (a stall lasts at most
 //! STALL_MAX), nothing outside the root is served, and the server stops when dropped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 const STALL_MAX: Duration = Duration::from_secs(20);
 
@@ -22,7 +24,8 @@ const STALL_MAX: Duration = Duration::from_secs(20);
 pub enum Mode {
     /// Serve files, 404 for anything else.
     Normal,
-    /// Announce the full length, send this many body bytes, close.
+    /// Announce the full length (of the file or the range), send this many body bytes,
+    /// close: every GET.
     Truncate(usize),
     /// Read the request, then send nothing.
     Stall,
@@ -30,12 +33,31 @@ pub enum Mode {
     Slow(Duration),
 }
 
+/// A fault for one GET: each GET of a file takes the next one queued (see
+/// [`Server::fault_once`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Announce the full length, send this many body bytes, close.
+    Cut(usize),
+    /// Answer with this status and no body, with `Retry-After: <seconds>` when given.
+    Status(u16, Option<u64>),
+    /// Answer a range GET with a 206 of the whole file (`Content-Range: bytes 0-…`), not
+    /// the part asked for.
+    WrongRange,
+}
+
 struct State {
     mode: Mode,
     /// Answer HEAD with 405 (some mirrors and proxies do).
     refuse_head: bool,
+    /// Answer range GETs with the whole file, as a server without range support does.
+    ignore_range: bool,
+    /// One-off faults for the next GETs of files, in order.
+    faults: VecDeque<Fault>,
     /// Whole-file GETs per path.
     hits: HashMap<String, usize>,
+    /// Body bytes sent per path, by every GET.
+    sent: HashMap<String, u64>,
     /// Every request, in order: (path, `HEAD` | `GET` | `GET bytes=0-0`).
     log: Vec<(String, String)>,
 }
@@ -61,7 +83,10 @@ impl Server {
         let state = Arc::new(Mutex::new(State {
             mode: Mode::Normal,
             refuse_head: false,
+            ignore_range: false,
+            faults: VecDeque::new(),
             hits: HashMap::new(),
+            sent: HashMap::new(),
             log: Vec::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
@@ -106,6 +131,22 @@ impl Server {
         lock(&self.state).refuse_head = refuse;
     }
 
+    /// Whether range GETs are answered with the whole file (200) from now on.
+    pub fn ignore_range(&self, ignore: bool) {
+        lock(&self.state).ignore_range = ignore;
+    }
+
+    /// Queues a fault for the next GET of a file that exists (404s and HEADs take none);
+    /// the GETs after it are answered as the mode says.
+    pub fn fault_once(&self, fault: Fault) {
+        lock(&self.state).faults.push_back(fault);
+    }
+
+    /// Body bytes sent for a path under the mirror root, by all GETs together.
+    pub fn sent(&self, path: &str) -> u64 {
+        *lock(&self.state).sent.get(path).unwrap_or(&0)
+    }
+
     /// Whole-file GET requests seen for a path under the mirror root (e.g. `pool/main/...`);
     /// HEADs and range GETs are not counted.
     pub fn hits(&self, path: &str) -> usize {
@@ -113,7 +154,7 @@ impl Server {
     }
 
     /// The requests seen for a path under the mirror root, in order: `HEAD`, `GET`, or
-    /// `GET bytes=0-0` for a range GET.
+    /// `GET bytes=0-0` (`GET bytes=N-`) for a range GET.
     pub fn requests(&self, path: &str) -> Vec<String> {
         lock(&self.state)
             .log
@@ -132,6 +173,44 @@ impl Drop for Server {
     }
 }
 
+/// A request as the server reads it.
+struct Request {
+    head: bool,
+    /// The path below the mirror root.
+    rel: String,
+    range: Option<String>,
+    if_range: Option<String>,
+}
+
+fn read_request(reader: &mut impl BufRead) -> std::io::Result<Request> {
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let (mut range, mut if_range) = (None, None);
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
+            break;
+        }
+        if let Some((name, value)) = h.split_once(':') {
+            let value = Some(value.trim().to_string());
+            if name.eq_ignore_ascii_case("range") {
+                range = value;
+            } else if name.eq_ignore_ascii_case("if-range") {
+                if_range = value;
+            }
+        }
+    }
+    let mut words = line.split_whitespace();
+    let head = words.next() == Some("HEAD");
+    let path = words.next().unwrap_or("/");
+    Ok(Request {
+        head,
+        rel: path.strip_prefix("/debian/").unwrap_or("").to_string(),
+        range,
+        if_range,
+    })
+}
+
 fn handle(
     conn: TcpStream,
     root: &Path,
@@ -140,42 +219,34 @@ fn handle(
 ) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(conn.try_clone()?);
-    let mut request = String::new();
-    reader.read_line(&mut request)?;
-    let mut range = None;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
-            break;
-        }
-        if let Some((name, value)) = h.split_once(':') {
-            if name.eq_ignore_ascii_case("range") {
-                range = Some(value.trim().to_string());
-            }
-        }
-    }
+    let req = read_request(&mut reader)?;
     let mut conn = conn;
-    let method = request
-        .split_whitespace()
-        .next()
-        .unwrap_or("GET")
-        .to_string();
-    let head = method == "HEAD";
-    let path = request.split_whitespace().nth(1).unwrap_or("/");
-    let rel = path.strip_prefix("/debian/").unwrap_or("").to_string();
-    let (mode, refuse_head) = {
+    let rel = req.rel.clone();
+    let file = if rel.is_empty() || rel.split('/').any(|c| c == ".." || c.is_empty()) {
+        None
+    } else {
+        let p = root.join(&rel);
+        std::fs::read(&p).ok().map(|b| (b, validators(&p)))
+    };
+    let (mode, refuse_head, ignore_range, fault) = {
         let mut s = lock(state);
-        if !head && range.is_none() {
+        if !req.head && req.range.is_none() {
             *s.hits.entry(rel.clone()).or_default() += 1;
         }
-        let what = match &range {
+        let method = if req.head { "HEAD" } else { "GET" };
+        let what = match &req.range {
             Some(r) => format!("{method} {r}"),
-            None => method.clone(),
+            None => method.to_string(),
         };
         s.log.push((rel.clone(), what));
-        (s.mode, s.refuse_head)
+        let fault = if req.head || file.is_none() {
+            None
+        } else {
+            s.faults.pop_front()
+        };
+        (s.mode, s.refuse_head, s.ignore_range, fault)
     };
-    if head && refuse_head {
+    if req.head && refuse_head {
         return write!(
             conn,
             "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -189,58 +260,80 @@ fn handle(
         }
         return Ok(());
     }
-    let file = if rel.is_empty() || rel.split('/').any(|c| c == ".." || c.is_empty()) {
-        None
-    } else {
-        std::fs::read(root.join(&rel)).ok()
-    };
-    let Some(body) = file else {
+    let Some((body, (etag, modified))) = file else {
         let msg = b"not found";
         write!(
             conn,
             "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             msg.len()
         )?;
-        return if head { Ok(()) } else { conn.write_all(msg) };
+        return if req.head {
+            Ok(())
+        } else {
+            conn.write_all(msg)
+        };
     };
-    if head {
+    if let Some(Fault::Status(code, retry_after)) = fault {
+        let wait = retry_after.map_or(String::new(), |s| format!("Retry-After: {s}\r\n"));
         return write!(
             conn,
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
-            body.len()
+            "HTTP/1.1 {code} Fault\r\n{wait}Content-Length: 0\r\nConnection: close\r\n\r\n"
         );
     }
-    if let Some((from, to)) = range.as_deref().and_then(|r| one_range(r, body.len())) {
-        write!(
-            conn,
-            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {from}-{to}/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len(),
-            to - from + 1
-        )?;
-        return conn.write_all(&body[from..=to]);
-    }
+    let len = body.len();
+    let same = req
+        .if_range
+        .as_deref()
+        .is_none_or(|v| v == etag || v == modified);
+    let range = req
+        .range
+        .as_deref()
+        .filter(|_| same && !ignore_range && !req.head)
+        .and_then(|r| one_range(r, len));
+    let (status, (from, to)) = match (range, fault) {
+        (Some(_), Some(Fault::WrongRange)) => ("206 Partial Content", (0, len.saturating_sub(1))),
+        (Some(r), _) => ("206 Partial Content", r),
+        (None, _) => ("200 OK", (0, len.saturating_sub(1))),
+    };
+    let part = if len == 0 {
+        &body[..]
+    } else {
+        &body[from..=to]
+    };
+    let content_range = match range {
+        Some(_) => format!("Content-Range: bytes {from}-{to}/{len}\r\n"),
+        None => String::new(),
+    };
     write!(
         conn,
-        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
-        body.len()
+        "HTTP/1.1 {status}\r\n{content_range}Content-Length: {}\r\nContent-Type: application/octet-stream\r\nETag: {etag}\r\nLast-Modified: {modified}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n\r\n",
+        part.len()
     )?;
-    match mode {
-        Mode::Truncate(n) => {
-            conn.write_all(&body[..n.min(body.len())])?;
+    if req.head {
+        return Ok(());
+    }
+    let cut = match (fault, mode) {
+        (Some(Fault::Cut(n)), _) | (_, Mode::Truncate(n)) => Some(n.min(part.len())),
+        _ => None,
+    };
+    let sent = cut.unwrap_or(part.len());
+    *lock(state).sent.entry(rel).or_default() += sent as u64;
+    match (cut, mode) {
+        (Some(n), _) => {
+            conn.write_all(&part[..n])?;
             conn.flush()?;
             // Close without sending the rest.
-            conn.shutdown(std::net::Shutdown::Both)
+            return conn.shutdown(std::net::Shutdown::Both);
         }
-        Mode::Slow(pause) => {
-            for chunk in body.chunks(64 << 10) {
+        (None, Mode::Slow(pause)) => {
+            for chunk in part.chunks(64 << 10) {
                 conn.write_all(chunk)?;
                 conn.flush()?;
                 thread::sleep(pause);
             }
-            Ok(())
         }
-        _ => conn.write_all(&body),
-    }?;
+        _ => conn.write_all(part)?,
+    }
     // Drain anything left so the close is clean.
     let _ = reader
         .get_mut()
@@ -248,6 +341,21 @@ fn handle(
     let mut sink = [0u8; 64];
     let _ = reader.read(&mut sink);
     Ok(())
+}
+
+/// A file's `ETag` (its length and mtime, as nginx makes it) and `Last-Modified`.
+fn validators(path: &Path) -> (String, String) {
+    let meta = std::fs::metadata(path).ok();
+    let mtime = meta
+        .as_ref()
+        .and_then(|m| m.modified().ok())
+        .unwrap_or(UNIX_EPOCH);
+    let secs = mtime.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let len = meta.map_or(0, |m| m.len());
+    (
+        format!("\"{secs:x}-{len:x}\""),
+        httpdate::fmt_http_date(mtime),
+    )
 }
 
 /// The byte range `bytes=A-B` (or `bytes=A-`) asks for, within a body of `len` bytes.
