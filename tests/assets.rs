@@ -202,3 +202,78 @@ fn a_package_the_mirror_does_not_serve_leaves_out_only_its_assets() {
         assert_eq!(hex::encode(Sha256::digest(&bytes)), sha, "{name}");
     }
 }
+
+/// The one member of a `qemu-T-static_H.tgz`.
+fn unpack(tgz: &std::path::Path) -> Vec<u8> {
+    let f = std::fs::File::open(tgz).unwrap();
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    let mut e = ar.entries().unwrap().next().unwrap().unwrap();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut e, &mut bytes).unwrap();
+    bytes
+}
+
+/// `--qus-binary` ships a static executable as `qus_<host>`, its host read from the ELF,
+/// listed in SHA256SUMS; a dynamically linked one is refused before any work. Debian's
+/// qemu-user emulators stand in for static qus binaries of two hosts (both are static ELF
+/// executables); the test's own qus is dynamically linked.
+#[test]
+fn qus_binaries_are_shipped_only_when_static() {
+    let cfg = real_config();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let assets = |extra: &[&std::ffi::OsStr]| {
+        run(cfg
+            .qus()
+            .args(["assets", "--hosts", "amd64,arm64v8", "--targets", "aarch64"])
+            .arg("--out")
+            .arg(&out)
+            .args(cfg.debs_flag())
+            .args(extra))
+    };
+    let (ok, _, err) = assets(&[]);
+    assert!(ok, "{err}");
+    let mut statics = Vec::new();
+    for host in ["amd64", "arm64v8"] {
+        let bin = dir.path().join(format!("static-{host}"));
+        std::fs::write(&bin, unpack(&out.join(format!("qemu-aarch64-static_{host}.tgz")))).unwrap();
+        statics.push(bin);
+    }
+    let mut flags: Vec<&std::ffi::OsStr> = Vec::new();
+    for b in &statics {
+        flags.push("--qus-binary".as_ref());
+        flags.push(b.as_os_str());
+    }
+    let (ok, _, err) = assets(&flags);
+    assert!(ok, "{err}");
+    let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    for (host, bin) in ["amd64", "arm64v8"].iter().zip(&statics) {
+        let name = format!("qus_{host}");
+        let shipped = std::fs::read(out.join(&name)).unwrap();
+        assert_eq!(shipped, std::fs::read(bin).unwrap(), "{name}");
+        let line = format!("{}  {name}", hex::encode(Sha256::digest(&shipped)));
+        assert!(sums.lines().any(|l| l == line), "{name} not in SHA256SUMS:\n{sums}");
+        let mode = std::fs::metadata(out.join(&name)).unwrap().permissions();
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o755);
+    }
+
+    // The test's qus is linked against this machine's libc: refused, exit 2, nothing new.
+    let before = std::fs::read_dir(&out).unwrap().count();
+    let own = std::path::PathBuf::from(env!("CARGO_BIN_EXE_qus"));
+    let (code, err) = {
+        let out = cfg
+            .qus()
+            .args(["assets", "--hosts", "amd64", "--targets", "aarch64", "--out"])
+            .arg(dir.path().join("other"))
+            .args(cfg.debs_flag())
+            .arg("--qus-binary")
+            .arg(&own)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("dynamically linked (its interpreter is /lib"), "{err}");
+    assert!(!dir.path().join("other").exists(), "nothing was written");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), before);
+}

@@ -412,3 +412,45 @@ fn a_package_the_mirror_lists_but_does_not_serve_leaves_out_only_what_needs_it()
     assert!(err.contains("left as they were in the layout"), "{err}");
     assert_eq!(layout_tags(&layout), whole);
 }
+
+/// `--load native` (what `ci/main` uses): every image into the OCI layout, only this
+/// machine's own into the daemon, and it says so; `--load none` needs a layout.
+#[test]
+fn load_native_puts_every_image_in_the_layout_and_only_this_hosts_in_the_daemon() {
+    let cfg = real_config();
+    let repo = Repo::new("qus-test-load");
+    let layout = cfg.dir.path().join("oci");
+    let layout_flag = layout.to_str().unwrap();
+    let (ok, _, err) = build(
+        &cfg,
+        &repo,
+        &[TWO_HOSTS, &["--oci-layout", layout_flag, "--load", "native"]].concat(),
+    );
+    assert!(ok, "build failed: {err}");
+    assert!(
+        err.contains("--load native: only the images of amd64 and i386"),
+        "{err}"
+    );
+    let plan = plan_json(&cfg, &[TWO_HOSTS, &["--repo", &repo.name]].concat());
+    let (mut native, mut foreign) = (HashSet::new(), HashSet::new());
+    for img in plan["images"].as_array().unwrap() {
+        let (tag, host) = (img["tag"].as_str().unwrap(), img["host"].as_str().unwrap());
+        if host == "amd64" {
+            native.insert(format!("{}:{tag}", repo.name));
+        } else {
+            foreign.insert(tag.to_string());
+        }
+    }
+    assert!(!native.is_empty() && !foreign.is_empty());
+    let in_daemon: HashSet<String> = repo.images().into_iter().collect();
+    assert_eq!(in_daemon, native, "the daemon holds only amd64's images");
+    let tags = layout_tags(&layout);
+    for tag in &foreign {
+        assert!(tags.contains_key(tag), "{tag} is not in the layout");
+    }
+    assert_eq!(platforms_of(&layout, "latest"), 2);
+    assert_layout_whole(&layout);
+
+    let (ok, _, err) = build(&cfg, &repo, &[TWO_HOSTS, &["--load", "none"]].concat());
+    assert!(!ok && err.contains("--load none writes nothing without --oci-layout"), "{err}");
+}
