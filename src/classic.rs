@@ -14,12 +14,13 @@
 //! digest. After a push, the digest the daemon reports pushing must be what the tag holds.
 
 use crate::arch::Host;
-use crate::build::{prepare_narrowed, Built};
 use crate::context::{self, LayerFiles};
 use crate::docker::{Daemon, PushStats};
 use crate::entrypoint;
 use crate::options::{BuildOptions, SourceOptions};
+use crate::outcome::Built;
 use crate::outcome::{ordered, BuiltImage, ImageStatus, PushStatus, PushedImage, Summary};
+use crate::packages::prepare_narrowed;
 use crate::packages::Extracted;
 use crate::plan::{ImagePlan, Plan};
 use crate::progress::Progress;
@@ -233,7 +234,7 @@ pub(crate) async fn release(
         crate::media::MediaTypes::Docker
     };
     let lists = crate::lists::lists(&made, &known, family)?;
-    crate::release::put_lists(reg, &made, &lists, summary, progress).await
+    crate::sink::registry::put_lists(reg, &made, &lists, summary, progress).await
 }
 
 /// Pushes every built image, hosts side by side (they share no layers), each host's images

@@ -8,6 +8,7 @@
 mod app;
 mod arch;
 mod assets;
+mod atomic;
 mod attest;
 mod attested;
 mod build;

@@ -8,10 +8,12 @@
 use crate::arch::Host;
 use crate::config::Distro;
 use crate::files::File;
+use crate::narrow::{narrow, Narrowed};
 use crate::options::SourceOptions;
+use crate::plan::{ImagePlan, Plan};
 use crate::plan::{PackagePlan, Role};
 use crate::progress::Progress;
-use crate::shortfall::{Cause, PackageFailure};
+use crate::shortfall::{Cause, PackageFailure, Shortfall};
 use anyhow::{anyhow, Context as _};
 use qus_source::debian_index::Keyring;
 use qus_source::{Cache, EmulatorRequest, FetchOptions, Fetcher, FileRequest, Limits, Origin};
@@ -307,4 +309,17 @@ fn extract_one(
                 .collect())
         }
     }
+}
+
+/// The packages `compute` needs, and the plan narrowed to the images they can make.
+pub(crate) async fn prepare_narrowed(
+    plan: &Plan,
+    compute: &[&ImagePlan],
+    src: &SourceOptions,
+    progress: &Progress,
+) -> anyhow::Result<(Extracted, Narrowed, Shortfall)> {
+    let prepared = prepare_partial(&plan.packages_for(compute), src, progress).await?;
+    let narrowed = narrow(plan, compute, &prepared.failed());
+    let shortfall = Shortfall::of(prepared.failures, &narrowed);
+    Ok((prepared.extracted, narrowed, shortfall))
 }

@@ -15,13 +15,12 @@ use crate::image::{self, Image, MediaTypes, Store};
 use crate::lists::{list_blobs, lists};
 use crate::options::{BuildOptions, Builder, RegistryOptions, SourceOptions, SupplyOptions};
 use crate::outcome::{
-    collect, BuiltImage, ImageStatus, ListStatus, PublishedList, PushStatus, PushedImage, Summary,
-    UploadStats,
+    collect, BuiltImage, ImageStatus, ListStatus, PushStatus, PushedImage, Summary, UploadStats,
 };
 use crate::plan::{ImagePlan, Plan};
 use crate::progress::Progress;
 use crate::sink::attach;
-use crate::sink::registry::{ListPut, Registry, Uploads};
+use crate::sink::registry::{Registry, Uploads};
 use anyhow::{anyhow, Context as _};
 use futures::StreamExt;
 use qus_registry::{
@@ -254,7 +253,7 @@ async fn release(
         (Default::default(), plan.clone())
     } else {
         let (inputs, narrowed, shortfall) =
-            crate::build::prepare_narrowed(plan, &compute, src, progress).await?;
+            crate::packages::prepare_narrowed(plan, &compute, src, progress).await?;
         summary.shortfall = shortfall;
         (inputs, narrowed.plan)
     };
@@ -393,58 +392,7 @@ async fn release(
         return Ok(());
     }
     reg.refresh_credentials(progress).await;
-    put_lists(reg, &made, &lists, summary, progress).await
-}
-
-/// Writes `lists` (of `plan`) to the registry, a few at a time: each one written or already
-/// there goes into `summary.lists`, each one left as it was (it would have lost a platform)
-/// into the shortfall. Every list is tried; the first error is returned after.
-pub(crate) async fn put_lists(
-    reg: &Registry,
-    plan: &Plan,
-    lists: &[(&crate::plan::ManifestPlan, qus_registry::Index)],
-    summary: &mut Summary,
-    progress: &Progress,
-) -> anyhow::Result<()> {
-    let results: Vec<anyhow::Result<(String, ListPut)>> = futures::stream::iter(lists)
-        .map(|(m, index)| async move {
-            let put = reg
-                .put_list(&m.tag, index)
-                .await
-                .with_context(|| format!("publishing {}", m.reference))?;
-            let n = index.manifests.len();
-            progress.step(match &put {
-                ListPut::Done(_, status) => format!("{} {status} ({n} platforms)", m.reference),
-                ListPut::Kept(lost) => format!(
-                    "{} left as it was: it has {}, which this run's list would not",
-                    m.reference,
-                    lost.join(", ")
-                ),
-            });
-            Ok((m.tag.clone(), put))
-        })
-        .buffered(LISTS_IN_FLIGHT)
-        .collect()
-        .await;
-    let mut done = Vec::new();
-    let outcome = collect(results, &mut done);
-    let mut kept = Vec::new();
-    for (tag, put) in done {
-        let Some(m) = plan.manifests.iter().find(|m| m.tag == tag) else {
-            continue;
-        };
-        match put {
-            ListPut::Done(digest, status) => summary.lists.push(PublishedList {
-                reference: m.reference.clone(),
-                digest: digest.to_string(),
-                status,
-                platforms: m.entries.iter().map(|e| e.platform.to_string()).collect(),
-            }),
-            ListPut::Kept(lost) => kept.push((tag, lost)),
-        }
-    }
-    summary.shortfall.kept_lists(plan, "registry", kept);
-    outcome
+    crate::sink::registry::put_lists(reg, &made, &lists, summary, progress).await
 }
 
 /// Runs the emulators of `images` that `flags.test` covers; returns a row per emulator.
@@ -549,7 +497,6 @@ fn failed_images(rows: &[crate::emutest::Row]) -> HashMap<String, String> {
 }
 
 const HEADS_IN_FLIGHT: usize = 16;
-const LISTS_IN_FLIGHT: usize = 8;
 
 /// `qus publish`: the lists over per-host images already in the registry (the last job of
 /// a CI matrix). Each entry is checked present and of its platform by the registry client.
@@ -593,12 +540,12 @@ pub(crate) async fn publish_cmd(
                     Ok((m, index))
                 }
             })
-            .buffered(LISTS_IN_FLIGHT)
+            .buffered(crate::sink::registry::LISTS_IN_FLIGHT)
             .collect()
             .await;
     let mut lists = Vec::new();
     let mut result = collect(prepared, &mut lists);
-    let put = put_lists(&reg, plan, &lists, &mut summary, progress).await;
+    let put = crate::sink::registry::put_lists(&reg, plan, &lists, &mut summary, progress).await;
     result = result.and(put);
     if let (Ok(()), Some(key)) = (&result, sign_key) {
         let targets: anyhow::Result<Vec<(String, qus_registry::Digest)>> = summary

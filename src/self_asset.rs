@@ -5,7 +5,6 @@
 //! need the build machine's libc.
 
 use crate::arch::Host;
-use crate::assets::{Asset, AssetStatus};
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -46,9 +45,21 @@ pub(crate) fn host_of(bytes: &[u8], file: &Path) -> anyhow::Result<Host> {
     Ok(host)
 }
 
+/// A qus binary in the assets folder.
+pub(crate) struct Shipped {
+    /// `qus_<host>`.
+    pub name: String,
+    /// Its sha256, lowercase hex.
+    pub sha256: String,
+    /// Its size.
+    pub size: u64,
+    /// Whether it was written now (else the same bytes were there).
+    pub written: bool,
+}
+
 /// Copies `file` into `out` as `qus_<host>` (mode 0755, through a temporary file), unless
 /// the same bytes are already there.
-pub(crate) fn write(out: &Path, file: &Path) -> anyhow::Result<Asset> {
+pub(crate) fn write(out: &Path, file: &Path) -> anyhow::Result<Shipped> {
     let bytes = std::fs::read(file)
         .map_err(|e| crate::exit::usage(format!("--qus-binary {}: {e}", file.display())))?;
     let host = host_of(&bytes, file)?;
@@ -58,18 +69,13 @@ pub(crate) fn write(out: &Path, file: &Path) -> anyhow::Result<Asset> {
     let same = std::fs::read(&path).is_ok_and(|have| hex::encode(Sha256::digest(have)) == sha256);
     if !same {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        crate::assets::write_atomic_mode(&path, &bytes, 0o755)
+        crate::atomic::write(&path, &bytes, 0o755)
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(Asset {
+    Ok(Shipped {
         name,
-        origin: None,
         sha256,
         size: bytes.len() as u64,
-        status: if same {
-            AssetStatus::Unchanged
-        } else {
-            AssetStatus::Written
-        },
+        written: !same,
     })
 }

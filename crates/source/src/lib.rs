@@ -58,6 +58,7 @@ mod lock;
 pub mod package;
 mod pinned;
 mod probe;
+mod progress;
 mod retry;
 pub mod rpm;
 mod sink;

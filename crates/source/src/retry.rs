@@ -9,6 +9,7 @@
 
 use std::time::{Duration, SystemTime};
 
+pub(crate) use crate::error::transient_status;
 use crate::error::Error;
 
 /// How often, and how patiently, transient failures are tried again.
@@ -50,11 +51,6 @@ impl RetryPolicy {
         let half = nominal / 2;
         half + half.mul_f64(random.clamp(0.0, 1.0))
     }
-}
-
-/// Pure: whether an HTTP status may pass if asked again (408, 429, 5xx but 501).
-pub(crate) fn transient_status(status: u16) -> bool {
-    matches!(status, 408 | 429 | 500 | 502..=599)
 }
 
 /// Pure: how long `Retry-After: value` asks to wait, from `now`: seconds, or an HTTP date
