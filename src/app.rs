@@ -6,16 +6,17 @@ use crate::cli::{
     BuildArgs, BuildCmdArgs, BuilderArg, Cli, Command, LoadArg, MatrixArgs, MediaArgs,
     MediaTypesArg, MirrorArgs, PlanArgs, ProgressArg, RegistryArgs, SignArgs, SourceArgs, TestArg,
 };
+use crate::cmd::release::{ReleaseFlags, TestScope};
 use crate::config::Config;
 use crate::engine::{Engine, EngineEnv};
-use crate::media::MediaTypes;
+use crate::image::entrypoint;
+use crate::image::media::MediaTypes;
 use crate::options::{
     BuildOptions, Builder, LoadScope, RegistryOptions, SourceOptions, SupplyOptions,
 };
 use crate::plan::{self, Plan, Recipe, Selection};
-use crate::progress::Progress;
-use crate::release::{ReleaseFlags, TestScope};
-use crate::{entrypoint, table};
+use crate::ui::progress::Progress;
+use crate::ui::table;
 use anyhow::Context as _;
 use std::path::Path;
 use std::process::ExitCode;
@@ -26,9 +27,9 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         cli.quiet,
         cli.verbose,
         match cli.progress {
-            ProgressArg::Auto => crate::progress::Mode::Auto,
-            ProgressArg::Plain => crate::progress::Mode::Plain,
-            ProgressArg::Tty => crate::progress::Mode::Tty,
+            ProgressArg::Auto => crate::ui::progress::Mode::Auto,
+            ProgressArg::Plain => crate::ui::progress::Mode::Plain,
+            ProgressArg::Tty => crate::ui::progress::Mode::Tty,
         },
     );
     let config = cli.config.as_deref();
@@ -39,7 +40,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let plan = make_plan(&Config::load(config)?, &a.matrix)?;
             let (src, mut opts) = (source_options(&a.source)?, build_options(&a, context));
             opts.load = load_scope(load, a.oci_layout.is_some())?;
-            runtime()?.block_on(crate::build::build_cmd(
+            runtime()?.block_on(crate::cmd::build::build_cmd(
                 &plan, &src, &opts, a.json, &progress,
             ))
         }
@@ -55,7 +56,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 sign_key: sign_key(&a.sign)?,
                 context: build_context(&cfg, a.builder_id.as_deref(), &a.build.media),
             };
-            runtime()?.block_on(crate::release::release_cmd(
+            runtime()?.block_on(crate::cmd::release::release_cmd(
                 &plan,
                 &cfg,
                 &src,
@@ -81,7 +82,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let plan = make_plan(&Config::load(config)?, &a.matrix)?;
             let reg = registry_options(&a.registry)?;
             let key = sign_key(&a.sign)?;
-            runtime()?.block_on(crate::release::publish_cmd(
+            runtime()?.block_on(crate::cmd::release::publish_cmd(
                 &plan,
                 &reg,
                 media_types(&a.media),
@@ -94,7 +95,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = Config::load(config)?;
             let plan = make_plan(&cfg, &a.matrix)?;
             let src = source_options(&a.source)?;
-            runtime()?.block_on(crate::emutest::test_cmd(
+            runtime()?.block_on(crate::cmd::test::test_cmd(
                 &plan,
                 &cfg,
                 &src,
@@ -119,7 +120,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     )
                 }
             };
-            runtime()?.block_on(crate::verify::verify_cmd(
+            runtime()?.block_on(crate::cmd::verify::verify_cmd(
                 &plan,
                 &src,
                 &reg,
@@ -135,13 +136,13 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // Each host's assets from the source of its unversioned tags, among those selected.
             let sources = plan::newest_among(&cfg, a.matrix.sources.as_deref());
             let src = source_options(&a.source)?;
-            let opts = crate::assets::AssetsOptions {
+            let opts = crate::cmd::assets::AssetsOptions {
                 out: a.out.clone(),
                 public_key: sign_key(&a.sign)?.map(|k| k.public_pem()),
                 qus_binaries: a.qus_binary.clone(),
                 json: a.json,
             };
-            runtime()?.block_on(crate::assets::assets_cmd(
+            runtime()?.block_on(crate::cmd::assets::assets_cmd(
                 &plan, &sources, &src, &opts, &progress,
             ))
         }
@@ -165,23 +166,23 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::maint::report_cmd(&plan, a.json)
         }
         Command::Register(a) => {
-            let opts = crate::register::RegisterOptions {
+            let opts = crate::cmd::register::RegisterOptions {
                 install_dir: a
                     .install_dir
                     .clone()
-                    .unwrap_or_else(|| crate::register::DEFAULT_INSTALL_DIR.into()),
+                    .unwrap_or_else(|| crate::cmd::register::DEFAULT_INSTALL_DIR.into()),
                 persist: a.persist,
                 persist_dir: a
                     .persist_dir
                     .clone()
-                    .unwrap_or_else(|| crate::register::DEFAULT_PERSIST_DIR.into()),
+                    .unwrap_or_else(|| crate::cmd::register::DEFAULT_PERSIST_DIR.into()),
                 config: a.config.clone().or_else(|| config.map(Path::to_path_buf)),
                 packages_dir: a.source.debs.clone(),
                 debian_mirror: debian_mirror(&a.source.mirror),
                 fedora_mirror: a.source.fedora_mirror.clone(),
                 cache: a.source.cache.clone(),
             };
-            crate::register::register_cmd(&a.args, &opts, &progress)
+            crate::cmd::register::register_cmd(&a.args, &opts, &progress)
         }
         Command::Completion(a) => {
             write_stdout(&crate::cli::completion_script(a.shell))?;
@@ -214,7 +215,7 @@ fn cpus() -> usize {
 /// The Debian mirror: the flag (or QUS_MIRROR, which clap reads for it), else the first
 /// Debian archive of this machine's apt sources.
 fn debian_mirror(m: &MirrorArgs) -> Option<String> {
-    crate::mirror::resolve(m.mirror.as_deref(), Path::new("/"))
+    crate::packages::mirror::resolve(m.mirror.as_deref(), Path::new("/"))
 }
 
 /// The signing key of `--sign-key` (or QUS_SIGN_KEY), read and parsed here, at the edge.
@@ -420,7 +421,7 @@ fn recipe() -> Recipe {
     Recipe {
         qus_version: crate::VERSION.to_string(),
         template_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
-            crate::context::TEMPLATE.as_bytes(),
+            crate::engine::build_context::TEMPLATE.as_bytes(),
         )),
         entrypoint_sha256: entrypoint::digest(),
         epoch: source_date_epoch(),
@@ -438,7 +439,7 @@ fn source_date_epoch() -> u64 {
 /// Plans the selection over a loaded config.
 fn make_plan(cfg: &Config, m: &MatrixArgs) -> anyhow::Result<Plan> {
     if let Some(repo) = &m.repo {
-        crate::validate::validate_repo(repo)
+        crate::config::validate::validate_repo(repo)
             .map_err(|e| crate::exit::usage(format!("--repo: {e}")))?;
     }
     let sel = Selection {
@@ -453,10 +454,10 @@ fn make_plan(cfg: &Config, m: &MatrixArgs) -> anyhow::Result<Plan> {
 fn plan_cmd(config: Option<&Path>, a: &PlanArgs) -> anyhow::Result<ExitCode> {
     let plan = make_plan(&Config::load(config)?, &a.matrix)?;
     if a.json {
-        crate::output::out_json(&plan)?;
+        crate::ui::output::out_json(&plan)?;
         return Ok(ExitCode::SUCCESS);
     }
-    crate::output::out(&plan_table(&plan))?;
+    crate::ui::output::out(&plan_table(&plan))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -14,16 +14,16 @@
 //! digest. After a push, the digest the daemon reports pushing must be what the tag holds.
 
 use crate::arch::Host;
-use crate::build::{prepare_narrowed, Built};
-use crate::context::{self, LayerFiles};
-use crate::docker::{Daemon, PushStats};
-use crate::entrypoint;
+use crate::cmd::build::{prepare_narrowed, Built};
+use crate::engine::build_context::{self, LayerFiles};
+use crate::engine::docker::{Daemon, PushStats};
+use crate::image::entrypoint;
 use crate::options::{BuildOptions, SourceOptions};
 use crate::outcome::{ordered, BuiltImage, ImageStatus, PushStatus, PushedImage, Summary};
 use crate::packages::Extracted;
 use crate::plan::{ImagePlan, Plan};
-use crate::progress::Progress;
 use crate::sink::registry::Registry;
+use crate::ui::progress::Progress;
 use anyhow::anyhow;
 use futures::{StreamExt, TryStreamExt};
 use qus_registry::{media, Client, Descriptor, ImageManifest, Reference};
@@ -88,7 +88,7 @@ pub(crate) async fn build<'a>(
                     .ok_or_else(|| anyhow!("{}: base image {tag} is not in the plan", img.tag))?,
                 None => "scratch".to_string(),
             };
-            let dockerfile = context::dockerfile(img, &from, entrypoint::command())?;
+            let dockerfile = build_context::dockerfile(img, &from, entrypoint::command())?;
             let info = daemon
                 .build(
                     img,
@@ -228,12 +228,12 @@ pub(crate) async fn release(
         .collect();
     let oci = !known.is_empty() && known.values().all(|d| d.media_type == media::OCI_MANIFEST);
     let family = if oci {
-        crate::media::MediaTypes::Oci
+        crate::image::media::MediaTypes::Oci
     } else {
-        crate::media::MediaTypes::Docker
+        crate::image::media::MediaTypes::Docker
     };
-    let lists = crate::lists::lists(&made, &known, family)?;
-    crate::release::put_lists(reg, &made, &lists, summary, progress).await
+    let lists = crate::image::lists::lists(&made, &known, family)?;
+    crate::cmd::release::put_lists(reg, &made, &lists, summary, progress).await
 }
 
 /// Pushes every built image, hosts side by side (they share no layers), each host's images

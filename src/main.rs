@@ -7,43 +7,23 @@
 
 mod app;
 mod arch;
-mod assets;
 mod attest;
-mod attested;
-mod build;
 mod classic;
 mod cli;
+mod cmd;
 mod config;
-mod context;
-mod docker;
 mod emutest;
 mod engine;
-mod entrypoint;
 mod exit;
-mod files;
-mod gzip;
 mod image;
-mod lists;
-mod lockfile;
 mod maint;
-mod media;
-mod mirror;
-mod narrow;
 mod options;
 mod outcome;
-mod output;
 mod packages;
 mod plan;
-mod progress;
-mod register;
-mod release;
-mod self_asset;
-mod shortfall;
 mod sink;
-mod table;
 mod targets;
-mod validate;
-mod verify;
+mod ui;
 
 use std::process::ExitCode;
 

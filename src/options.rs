@@ -3,7 +3,7 @@
 //! or reads `std::env`, so a stage's inputs are all in its signature.
 
 use crate::config::Distro;
-use crate::media::MediaTypes;
+use crate::image::media::MediaTypes;
 use qus_source::Origin;
 use std::path::PathBuf;
 

@@ -145,7 +145,7 @@ pub(crate) struct Summary {
     pub tests: Vec<crate::emutest::Row>,
     /// What the run could not do: packages it could not use, lists it did not write.
     #[serde(flatten)]
-    pub shortfall: crate::shortfall::Shortfall,
+    pub shortfall: crate::packages::shortfall::Shortfall,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
 }

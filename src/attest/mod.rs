@@ -2,12 +2,14 @@
 //! provenance per per-host image ([`sbom`], [`provenance`]), and cosign-format signatures
 //! of every image and list ([`sign`]). Pure: the same pins, image digest and options give
 //! the same bytes, so a re-run finds everything already attached and uploads nothing.
-//! Writing them to a registry is `crate::sink::attach`'s job; reading them back to check
-//! is `crate::verify`'s.
+//! Writing them to a registry is `crate::attest::attach`'s job; reading them back to check
+//! is `crate::cmd::verify`'s.
 
+pub(crate) mod attach;
 pub(crate) mod provenance;
 pub(crate) mod sbom;
 pub(crate) mod sign;
+pub(crate) mod verify;
 
 use crate::plan::{ImagePlan, PackagePlan, Plan};
 use bytes::Bytes;

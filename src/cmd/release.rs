@@ -9,19 +9,19 @@
 //! nothing changed sends HEADs only, and a failure part-way leaves the previous lists in
 //! place for the next run to finish.
 
+use crate::attest::attach;
 use crate::attest::sign::Key;
 use crate::config::Config;
+use crate::image::lists::{list_blobs, lists};
 use crate::image::{self, Image, MediaTypes, Store};
-use crate::lists::{list_blobs, lists};
 use crate::options::{BuildOptions, Builder, RegistryOptions, SourceOptions, SupplyOptions};
 use crate::outcome::{
     collect, BuiltImage, ImageStatus, ListStatus, PublishedList, PushStatus, PushedImage, Summary,
     UploadStats,
 };
 use crate::plan::{ImagePlan, Plan};
-use crate::progress::Progress;
-use crate::sink::attach;
 use crate::sink::registry::{ListPut, Registry, Uploads};
+use crate::ui::progress::Progress;
 use anyhow::{anyhow, Context as _};
 use futures::StreamExt;
 use qus_registry::{
@@ -254,7 +254,7 @@ async fn release(
         (Default::default(), plan.clone())
     } else {
         let (inputs, narrowed, shortfall) =
-            crate::build::prepare_narrowed(plan, &compute, src, progress).await?;
+            crate::cmd::build::prepare_narrowed(plan, &compute, src, progress).await?;
         summary.shortfall = shortfall;
         (inputs, narrowed.plan)
     };
@@ -504,7 +504,7 @@ async fn test(
         return Ok(Vec::new());
     }
     let tools =
-        crate::emutest::tools(config, src, machine, &subjects, flags.test_jobs, progress).await?;
+        crate::cmd::test::tools(config, src, machine, &subjects, flags.test_jobs, progress).await?;
     progress.step(format!(
         "testing {} emulators before the push ({})",
         subjects.len(),
@@ -642,7 +642,7 @@ fn report(s: &Summary, json: bool, progress: &Progress) -> anyhow::Result<()> {
             .unwrap_or_default()
     ));
     if json {
-        crate::output::out_json(s)?;
+        crate::ui::output::out_json(s)?;
     }
     Ok(())
 }

@@ -1,15 +1,15 @@
 //! `qus test`: the emulators of the plan's images in the daemon, each run once (images that
 //! share a layer share its test), read out of the images through the engine.
 
-use super::{Row, Status, Subject, Tools};
 use crate::arch::Host;
 use crate::config::Config;
-use crate::docker::Daemon;
+use crate::emutest::{Row, Status, Subject, Tools};
+use crate::engine::docker::Daemon;
 use crate::engine::Engine;
-use crate::files::File;
+use crate::image::files::File;
 use crate::options::SourceOptions;
 use crate::plan::{self, Layer, Plan};
-use crate::progress::Progress;
+use crate::ui::progress::Progress;
 use anyhow::{anyhow, Context as _};
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -109,7 +109,12 @@ pub(crate) async fn test_cmd(
             .expect("the image came from the plan");
         let paths: Vec<String> = wanted
             .iter()
-            .map(|(_, t)| format!("/{}/qemu-{t}-static", crate::entrypoint::EMULATOR_DIR))
+            .map(|(_, t)| {
+                format!(
+                    "/{}/qemu-{t}-static",
+                    crate::image::entrypoint::EMULATOR_DIR
+                )
+            })
             .collect();
         let files = daemon.copy_out(image, &img.platform, &paths).await?;
         for ((diff_id, target), bytes) in wanted.into_iter().zip(files) {
@@ -125,7 +130,7 @@ pub(crate) async fn test_cmd(
     let subjects: Vec<Subject> = subjects.into_values().collect();
     let tools = tools(config, src, machine, &subjects, jobs, progress).await?;
     progress.step(format!("running {} emulators", subjects.len()));
-    let rows = super::run_all(&subjects, &tools, config, progress).await;
+    let rows = crate::emutest::run_all(&subjects, &tools, config, progress).await;
     report(&rows, json)?;
     Ok(exit(&rows))
 }
@@ -140,8 +145,9 @@ pub(crate) async fn tools(
     jobs: usize,
     progress: &Progress,
 ) -> anyhow::Result<Tools> {
-    let needed = super::machine_targets(machine, subjects.iter().map(|s| s.host));
-    let mut packages = plan::guest_packages(config, machine, &super::guest_arches(subjects));
+    let needed = crate::emutest::machine_targets(machine, subjects.iter().map(|s| s.host));
+    let mut packages =
+        plan::guest_packages(config, machine, &crate::emutest::guest_arches(subjects));
     if !needed.is_empty() {
         packages.push(
             plan::machine_package(config, machine, &needed).ok_or_else(|| {
@@ -172,9 +178,9 @@ pub(crate) async fn tools(
 /// Prints the table (or JSON) on stdout.
 pub(crate) fn report(rows: &[Row], json: bool) -> anyhow::Result<()> {
     if json {
-        crate::output::out_json(&serde_json::json!({ "emulators": rows }))?;
+        crate::ui::output::out_json(&serde_json::json!({ "emulators": rows }))?;
     } else {
-        crate::output::out(&super::table(rows))?;
+        crate::ui::output::out(&crate::emutest::table(rows))?;
     }
     Ok(())
 }

@@ -8,15 +8,12 @@
 //! with no binfmt_misc registration at all, so the host is never touched.
 //!
 //! `qus test` takes the emulators out of the images in the daemon (`command`); `qus
-//! release` tests the very files it is about to push (`crate::release`).
+//! release` tests the very files it is about to push (`crate::cmd::release`).
 
-mod command;
 mod run;
 
-pub(crate) use command::{test_cmd, tools};
-
 use crate::arch::Host;
-use crate::files::File;
+use crate::image::files::File;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -171,7 +168,7 @@ pub(crate) async fn run_all(
     subjects: &[Subject],
     tools: &Tools,
     config: &crate::config::Config,
-    progress: &crate::progress::Progress,
+    progress: &crate::ui::progress::Progress,
 ) -> Vec<Row> {
     use futures::StreamExt;
     let mut rows: Vec<Row> = futures::stream::iter(subjects)
@@ -211,7 +208,7 @@ pub(crate) fn table(rows: &[Row]) -> String {
             row
         })
         .collect();
-    let mut out = crate::table::render(&header, &body);
+    let mut out = crate::ui::table::render(&header, &body);
     let ran = rows
         .iter()
         .filter(|r| matches!(r.status, Status::Ran { .. }))

@@ -6,13 +6,13 @@
 //! fixed modes and sorted names makes that layer a pure function of its files: the same
 //! emulator gives the same diffID on every cold build and in every image that copies it.
 
-use crate::files::{Content, Entry};
+use crate::image::files::{Content, Entry};
 use crate::plan::{ImagePlan, Kind, Layer};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
 /// The template every Dockerfile is rendered from.
-pub const TEMPLATE: &str = include_str!("../Dockerfile.template");
+pub const TEMPLATE: &str = include_str!("../../Dockerfile.template");
 
 /// The files of each layer, by layer folder name (`register`, `qemu-aarch64`).
 pub type LayerFiles = BTreeMap<String, Vec<Entry>>;
@@ -182,7 +182,7 @@ fn write_layer<W: Write>(
     sorted.sort_by(|a, b| a.path().cmp(b.path()));
     for e in &sorted {
         let p = e.path();
-        if !crate::validate::is_plain_relative(p) {
+        if !crate::config::validate::is_plain_relative(p) {
             return Err(LayerError::BadPath(p.to_string()));
         }
         let mut parent = String::new();

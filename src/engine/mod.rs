@@ -12,6 +12,9 @@
 //! every rule is unit-tested on an in-memory config folder; the endpoint carries how it
 //! was chosen, so a connection error can say which setting to change.
 
+pub(crate) mod build_context;
+pub(crate) mod docker;
+
 use serde::Deserialize;
 use sha2::Digest as _;
 use std::path::{Path, PathBuf};

@@ -4,21 +4,24 @@
 //! bytes on every machine, so the same digests.
 
 mod config;
-
+pub(crate) mod entrypoint;
+pub(crate) mod files;
+pub(crate) mod gzip;
 mod layer;
+pub(crate) mod lists;
+pub(crate) mod media;
 pub(crate) mod store;
 mod tar;
 
-pub(crate) use crate::media::MediaTypes;
 pub(crate) use layer::{blob, Layer, LayerError};
+pub(crate) use media::MediaTypes;
 pub(crate) use store::{ImageMemo, Store};
 
 use crate::arch::Platform;
-use crate::entrypoint;
-use crate::files::Entry;
+use crate::image::files::Entry;
 use crate::packages::Extracted;
 use crate::plan::{self, ImagePlan, Plan};
-use crate::progress::Progress;
+use crate::ui::progress::Progress;
 use qus_registry::{Descriptor, Digest, ImageManifest};
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -15,10 +15,10 @@ pub mod lock;
 pub mod report;
 
 use crate::arch::Host;
+use crate::config::lockfile::{self, LockFile, BUSYBOX};
 use crate::config::{Config, Distro, PackageFile};
-use crate::lockfile::{self, LockFile, BUSYBOX};
 use crate::plan::Plan;
-use crate::progress::Progress;
+use crate::ui::progress::Progress;
 use anyhow::{anyhow, Context as _};
 use qus_source::debian_index::Expiry;
 use std::path::Path;
@@ -214,9 +214,9 @@ pub(crate) async fn lock_cmd(
     }
     if json {
         let doc = lock::json(&lock_path.display().to_string(), written, &changes, &new);
-        crate::output::out_json(&doc)?;
+        crate::ui::output::out_json(&doc)?;
     } else {
-        crate::output::out(&lock::table(&changes))?;
+        crate::ui::output::out(&lock::table(&changes))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -251,10 +251,10 @@ pub(crate) async fn check_cmd(
         .filter(|r| r.status == check::Status::NewerNotServed)
         .count();
     if json {
-        crate::output::out_json(&check::json(&rows))?;
+        crate::ui::output::out_json(&check::json(&rows))?;
     } else {
-        crate::output::out(&check::table(&rows))?;
-        crate::output::out(&check::newer_series_lines(&check::newer_series(&rows)))?;
+        crate::ui::output::out(&check::table(&rows))?;
+        crate::ui::output::out(&check::newer_series_lines(&check::newer_series(&rows)))?;
     }
     if outdated == 0 {
         progress.step(format!(
@@ -287,9 +287,9 @@ pub(crate) async fn check_cmd(
 pub(crate) fn report_cmd(plan: &Plan, json: bool) -> anyhow::Result<ExitCode> {
     let r = report::report(plan);
     if json {
-        crate::output::out_json(&r)?;
+        crate::ui::output::out_json(&r)?;
     } else {
-        crate::output::out(&report::markdown(&r))?;
+        crate::ui::output::out(&report::markdown(&r))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,13 +5,16 @@
 //! extracted, so that a run can go on with everything that does not need it; a failure that
 //! is not the package's (a full disk, a locked cache) stops everything.
 
+pub(crate) mod mirror;
+pub(crate) mod shortfall;
+
 use crate::arch::Host;
 use crate::config::Distro;
-use crate::files::File;
+use crate::image::files::File;
 use crate::options::SourceOptions;
+use crate::packages::shortfall::{Cause, PackageFailure};
 use crate::plan::{PackagePlan, Role};
-use crate::progress::Progress;
-use crate::shortfall::{Cause, PackageFailure};
+use crate::ui::progress::Progress;
 use anyhow::{anyhow, Context as _};
 use qus_source::debian_index::Keyring;
 use qus_source::{Cache, EmulatorRequest, FetchOptions, Fetcher, FileRequest, Limits, Origin};

@@ -6,9 +6,11 @@
 //! consume it and never re-decide it. Keeping it pure means the whole tag scheme is tested
 //! with plain values.
 
+pub(crate) mod narrow;
+
 use crate::arch::{Host, Platform};
+use crate::config::validate::validate_targets;
 use crate::config::{Config, Distro, Source};
-use crate::validate::validate_targets;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -1118,7 +1120,7 @@ mod tests {
             &"0".repeat(64),
         );
         assert_ne!(text, crate::config::DEFAULT_LOCK, "d10.0 amd64's sum");
-        let lock = crate::lockfile::LockFile::parse(&text, "x.lock").unwrap();
+        let lock = crate::config::lockfile::LockFile::parse(&text, "x.lock").unwrap();
         let changed =
             Config::parse_with_lock(crate::config::DEFAULT_CONFIG, "x", Some((&lock, "x.lock")))
                 .unwrap();

@@ -3,10 +3,10 @@
 //! lists PUT only over manifests known present and never over a list with a platform they
 //! lack. No daemon is involved.
 
+use crate::image::media::MediaTypes;
 use crate::image::{Image, Layer, Store};
-use crate::media::MediaTypes;
 use crate::outcome::ListStatus;
-use crate::progress::Progress;
+use crate::ui::progress::Progress;
 use bytes::Bytes;
 use futures::StreamExt;
 use qus_registry::{Client, Descriptor, Digest, Index, Outcome, Reference};
@@ -171,7 +171,7 @@ impl Registry {
                 let raw = self.client.manifest_get(&at).await?;
                 let old: Index = serde_json::from_slice(&raw.bytes)
                     .map_err(|e| anyhow::anyhow!("{at}: the list there is not a list: {e}"))?;
-                let lost = crate::lists::lost_platforms(&old, index);
+                let lost = crate::image::lists::lost_platforms(&old, index);
                 if !lost.is_empty() {
                     return Ok(ListPut::Kept(lost.iter().map(|p| p.to_string()).collect()));
                 }

@@ -5,12 +5,14 @@
 //! that cannot be used leaves out only its host's assets: the rest are written, and
 //! `SHA256SUMS` lists exactly what this run wrote.
 
+mod qus_binary;
+
 use crate::arch::Host;
 use crate::options::SourceOptions;
 use crate::packages::prepare_partial;
+use crate::packages::shortfall::Shortfall;
 use crate::plan::{PackagePlan, Plan, Role};
-use crate::progress::Progress;
-use crate::shortfall::Shortfall;
+use crate::ui::progress::Progress;
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -213,7 +215,7 @@ fn tgz(src: &Path, member: &str, mtime: u64) -> io::Result<Vec<u8>> {
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", src.display())))?;
     let len = f.metadata()?.len();
     // qus's one gzip (no name, mtime 0): only the content decides the bytes.
-    let gz = crate::gzip::Gzip::new(Vec::new(), crate::gzip::ASSET_LEVEL)?;
+    let gz = crate::image::gzip::Gzip::new(Vec::new(), crate::image::gzip::ASSET_LEVEL)?;
     let mut tar = tar::Builder::new(gz);
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(tar::EntryType::Regular);
@@ -273,7 +275,7 @@ pub(crate) async fn assets_cmd(
     let binaries = opts
         .qus_binaries
         .iter()
-        .map(|f| crate::self_asset::write(out, f))
+        .map(|f| qus_binary::write(out, f))
         .collect::<anyhow::Result<Vec<Asset>>>()?;
     let qemu: Vec<&PackagePlan> = plan
         .packages
@@ -351,7 +353,7 @@ pub(crate) async fn assets_cmd(
         out.display()
     ));
     if opts.json {
-        crate::output::out_json(&serde_json::json!({
+        crate::ui::output::out_json(&serde_json::json!({
             "assets": written,
             "failed_packages": shortfall.failed_packages,
         }))?;

@@ -4,8 +4,8 @@
 //! Rust toolchain and no engine, for `qus register`), where a dynamically linked one would
 //! need the build machine's libc.
 
+use super::{Asset, AssetStatus};
 use crate::arch::Host;
-use crate::assets::{Asset, AssetStatus};
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -58,7 +58,7 @@ pub(crate) fn write(out: &Path, file: &Path) -> anyhow::Result<Asset> {
     let same = std::fs::read(&path).is_ok_and(|have| hex::encode(Sha256::digest(have)) == sha256);
     if !same {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        crate::assets::write_atomic_mode(&path, &bytes, 0o755)
+        super::write_atomic_mode(&path, &bytes, 0o755)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(Asset {

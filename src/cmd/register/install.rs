@@ -9,7 +9,7 @@ use crate::arch::Host;
 use crate::config::Config;
 use crate::options::SourceOptions;
 use crate::plan::PackagePlan;
-use crate::progress::Progress;
+use crate::ui::progress::Progress;
 use anyhow::{anyhow, Context as _};
 use qus_binfmt::{Env, Request, Target};
 use std::io::Write;
