@@ -11,9 +11,8 @@ use crate::config::Config;
 use crate::engine::{Engine, EngineEnv};
 use crate::image::entrypoint;
 use crate::image::media::MediaTypes;
-use crate::options::{
-    BuildOptions, Builder, LoadScope, RegistryOptions, SourceOptions, SupplyOptions,
-};
+use crate::options::{BuildOptions, Builder, LoadScope, RegistryOptions, SupplyOptions};
+use crate::packages::SourceOptions;
 use crate::plan::{self, Plan, Recipe, Selection};
 use crate::ui::progress::Progress;
 use crate::ui::table;

@@ -14,13 +14,14 @@
 //! digest. After a push, the digest the daemon reports pushing must be what the tag holds.
 
 use crate::arch::Host;
-use crate::cmd::build::{prepare_narrowed, Built};
 use crate::engine::build_context::{self, LayerFiles};
 use crate::engine::docker::{Daemon, PushStats};
 use crate::image::entrypoint;
-use crate::options::{BuildOptions, SourceOptions};
+use crate::options::BuildOptions;
+use crate::outcome::Built;
 use crate::outcome::{ordered, BuiltImage, ImageStatus, PushStatus, PushedImage, Summary};
-use crate::packages::Extracted;
+use crate::packages::prepare_narrowed;
+use crate::packages::{Extracted, SourceOptions};
 use crate::plan::{ImagePlan, Plan};
 use crate::sink::registry::Registry;
 use crate::ui::progress::Progress;
@@ -233,7 +234,7 @@ pub(crate) async fn release(
         crate::image::media::MediaTypes::Docker
     };
     let lists = crate::image::lists::lists(&made, &known, family)?;
-    crate::cmd::release::put_lists(reg, &made, &lists, summary, progress).await
+    crate::sink::registry::put_lists(reg, &made, &lists, summary, progress).await
 }
 
 /// Pushes every built image, hosts side by side (they share no layers), each host's images

@@ -3,6 +3,7 @@
 
 use crate::arch::Host;
 use crate::image::Image;
+use crate::packages::shortfall::Shortfall;
 use crate::plan::{ImagePlan, Plan};
 use serde::Serialize;
 
@@ -204,4 +205,26 @@ pub(crate) struct SupplyReport {
     pub signatures_written: usize,
     /// Signatures already there.
     pub signatures_present: usize,
+}
+
+/// What a build did: each image made now or already there, the plan of what could be made
+/// (the whole plan when every package was there), and what it could not do.
+pub(crate) struct Built {
+    /// The images in the daemon, in plan order.
+    pub images: Vec<BuiltImage>,
+    /// The plan without what was left out.
+    pub made: Plan,
+    /// What was left out, and why.
+    pub shortfall: Shortfall,
+}
+
+impl Built {
+    /// Nothing to make: every image is up to date.
+    pub(crate) fn up_to_date(plan: &Plan, done: Vec<BuiltImage>) -> Built {
+        Built {
+            images: ordered(plan, done),
+            made: plan.clone(),
+            shortfall: Shortfall::default(),
+        }
+    }
 }

@@ -14,11 +14,10 @@
 
 use crate::engine::docker::Daemon;
 use crate::image::{self, Image, Store};
-use crate::options::{BuildOptions, Builder, LoadScope, SourceOptions};
-use crate::outcome::{ordered, BuiltImage, ImageStatus};
+use crate::options::{BuildOptions, Builder, LoadScope};
+use crate::outcome::{ordered, Built, BuiltImage, ImageStatus};
 use crate::packages::shortfall::Shortfall;
-use crate::packages::{prepare_partial, Extracted};
-use crate::plan::narrow::{narrow, Narrowed};
+use crate::packages::{prepare_narrowed, SourceOptions};
 use crate::plan::{ImagePlan, Plan};
 use crate::ui::progress::Progress;
 use std::process::ExitCode;
@@ -41,41 +40,6 @@ pub(crate) async fn build_cmd(
         Some(e) => Err(e),
         None => Ok(ExitCode::SUCCESS),
     }
-}
-
-/// What a build did: each image made now or already there, the plan of what could be made
-/// (the whole plan when every package was there), and what it could not do.
-pub(crate) struct Built {
-    /// The images in the daemon, in plan order.
-    pub images: Vec<BuiltImage>,
-    /// The plan without what was left out.
-    pub made: Plan,
-    /// What was left out, and why.
-    pub shortfall: Shortfall,
-}
-
-impl Built {
-    /// Nothing to make: every image is up to date.
-    pub(crate) fn up_to_date(plan: &Plan, done: Vec<BuiltImage>) -> Built {
-        Built {
-            images: ordered(plan, done),
-            made: plan.clone(),
-            shortfall: Shortfall::default(),
-        }
-    }
-}
-
-/// The packages `compute` needs, and the plan narrowed to the images they can make.
-pub(crate) async fn prepare_narrowed(
-    plan: &Plan,
-    compute: &[&ImagePlan],
-    src: &SourceOptions,
-    progress: &Progress,
-) -> anyhow::Result<(Extracted, Narrowed, Shortfall)> {
-    let prepared = prepare_partial(&plan.packages_for(compute), src, progress).await?;
-    let narrowed = narrow(plan, compute, &prepared.failed());
-    let shortfall = Shortfall::of(prepared.failures, &narrowed);
-    Ok((prepared.extracted, narrowed, shortfall))
 }
 
 /// Writes every image of `plan` the daemon does not already have with the same inputs

@@ -14,13 +14,13 @@ use crate::attest::sign::Key;
 use crate::config::Config;
 use crate::image::lists::{list_blobs, lists};
 use crate::image::{self, Image, MediaTypes, Store};
-use crate::options::{BuildOptions, Builder, RegistryOptions, SourceOptions, SupplyOptions};
+use crate::options::{BuildOptions, Builder, RegistryOptions, SupplyOptions};
 use crate::outcome::{
-    collect, BuiltImage, ImageStatus, ListStatus, PublishedList, PushStatus, PushedImage, Summary,
-    UploadStats,
+    collect, BuiltImage, ImageStatus, ListStatus, PushStatus, PushedImage, Summary, UploadStats,
 };
+use crate::packages::SourceOptions;
 use crate::plan::{ImagePlan, Plan};
-use crate::sink::registry::{ListPut, Registry, Uploads};
+use crate::sink::registry::{put_lists, Registry, Uploads, LISTS_IN_FLIGHT};
 use crate::ui::progress::Progress;
 use anyhow::{anyhow, Context as _};
 use futures::StreamExt;
@@ -254,7 +254,7 @@ async fn release(
         (Default::default(), plan.clone())
     } else {
         let (inputs, narrowed, shortfall) =
-            crate::cmd::build::prepare_narrowed(plan, &compute, src, progress).await?;
+            crate::packages::prepare_narrowed(plan, &compute, src, progress).await?;
         summary.shortfall = shortfall;
         (inputs, narrowed.plan)
     };
@@ -396,57 +396,6 @@ async fn release(
     put_lists(reg, &made, &lists, summary, progress).await
 }
 
-/// Writes `lists` (of `plan`) to the registry, a few at a time: each one written or already
-/// there goes into `summary.lists`, each one left as it was (it would have lost a platform)
-/// into the shortfall. Every list is tried; the first error is returned after.
-pub(crate) async fn put_lists(
-    reg: &Registry,
-    plan: &Plan,
-    lists: &[(&crate::plan::ManifestPlan, qus_registry::Index)],
-    summary: &mut Summary,
-    progress: &Progress,
-) -> anyhow::Result<()> {
-    let results: Vec<anyhow::Result<(String, ListPut)>> = futures::stream::iter(lists)
-        .map(|(m, index)| async move {
-            let put = reg
-                .put_list(&m.tag, index)
-                .await
-                .with_context(|| format!("publishing {}", m.reference))?;
-            let n = index.manifests.len();
-            progress.step(match &put {
-                ListPut::Done(_, status) => format!("{} {status} ({n} platforms)", m.reference),
-                ListPut::Kept(lost) => format!(
-                    "{} left as it was: it has {}, which this run's list would not",
-                    m.reference,
-                    lost.join(", ")
-                ),
-            });
-            Ok((m.tag.clone(), put))
-        })
-        .buffered(LISTS_IN_FLIGHT)
-        .collect()
-        .await;
-    let mut done = Vec::new();
-    let outcome = collect(results, &mut done);
-    let mut kept = Vec::new();
-    for (tag, put) in done {
-        let Some(m) = plan.manifests.iter().find(|m| m.tag == tag) else {
-            continue;
-        };
-        match put {
-            ListPut::Done(digest, status) => summary.lists.push(PublishedList {
-                reference: m.reference.clone(),
-                digest: digest.to_string(),
-                status,
-                platforms: m.entries.iter().map(|e| e.platform.to_string()).collect(),
-            }),
-            ListPut::Kept(lost) => kept.push((tag, lost)),
-        }
-    }
-    summary.shortfall.kept_lists(plan, "registry", kept);
-    outcome
-}
-
 /// Runs the emulators of `images` that `flags.test` covers; returns a row per emulator.
 async fn test(
     plan: &Plan,
@@ -504,7 +453,7 @@ async fn test(
         return Ok(Vec::new());
     }
     let tools =
-        crate::cmd::test::tools(config, src, machine, &subjects, flags.test_jobs, progress).await?;
+        crate::emutest::tools(config, src, machine, &subjects, flags.test_jobs, progress).await?;
     progress.step(format!(
         "testing {} emulators before the push ({})",
         subjects.len(),
@@ -549,7 +498,6 @@ fn failed_images(rows: &[crate::emutest::Row]) -> HashMap<String, String> {
 }
 
 const HEADS_IN_FLIGHT: usize = 16;
-const LISTS_IN_FLIGHT: usize = 8;
 
 /// `qus publish`: the lists over per-host images already in the registry (the last job of
 /// a CI matrix). Each entry is checked present and of its platform by the registry client.

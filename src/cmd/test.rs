@@ -3,12 +3,11 @@
 
 use crate::arch::Host;
 use crate::config::Config;
-use crate::emutest::{Row, Status, Subject, Tools};
+use crate::emutest::{tools, Row, Status, Subject};
 use crate::engine::docker::Daemon;
 use crate::engine::Engine;
-use crate::image::files::File;
-use crate::options::SourceOptions;
-use crate::plan::{self, Layer, Plan};
+use crate::packages::SourceOptions;
+use crate::plan::{Layer, Plan};
 use crate::ui::progress::Progress;
 use anyhow::{anyhow, Context as _};
 use std::collections::BTreeMap;
@@ -133,46 +132,6 @@ pub(crate) async fn test_cmd(
     let rows = crate::emutest::run_all(&subjects, &tools, config, progress).await;
     report(&rows, json)?;
     Ok(exit(&rows))
-}
-
-/// This machine's emulators for the foreign hosts of `subjects`, and the guest programs,
-/// fetched and verified like every package.
-pub(crate) async fn tools(
-    config: &Config,
-    src: &SourceOptions,
-    machine: Host,
-    subjects: &[Subject],
-    jobs: usize,
-    progress: &Progress,
-) -> anyhow::Result<Tools> {
-    let needed = crate::emutest::machine_targets(machine, subjects.iter().map(|s| s.host));
-    let mut packages =
-        plan::guest_packages(config, machine, &crate::emutest::guest_arches(subjects));
-    if !needed.is_empty() {
-        packages.push(
-            plan::machine_package(config, machine, &needed).ok_or_else(|| {
-                anyhow!(
-                    "to run emulators built for other hosts, this machine ({machine}) needs \
-                 qemu-{} from a source pinned for {machine}; the config has none",
-                    needed.join(", qemu-")
-                )
-            })?,
-        );
-    }
-    let refs: Vec<&plan::PackagePlan> = packages.iter().collect();
-    let x = crate::packages::prepare(&refs, src, progress).await?;
-    let machine_emulators: BTreeMap<String, File> = x
-        .emulators
-        .into_iter()
-        .filter(|((_, h), _)| *h == machine)
-        .flat_map(|(_, m)| m)
-        .collect();
-    Ok(Tools {
-        machine,
-        machine_emulators,
-        guests: x.guests,
-        jobs,
-    })
 }
 
 /// Prints the table (or JSON) on stdout.

@@ -6,7 +6,8 @@
 use crate::attest::sign::PublicKey;
 use crate::attest::verify::SupplyCheck;
 use crate::image::{self, Image, MediaTypes, Store};
-use crate::options::{RegistryOptions, SourceOptions};
+use crate::options::RegistryOptions;
+use crate::packages::SourceOptions;
 use crate::plan::Plan;
 use crate::sink::registry::Registry;
 use crate::ui::progress::Progress;

@@ -2,7 +2,8 @@
 //! reads (both rendered by `qus_binfmt`, where the table lives), and `/qus/bin`, a link that
 //! keeps dbhi/qus's interpreter paths (`/qus/bin/qemu-T-static`) working.
 
-use crate::image::files::{Content, Entry, File};
+use crate::image::files::{Content, Entry};
+use crate::packages::File;
 use sha2::{Digest, Sha256};
 
 /// Where emulators live in every image (multiarch/qemu-user-static's path).

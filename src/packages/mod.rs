@@ -10,15 +10,77 @@ pub(crate) mod shortfall;
 
 use crate::arch::Host;
 use crate::config::Distro;
-use crate::image::files::File;
-use crate::options::SourceOptions;
-use crate::packages::shortfall::{Cause, PackageFailure};
-use crate::plan::{PackagePlan, Role};
+use crate::plan::narrow::{narrow, Narrowed};
+use crate::plan::{ImagePlan, PackagePlan, Plan, Role};
 use crate::ui::progress::Progress;
 use anyhow::{anyhow, Context as _};
 use qus_source::debian_index::Keyring;
 use qus_source::{Cache, EmulatorRequest, FetchOptions, Fetcher, FileRequest, Limits, Origin};
+use shortfall::{Cause, PackageFailure, Shortfall};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Where packages come from, and where downloads and extracted files are kept.
+#[derive(Debug, Clone)]
+pub(crate) struct SourceOptions {
+    /// `--debs DIR`: files as `apt-get download` leaves them, for every distro.
+    pub packages_dir: Option<PathBuf>,
+    /// The Debian mirror root (`--mirror`, `QUS_MIRROR`, this machine's apt sources).
+    pub debian_mirror: Option<String>,
+    /// The Fedora mirror root (`--fedora-mirror`, `QUS_FEDORA_MIRROR`).
+    pub fedora_mirror: Option<String>,
+    /// The cache folder (`--cache`, `QUS_CACHE`, `~/.cache/qus`).
+    pub cache: PathBuf,
+}
+
+impl SourceOptions {
+    /// Where the packages of `distro` come from: the folder when one is given, else the
+    /// distro's mirror. Asked only when a package must be fetched, so an up-to-date build
+    /// needs no mirror at all.
+    pub fn origin(&self, distro: Distro) -> anyhow::Result<Origin> {
+        if let Some(dir) = &self.packages_dir {
+            if !dir.is_dir() {
+                return Err(crate::exit::usage(format!(
+                    "--debs {}: not a folder",
+                    dir.display()
+                )));
+            }
+            return Ok(Origin::local_dir(dir.clone()));
+        }
+        let url = match distro {
+            Distro::Debian => self.debian_mirror()?,
+            Distro::Fedora => self.fedora_mirror.as_deref().ok_or_else(|| {
+                crate::exit::usage(
+                    "no Fedora mirror configured: pass --fedora-mirror URL, set \
+                     QUS_FEDORA_MIRROR, or give the packages with --debs DIR",
+                )
+            })?,
+        };
+        Ok(Origin::mirror(url)?)
+    }
+
+    /// The Debian mirror, or the one error that says every way to name it.
+    pub fn debian_mirror(&self) -> anyhow::Result<&str> {
+        self.debian_mirror.as_deref().ok_or_else(|| {
+            crate::exit::usage(
+                "no Debian mirror configured: pass --mirror URL, set QUS_MIRROR, or add a \
+                 Debian archive to this machine's apt sources (the mirror root is the folder \
+                 that holds dists/ and pool/); builds also take the packages with --debs DIR",
+            )
+        })
+    }
+}
+
+/// One extracted file: where it is in the cache, and what the extraction measured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct File {
+    /// Where it is (do not modify: the cache owns it).
+    pub path: PathBuf,
+    /// Its size.
+    pub size: u64,
+    /// Its sha256, lowercase hex.
+    pub sha256: String,
+}
 
 /// The files extracted for a plan, by package.
 #[derive(Debug, Default)]
@@ -167,6 +229,19 @@ pub(crate) async fn prepare_partial(
         extracted,
         failures,
     })
+}
+
+/// The packages `compute` needs, and the plan narrowed to the images they can make.
+pub(crate) async fn prepare_narrowed(
+    plan: &Plan,
+    compute: &[&ImagePlan],
+    src: &SourceOptions,
+    progress: &Progress,
+) -> anyhow::Result<(Extracted, Narrowed, Shortfall)> {
+    let prepared = prepare_partial(&plan.packages_for(compute), src, progress).await?;
+    let narrowed = narrow(plan, compute, &prepared.failed());
+    let shortfall = Shortfall::of(prepared.failures, &narrowed);
+    Ok((prepared.extracted, narrowed, shortfall))
 }
 
 /// Says that `f` happened, when it happens: the summary repeats it with what to do.

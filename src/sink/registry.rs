@@ -5,8 +5,10 @@
 
 use crate::image::media::MediaTypes;
 use crate::image::{Image, Layer, Store};
-use crate::outcome::ListStatus;
+use crate::outcome::{collect, ListStatus, PublishedList, Summary};
+use crate::plan::Plan;
 use crate::ui::progress::Progress;
+use anyhow::Context as _;
 use bytes::Bytes;
 use futures::StreamExt;
 use qus_registry::{Client, Descriptor, Digest, Index, Outcome, Reference};
@@ -229,3 +231,57 @@ enum Source {
     /// In memory (configs).
     Bytes(Bytes),
 }
+
+/// Writes `lists` (of `plan`) to the registry, a few at a time: each one written or already
+/// there goes into `summary.lists`, each one left as it was (it would have lost a platform)
+/// into the shortfall. Every list is tried; the first error is returned after.
+pub(crate) async fn put_lists(
+    reg: &Registry,
+    plan: &Plan,
+    lists: &[(&crate::plan::ManifestPlan, qus_registry::Index)],
+    summary: &mut Summary,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let results: Vec<anyhow::Result<(String, ListPut)>> = futures::stream::iter(lists)
+        .map(|(m, index)| async move {
+            let put = reg
+                .put_list(&m.tag, index)
+                .await
+                .with_context(|| format!("publishing {}", m.reference))?;
+            let n = index.manifests.len();
+            progress.step(match &put {
+                ListPut::Done(_, status) => format!("{} {status} ({n} platforms)", m.reference),
+                ListPut::Kept(lost) => format!(
+                    "{} left as it was: it has {}, which this run's list would not",
+                    m.reference,
+                    lost.join(", ")
+                ),
+            });
+            Ok((m.tag.clone(), put))
+        })
+        .buffered(LISTS_IN_FLIGHT)
+        .collect()
+        .await;
+    let mut done = Vec::new();
+    let outcome = collect(results, &mut done);
+    let mut kept = Vec::new();
+    for (tag, put) in done {
+        let Some(m) = plan.manifests.iter().find(|m| m.tag == tag) else {
+            continue;
+        };
+        match put {
+            ListPut::Done(digest, status) => summary.lists.push(PublishedList {
+                reference: m.reference.clone(),
+                digest: digest.to_string(),
+                status,
+                platforms: m.entries.iter().map(|e| e.platform.to_string()).collect(),
+            }),
+            ListPut::Kept(lost) => kept.push((tag, lost)),
+        }
+    }
+    summary.shortfall.kept_lists(plan, "registry", kept);
+    outcome
+}
+
+/// Lists written at once.
+pub(crate) const LISTS_IN_FLIGHT: usize = 8;

@@ -8,9 +8,8 @@
 mod qus_binary;
 
 use crate::arch::Host;
-use crate::options::SourceOptions;
-use crate::packages::prepare_partial;
 use crate::packages::shortfall::Shortfall;
+use crate::packages::{prepare_partial, SourceOptions};
 use crate::plan::{PackagePlan, Plan, Role};
 use crate::ui::progress::Progress;
 use anyhow::Context as _;

@@ -7,7 +7,7 @@ use super::manifest;
 use super::RegisterOptions;
 use crate::arch::Host;
 use crate::config::Config;
-use crate::options::SourceOptions;
+use crate::packages::SourceOptions;
 use crate::plan::PackagePlan;
 use crate::ui::progress::Progress;
 use anyhow::{anyhow, Context as _};
