@@ -4,7 +4,7 @@ use crate::attest::sign::{Key, PublicKey};
 use crate::attest::{BuildContext, NamedDigest, DEFAULT_BUILDER_ID};
 use crate::cli::{
     BuildArgs, BuildCmdArgs, BuilderArg, Cli, Command, LoadArg, MatrixArgs, MediaArgs,
-    MediaTypesArg, MirrorArgs, PlanArgs, ProgressArg, RegistryArgs, SignArgs, SourceArgs, TestArg,
+    MediaTypesArg, MirrorArgs, ProgressArg, RegistryArgs, SignArgs, SourceArgs, TestArg,
 };
 use crate::cmd::release::{ReleaseFlags, TestScope};
 use crate::config::Config;
@@ -15,7 +15,6 @@ use crate::options::{BuildOptions, Builder, LoadScope, RegistryOptions, SupplyOp
 use crate::packages::SourceOptions;
 use crate::plan::{self, Plan, Recipe, Selection};
 use crate::ui::progress::Progress;
-use crate::ui::table;
 use anyhow::Context as _;
 use std::path::Path;
 use std::process::ExitCode;
@@ -34,7 +33,10 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = cli.config.as_deref();
     let context = cli.context.as_deref();
     match cli.command {
-        Command::Plan(a) => plan_cmd(config, &a),
+        Command::Plan(a) => {
+            let plan = make_plan(&Config::load(config)?, &a.matrix)?;
+            crate::cmd::plan::plan_cmd(&plan, a.json)
+        }
         Command::Build(BuildCmdArgs { build: a, load }) => {
             let plan = make_plan(&Config::load(config)?, &a.matrix)?;
             let (src, mut opts) = (source_options(&a.source)?, build_options(&a, context));
@@ -81,7 +83,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let plan = make_plan(&Config::load(config)?, &a.matrix)?;
             let reg = registry_options(&a.registry)?;
             let key = sign_key(&a.sign)?;
-            runtime()?.block_on(crate::cmd::release::publish_cmd(
+            runtime()?.block_on(crate::cmd::publish::publish_cmd(
                 &plan,
                 &reg,
                 media_types(&a.media),
@@ -148,7 +150,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lock(a) => {
             let mirror = debian_mirror(&a.mirror);
             let expiry = expiry(&a.valid_until);
-            runtime()?.block_on(crate::maint::lock_cmd(
+            runtime()?.block_on(crate::cmd::lock::lock_cmd(
                 config, mirror, expiry, a.json, &progress,
             ))
         }
@@ -156,13 +158,13 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mirror = debian_mirror(&a.mirror);
             let cfg = Config::load(config)?;
             let expiry = expiry(&a.valid_until);
-            runtime()?.block_on(crate::maint::check_cmd(
+            runtime()?.block_on(crate::cmd::check::check_cmd(
                 &cfg, mirror, expiry, a.json, &progress,
             ))
         }
         Command::Report(a) => {
             let plan = make_plan(&Config::load(config)?, &a.matrix)?;
-            crate::maint::report_cmd(&plan, a.json)
+            crate::cmd::report::report_cmd(&plan, a.json)
         }
         Command::Register(a) => {
             let opts = crate::cmd::register::RegisterOptions {
@@ -448,63 +450,4 @@ fn make_plan(cfg: &Config, m: &MatrixArgs) -> anyhow::Result<Plan> {
         sources: m.sources.clone(),
     };
     Ok(plan::plan(cfg, &sel, &recipe())?)
-}
-
-fn plan_cmd(config: Option<&Path>, a: &PlanArgs) -> anyhow::Result<ExitCode> {
-    let plan = make_plan(&Config::load(config)?, &a.matrix)?;
-    if a.json {
-        crate::ui::output::out_json(&plan)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    crate::ui::output::out(&plan_table(&plan))?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The human-readable plan.
-fn plan_table(plan: &Plan) -> String {
-    let rows: Vec<Vec<String>> = plan
-        .images
-        .iter()
-        .map(|i| {
-            vec![
-                i.reference.clone(),
-                i.platform.to_string(),
-                i.kind.name().to_string(),
-                if i.targets.is_empty() {
-                    "-".into()
-                } else {
-                    i.targets.join(",")
-                },
-            ]
-        })
-        .collect();
-    let mut out = table::render(&["IMAGE", "PLATFORM", "KIND", "TARGETS"], &rows);
-    out.push('\n');
-    let rows: Vec<Vec<String>> = plan
-        .manifests
-        .iter()
-        .map(|m| {
-            vec![
-                m.reference.clone(),
-                m.entries
-                    .iter()
-                    .map(|e| e.platform.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ]
-        })
-        .collect();
-    out.push_str(&table::render(&["MANIFEST LIST", "PLATFORMS"], &rows));
-    for s in &plan.skipped {
-        out.push_str(&format!("skipped: {s}\n"));
-    }
-    for n in &plan.notes {
-        out.push_str(&format!("note: {n}\n"));
-    }
-    out.push_str(&format!(
-        "{} images, {} manifest lists\n",
-        plan.images.len(),
-        plan.manifests.len()
-    ));
-    out
 }

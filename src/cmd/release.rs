@@ -1,5 +1,5 @@
-//! `qus release`: every image of the plan in the registry, then the manifest lists; and
-//! `qus publish`, the lists alone.
+//! `qus release`: every image of the plan in the registry, then the manifest lists
+//! (`qus publish` writes the lists alone).
 //!
 //! The images are data qus computes (`crate::image`), so the release needs no daemon: HEAD
 //! every tag first; an image whose tag already names the manifest this run would write
@@ -10,23 +10,22 @@
 //! place for the next run to finish.
 
 use crate::attest::attach;
-use crate::attest::sign::Key;
 use crate::config::Config;
 use crate::image::lists::{list_blobs, lists};
-use crate::image::{self, Image, MediaTypes, Store};
+use crate::image::{self, Image, Store};
 use crate::options::{BuildOptions, Builder, RegistryOptions, SupplyOptions};
 use crate::outcome::{
-    collect, BuiltImage, ImageStatus, ListStatus, PushStatus, PushedImage, Summary, UploadStats,
+    BuiltImage, ImageStatus, ListStatus, PushStatus, PushedImage, Summary, UploadStats,
 };
 use crate::packages::SourceOptions;
 use crate::plan::{ImagePlan, Plan};
-use crate::sink::registry::{put_lists, Registry, Uploads, LISTS_IN_FLIGHT};
+use crate::sink::registry::{put_lists, Registry, Uploads, HEADS_IN_FLIGHT};
 use crate::ui::progress::Progress;
 use anyhow::{anyhow, Context as _};
 use futures::StreamExt;
 use qus_registry::{
-    Auth, Client, ClientConfig, CredentialSource, Descriptor, DockerConfigSource, IndexEntry,
-    ProtocolPolicy, Reference,
+    Auth, Client, ClientConfig, CredentialSource, Descriptor, DockerConfigSource, ProtocolPolicy,
+    Reference,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -146,7 +145,7 @@ pub(crate) async fn release_cmd(
 
 /// Prints what was left out, the summary and (with `--json`) the summary as JSON; the
 /// exit status of `result`.
-fn finish(
+pub(super) fn finish(
     mut summary: Summary,
     result: anyhow::Result<()>,
     json: bool,
@@ -495,72 +494,6 @@ fn failed_images(rows: &[crate::emutest::Row]) -> HashMap<String, String> {
         }
     }
     failed
-}
-
-const HEADS_IN_FLIGHT: usize = 16;
-
-/// `qus publish`: the lists over per-host images already in the registry (the last job of
-/// a CI matrix). Each entry is checked present and of its platform by the registry client.
-pub(crate) async fn publish_cmd(
-    plan: &Plan,
-    registry: &RegistryOptions,
-    media: MediaTypes,
-    sign_key: Option<&Key>,
-    json: bool,
-    progress: &Progress,
-) -> anyhow::Result<ExitCode> {
-    let reg = connect_registry(plan, registry).await?;
-    let tags: Vec<String> = plan.images.iter().map(|i| i.tag.clone()).collect();
-    let heads = reg.heads(&tags, HEADS_IN_FLIGHT).await?;
-    let mut summary = Summary::default();
-    // Every entry verified present and of its platform, each list on its own: a list with an
-    // entry missing is an error, the others are published.
-    let prepared: Vec<anyhow::Result<(&crate::plan::ManifestPlan, qus_registry::Index)>> =
-        futures::stream::iter(&plan.manifests)
-            .map(|m| {
-                let (reg, heads) = (&reg, &heads);
-                async move {
-                    let target = reg.tag(&m.tag)?;
-                    let mut entries = Vec::new();
-                    for e in &m.entries {
-                        let d = heads.get(&e.tag).ok_or_else(|| {
-                            anyhow!(
-                                "{}: its entry {} is not in the registry; push it first",
-                                m.reference,
-                                e.tag
-                            )
-                        })?;
-                        entries.push(IndexEntry::new(d.digest.clone(), e.platform.clone()));
-                    }
-                    let index = reg
-                        .client
-                        .prepare_index(&target, &entries, media.list())
-                        .await
-                        .with_context(|| format!("publishing {}", m.reference))?
-                        .index;
-                    Ok((m, index))
-                }
-            })
-            .buffered(LISTS_IN_FLIGHT)
-            .collect()
-            .await;
-    let mut lists = Vec::new();
-    let mut result = collect(prepared, &mut lists);
-    let put = put_lists(&reg, plan, &lists, &mut summary, progress).await;
-    result = result.and(put);
-    if let (Ok(()), Some(key)) = (&result, sign_key) {
-        let targets: anyhow::Result<Vec<(String, qus_registry::Digest)>> = summary
-            .lists
-            .iter()
-            .map(|l| Ok((l.reference.clone(), qus_registry::Digest::parse(&l.digest)?)))
-            .collect();
-        result = match targets {
-            Ok(t) => attach::sign_all(&reg, key, &t, &mut summary.supply, progress).await,
-            Err(e) => Err(e),
-        };
-    }
-    let result = result.and_then(|()| summary.shortfall.error("images").map_or(Ok(()), Err));
-    finish(summary, result, json, progress)
 }
 
 fn report(s: &Summary, json: bool, progress: &Progress) -> anyhow::Result<()> {

@@ -285,3 +285,6 @@ pub(crate) async fn put_lists(
 
 /// Lists written at once.
 pub(crate) const LISTS_IN_FLIGHT: usize = 8;
+
+/// Tags asked at once.
+pub(crate) const HEADS_IN_FLIGHT: usize = 16;
