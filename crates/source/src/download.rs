@@ -17,9 +17,9 @@ use url::Url;
 
 use crate::cache::Cache;
 use crate::error::{Error, Result};
-use crate::fetch::Retrying;
 use crate::http::Http;
 use crate::pinned::{PackageRef, VerifiedPackage};
+use crate::progress::Retrying;
 use crate::retry::{Failed, Tries};
 use crate::sink::{OnProgress, Sink};
 
@@ -251,7 +251,7 @@ fn what_failed(e: &Error, done: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fetch::Progress;
+    use crate::progress::Progress;
     use reqwest::header::HeaderValue;
     use std::time::Duration;
 

@@ -595,7 +595,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Timeout { .. } | Error::Unreachable { .. } | Error::Interrupted { .. } => true,
-            Error::HttpStatus { status, .. } => crate::retry::transient_status(*status),
+            Error::HttpStatus { status, .. } => transient_status(*status),
             _ => false,
         }
     }
@@ -619,4 +619,9 @@ impl Error {
             source,
         }
     }
+}
+
+/// Pure: whether an HTTP status may pass if asked again (408, 429, 5xx but 501).
+pub(crate) fn transient_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502..=599)
 }

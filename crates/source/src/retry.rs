@@ -52,11 +52,6 @@ impl RetryPolicy {
     }
 }
 
-/// Pure: whether an HTTP status may pass if asked again (408, 429, 5xx but 501).
-pub(crate) fn transient_status(status: u16) -> bool {
-    matches!(status, 408 | 429 | 500 | 502..=599)
-}
-
 /// Pure: how long `Retry-After: value` asks to wait, from `now`: seconds, or an HTTP date
 /// (one already past is no wait). `None` for a value that is neither.
 pub(crate) fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
@@ -129,6 +124,7 @@ impl Tries {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::transient_status;
 
     fn policy() -> RetryPolicy {
         RetryPolicy {

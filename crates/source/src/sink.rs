@@ -10,8 +10,8 @@ use tokio::io::AsyncWriteExt;
 use crate::cache::Cache;
 use crate::digest::Hasher;
 use crate::error::{Error, Result};
-use crate::fetch::{Progress, Retrying};
 use crate::pinned::{PackageRef, VerifiedPackage};
+use crate::progress::{Progress, Retrying};
 
 /// Progress callbacks get a call at most every this many bytes (and at the end).
 const PROGRESS_STEP: u64 = 1 << 20;
