@@ -14,7 +14,7 @@
 //! digest. After a push, the digest the daemon reports pushing must be what the tag holds.
 
 use crate::arch::Host;
-use crate::engine::build_context::{self, LayerFiles};
+use crate::engine::build_context::{self, ContextFolders};
 use crate::engine::docker::{Daemon, PushStats};
 use crate::image::entrypoint;
 use crate::options::BuildOptions;
@@ -81,7 +81,7 @@ pub(crate) async fn build<'a>(
             let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             progress.step(format!("[{n}/{total}] building {}", img.reference));
             let _spinner = progress.spinner(&format!("building {}", img.reference));
-            let files = layer_files(img, inputs)?;
+            let files = context_folders(img, inputs)?;
             let from = match &img.base {
                 Some(tag) => plan
                     .image(tag)
@@ -159,18 +159,19 @@ pub(crate) async fn build<'a>(
     })
 }
 
-fn layer_files(img: &ImagePlan, inputs: &Extracted) -> anyhow::Result<LayerFiles> {
-    let mut files = LayerFiles::new();
+/// The build context's folders of `img`: each layer's files, from the extracted packages.
+fn context_folders(img: &ImagePlan, inputs: &Extracted) -> anyhow::Result<ContextFolders> {
+    let mut files = ContextFolders::new();
     for layer in &img.layers {
         let entries = match layer {
-            crate::plan::Layer::Register => {
+            crate::plan::LayerSpec::Entrypoint => {
                 let bb = inputs
                     .busybox
                     .get(&img.host)
                     .ok_or_else(|| anyhow!("{}: no busybox extracted for {}", img.tag, img.host))?;
                 entrypoint::layer(bb)
             }
-            crate::plan::Layer::Emulator { target } => {
+            crate::plan::LayerSpec::Emulator { target } => {
                 let path = inputs
                     .emulators
                     .get(&(img.source.clone(), img.host))

@@ -7,7 +7,7 @@ use crate::emutest::{tools, Row, Status, Subject};
 use crate::engine::docker::Daemon;
 use crate::engine::Engine;
 use crate::packages::SourceOptions;
-use crate::plan::{Layer, Plan};
+use crate::plan::{LayerSpec, Plan};
 use crate::ui::progress::Progress;
 use anyhow::{anyhow, Context as _};
 use std::collections::BTreeMap;
@@ -56,7 +56,7 @@ pub(crate) async fn test_cmd(
             ));
         }
         for (layer, diff_id) in stack.iter().zip(&info.layers) {
-            let Layer::Emulator { target } = layer else {
+            let LayerSpec::Emulator { target } = layer else {
                 continue;
             };
             subjects

@@ -8,7 +8,7 @@
 //! finishes, and rebuilt without the cache when it does not match.
 
 use crate::arch::Platform;
-use crate::engine::build_context::{self, ContextError, LayerFiles};
+use crate::engine::build_context::{self, ContextError, ContextFolders};
 use crate::engine::{Engine, EngineError, Transport};
 use crate::plan::ImagePlan;
 use crate::ui::progress::Progress;
@@ -207,7 +207,7 @@ impl Daemon {
         &self,
         image: &ImagePlan,
         dockerfile: &str,
-        files: &LayerFiles,
+        files: &ContextFolders,
         mtime: u64,
         no_cache: bool,
         progress: &Progress,
@@ -279,7 +279,7 @@ impl Daemon {
         &self,
         image: &ImagePlan,
         dockerfile: &str,
-        files: &LayerFiles,
+        files: &ContextFolders,
         mtime: u64,
         no_cache: bool,
         progress: &Progress,

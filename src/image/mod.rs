@@ -94,19 +94,19 @@ pub(crate) fn memo_key(image: &ImagePlan, media: MediaTypes) -> String {
 /// Which layer of the plan, as a value that tells layers apart across images.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum LayerId {
-    Register(crate::arch::Host),
+    Entrypoint(crate::arch::Host),
     Emulator(String, crate::arch::Host, String),
 }
 
 /// Every layer an image is made of, base first, with what tells it apart from other
 /// images' layers (a base is always of the same host and source).
-fn stack<'a>(plan: &'a Plan, image: &'a ImagePlan) -> Vec<(LayerId, &'a plan::Layer)> {
+fn stack<'a>(plan: &'a Plan, image: &'a ImagePlan) -> Vec<(LayerId, &'a plan::LayerSpec)> {
     plan.stack(image)
         .into_iter()
         .map(|l| {
             let id = match l {
-                plan::Layer::Register => LayerId::Register(image.host),
-                plan::Layer::Emulator { target } => {
+                plan::LayerSpec::Entrypoint => LayerId::Entrypoint(image.host),
+                plan::LayerSpec::Emulator { target } => {
                     LayerId::Emulator(image.source.clone(), image.host, target.clone())
                 }
             };
@@ -118,7 +118,7 @@ fn stack<'a>(plan: &'a Plan, image: &'a ImagePlan) -> Vec<(LayerId, &'a plan::La
 /// The files of one layer of `image`.
 fn layer_files(
     image: &ImagePlan,
-    layer: &plan::Layer,
+    layer: &plan::LayerSpec,
     inputs: &Extracted,
 ) -> Result<(String, Vec<Entry>), ImageError> {
     let missing = |what: String| ImageError::Missing {
@@ -126,7 +126,7 @@ fn layer_files(
         what,
     };
     Ok(match layer {
-        plan::Layer::Register => {
+        plan::LayerSpec::Entrypoint => {
             let bb = inputs
                 .busybox
                 .get(&image.host)
@@ -136,7 +136,7 @@ fn layer_files(
                 entrypoint::layer(bb),
             )
         }
-        plan::Layer::Emulator { target } => {
+        plan::LayerSpec::Emulator { target } => {
             let file = inputs
                 .emulators
                 .get(&(image.source.clone(), image.host))
