@@ -73,7 +73,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         TestArg::None => TestScope::None,
                     },
                     machine: machine(),
-                    test_jobs: cpus(),
+                    test_jobs: src.cpus,
                     supply,
                 },
                 &progress,
@@ -102,7 +102,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &src,
                 &engine(context),
                 machine(),
-                a.jobs.unwrap_or_else(cpus),
+                a.jobs.unwrap_or(src.cpus),
                 a.json,
                 &progress,
             ))
@@ -209,6 +209,7 @@ fn machine() -> Option<crate::arch::Host> {
     crate::arch::Host::of_rust_arch(std::env::consts::ARCH)
 }
 
+/// The CPUs this machine gives qus: the one parallelism setting (`SourceOptions::cpus`).
 fn cpus() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
@@ -288,6 +289,7 @@ fn source_options(a: &SourceArgs) -> anyhow::Result<SourceOptions> {
             Some(c) => c.clone(),
             None => qus_source::Cache::default_root()?,
         },
+        cpus: cpus(),
     })
 }
 

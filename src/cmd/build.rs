@@ -75,7 +75,10 @@ async fn build(
         .into_iter()
         .filter(|i| made.image(&i.tag).is_some())
         .collect();
-    let images = image::write(&made, &compute, &inputs, &store, opts.media, progress).await?;
+    let images = image::write(
+        &made, &compute, &inputs, &store, opts.media, src.cpus, progress,
+    )
+    .await?;
     if let Some(dir) = &opts.oci_layout {
         let lists = crate::image::lists::layout_lists(&made, &images, opts.media)?;
         let (d, imgs, st) = (dir.clone(), images.clone(), store.clone());

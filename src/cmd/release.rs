@@ -264,7 +264,7 @@ async fn release(
     let images = if compute.is_empty() {
         Vec::new()
     } else {
-        image::write(&made, &compute, &inputs, &store, media, progress).await?
+        image::write(&made, &compute, &inputs, &store, media, src.cpus, progress).await?
     };
     // An image computed now that the registry already holds exactly is unchanged: the
     // run's cache was empty, not the image new.

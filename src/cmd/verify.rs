@@ -65,7 +65,7 @@ pub(crate) async fn verify_cmd(
     let store = Store::open(&src.cache)?;
     let all: Vec<_> = plan.images.iter().collect();
     let inputs = crate::packages::prepare(&plan.packages_for(&all), src, progress).await?;
-    let images = image::write(plan, &all, &inputs, &store, media, progress).await?;
+    let images = image::write(plan, &all, &inputs, &store, media, src.cpus, progress).await?;
     let lists = crate::image::lists::lists(
         plan,
         &images

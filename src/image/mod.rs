@@ -150,14 +150,15 @@ fn layer_files(
     })
 }
 
-/// Computes `images` (of `plan`) from the extracted files: each distinct layer once, one
-/// per CPU at a time, then each config and manifest.
+/// Computes `images` (of `plan`) from the extracted files: each distinct layer once, `cpus`
+/// at a time, then each config and manifest.
 pub(crate) async fn write(
     plan: &Plan,
     images: &[&ImagePlan],
     inputs: &Extracted,
     store: &Store,
     media: MediaTypes,
+    cpus: usize,
     progress: &Progress,
 ) -> Result<Vec<Image>, ImageError> {
     // Distinct layers first: `full`, `pkg` and the single-target images share them.
@@ -171,7 +172,6 @@ pub(crate) async fn write(
     }
     let total = wanted.len();
     let bar = progress.bytes("layers", Some(total as u64));
-    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let slots = Arc::new(tokio::sync::Semaphore::new(cpus));
     let mut tasks = Vec::new();
     for (id, (what, entries)) in wanted {

@@ -31,6 +31,9 @@ pub(crate) struct SourceOptions {
     pub fedora_mirror: Option<String>,
     /// The cache folder (`--cache`, `QUS_CACHE`, `~/.cache/qus`).
     pub cache: PathBuf,
+    /// How many CPUs work at once: packages extracted, layers computed, assets written,
+    /// emulators tested (this machine's, resolved once by `app`).
+    pub cpus: usize,
 }
 
 impl SourceOptions {
@@ -215,7 +218,7 @@ pub(crate) async fn prepare_partial(
         ));
         verified.push(((*p).clone(), v));
     }
-    let (extracted, more) = extract_all(&cache, verified).await?;
+    let (extracted, more) = extract_all(&cache, verified, src.cpus).await?;
     failures.extend(more.into_iter().map(|f| not_used(f, progress)));
     // In the order the packages were given, whichever step failed.
     failures.sort_by_key(|f| packages.iter().position(|p| **p == f.package));
@@ -268,14 +271,13 @@ fn failure_of(package: &PackagePlan, e: qus_source::Error) -> anyhow::Result<Pac
 /// The files of one package, by target (`busybox` for busybox and guest programs).
 type Files = Vec<(String, File)>;
 
-/// Extracts every verified package, one blocking task per package and as many at once as
-/// there are CPUs: extraction is CPU-bound decompression (and each xz decoder holds its own
-/// buffers).
+/// Extracts every verified package, one blocking task per package and `cpus` at once:
+/// extraction is CPU-bound decompression (and each xz decoder holds its own buffers).
 async fn extract_all(
     cache: &qus_source::Cache,
     verified: Vec<(PackagePlan, qus_source::VerifiedPackage)>,
+    cpus: usize,
 ) -> anyhow::Result<(Extracted, Vec<PackageFailure>)> {
-    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(cpus));
     let mut tasks = Vec::new();
     for (p, v) in verified {

@@ -84,7 +84,7 @@ pub(crate) const PUBLIC_KEY_ASSET: &str = "cosign.pub";
 /// into place, so an interrupted run never leaves a truncated asset under its final name.
 ///
 /// Compression is the slow part (a full release is ~2 GB of emulators), so assets are
-/// written one per CPU, and with `memo` (a folder in qus's cache) an asset whose input and
+/// written `cpus` at a time, and with `memo` (a folder in qus's cache) an asset whose input and
 /// output are both unchanged since the last run is left alone: `memo` maps a digest of
 /// everything that decides the asset to the sha256 of the file it gave.
 pub fn write_assets(
@@ -93,16 +93,14 @@ pub fn write_assets(
     mtime: u64,
     memo: Option<&Path>,
     extra: &[Asset],
+    cpus: usize,
 ) -> io::Result<Vec<Asset>> {
     std::fs::create_dir_all(out)?;
     if let Some(m) = memo {
         std::fs::create_dir_all(m)?;
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(specs.len().max(1));
+    let workers = cpus.clamp(1, specs.len().max(1));
     let results: Vec<Vec<io::Result<Asset>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -325,8 +323,9 @@ pub(crate) async fn assets_cmd(
         out.display(),
         from.join(", ")
     ));
+    let cpus = src.cpus;
     let written = tokio::task::spawn_blocking(move || {
-        write_assets(&dir, &specs, epoch, Some(&memo), &binaries)
+        write_assets(&dir, &specs, epoch, Some(&memo), &binaries, cpus)
     })
     .await
     .context("writing assets")?
@@ -384,9 +383,10 @@ mod tests {
             7,
             None,
             &[],
+            2,
         )
         .unwrap();
-        let b = write_assets(&dir.path().join("b"), &[spec], 7, None, &[]).unwrap();
+        let b = write_assets(&dir.path().join("b"), &[spec], 7, None, &[], 2).unwrap();
         assert_eq!(a[0].sha256, b[0].sha256);
         assert_eq!(a[0].name, "qemu-aarch64-static_amd64.tgz");
         let sums = std::fs::read_to_string(dir.path().join("a/SHA256SUMS")).unwrap();
@@ -421,7 +421,7 @@ mod tests {
             origin: AssetOrigin::default(),
         };
         let specs = std::slice::from_ref(&spec);
-        let status = || write_assets(&out, specs, 0, Some(&memo), &[]).unwrap()[0].clone();
+        let status = || write_assets(&out, specs, 0, Some(&memo), &[], 2).unwrap()[0].clone();
         let first = status();
         assert_eq!(first.status, AssetStatus::Written);
         let again = status();

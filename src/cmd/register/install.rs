@@ -164,6 +164,8 @@ impl InstallPlan {
                 Some(c) => c.clone(),
                 None => qus_source::Cache::default_root()?,
             },
+            // One package: nothing to extract side by side.
+            cpus: 1,
         };
         progress.step(format!(
             "{} missing on this host: installing them from {} {} ({host}) into {}",
