@@ -1,9 +1,13 @@
 //! The `qus` command: parse, run, report.
 //!
-//! The data flow runs one way: `config` → `plan` (pure) → fetch and extract (`qus_source`)
-//! → `context` (build-context tar) → `docker` (build, push via the Engine API) → manifest
-//! lists (`qus_registry`). `app` turns flags and environment into plain options once and
-//! calls one function per subcommand; nothing below it reads `std::env` or the clap types.
+//! The data flows one way: `config` (qus.yml and its lock) → `plan` (every image, tag, list
+//! and package; pure) → `packages` (fetched, verified and extracted through `qus_source`) →
+//! `image` (layers, configs and manifests, computed as data) → a `sink`: the daemon, a
+//! registry (`qus_registry`) or an OCI layout, the lists last; `attest` signs what a
+//! release wrote and attaches its SBOMs and provenances. `app` turns flags and environment
+//! into options once and calls `cmd`, a module per subcommand; nothing below it reads
+//! `std::env` or the clap types. `--builder dockerfile` takes the `classic` path instead:
+//! a build context per image, built and pushed by the daemon (`engine`).
 
 mod app;
 mod arch;

@@ -8,9 +8,10 @@
 //! builds them with the classic builder instead (`crate::classic`).
 //!
 //! A package that cannot be used (not served, not the pinned bytes, not a usable package)
-//! leaves out only the images that need it (`crate::plan::narrow`): the rest are made, and the
-//! run ends with exit 1 and a line per package (`crate::packages::shortfall`). An image left out gets
-//! no tag, and a list over one is not written to the layout (one already there stays).
+//! leaves out only the images that need it (`crate::plan::narrow`): the rest are made, and
+//! the run ends with exit 1 and a line per package (`crate::packages::shortfall`). An image
+//! left out gets no tag, and a list over one is not written to the layout (one already
+//! there stays).
 
 use crate::engine::docker::Daemon;
 use crate::image::{self, Image, Store};

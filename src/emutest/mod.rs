@@ -7,8 +7,8 @@
 //! command line (`qemu-loongarch64 ./qemu-riscv64-static ./busybox …`): chained emulation
 //! with no binfmt_misc registration at all, so the host is never touched.
 //!
-//! `qus test` takes the emulators out of the images in the daemon (`command`); `qus
-//! release` tests the very files it is about to push (`crate::cmd::release`).
+//! `qus test` takes the emulators out of the images in the daemon (`crate::cmd::test`);
+//! `qus release` tests the very files it is about to push (`crate::cmd::release`).
 
 mod run;
 
