@@ -1,4 +1,5 @@
-//! One function per subcommand; `main` calls [`run`].
+//! The edge: flags and the environment resolved once into options, then a `cmd` function
+//! per subcommand; `main` calls [`run`].
 
 use crate::attest::sign::{Key, PublicKey};
 use crate::attest::{BuildContext, NamedDigest, DEFAULT_BUILDER_ID};
