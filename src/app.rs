@@ -1,21 +1,21 @@
-//! One function per subcommand; `main` calls [`run`].
+//! The edge: flags and the environment resolved once into options, then a `cmd` function
+//! per subcommand; `main` calls [`run`].
 
 use crate::attest::sign::{Key, PublicKey};
 use crate::attest::{BuildContext, NamedDigest, DEFAULT_BUILDER_ID};
 use crate::cli::{
     BuildArgs, BuildCmdArgs, BuilderArg, Cli, Command, LoadArg, MatrixArgs, MediaArgs,
-    MediaTypesArg, MirrorArgs, PlanArgs, ProgressArg, RegistryArgs, SignArgs, SourceArgs, TestArg,
+    MediaTypesArg, MirrorArgs, ProgressArg, RegistryArgs, SignArgs, SourceArgs, TestArg,
 };
+use crate::cmd::release::{ReleaseFlags, TestScope};
 use crate::config::Config;
 use crate::engine::{Engine, EngineEnv};
-use crate::media::MediaTypes;
-use crate::options::{
-    BuildOptions, Builder, LoadScope, RegistryOptions, SourceOptions, SupplyOptions,
-};
+use crate::image::entrypoint;
+use crate::image::media::MediaTypes;
+use crate::options::{BuildOptions, Builder, LoadScope, RegistryOptions, SupplyOptions};
+use crate::packages::SourceOptions;
 use crate::plan::{self, Plan, Recipe, Selection};
-use crate::progress::Progress;
-use crate::release::{ReleaseFlags, TestScope};
-use crate::{entrypoint, table};
+use crate::ui::progress::Progress;
 use anyhow::Context as _;
 use std::path::Path;
 use std::process::ExitCode;
@@ -26,20 +26,23 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         cli.quiet,
         cli.verbose,
         match cli.progress {
-            ProgressArg::Auto => crate::progress::Mode::Auto,
-            ProgressArg::Plain => crate::progress::Mode::Plain,
-            ProgressArg::Tty => crate::progress::Mode::Tty,
+            ProgressArg::Auto => crate::ui::progress::Mode::Auto,
+            ProgressArg::Plain => crate::ui::progress::Mode::Plain,
+            ProgressArg::Tty => crate::ui::progress::Mode::Tty,
         },
     );
     let config = cli.config.as_deref();
     let context = cli.context.as_deref();
     match cli.command {
-        Command::Plan(a) => plan_cmd(config, &a),
+        Command::Plan(a) => {
+            let plan = make_plan(&Config::load(config)?, &a.matrix)?;
+            crate::cmd::plan::plan_cmd(&plan, a.json)
+        }
         Command::Build(BuildCmdArgs { build: a, load }) => {
             let plan = make_plan(&Config::load(config)?, &a.matrix)?;
             let (src, mut opts) = (source_options(&a.source)?, build_options(&a, context));
             opts.load = load_scope(load, a.oci_layout.is_some())?;
-            runtime()?.block_on(crate::build::build_cmd(
+            runtime()?.block_on(crate::cmd::build::build_cmd(
                 &plan, &src, &opts, a.json, &progress,
             ))
         }
@@ -55,7 +58,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 sign_key: sign_key(&a.sign)?,
                 context: build_context(&cfg, a.builder_id.as_deref(), &a.build.media),
             };
-            runtime()?.block_on(crate::release::release_cmd(
+            runtime()?.block_on(crate::cmd::release::release_cmd(
                 &plan,
                 &cfg,
                 &src,
@@ -71,7 +74,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         TestArg::None => TestScope::None,
                     },
                     machine: machine(),
-                    test_jobs: cpus(),
+                    test_jobs: src.cpus,
                     supply,
                 },
                 &progress,
@@ -81,7 +84,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let plan = make_plan(&Config::load(config)?, &a.matrix)?;
             let reg = registry_options(&a.registry)?;
             let key = sign_key(&a.sign)?;
-            runtime()?.block_on(crate::release::publish_cmd(
+            runtime()?.block_on(crate::cmd::publish::publish_cmd(
                 &plan,
                 &reg,
                 media_types(&a.media),
@@ -94,13 +97,13 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = Config::load(config)?;
             let plan = make_plan(&cfg, &a.matrix)?;
             let src = source_options(&a.source)?;
-            runtime()?.block_on(crate::emutest::test_cmd(
+            runtime()?.block_on(crate::cmd::test::test_cmd(
                 &plan,
                 &cfg,
                 &src,
                 &engine(context),
                 machine(),
-                a.jobs.unwrap_or_else(cpus),
+                a.jobs.unwrap_or(src.cpus),
                 a.json,
                 &progress,
             ))
@@ -119,7 +122,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     )
                 }
             };
-            runtime()?.block_on(crate::verify::verify_cmd(
+            runtime()?.block_on(crate::cmd::verify::verify_cmd(
                 &plan,
                 &src,
                 &reg,
@@ -135,20 +138,20 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // Each host's assets from the source of its unversioned tags, among those selected.
             let sources = plan::newest_among(&cfg, a.matrix.sources.as_deref());
             let src = source_options(&a.source)?;
-            let opts = crate::assets::AssetsOptions {
+            let opts = crate::cmd::assets::AssetsOptions {
                 out: a.out.clone(),
                 public_key: sign_key(&a.sign)?.map(|k| k.public_pem()),
                 qus_binaries: a.qus_binary.clone(),
                 json: a.json,
             };
-            runtime()?.block_on(crate::assets::assets_cmd(
+            runtime()?.block_on(crate::cmd::assets::assets_cmd(
                 &plan, &sources, &src, &opts, &progress,
             ))
         }
         Command::Lock(a) => {
             let mirror = debian_mirror(&a.mirror);
             let expiry = expiry(&a.valid_until);
-            runtime()?.block_on(crate::maint::lock_cmd(
+            runtime()?.block_on(crate::cmd::lock::lock_cmd(
                 config, mirror, expiry, a.json, &progress,
             ))
         }
@@ -156,32 +159,32 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mirror = debian_mirror(&a.mirror);
             let cfg = Config::load(config)?;
             let expiry = expiry(&a.valid_until);
-            runtime()?.block_on(crate::maint::check_cmd(
+            runtime()?.block_on(crate::cmd::check::check_cmd(
                 &cfg, mirror, expiry, a.json, &progress,
             ))
         }
         Command::Report(a) => {
             let plan = make_plan(&Config::load(config)?, &a.matrix)?;
-            crate::maint::report_cmd(&plan, a.json)
+            crate::cmd::report::report_cmd(&plan, a.json)
         }
         Command::Register(a) => {
-            let opts = crate::register::RegisterOptions {
+            let opts = crate::cmd::register::RegisterOptions {
                 install_dir: a
                     .install_dir
                     .clone()
-                    .unwrap_or_else(|| crate::register::DEFAULT_INSTALL_DIR.into()),
+                    .unwrap_or_else(|| crate::cmd::register::DEFAULT_INSTALL_DIR.into()),
                 persist: a.persist,
                 persist_dir: a
                     .persist_dir
                     .clone()
-                    .unwrap_or_else(|| crate::register::DEFAULT_PERSIST_DIR.into()),
+                    .unwrap_or_else(|| crate::cmd::register::DEFAULT_PERSIST_DIR.into()),
                 config: a.config.clone().or_else(|| config.map(Path::to_path_buf)),
                 packages_dir: a.source.debs.clone(),
                 debian_mirror: debian_mirror(&a.source.mirror),
                 fedora_mirror: a.source.fedora_mirror.clone(),
                 cache: a.source.cache.clone(),
             };
-            crate::register::register_cmd(&a.args, &opts, &progress)
+            crate::cmd::register::register_cmd(&a.args, &opts, &progress)
         }
         Command::Completion(a) => {
             write_stdout(&crate::cli::completion_script(a.shell))?;
@@ -207,6 +210,7 @@ fn machine() -> Option<crate::arch::Host> {
     crate::arch::Host::of_rust_arch(std::env::consts::ARCH)
 }
 
+/// The CPUs this machine gives qus: the one parallelism setting (`SourceOptions::cpus`).
 fn cpus() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
@@ -214,7 +218,7 @@ fn cpus() -> usize {
 /// The Debian mirror: the flag (or QUS_MIRROR, which clap reads for it), else the first
 /// Debian archive of this machine's apt sources.
 fn debian_mirror(m: &MirrorArgs) -> Option<String> {
-    crate::mirror::resolve(m.mirror.as_deref(), Path::new("/"))
+    crate::packages::mirror::resolve(m.mirror.as_deref(), Path::new("/"))
 }
 
 /// The signing key of `--sign-key` (or QUS_SIGN_KEY), read and parsed here, at the edge.
@@ -286,6 +290,7 @@ fn source_options(a: &SourceArgs) -> anyhow::Result<SourceOptions> {
             Some(c) => c.clone(),
             None => qus_source::Cache::default_root()?,
         },
+        cpus: cpus(),
     })
 }
 
@@ -420,7 +425,7 @@ fn recipe() -> Recipe {
     Recipe {
         qus_version: crate::VERSION.to_string(),
         template_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
-            crate::context::TEMPLATE.as_bytes(),
+            crate::engine::build_context::TEMPLATE.as_bytes(),
         )),
         entrypoint_sha256: entrypoint::digest(),
         epoch: source_date_epoch(),
@@ -438,7 +443,7 @@ fn source_date_epoch() -> u64 {
 /// Plans the selection over a loaded config.
 fn make_plan(cfg: &Config, m: &MatrixArgs) -> anyhow::Result<Plan> {
     if let Some(repo) = &m.repo {
-        crate::validate::validate_repo(repo)
+        crate::config::validate::validate_repo(repo)
             .map_err(|e| crate::exit::usage(format!("--repo: {e}")))?;
     }
     let sel = Selection {
@@ -448,63 +453,4 @@ fn make_plan(cfg: &Config, m: &MatrixArgs) -> anyhow::Result<Plan> {
         sources: m.sources.clone(),
     };
     Ok(plan::plan(cfg, &sel, &recipe())?)
-}
-
-fn plan_cmd(config: Option<&Path>, a: &PlanArgs) -> anyhow::Result<ExitCode> {
-    let plan = make_plan(&Config::load(config)?, &a.matrix)?;
-    if a.json {
-        crate::output::out_json(&plan)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    crate::output::out(&plan_table(&plan))?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The human-readable plan.
-fn plan_table(plan: &Plan) -> String {
-    let rows: Vec<Vec<String>> = plan
-        .images
-        .iter()
-        .map(|i| {
-            vec![
-                i.reference.clone(),
-                i.platform.to_string(),
-                i.kind.name().to_string(),
-                if i.targets.is_empty() {
-                    "-".into()
-                } else {
-                    i.targets.join(",")
-                },
-            ]
-        })
-        .collect();
-    let mut out = table::render(&["IMAGE", "PLATFORM", "KIND", "TARGETS"], &rows);
-    out.push('\n');
-    let rows: Vec<Vec<String>> = plan
-        .manifests
-        .iter()
-        .map(|m| {
-            vec![
-                m.reference.clone(),
-                m.entries
-                    .iter()
-                    .map(|e| e.platform.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ]
-        })
-        .collect();
-    out.push_str(&table::render(&["MANIFEST LIST", "PLATFORMS"], &rows));
-    for s in &plan.skipped {
-        out.push_str(&format!("skipped: {s}\n"));
-    }
-    for n in &plan.notes {
-        out.push_str(&format!("note: {n}\n"));
-    }
-    out.push_str(&format!(
-        "{} images, {} manifest lists\n",
-        plan.images.len(),
-        plan.manifests.len()
-    ));
-    out
 }

@@ -14,17 +14,17 @@
 //! digest. After a push, the digest the daemon reports pushing must be what the tag holds.
 
 use crate::arch::Host;
-use crate::context::{self, LayerFiles};
-use crate::docker::{Daemon, PushStats};
-use crate::entrypoint;
-use crate::options::{BuildOptions, SourceOptions};
+use crate::engine::build_context::{self, ContextFolders};
+use crate::engine::docker::{Daemon, PushStats};
+use crate::image::entrypoint;
+use crate::options::BuildOptions;
 use crate::outcome::Built;
 use crate::outcome::{ordered, BuiltImage, ImageStatus, PushStatus, PushedImage, Summary};
 use crate::packages::prepare_narrowed;
-use crate::packages::Extracted;
+use crate::packages::{Extracted, SourceOptions};
 use crate::plan::{ImagePlan, Plan};
-use crate::progress::Progress;
 use crate::sink::registry::Registry;
+use crate::ui::progress::Progress;
 use anyhow::anyhow;
 use futures::{StreamExt, TryStreamExt};
 use qus_registry::{media, Client, Descriptor, ImageManifest, Reference};
@@ -81,7 +81,7 @@ pub(crate) async fn build<'a>(
             let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             progress.step(format!("[{n}/{total}] building {}", img.reference));
             let _spinner = progress.spinner(&format!("building {}", img.reference));
-            let files = layer_files(img, inputs)?;
+            let files = context_folders(img, inputs)?;
             let from = match &img.base {
                 Some(tag) => plan
                     .image(tag)
@@ -89,7 +89,7 @@ pub(crate) async fn build<'a>(
                     .ok_or_else(|| anyhow!("{}: base image {tag} is not in the plan", img.tag))?,
                 None => "scratch".to_string(),
             };
-            let dockerfile = context::dockerfile(img, &from, entrypoint::command())?;
+            let dockerfile = build_context::dockerfile(img, &from, entrypoint::command())?;
             let info = daemon
                 .build(
                     img,
@@ -159,18 +159,19 @@ pub(crate) async fn build<'a>(
     })
 }
 
-fn layer_files(img: &ImagePlan, inputs: &Extracted) -> anyhow::Result<LayerFiles> {
-    let mut files = LayerFiles::new();
+/// The build context's folders of `img`: each layer's files, from the extracted packages.
+fn context_folders(img: &ImagePlan, inputs: &Extracted) -> anyhow::Result<ContextFolders> {
+    let mut files = ContextFolders::new();
     for layer in &img.layers {
         let entries = match layer {
-            crate::plan::Layer::Register => {
+            crate::plan::LayerSpec::Entrypoint => {
                 let bb = inputs
                     .busybox
                     .get(&img.host)
                     .ok_or_else(|| anyhow!("{}: no busybox extracted for {}", img.tag, img.host))?;
                 entrypoint::layer(bb)
             }
-            crate::plan::Layer::Emulator { target } => {
+            crate::plan::LayerSpec::Emulator { target } => {
                 let path = inputs
                     .emulators
                     .get(&(img.source.clone(), img.host))
@@ -229,11 +230,11 @@ pub(crate) async fn release(
         .collect();
     let oci = !known.is_empty() && known.values().all(|d| d.media_type == media::OCI_MANIFEST);
     let family = if oci {
-        crate::media::MediaTypes::Oci
+        crate::image::media::MediaTypes::Oci
     } else {
-        crate::media::MediaTypes::Docker
+        crate::image::media::MediaTypes::Docker
     };
-    let lists = crate::lists::lists(&made, &known, family)?;
+    let lists = crate::image::lists::lists(&made, &known, family)?;
     crate::sink::registry::put_lists(reg, &made, &lists, summary, progress).await
 }
 

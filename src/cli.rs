@@ -180,7 +180,6 @@ impl MatrixArgs {
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub matrix: MatrixArgs,
     /// Print the plan as JSON.
     #[arg(long)]
@@ -195,7 +194,6 @@ pub struct SourceArgs {
     #[arg(long, alias = "packages", value_name = "DIR")]
     pub debs: Option<PathBuf>,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub mirror: MirrorArgs,
     /// Fedora mirror root, for Fedora sources.
     #[arg(long, env = "QUS_FEDORA_MIRROR", value_name = "URL")]
@@ -256,17 +254,14 @@ pub struct MediaArgs {
 #[derive(Debug, Args)]
 pub struct BuildArgs {
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub matrix: MatrixArgs,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub source: SourceArgs,
     /// Who makes the images: qus itself (reproducible digests), or the daemon's classic
     /// builder from Dockerfile.template.
     #[arg(long, value_enum, default_value_t = BuilderArg::Qus)]
     pub builder: BuilderArg,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub media: MediaArgs,
     /// Also write every image and list into this OCI image layout folder.
     #[arg(long, value_name = "DIR")]
@@ -289,7 +284,6 @@ pub struct BuildArgs {
 #[derive(Debug, Args)]
 pub struct BuildCmdArgs {
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub build: BuildArgs,
     /// Which images to load into the daemon: every one (all), those this machine runs
     /// without an emulator (native: its own host, and i386 on amd64), or none (with
@@ -313,10 +307,8 @@ pub enum LoadArg {
 #[derive(Debug, Args)]
 pub struct ReleaseArgs {
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub build: BuildArgs,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub registry: RegistryArgs,
     /// Push the images but do not publish the manifest lists (one job of a CI matrix).
     #[arg(long)]
@@ -326,7 +318,6 @@ pub struct ReleaseArgs {
     #[arg(long, value_enum, default_value_t = TestArg::Native)]
     pub test: TestArg,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub sign: SignArgs,
     /// The builder identity (a URI) the provenance records: CI sets it to the workflow
     /// run's (default: urn:qus:builder:local).
@@ -361,16 +352,12 @@ pub struct RegistryArgs {
 #[derive(Debug, Args)]
 pub struct PublishArgs {
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub matrix: MatrixArgs,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub media: MediaArgs,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub registry: RegistryArgs,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub sign: SignArgs,
     /// Print the lists as JSON on stdout.
     #[arg(long)]
@@ -381,10 +368,8 @@ pub struct PublishArgs {
 #[derive(Debug, Args)]
 pub struct TestArgs {
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub matrix: MatrixArgs,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub source: SourceArgs,
     /// Emulators run at once (default: one per CPU).
     #[arg(long, short, value_name = "N")]
@@ -398,16 +383,12 @@ pub struct TestArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub matrix: MatrixArgs,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub source: SourceArgs,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub registry: RegistryArgs,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub media: MediaArgs,
     /// Also check that every tag is signed by this public key (PEM) and that every
     /// per-host image has its SBOM and provenance, naming the pinned packages.
@@ -422,10 +403,8 @@ pub struct VerifyArgs {
 #[derive(Debug, Args)]
 pub struct AssetsArgs {
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub matrix: MatrixArgs,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub source: SourceArgs,
     /// Folder to write the assets to.
     #[arg(long, value_name = "DIR")]
@@ -435,7 +414,6 @@ pub struct AssetsArgs {
     #[arg(long, value_name = "FILE")]
     pub qus_binary: Vec<PathBuf>,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub sign: SignArgs,
     /// Print the assets as JSON on stdout.
     #[arg(long)]
@@ -446,10 +424,8 @@ pub struct AssetsArgs {
 #[derive(Debug, Args)]
 pub struct LockArgs {
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub mirror: MirrorArgs,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub valid_until: ValidUntilArgs,
     /// Print the pins as JSON on stdout.
     #[arg(long)]
@@ -469,10 +445,8 @@ pub struct ValidUntilArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub mirror: MirrorArgs,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub valid_until: ValidUntilArgs,
     /// Print the comparison as JSON on stdout.
     #[arg(long)]
@@ -483,7 +457,6 @@ pub struct CheckArgs {
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub matrix: MatrixArgs,
     /// Print the table as JSON instead of markdown.
     #[arg(long)]
@@ -506,7 +479,6 @@ pub struct RegisterArgs {
     #[arg(long, value_name = "DIR")]
     pub persist_dir: Option<PathBuf>,
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub source: SourceArgs,
     /// Set when `--config` came among the dialect's arguments.
     #[arg(skip)]

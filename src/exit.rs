@@ -32,7 +32,7 @@ pub(crate) fn status_of(err: &anyhow::Error) -> ExitCode {
         e.is::<UsageError>()
             || e.is::<crate::config::ConfigError>()
             || e.is::<crate::plan::PlanError>()
-            || e.is::<crate::lockfile::LockError>()
+            || e.is::<crate::config::lockfile::LockError>()
     });
     ExitCode::from(if usage { USAGE } else { FAILED })
 }

@@ -1,50 +1,33 @@
 //! The `qus` command: parse, run, report.
 //!
-//! The data flow runs one way: `config` → `plan` (pure) → fetch and extract (`qus_source`)
-//! → `context` (build-context tar) → `docker` (build, push via the Engine API) → manifest
-//! lists (`qus_registry`). `app` turns flags and environment into plain options once and
-//! calls one function per subcommand; nothing below it reads `std::env` or the clap types.
+//! The data flows one way: `config` (qus.yml and its lock) → `plan` (every image, tag, list
+//! and package; pure) → `packages` (fetched, verified and extracted through `qus_source`) →
+//! `image` (layers, configs and manifests, computed as data) → a `sink`: the daemon, a
+//! registry (`qus_registry`) or an OCI layout, the lists last; `attest` signs what a
+//! release wrote and attaches its SBOMs and provenances. `app` turns flags and environment
+//! into options once and calls `cmd`, a module per subcommand; nothing below it reads
+//! `std::env` or the clap types. `--builder dockerfile` takes the `classic` path instead:
+//! a build context per image, built and pushed by the daemon (`engine`).
 
 mod app;
 mod arch;
-mod assets;
-mod atomic;
 mod attest;
-mod attested;
-mod build;
 mod classic;
 mod cli;
+mod cmd;
 mod config;
-mod context;
-mod docker;
 mod emutest;
 mod engine;
-mod entrypoint;
 mod exit;
-mod files;
-mod gzip;
 mod image;
-mod lists;
-mod lockfile;
 mod maint;
-mod media;
-mod mirror;
-mod narrow;
 mod options;
 mod outcome;
-mod output;
 mod packages;
 mod plan;
-mod progress;
-mod register;
-mod release;
-mod self_asset;
-mod shortfall;
 mod sink;
-mod table;
 mod targets;
-mod validate;
-mod verify;
+mod ui;
 
 use std::process::ExitCode;
 

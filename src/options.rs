@@ -2,61 +2,8 @@
 //! environment by `app` (ripgrep's "high" arguments). Nothing below `app` sees a clap type
 //! or reads `std::env`, so a stage's inputs are all in its signature.
 
-use crate::config::Distro;
-use crate::media::MediaTypes;
-use qus_source::Origin;
+use crate::image::media::MediaTypes;
 use std::path::PathBuf;
-
-/// Where packages come from, and where downloads and extracted files are kept.
-#[derive(Debug, Clone)]
-pub(crate) struct SourceOptions {
-    /// `--debs DIR`: files as `apt-get download` leaves them, for every distro.
-    pub packages_dir: Option<PathBuf>,
-    /// The Debian mirror root (`--mirror`, `QUS_MIRROR`, this machine's apt sources).
-    pub debian_mirror: Option<String>,
-    /// The Fedora mirror root (`--fedora-mirror`, `QUS_FEDORA_MIRROR`).
-    pub fedora_mirror: Option<String>,
-    /// The cache folder (`--cache`, `QUS_CACHE`, `~/.cache/qus`).
-    pub cache: PathBuf,
-}
-
-impl SourceOptions {
-    /// Where the packages of `distro` come from: the folder when one is given, else the
-    /// distro's mirror. Asked only when a package must be fetched, so an up-to-date build
-    /// needs no mirror at all.
-    pub fn origin(&self, distro: Distro) -> anyhow::Result<Origin> {
-        if let Some(dir) = &self.packages_dir {
-            if !dir.is_dir() {
-                return Err(crate::exit::usage(format!(
-                    "--debs {}: not a folder",
-                    dir.display()
-                )));
-            }
-            return Ok(Origin::local_dir(dir.clone()));
-        }
-        let url = match distro {
-            Distro::Debian => self.debian_mirror()?,
-            Distro::Fedora => self.fedora_mirror.as_deref().ok_or_else(|| {
-                crate::exit::usage(
-                    "no Fedora mirror configured: pass --fedora-mirror URL, set \
-                     QUS_FEDORA_MIRROR, or give the packages with --debs DIR",
-                )
-            })?,
-        };
-        Ok(Origin::mirror(url)?)
-    }
-
-    /// The Debian mirror, or the one error that says every way to name it.
-    pub fn debian_mirror(&self) -> anyhow::Result<&str> {
-        self.debian_mirror.as_deref().ok_or_else(|| {
-            crate::exit::usage(
-                "no Debian mirror configured: pass --mirror URL, set QUS_MIRROR, or add a \
-                 Debian archive to this machine's apt sources (the mirror root is the folder \
-                 that holds dists/ and pool/); builds also take the packages with --debs DIR",
-            )
-        })
-    }
-}
 
 /// Who makes the images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

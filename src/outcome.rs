@@ -3,6 +3,7 @@
 
 use crate::arch::Host;
 use crate::image::Image;
+use crate::packages::shortfall::Shortfall;
 use crate::plan::{ImagePlan, Plan};
 use crate::shortfall::Shortfall;
 use serde::Serialize;
@@ -146,7 +147,7 @@ pub(crate) struct Summary {
     pub tests: Vec<crate::emutest::Row>,
     /// What the run could not do: packages it could not use, lists it did not write.
     #[serde(flatten)]
-    pub shortfall: crate::shortfall::Shortfall,
+    pub shortfall: crate::packages::shortfall::Shortfall,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
 }

@@ -1,13 +1,15 @@
 //! What qus attaches to what it publishes, as data: an SPDX SBOM and an in-toto/SLSA
 //! provenance per per-host image ([`sbom`], [`provenance`]), and cosign-format signatures
-//! of every image and list ([`sign`]). Pure: the same pins, image digest and options give
-//! the same bytes, so a re-run finds everything already attached and uploads nothing.
-//! Writing them to a registry is `crate::sink::attach`'s job; reading them back to check
-//! is `crate::verify`'s.
+//! of every image and list ([`sign`]). The documents are pure: the same pins, image digest
+//! and options give the same bytes, so a re-run finds everything already attached and
+//! uploads nothing. [`attach`] writes them to a registry; [`verify`] reads them back and
+//! checks them (`qus verify --key`).
 
+pub(crate) mod attach;
 pub(crate) mod provenance;
 pub(crate) mod sbom;
 pub(crate) mod sign;
+pub(crate) mod verify;
 
 use crate::plan::{ImagePlan, PackagePlan, Plan};
 use bytes::Bytes;

@@ -105,7 +105,7 @@ pub(crate) fn document(
             "relatedSpdxElement": id,
         }));
     }
-    if image.kind != Kind::Pkg {
+    if image.kind != Kind::Emulators {
         packages.push(json!({
             "SPDXID": "SPDXRef-Package-qus",
             "name": "qus",

@@ -6,7 +6,7 @@
 //! duplicates rejected, every host of every source pinned to a file and a sha256.
 //!
 //! Pins come from two places: inline `files:` entries, and the lock file `qus lock` writes
-//! ([`crate::lockfile`]). A lock entry replaces the inline entry of the same (source or
+//! ([`crate::config::lockfile`]). A lock entry replaces the inline entry of the same (source or
 //! busybox, host), keeping only its `targets` override: the config says which emulators a
 //! host's package ships, the lock says which file it is. A host of `hosts` pinned nowhere is
 //! an error that says to run `qus lock`.
@@ -15,13 +15,15 @@
 //! Files by job: [`raw`] is the schema as written, [`resolve`] merges inline pins and the
 //! lock into the resolved value, and this module holds that value and the loaders.
 
+pub(crate) mod lockfile;
 mod raw;
 mod resolve;
 #[cfg(test)]
 mod tests;
+pub(crate) mod validate;
 
 use crate::arch::Host;
-use crate::lockfile::{self, LockError, LockFile};
+use lockfile::{LockError, LockFile};
 use raw::parse_raw;
 use resolve::{resolve, Pins};
 use serde::{Deserialize, Serialize};

@@ -2,7 +2,7 @@
 //! silently drops a pin). [`super::resolve`] turns it into a [`super::Config`].
 
 use super::{ConfigError, Distro};
-use crate::lockfile;
+use crate::config::lockfile;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 

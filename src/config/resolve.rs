@@ -5,8 +5,8 @@
 use super::raw::{RawConfig, RawGuests, RawPackageFile};
 use super::{Busybox, Config, ConfigError, Distro, Guest, PackageFile, Source};
 use crate::arch::{Host, UnknownArch};
-use crate::lockfile::{LockFile, LockedPackage, BUSYBOX};
-use crate::validate::{
+use crate::config::lockfile::{LockFile, LockedPackage, BUSYBOX};
+use crate::config::validate::{
     validate_pool_path, validate_repo, validate_sha256, validate_source_name, validate_suite,
     validate_targets,
 };

@@ -1,5 +1,5 @@
 use super::*;
-use crate::lockfile::{LockedPackage, BUSYBOX};
+use crate::config::lockfile::{LockedPackage, BUSYBOX};
 
 #[test]
 fn default_config_is_valid() {

@@ -7,16 +7,17 @@
 //! command line (`qemu-loongarch64 ./qemu-riscv64-static ./busybox …`): chained emulation
 //! with no binfmt_misc registration at all, so the host is never touched.
 //!
-//! `qus test` takes the emulators out of the images in the daemon (`command`); `qus
-//! release` tests the very files it is about to push (`crate::release`).
+//! `qus test` takes the emulators out of the images in the daemon (`crate::cmd::test`);
+//! `qus release` tests the very files it is about to push (`crate::cmd::release`).
 
-mod command;
 mod run;
 
-pub(crate) use command::{test_cmd, tools};
-
 use crate::arch::Host;
-use crate::files::File;
+use crate::config::Config;
+use crate::packages::{File, SourceOptions};
+use crate::plan;
+use crate::ui::progress::Progress;
+use anyhow::anyhow;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -171,7 +172,7 @@ pub(crate) async fn run_all(
     subjects: &[Subject],
     tools: &Tools,
     config: &crate::config::Config,
-    progress: &crate::progress::Progress,
+    progress: &crate::ui::progress::Progress,
 ) -> Vec<Row> {
     use futures::StreamExt;
     let mut rows: Vec<Row> = futures::stream::iter(subjects)
@@ -211,7 +212,7 @@ pub(crate) fn table(rows: &[Row]) -> String {
             row
         })
         .collect();
-    let mut out = crate::table::render(&header, &body);
+    let mut out = crate::ui::table::render(&header, &body);
     let ran = rows
         .iter()
         .filter(|r| matches!(r.status, Status::Ran { .. }))
@@ -251,6 +252,46 @@ pub(crate) fn table(rows: &[Row]) -> String {
         }
     }
     out
+}
+
+/// This machine's emulators for the foreign hosts of `subjects`, and the guest programs,
+/// fetched and verified like every package.
+pub(crate) async fn tools(
+    config: &Config,
+    src: &SourceOptions,
+    machine: Host,
+    subjects: &[Subject],
+    jobs: usize,
+    progress: &Progress,
+) -> anyhow::Result<Tools> {
+    let needed = crate::emutest::machine_targets(machine, subjects.iter().map(|s| s.host));
+    let mut packages =
+        plan::guest_packages(config, machine, &crate::emutest::guest_arches(subjects));
+    if !needed.is_empty() {
+        packages.push(
+            plan::machine_package(config, machine, &needed).ok_or_else(|| {
+                anyhow!(
+                    "to run emulators built for other hosts, this machine ({machine}) needs \
+                 qemu-{} from a source pinned for {machine}; the config has none",
+                    needed.join(", qemu-")
+                )
+            })?,
+        );
+    }
+    let refs: Vec<&plan::PackagePlan> = packages.iter().collect();
+    let x = crate::packages::prepare(&refs, src, progress).await?;
+    let machine_emulators: BTreeMap<String, File> = x
+        .emulators
+        .into_iter()
+        .filter(|((_, h), _)| *h == machine)
+        .flat_map(|(_, m)| m)
+        .collect();
+    Ok(Tools {
+        machine,
+        machine_emulators,
+        guests: x.guests,
+        jobs,
+    })
 }
 
 #[cfg(test)]

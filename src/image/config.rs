@@ -60,7 +60,7 @@ pub(crate) fn config_json(
     let mut env = vec![PATH.to_string()];
     // The entrypoint reads the QEMU version from the environment, so that the register
     // layer is the same for every QEMU version.
-    if image.kind != Kind::Pkg {
+    if image.kind != Kind::Emulators {
         env.push(format!("QUS_QEMU_VERSION={}", image.qemu_version));
     }
     let doc = ImageConfig {
@@ -70,7 +70,7 @@ pub(crate) fn config_json(
         created: &created,
         config: RunConfig {
             env,
-            entrypoint: (image.kind != Kind::Pkg).then_some(entrypoint),
+            entrypoint: (image.kind != Kind::Emulators).then_some(entrypoint),
             labels: &image.labels,
         },
         rootfs: RootFs {

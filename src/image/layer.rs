@@ -1,10 +1,10 @@
 //! One layer, computed once: its files as a tar (whose sha256 is the diffID), compressed
-//! with one fixed gzip (`crate::gzip`) so the same files give the same blob on every
+//! with one fixed gzip (`crate::image::gzip`) so the same files give the same blob on every
 //! machine, and kept in the [`Store`] by digest.
 
 use super::store::{LayerMemo, Store, StoreError};
 use super::tar::{TarError, Tree};
-use crate::files::{layer_key, Entry};
+use crate::image::files::{layer_key, Entry};
 use qus_registry::Digest;
 use sha2::Digest as _;
 use std::io::{self, Write};
@@ -107,13 +107,14 @@ pub(crate) fn prepare(
     let tmp_path = tmp.path().to_path_buf();
     let file = io::BufWriter::with_capacity(1 << 20, tmp);
     let blob = Hashing::new(file);
-    let gz = crate::gzip::Gzip::new(blob, crate::gzip::LAYER_LEVEL).map_err(|source| {
-        StoreError::Io {
-            what: "compressing into",
-            path: tmp_path.clone(),
-            source,
-        }
-    })?;
+    let gz =
+        crate::image::gzip::Gzip::new(blob, crate::image::gzip::LAYER_LEVEL).map_err(|source| {
+            StoreError::Io {
+                what: "compressing into",
+                path: tmp_path.clone(),
+                source,
+            }
+        })?;
     let mut tar = Hashing::new(gz);
     tree.write(&mut tar, mtime).map_err(tar_error)?;
     let (gz, diff_id, tar_size) = tar.finish();
@@ -180,7 +181,7 @@ impl<W: Write> Write for Hashing<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::files::Content;
+    use crate::image::files::Content;
     use std::io::Read;
 
     fn entries() -> Vec<Entry> {

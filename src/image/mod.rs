@@ -4,21 +4,24 @@
 //! bytes on every machine, so the same digests.
 
 mod config;
-
+pub(crate) mod entrypoint;
+pub(crate) mod files;
+pub(crate) mod gzip;
 mod layer;
+pub(crate) mod lists;
+pub(crate) mod media;
 pub(crate) mod store;
 mod tar;
 
-pub(crate) use crate::media::MediaTypes;
 pub(crate) use layer::{blob, Layer, LayerError};
+pub(crate) use media::MediaTypes;
 pub(crate) use store::{ImageMemo, Store};
 
 use crate::arch::Platform;
-use crate::entrypoint;
-use crate::files::Entry;
+use crate::image::files::Entry;
 use crate::packages::Extracted;
 use crate::plan::{self, ImagePlan, Plan};
-use crate::progress::Progress;
+use crate::ui::progress::Progress;
 use qus_registry::{Descriptor, Digest, ImageManifest};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -91,19 +94,19 @@ pub(crate) fn memo_key(image: &ImagePlan, media: MediaTypes) -> String {
 /// Which layer of the plan, as a value that tells layers apart across images.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum LayerId {
-    Register(crate::arch::Host),
+    Entrypoint(crate::arch::Host),
     Emulator(String, crate::arch::Host, String),
 }
 
 /// Every layer an image is made of, base first, with what tells it apart from other
 /// images' layers (a base is always of the same host and source).
-fn stack<'a>(plan: &'a Plan, image: &'a ImagePlan) -> Vec<(LayerId, &'a plan::Layer)> {
+fn stack<'a>(plan: &'a Plan, image: &'a ImagePlan) -> Vec<(LayerId, &'a plan::LayerSpec)> {
     plan.stack(image)
         .into_iter()
         .map(|l| {
             let id = match l {
-                plan::Layer::Register => LayerId::Register(image.host),
-                plan::Layer::Emulator { target } => {
+                plan::LayerSpec::Entrypoint => LayerId::Entrypoint(image.host),
+                plan::LayerSpec::Emulator { target } => {
                     LayerId::Emulator(image.source.clone(), image.host, target.clone())
                 }
             };
@@ -115,7 +118,7 @@ fn stack<'a>(plan: &'a Plan, image: &'a ImagePlan) -> Vec<(LayerId, &'a plan::La
 /// The files of one layer of `image`.
 fn layer_files(
     image: &ImagePlan,
-    layer: &plan::Layer,
+    layer: &plan::LayerSpec,
     inputs: &Extracted,
 ) -> Result<(String, Vec<Entry>), ImageError> {
     let missing = |what: String| ImageError::Missing {
@@ -123,7 +126,7 @@ fn layer_files(
         what,
     };
     Ok(match layer {
-        plan::Layer::Register => {
+        plan::LayerSpec::Entrypoint => {
             let bb = inputs
                 .busybox
                 .get(&image.host)
@@ -133,7 +136,7 @@ fn layer_files(
                 entrypoint::layer(bb),
             )
         }
-        plan::Layer::Emulator { target } => {
+        plan::LayerSpec::Emulator { target } => {
             let file = inputs
                 .emulators
                 .get(&(image.source.clone(), image.host))
@@ -147,14 +150,15 @@ fn layer_files(
     })
 }
 
-/// Computes `images` (of `plan`) from the extracted files: each distinct layer once, one
-/// per CPU at a time, then each config and manifest.
+/// Computes `images` (of `plan`) from the extracted files: each distinct layer once, `cpus`
+/// at a time, then each config and manifest.
 pub(crate) async fn write(
     plan: &Plan,
     images: &[&ImagePlan],
     inputs: &Extracted,
     store: &Store,
     media: MediaTypes,
+    cpus: usize,
     progress: &Progress,
 ) -> Result<Vec<Image>, ImageError> {
     // Distinct layers first: `full`, `pkg` and the single-target images share them.
@@ -168,7 +172,6 @@ pub(crate) async fn write(
     }
     let total = wanted.len();
     let bar = progress.bytes("layers", Some(total as u64));
-    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let slots = Arc::new(tokio::sync::Semaphore::new(cpus));
     let mut tasks = Vec::new();
     for (id, (what, entries)) in wanted {

@@ -9,7 +9,7 @@
 //! zero-padded octal ending in NUL; the checksum as six digits, NUL, space; two zero blocks
 //! at the end and no padding to a record size.
 
-use crate::files::{Content, Entry};
+use crate::image::files::{Content, Entry};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
@@ -49,7 +49,7 @@ impl<'a> Tree<'a> {
         let mut nodes = BTreeMap::new();
         for e in entries {
             let path = e.path();
-            if !crate::validate::is_plain_relative(path) {
+            if !crate::config::validate::is_plain_relative(path) {
                 return Err(TarError::BadPath(path.to_string()));
             }
             let mut parent = String::new();

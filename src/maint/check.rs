@@ -6,9 +6,9 @@
 use super::choose::{Answer, Answers, Choice, NotServed};
 use super::Wanted;
 use crate::arch::Host;
+use crate::config::lockfile::LockedPackage;
 use crate::config::PackageFile;
-use crate::lockfile::LockedPackage;
-use crate::table;
+use crate::ui::table;
 use anyhow::anyhow;
 use qus_source::debian_index::compare as compare_versions;
 use serde::Serialize;
@@ -253,7 +253,7 @@ fn series_text(s: &[u64]) -> String {
 pub fn newer_series(rows: &[Row]) -> Vec<NewerSeries> {
     let qemu: Vec<&Row> = rows
         .iter()
-        .filter(|r| r.role != crate::lockfile::BUSYBOX)
+        .filter(|r| r.role != crate::config::lockfile::BUSYBOX)
         .collect();
     let mut out: Vec<NewerSeries> = Vec::new();
     for r in &qemu {
@@ -308,7 +308,7 @@ pub fn json(rows: &[Row]) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lockfile::LockedPackage;
+    use crate::config::lockfile::LockedPackage;
 
     #[test]
     fn a_newer_series_than_any_pin_is_named_once_per_suite() {

@@ -7,7 +7,7 @@
 //! The mirror's answers come in as [`Answer`]s, asked for in [`candidates`] order by
 //! [`super::index`]; `qus check` judges pins by the same [`Choice`].
 
-use crate::lockfile::LockedPackage;
+use crate::config::lockfile::LockedPackage;
 use qus_source::debian_index::compare as compare_versions;
 use qus_source::Served;
 use serde::Serialize;

@@ -15,8 +15,8 @@
 
 use super::choose::{self, Answers, Listing};
 use super::Wanted;
-use crate::lockfile::{LockedPackage, LockedSigner, LockedSuite};
-use crate::progress::Progress;
+use crate::config::lockfile::{LockedPackage, LockedSigner, LockedSuite};
+use crate::ui::progress::Progress;
 use anyhow::{anyhow, Context as _};
 use futures::StreamExt as _;
 use qus_source::debian_index::{self, Expiry, Keyring, Release};

@@ -6,9 +6,9 @@
 use super::choose::{Choice, NotServed};
 use super::{current_pin, Wanted};
 use crate::arch::Host;
+use crate::config::lockfile::{LockFile, Unavailable};
 use crate::config::Config;
-use crate::lockfile::{LockFile, Unavailable};
-use crate::table;
+use crate::ui::table;
 use serde::Serialize;
 
 /// How a pin moved.
@@ -214,7 +214,7 @@ pub fn json(path: &str, written: bool, changes: &[Change], lock: &LockFile) -> s
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lockfile::LockedPackage;
+    use crate::config::lockfile::LockedPackage;
 
     fn pin(role: &str, host: Host, version: &str, sha: char) -> LockedPackage {
         let v = version.split_once(':').map_or(version, |(_, v)| v);

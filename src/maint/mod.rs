@@ -3,10 +3,11 @@
 //! After a QEMU release a maintainer runs `qus check` (or a scheduled CI job does: exit 1
 //! means a newer package is out), `qus lock` to pin the newest packages into the lock file,
 //! reviews the diff, and rebuilds. `qus report` shows which emulator each pinned package
-//! provides for which host. The commands are thin: what to look up comes from the config
-//! ([`wanted`]), the mirror lookups (indexes, and whether the mirror serves the files they
-//! list) live in [`index`], and the decisions and tables are pure functions in [`choose`]
-//! (which file to pin), [`lock`], [`check`] and [`report`].
+//! provides for which host. The commands (`crate::cmd::lock`, `crate::cmd::check`,
+//! `crate::cmd::report`) are thin: what to look up comes from the config ([`wanted`]), the
+//! mirror lookups (indexes, and whether the mirror serves the files they list) live in
+//! [`index`], and the decisions and tables are pure functions in [`choose`] (which file to
+//! pin), [`lock`], [`check`] and [`report`].
 
 pub mod check;
 pub mod choose;
@@ -15,14 +16,9 @@ pub mod lock;
 pub mod report;
 
 use crate::arch::Host;
+use crate::config::lockfile::BUSYBOX;
 use crate::config::{Config, Distro, PackageFile};
-use crate::lockfile::{self, LockFile, BUSYBOX};
-use crate::plan::Plan;
-use crate::progress::Progress;
-use anyhow::{anyhow, Context as _};
-use qus_source::debian_index::Expiry;
-use std::path::Path;
-use std::process::ExitCode;
+use anyhow::anyhow;
 
 /// One package to look up in a mirror: the newest served `package` for `host` of the
 /// host's own suite, else of the suites it may fall back to.
@@ -122,7 +118,7 @@ pub fn current_pin<'a>(config: &'a Config, role: &str, host: Host) -> Option<&'a
 }
 
 /// The mirror `qus lock` and `qus check` read, or the error that says how to name one.
-fn need_mirror(mirror: Option<String>) -> anyhow::Result<String> {
+pub(crate) fn need_mirror(mirror: Option<String>) -> anyhow::Result<String> {
     mirror.ok_or_else(|| {
         anyhow!(
             "no Debian mirror configured: pass --mirror URL, set QUS_MIRROR, or add a Debian \
@@ -130,166 +126,4 @@ fn need_mirror(mirror: Option<String>) -> anyhow::Result<String> {
              dists/ and pool/)"
         )
     })
-}
-
-/// `qus lock`: pin the newest served packages of the configured suites into the lock file.
-pub(crate) async fn lock_cmd(
-    config: Option<&Path>,
-    mirror: Option<String>,
-    expiry: Expiry,
-    json: bool,
-    progress: &Progress,
-) -> anyhow::Result<ExitCode> {
-    let input = Config::load_for_lock(config)?;
-    if let Some(why) = &input.ignored_lock {
-        progress.warn(format!("ignoring the current lock, it is rewritten: {why}"));
-    }
-    let lock_path = &input.lock_path;
-    if config.is_none() && !Path::new(crate::config::DEFAULT_CONFIG_NAME).is_file() {
-        return Err(anyhow!(
-            "the built-in config's lock goes to {} in a qus checkout, and there is no {} \
-             here: run `qus lock` in the checkout, or pass --config FILE",
-            lock_path.display(),
-            crate::config::DEFAULT_CONFIG_NAME
-        ));
-    }
-    let wanted = wanted(&input.config);
-    let mirror = need_mirror(mirror)?;
-    let looked = index::lookup(&mirror, &wanted, expiry, progress).await?;
-    let choices = looked.choices(&wanted);
-    let mut new = lock::lock_file(&wanted, &choices)
-        .map_err(|e| anyhow!("{e}; nothing was written to {}", lock_path.display()))?;
-    new.suites = looked.suites;
-    // The new lock must make the config whole before it replaces the old one.
-    Config::load_with_lock(config, &new, lock_path).with_context(|| {
-        format!(
-            "the packages {mirror} offers leave the config incomplete; nothing was written to {}",
-            lock_path.display()
-        )
-    })?;
-    // What is written must read back: a mirror's index is input like any other.
-    // The header names the config by file name only: the lock is committed, and an
-    // absolute path would be one maintainer's checkout.
-    let config_name = match config {
-        Some(p) => p
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| input.config.origin.clone()),
-        None => crate::config::DEFAULT_CONFIG_NAME.to_string(),
-    };
-    let rendered = new.render(&config_name);
-    LockFile::parse(&rendered, &lock_path.display().to_string())
-        .context("the mirror's index gave a value qus cannot pin")?;
-    let changes = lock::changes(&input.config, &new, &wanted, &choices);
-    for w in wanted
-        .iter()
-        .filter(|w| new.is_unavailable(&w.role, w.host))
-    {
-        progress.step(format!(
-            "note: {} {} no {} for {} ({}): {} {} is skipped",
-            w.suites.join(", "),
-            if w.suites.len() == 1 { "has" } else { "have" },
-            w.package,
-            w.host,
-            w.host.debian(),
-            w.role,
-            w.host
-        ));
-    }
-    let old_text = std::fs::read_to_string(lock_path).ok();
-    let written = old_text.as_deref() != Some(rendered.as_str());
-    if written {
-        new.write(lock_path, &config_name)?;
-        progress.step(format!(
-            "wrote {} ({} pins, {} changed)",
-            lock_path.display(),
-            new.packages.len(),
-            changes
-                .iter()
-                .filter(|c| c.status != lock::Status::Unchanged)
-                .count()
-        ));
-    } else {
-        progress.step(format!("{} is up to date", lock_path.display()));
-    }
-    if json {
-        let doc = lock::json(&lock_path.display().to_string(), written, &changes, &new);
-        crate::output::out_json(&doc)?;
-    } else {
-        crate::output::out(&lock::table(&changes))?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `qus check`: exit 0 when every pin is the newest file the mirror serves, 1 when one is
-/// not (or is not served itself).
-pub(crate) async fn check_cmd(
-    config: &Config,
-    mirror: Option<String>,
-    expiry: Expiry,
-    json: bool,
-    progress: &Progress,
-) -> anyhow::Result<ExitCode> {
-    let pins = pins(config);
-    let wanted: Vec<Wanted> = pins.iter().map(|(w, _)| w.clone()).collect();
-    let mirror = need_mirror(mirror)?;
-    let mut looked = index::lookup(&mirror, &wanted, expiry, progress).await?;
-    // Whether each pinned file itself is served (most were asked about already).
-    let asks: Vec<index::Ask> = pins
-        .iter()
-        .map(|(_, f)| index::Ask {
-            file: &f.file,
-            sha256: &f.sha256,
-            size: f.size,
-        })
-        .collect();
-    index::probe_files(&mirror, &asks, &mut looked.answers).await?;
-    let rows = check::compare(&pins, &looked.choices(&wanted), &looked.answers)?;
-    let outdated = rows.iter().filter(|r| r.status.needs_lock()).count();
-    let unserved = rows
-        .iter()
-        .filter(|r| r.status == check::Status::NewerNotServed)
-        .count();
-    if json {
-        crate::output::out_json(&check::json(&rows))?;
-    } else {
-        crate::output::out(&check::table(&rows))?;
-        crate::output::out(&check::newer_series_lines(&check::newer_series(&rows)))?;
-    }
-    if outdated == 0 {
-        progress.step(format!(
-            "all {} pins are the newest {mirror} serves{}",
-            rows.len(),
-            match unserved {
-                0 => String::new(),
-                n => format!(" ({n} with a newer file listed but not served)"),
-            }
-        ));
-        Ok(ExitCode::SUCCESS)
-    } else {
-        progress.step(format!(
-            "{outdated} of {} pins are out of date or not served: run `qus lock`{}",
-            rows.len(),
-            config
-                .lock
-                .as_ref()
-                .map(|l| format!(" (updates {l})"))
-                .unwrap_or_else(|| format!(
-                    " (writes {})",
-                    lockfile::path_for(Some(Path::new(&config.origin))).display()
-                ))
-        ));
-        Ok(ExitCode::from(check::OUTDATED))
-    }
-}
-
-/// `qus report`: which emulator each planned package provides for which host.
-pub(crate) fn report_cmd(plan: &Plan, json: bool) -> anyhow::Result<ExitCode> {
-    let r = report::report(plan);
-    if json {
-        crate::output::out_json(&r)?;
-    } else {
-        crate::output::out(&report::markdown(&r))?;
-    }
-    Ok(ExitCode::SUCCESS)
 }

@@ -3,11 +3,11 @@
 //! `POST /images/load`. The daemon's image ID is then the config digest qus computed, the
 //! same as the registry's, which is checked after the load.
 
-use crate::docker::{Daemon, DockerError};
+use crate::engine::docker::{Daemon, DockerError};
 use crate::image::{Image, Layer};
 use crate::outcome::BuiltImage;
 use crate::plan::ImagePlan;
-use crate::progress::Progress;
+use crate::ui::progress::Progress;
 use qus_registry::Digest;
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -226,7 +226,7 @@ fn lost_platforms(blobs: &Path, old: &Entry, new: &[u8]) -> Vec<String> {
         .ok()
         .and_then(|b| read(&b));
     match (old, read(new)) {
-        (Some(old), Some(new)) => crate::lists::lost_platforms(&old, &new)
+        (Some(old), Some(new)) => crate::image::lists::lost_platforms(&old, &new)
             .iter()
             .map(|p| p.to_string())
             .collect(),

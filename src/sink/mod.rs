@@ -2,7 +2,6 @@
 //! client) and an OCI image layout directory. Each takes computed [`crate::image::Image`]s
 //! and never decides what an image is.
 
-pub(crate) mod attach;
 pub(crate) mod daemon;
 pub(crate) mod layout;
 pub(crate) mod registry;

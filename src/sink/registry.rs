@@ -3,11 +3,11 @@
 //! lists PUT only over manifests known present and never over a list with a platform they
 //! lack. No daemon is involved.
 
+use crate::image::media::MediaTypes;
 use crate::image::{Image, Layer, Store};
-use crate::media::MediaTypes;
 use crate::outcome::{collect, ListStatus, PublishedList, Summary};
 use crate::plan::Plan;
-use crate::progress::Progress;
+use crate::ui::progress::Progress;
 use anyhow::Context as _;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -173,7 +173,7 @@ impl Registry {
                 let raw = self.client.manifest_get(&at).await?;
                 let old: Index = serde_json::from_slice(&raw.bytes)
                     .map_err(|e| anyhow::anyhow!("{at}: the list there is not a list: {e}"))?;
-                let lost = crate::lists::lost_platforms(&old, index);
+                let lost = crate::image::lists::lost_platforms(&old, index);
                 if !lost.is_empty() {
                     return Ok(ListPut::Kept(lost.iter().map(|p| p.to_string()).collect()));
                 }
@@ -231,8 +231,6 @@ enum Source {
     /// In memory (configs).
     Bytes(Bytes),
 }
-/// Lists written (or read) at once.
-pub(crate) const LISTS_IN_FLIGHT: usize = 8;
 
 /// Writes `lists` (of `plan`) to the registry, a few at a time: each one written or already
 /// there goes into `summary.lists`, each one left as it was (it would have lost a platform)
@@ -284,3 +282,9 @@ pub(crate) async fn put_lists(
     summary.shortfall.kept_lists(plan, "registry", kept);
     outcome
 }
+
+/// Lists written at once.
+pub(crate) const LISTS_IN_FLIGHT: usize = 8;
+
+/// Tags asked at once.
+pub(crate) const HEADS_IN_FLIGHT: usize = 16;

@@ -1,10 +1,8 @@
-//! The registry operations the Docker Engine API does not offer.
-//!
-//! The daemon pushes images (bollard), but it cannot tell whether a manifest exists,
-//! read a manifest's exact bytes, or write a manifest list; these few distribution-API
-//! calls do. Each verifies what it gets: digests are recomputed from the bytes and
-//! compared with what was asked for and what the registry claims, because
-//! "idempotent, identical digests on every run" is only as good as that check.
+//! The distribution-API calls qus makes: whether a manifest or blob exists, a manifest's
+//! exact bytes, blobs and manifests written (images, lists, referrers). Each verifies what
+//! it gets: digests are recomputed from the bytes and compared with what was asked for and
+//! what the registry claims, because "idempotent, identical digests on every run" is only
+//! as good as that check.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -341,15 +341,6 @@ impl DockerConfig {
     }
 }
 
-/// The credentials for `registry`: explicit ones (the CLI's `--username` +
-/// `--password-stdin`) win; otherwise whatever the user's Docker config gives.
-pub fn resolve_auth(registry: &str, explicit: Option<Auth>) -> Result<Auth> {
-    match explicit {
-        Some(auth) => Ok(auth),
-        None => DockerConfig::load_default()?.resolve(registry),
-    }
-}
-
 /// Where the Docker CLI keeps its config: `$DOCKER_CONFIG/config.json`, else
 /// `$HOME/.docker/config.json` (`None` without either variable).
 pub fn default_config_path() -> Option<PathBuf> {

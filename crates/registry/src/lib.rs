@@ -1,11 +1,10 @@
-//! Registry I/O for qus: what the Docker Engine API cannot do.
-//!
-//! The daemon builds and pushes the per-host images; this crate does the rest of the
-//! publishing against the OCI distribution API: parse references, find credentials
+//! Registry I/O for qus, over the OCI distribution API: parse references, find credentials
 //! (Docker config, credential helpers, explicit), check what a registry already holds
-//! (HEAD manifests and blobs), read manifests byte-exact with verified digests, and
-//! publish multi-platform lists (Docker manifest list by default, OCI index on
-//! request) only after verifying every entry, never rewriting an unchanged one.
+//! (HEAD manifests and blobs), upload blobs and put manifests, read manifests byte-exact
+//! with verified digests, attach referrers, and publish multi-platform lists (an OCI index
+//! or a Docker manifest list, as the caller asks) only after verifying every entry, never
+//! rewriting an unchanged one. qus writes its images through this crate; only with
+//! `--builder dockerfile` does the daemon push them, and this crate then writes the lists.
 //!
 //! Pure logic (references, platforms, list bytes, challenge and envelope parsing,
 //! protocol choice, Docker config lookup) lives in modules without I/O; [`Client`]
@@ -51,7 +50,7 @@ pub use auth::{Auth, Challenge, PushCredentials, Secret};
 pub use client::{BlobUpload, Client, ClientConfig, RawManifest};
 pub use credentials::{CredentialSource, DockerConfigSource};
 pub use digest::{Digest, InvalidDigest};
-pub use docker_config::{default_config_path, resolve_auth, DockerConfig, Lookup, HELPER_TIMEOUT};
+pub use docker_config::{default_config_path, DockerConfig, Lookup, HELPER_TIMEOUT};
 pub use error::{Error, ErrorEnvelope, RegistryError, Result};
 pub use manifest::{config_platform, Descriptor, ImageManifest, Index, Platform};
 pub use media::ListKind;

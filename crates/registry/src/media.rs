@@ -47,12 +47,12 @@ pub fn essence(content_type: &str) -> &str {
     content_type.split(';').next().unwrap_or("").trim()
 }
 
-/// Which list format `publish_index` writes.
+/// Which list format `publish_index` writes: the caller chooses (qus writes an OCI index
+/// unless `--media-types docker`), and a list's children are of its family.
 ///
-/// The Docker manifest list is the default because the daemon pushes Docker schema 2
-/// manifests, and a list whose children share its family is what every client of the
-/// Docker 20.10 era expects. distribution 2.8 stores both formats; an OCI index is only
-/// served to clients whose `Accept` lists it.
+/// The type's default is the Docker manifest list, the family a daemon's push gives and
+/// what every client of the Docker 20.10 era expects. distribution 2.8 stores both
+/// formats; an OCI index is only served to clients whose `Accept` lists it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ListKind {
     /// `application/vnd.docker.distribution.manifest.list.v2+json`.

@@ -625,3 +625,8 @@ impl Error {
         }
     }
 }
+
+/// Pure: whether an HTTP status may pass if asked again (408, 429, 5xx but 501).
+pub(crate) fn transient_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502..=599)
+}

@@ -15,6 +15,7 @@ use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::http::{FetchOptions, Http};
 use crate::pinned::{PackageRef, VerifiedPackage};
+use crate::progress::Progress;
 use crate::sink::{OnProgress, Sink};
 
 /// Where packages come from.
@@ -49,8 +50,6 @@ impl Origin {
         Origin::LocalDir(dir.into())
     }
 }
-
-pub use crate::progress::{Progress, Retrying};
 
 /// Fetches packages into a cache.
 #[derive(Debug, Clone)]

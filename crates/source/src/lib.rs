@@ -73,11 +73,12 @@ pub use error::{Error, Result};
 pub use extract::{
     extract_emulators, extract_file, Emulator, EmulatorRequest, ExtractedFile, FileRequest,
 };
-pub use fetch::{Fetcher, Origin, Progress, Retrying};
+pub use fetch::{Fetcher, Origin};
 pub use formats::open_package;
 pub use http::{FetchOptions, Http};
 pub use limits::Limits;
 pub use package::PackageInfo;
 pub use pinned::{PackageRef, VerifiedPackage};
 pub use probe::Served;
+pub use progress::{Progress, Retrying};
 pub use retry::RetryPolicy;

@@ -10,11 +10,12 @@
 use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_RANGE, RANGE};
 use url::Url;
 
+use crate::error::transient_status;
 use crate::error::{Error, Result};
 use crate::fetch::pool_url;
 use crate::http::Http;
 use crate::pinned::PackageRef;
-use crate::retry::{transient_status, Failed, Tries};
+use crate::retry::{Failed, Tries};
 
 /// What a mirror says about one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

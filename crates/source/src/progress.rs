@@ -1,5 +1,5 @@
-//! What a transfer reports while it runs: how far it is, and a failed try about to be made
-//! again. A leaf both the fetcher and the download loop speak.
+//! What a fetch reports while it works: how far each transfer is, and a transfer that
+//! failed and is about to be tried again.
 
 use std::fmt;
 use std::time::Duration;

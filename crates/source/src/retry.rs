@@ -125,6 +125,7 @@ impl Tries {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::transient_status;
 
     fn policy() -> RetryPolicy {
         RetryPolicy {

@@ -5,19 +5,85 @@
 //! extracted, so that a run can go on with everything that does not need it; a failure that
 //! is not the package's (a full disk, a locked cache) stops everything.
 
+pub(crate) mod mirror;
+pub(crate) mod shortfall;
+
 use crate::arch::Host;
 use crate::config::Distro;
-use crate::files::File;
-use crate::narrow::{narrow, Narrowed};
-use crate::options::SourceOptions;
-use crate::plan::{ImagePlan, Plan};
-use crate::plan::{PackagePlan, Role};
-use crate::progress::Progress;
-use crate::shortfall::{Cause, PackageFailure, Shortfall};
+use crate::plan::narrow::{narrow, Narrowed};
+use crate::plan::{ImagePlan, PackagePlan, Plan, Role};
+use crate::ui::progress::Progress;
 use anyhow::{anyhow, Context as _};
 use qus_source::debian_index::Keyring;
 use qus_source::{Cache, EmulatorRequest, FetchOptions, Fetcher, FileRequest, Limits, Origin};
+use shortfall::{Cause, PackageFailure, Shortfall};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Where packages come from, and where downloads and extracted files are kept.
+#[derive(Debug, Clone)]
+pub(crate) struct SourceOptions {
+    /// `--debs DIR`: files as `apt-get download` leaves them, for every distro.
+    pub packages_dir: Option<PathBuf>,
+    /// The Debian mirror root (`--mirror`, `QUS_MIRROR`, this machine's apt sources).
+    pub debian_mirror: Option<String>,
+    /// The Fedora mirror root (`--fedora-mirror`, `QUS_FEDORA_MIRROR`).
+    pub fedora_mirror: Option<String>,
+    /// The cache folder (`--cache`, `QUS_CACHE`, `~/.cache/qus`).
+    pub cache: PathBuf,
+    /// How many CPUs work at once: packages extracted, layers computed, assets written,
+    /// emulators tested (this machine's, resolved once by `app`).
+    pub cpus: usize,
+}
+
+impl SourceOptions {
+    /// Where the packages of `distro` come from: the folder when one is given, else the
+    /// distro's mirror. Asked only when a package must be fetched, so an up-to-date build
+    /// needs no mirror at all.
+    pub fn origin(&self, distro: Distro) -> anyhow::Result<Origin> {
+        if let Some(dir) = &self.packages_dir {
+            if !dir.is_dir() {
+                return Err(crate::exit::usage(format!(
+                    "--debs {}: not a folder",
+                    dir.display()
+                )));
+            }
+            return Ok(Origin::local_dir(dir.clone()));
+        }
+        let url = match distro {
+            Distro::Debian => self.debian_mirror()?,
+            Distro::Fedora => self.fedora_mirror.as_deref().ok_or_else(|| {
+                crate::exit::usage(
+                    "no Fedora mirror configured: pass --fedora-mirror URL, set \
+                     QUS_FEDORA_MIRROR, or give the packages with --debs DIR",
+                )
+            })?,
+        };
+        Ok(Origin::mirror(url)?)
+    }
+
+    /// The Debian mirror, or the one error that says every way to name it.
+    pub fn debian_mirror(&self) -> anyhow::Result<&str> {
+        self.debian_mirror.as_deref().ok_or_else(|| {
+            crate::exit::usage(
+                "no Debian mirror configured: pass --mirror URL, set QUS_MIRROR, or add a \
+                 Debian archive to this machine's apt sources (the mirror root is the folder \
+                 that holds dists/ and pool/); builds also take the packages with --debs DIR",
+            )
+        })
+    }
+}
+
+/// One extracted file: where it is in the cache, and what the extraction measured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct File {
+    /// Where it is (do not modify: the cache owns it).
+    pub path: PathBuf,
+    /// Its size.
+    pub size: u64,
+    /// Its sha256, lowercase hex.
+    pub sha256: String,
+}
 
 /// The files extracted for a plan, by package.
 #[derive(Debug, Default)]
@@ -152,7 +218,7 @@ pub(crate) async fn prepare_partial(
         ));
         verified.push(((*p).clone(), v));
     }
-    let (extracted, more) = extract_all(&cache, verified).await?;
+    let (extracted, more) = extract_all(&cache, verified, src.cpus).await?;
     failures.extend(more.into_iter().map(|f| not_used(f, progress)));
     // In the order the packages were given, whichever step failed.
     failures.sort_by_key(|f| packages.iter().position(|p| **p == f.package));
@@ -166,6 +232,19 @@ pub(crate) async fn prepare_partial(
         extracted,
         failures,
     })
+}
+
+/// The packages `compute` needs, and the plan narrowed to the images they can make.
+pub(crate) async fn prepare_narrowed(
+    plan: &Plan,
+    compute: &[&ImagePlan],
+    src: &SourceOptions,
+    progress: &Progress,
+) -> anyhow::Result<(Extracted, Narrowed, Shortfall)> {
+    let prepared = prepare_partial(&plan.packages_for(compute), src, progress).await?;
+    let narrowed = narrow(plan, compute, &prepared.failed());
+    let shortfall = Shortfall::of(prepared.failures, &narrowed);
+    Ok((prepared.extracted, narrowed, shortfall))
 }
 
 /// Says that `f` happened, when it happens: the summary repeats it with what to do.
@@ -192,14 +271,13 @@ fn failure_of(package: &PackagePlan, e: qus_source::Error) -> anyhow::Result<Pac
 /// The files of one package, by target (`busybox` for busybox and guest programs).
 type Files = Vec<(String, File)>;
 
-/// Extracts every verified package, one blocking task per package and as many at once as
-/// there are CPUs: extraction is CPU-bound decompression (and each xz decoder holds its own
-/// buffers).
+/// Extracts every verified package, one blocking task per package and `cpus` at once:
+/// extraction is CPU-bound decompression (and each xz decoder holds its own buffers).
 async fn extract_all(
     cache: &qus_source::Cache,
     verified: Vec<(PackagePlan, qus_source::VerifiedPackage)>,
+    cpus: usize,
 ) -> anyhow::Result<(Extracted, Vec<PackageFailure>)> {
-    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(cpus));
     let mut tasks = Vec::new();
     for (p, v) in verified {

@@ -4,8 +4,8 @@
 //! first: a list already there is never replaced by one with fewer platforms.
 
 use crate::arch::Platform;
+use crate::image::media::MediaTypes;
 use crate::image::Image;
-use crate::media::MediaTypes;
 use crate::plan::Plan;
 use anyhow::anyhow;
 use qus_registry::{Descriptor, Index};

@@ -1,15 +1,14 @@
 //! `qus test`: the emulators of the plan's images in the daemon, each run once (images that
 //! share a layer share its test), read out of the images through the engine.
 
-use super::{Row, Status, Subject, Tools};
 use crate::arch::Host;
 use crate::config::Config;
-use crate::docker::Daemon;
+use crate::emutest::{tools, Row, Status, Subject};
+use crate::engine::docker::Daemon;
 use crate::engine::Engine;
-use crate::files::File;
-use crate::options::SourceOptions;
-use crate::plan::{self, Layer, Plan};
-use crate::progress::Progress;
+use crate::packages::SourceOptions;
+use crate::plan::{LayerSpec, Plan};
+use crate::ui::progress::Progress;
 use anyhow::{anyhow, Context as _};
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -57,7 +56,7 @@ pub(crate) async fn test_cmd(
             ));
         }
         for (layer, diff_id) in stack.iter().zip(&info.layers) {
-            let Layer::Emulator { target } = layer else {
+            let LayerSpec::Emulator { target } = layer else {
                 continue;
             };
             subjects
@@ -109,7 +108,12 @@ pub(crate) async fn test_cmd(
             .expect("the image came from the plan");
         let paths: Vec<String> = wanted
             .iter()
-            .map(|(_, t)| format!("/{}/qemu-{t}-static", crate::entrypoint::EMULATOR_DIR))
+            .map(|(_, t)| {
+                format!(
+                    "/{}/qemu-{t}-static",
+                    crate::image::entrypoint::EMULATOR_DIR
+                )
+            })
             .collect();
         let files = daemon.copy_out(image, &img.platform, &paths).await?;
         for ((diff_id, target), bytes) in wanted.into_iter().zip(files) {
@@ -125,56 +129,17 @@ pub(crate) async fn test_cmd(
     let subjects: Vec<Subject> = subjects.into_values().collect();
     let tools = tools(config, src, machine, &subjects, jobs, progress).await?;
     progress.step(format!("running {} emulators", subjects.len()));
-    let rows = super::run_all(&subjects, &tools, config, progress).await;
+    let rows = crate::emutest::run_all(&subjects, &tools, config, progress).await;
     report(&rows, json)?;
     Ok(exit(&rows))
-}
-
-/// This machine's emulators for the foreign hosts of `subjects`, and the guest programs,
-/// fetched and verified like every package.
-pub(crate) async fn tools(
-    config: &Config,
-    src: &SourceOptions,
-    machine: Host,
-    subjects: &[Subject],
-    jobs: usize,
-    progress: &Progress,
-) -> anyhow::Result<Tools> {
-    let needed = super::machine_targets(machine, subjects.iter().map(|s| s.host));
-    let mut packages = plan::guest_packages(config, machine, &super::guest_arches(subjects));
-    if !needed.is_empty() {
-        packages.push(
-            plan::machine_package(config, machine, &needed).ok_or_else(|| {
-                anyhow!(
-                    "to run emulators built for other hosts, this machine ({machine}) needs \
-                 qemu-{} from a source pinned for {machine}; the config has none",
-                    needed.join(", qemu-")
-                )
-            })?,
-        );
-    }
-    let refs: Vec<&plan::PackagePlan> = packages.iter().collect();
-    let x = crate::packages::prepare(&refs, src, progress).await?;
-    let machine_emulators: BTreeMap<String, File> = x
-        .emulators
-        .into_iter()
-        .filter(|((_, h), _)| *h == machine)
-        .flat_map(|(_, m)| m)
-        .collect();
-    Ok(Tools {
-        machine,
-        machine_emulators,
-        guests: x.guests,
-        jobs,
-    })
 }
 
 /// Prints the table (or JSON) on stdout.
 pub(crate) fn report(rows: &[Row], json: bool) -> anyhow::Result<()> {
     if json {
-        crate::output::out_json(&serde_json::json!({ "emulators": rows }))?;
+        crate::ui::output::out_json(&serde_json::json!({ "emulators": rows }))?;
     } else {
-        crate::output::out(&super::table(rows))?;
+        crate::ui::output::out(&crate::emutest::table(rows))?;
     }
     Ok(())
 }

@@ -5,12 +5,13 @@
 //! that cannot be used leaves out only its host's assets: the rest are written, and
 //! `SHA256SUMS` lists exactly what this run wrote.
 
+mod qus_binary;
+
 use crate::arch::Host;
-use crate::options::SourceOptions;
-use crate::packages::prepare_partial;
+use crate::packages::shortfall::Shortfall;
+use crate::packages::{prepare_partial, SourceOptions};
 use crate::plan::{PackagePlan, Plan, Role};
-use crate::progress::Progress;
-use crate::shortfall::Shortfall;
+use crate::ui::progress::Progress;
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -83,7 +84,7 @@ pub(crate) const PUBLIC_KEY_ASSET: &str = "cosign.pub";
 /// into place, so an interrupted run never leaves a truncated asset under its final name.
 ///
 /// Compression is the slow part (a full release is ~2 GB of emulators), so assets are
-/// written one per CPU, and with `memo` (a folder in qus's cache) an asset whose input and
+/// written `cpus` at a time, and with `memo` (a folder in qus's cache) an asset whose input and
 /// output are both unchanged since the last run is left alone: `memo` maps a digest of
 /// everything that decides the asset to the sha256 of the file it gave.
 pub fn write_assets(
@@ -92,16 +93,14 @@ pub fn write_assets(
     mtime: u64,
     memo: Option<&Path>,
     extra: &[Asset],
+    cpus: usize,
 ) -> io::Result<Vec<Asset>> {
     std::fs::create_dir_all(out)?;
     if let Some(m) = memo {
         std::fs::create_dir_all(m)?;
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(specs.len().max(1));
+    let workers = cpus.clamp(1, specs.len().max(1));
     let results: Vec<Vec<io::Result<Asset>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -213,7 +212,7 @@ fn tgz(src: &Path, member: &str, mtime: u64) -> io::Result<Vec<u8>> {
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", src.display())))?;
     let len = f.metadata()?.len();
     // qus's one gzip (no name, mtime 0): only the content decides the bytes.
-    let gz = crate::gzip::Gzip::new(Vec::new(), crate::gzip::ASSET_LEVEL)?;
+    let gz = crate::image::gzip::Gzip::new(Vec::new(), crate::image::gzip::ASSET_LEVEL)?;
     let mut tar = tar::Builder::new(gz);
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(tar::EntryType::Regular);
@@ -258,19 +257,7 @@ pub(crate) async fn assets_cmd(
     let binaries = opts
         .qus_binaries
         .iter()
-        .map(|f| {
-            crate::self_asset::write(out, f).map(|w| Asset {
-                name: w.name,
-                origin: None,
-                sha256: w.sha256,
-                size: w.size,
-                status: if w.written {
-                    AssetStatus::Written
-                } else {
-                    AssetStatus::Unchanged
-                },
-            })
-        })
+        .map(|f| qus_binary::write(out, f))
         .collect::<anyhow::Result<Vec<Asset>>>()?;
     let qemu: Vec<&PackagePlan> = plan
         .packages
@@ -321,8 +308,9 @@ pub(crate) async fn assets_cmd(
         out.display(),
         from.join(", ")
     ));
+    let cpus = src.cpus;
     let written = tokio::task::spawn_blocking(move || {
-        write_assets(&dir, &specs, epoch, Some(&memo), &binaries)
+        write_assets(&dir, &specs, epoch, Some(&memo), &binaries, cpus)
     })
     .await
     .context("writing assets")?
@@ -348,7 +336,7 @@ pub(crate) async fn assets_cmd(
         out.display()
     ));
     if opts.json {
-        crate::output::out_json(&serde_json::json!({
+        crate::ui::output::out_json(&serde_json::json!({
             "assets": written,
             "failed_packages": shortfall.failed_packages,
         }))?;
@@ -380,9 +368,10 @@ mod tests {
             7,
             None,
             &[],
+            2,
         )
         .unwrap();
-        let b = write_assets(&dir.path().join("b"), &[spec], 7, None, &[]).unwrap();
+        let b = write_assets(&dir.path().join("b"), &[spec], 7, None, &[], 2).unwrap();
         assert_eq!(a[0].sha256, b[0].sha256);
         assert_eq!(a[0].name, "qemu-aarch64-static_amd64.tgz");
         let sums = std::fs::read_to_string(dir.path().join("a/SHA256SUMS")).unwrap();
@@ -417,7 +406,7 @@ mod tests {
             origin: AssetOrigin::default(),
         };
         let specs = std::slice::from_ref(&spec);
-        let status = || write_assets(&out, specs, 0, Some(&memo), &[]).unwrap()[0].clone();
+        let status = || write_assets(&out, specs, 0, Some(&memo), &[], 2).unwrap()[0].clone();
         let first = status();
         assert_eq!(first.status, AssetStatus::Written);
         let again = status();

@@ -20,7 +20,7 @@ mod files;
 mod install;
 mod manifest;
 
-use crate::progress::Progress;
+use crate::ui::progress::Progress;
 use qus_binfmt::Env;
 use std::ffi::OsString;
 use std::io::Write as _;

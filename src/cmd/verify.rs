@@ -4,12 +4,13 @@
 //! them (or by another qus, or with other media types).
 
 use crate::attest::sign::PublicKey;
-use crate::attested::SupplyCheck;
+use crate::attest::verify::SupplyCheck;
 use crate::image::{self, Image, MediaTypes, Store};
-use crate::options::{RegistryOptions, SourceOptions};
+use crate::options::RegistryOptions;
+use crate::packages::SourceOptions;
 use crate::plan::Plan;
-use crate::progress::Progress;
 use crate::sink::registry::Registry;
+use crate::ui::progress::Progress;
 use futures::StreamExt;
 use qus_registry::{Descriptor, Digest, ImageManifest, Index};
 use serde::Serialize;
@@ -60,12 +61,12 @@ pub(crate) async fn verify_cmd(
     json: bool,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
-    let reg = crate::release::connect_registry(plan, registry).await?;
+    let reg = crate::cmd::release::connect_registry(plan, registry).await?;
     let store = Store::open(&src.cache)?;
     let all: Vec<_> = plan.images.iter().collect();
     let inputs = crate::packages::prepare(&plan.packages_for(&all), src, progress).await?;
-    let images = image::write(plan, &all, &inputs, &store, media, progress).await?;
-    let lists = crate::lists::lists(
+    let images = image::write(plan, &all, &inputs, &store, media, src.cpus, progress).await?;
+    let lists = crate::image::lists::lists(
         plan,
         &images
             .iter()
@@ -101,7 +102,7 @@ pub(crate) async fn verify_cmd(
                         Expected::List(_) => None,
                     };
                     Ok(Some(
-                        crate::attested::check(reg, key, &head.digest, image).await?,
+                        crate::attest::verify::check(reg, key, &head.digest, image).await?,
                     ))
                 }
             })
@@ -114,7 +115,7 @@ pub(crate) async fn verify_cmd(
     }
     let bad = rows.iter().filter(|r| !r.good()).count();
     if json {
-        crate::output::out_json(&serde_json::json!({ "tags": rows }))?;
+        crate::ui::output::out_json(&serde_json::json!({ "tags": rows }))?;
     } else {
         let table: Vec<Vec<String>> = rows
             .iter()
@@ -132,7 +133,7 @@ pub(crate) async fn verify_cmd(
         } else {
             &["TAG", "STATUS", "FIRST DIFFERENCE"]
         };
-        crate::output::out(&crate::table::render(header, &table))?;
+        crate::ui::output::out(&crate::ui::table::render(header, &table))?;
     }
     if bad == 0 {
         progress.step(format!(

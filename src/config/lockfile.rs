@@ -318,7 +318,7 @@ fn de_format<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
 
 fn de_role<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let v = String::deserialize(d)?;
-    if v != BUSYBOX && crate::validate::validate_source_name(&v).is_err() {
+    if v != BUSYBOX && crate::config::validate::validate_source_name(&v).is_err() {
         return Err(serde::de::Error::custom(format!(
             "role '{v}' is neither '{BUSYBOX}' nor a source name like d10.0"
         )));
@@ -335,13 +335,13 @@ fn de_version<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 
 fn de_pool_path<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let v = String::deserialize(d)?;
-    crate::validate::validate_pool_path(&v).map_err(serde::de::Error::custom)?;
+    crate::config::validate::validate_pool_path(&v).map_err(serde::de::Error::custom)?;
     Ok(v)
 }
 
 fn de_sha256<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let v = String::deserialize(d)?;
-    crate::validate::validate_sha256(&v).map_err(serde::de::Error::custom)?;
+    crate::config::validate::validate_sha256(&v).map_err(serde::de::Error::custom)?;
     Ok(v)
 }
 

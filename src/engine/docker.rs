@@ -8,10 +8,10 @@
 //! finishes, and rebuilt without the cache when it does not match.
 
 use crate::arch::Platform;
-use crate::context::{self, ContextError, LayerFiles};
+use crate::engine::build_context::{self, ContextError, ContextFolders};
 use crate::engine::{Engine, EngineError, Transport};
 use crate::plan::ImagePlan;
-use crate::progress::Progress;
+use crate::ui::progress::Progress;
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, ImportImageOptionsBuilder, PushImageOptionsBuilder,
 };
@@ -207,7 +207,7 @@ impl Daemon {
         &self,
         image: &ImagePlan,
         dockerfile: &str,
-        files: &LayerFiles,
+        files: &ContextFolders,
         mtime: u64,
         no_cache: bool,
         progress: &Progress,
@@ -279,7 +279,7 @@ impl Daemon {
         &self,
         image: &ImagePlan,
         dockerfile: &str,
-        files: &LayerFiles,
+        files: &ContextFolders,
         mtime: u64,
         no_cache: bool,
         progress: &Progress,
@@ -291,7 +291,7 @@ impl Daemon {
         let writer = tokio::task::spawn_blocking(move || {
             let sink = ChannelWriter { tx: tx.clone() };
             let out = io::BufWriter::with_capacity(1 << 20, sink);
-            let res = context::write_context(out, &img, &df, &fl, mtime).and_then(|mut w| {
+            let res = build_context::write_context(out, &img, &df, &fl, mtime).and_then(|mut w| {
                 w.flush().map_err(|source| ContextError::Io {
                     tag: img.tag.clone(),
                     source,

@@ -7,9 +7,9 @@ use super::manifest;
 use super::RegisterOptions;
 use crate::arch::Host;
 use crate::config::Config;
-use crate::options::SourceOptions;
+use crate::packages::SourceOptions;
 use crate::plan::PackagePlan;
-use crate::progress::Progress;
+use crate::ui::progress::Progress;
 use anyhow::{anyhow, Context as _};
 use qus_binfmt::{Env, Request, Target};
 use std::io::Write;
@@ -164,6 +164,8 @@ impl InstallPlan {
                 Some(c) => c.clone(),
                 None => qus_source::Cache::default_root()?,
             },
+            // One package: nothing to extract side by side.
+            cpus: 1,
         };
         progress.step(format!(
             "{} missing on this host: installing them from {} {} ({host}) into {}",

@@ -6,9 +6,11 @@
 //! consume it and never re-decide it. Keeping it pure means the whole tag scheme is tested
 //! with plain values.
 
+pub(crate) mod narrow;
+
 use crate::arch::{Host, Platform};
+use crate::config::validate::validate_targets;
 use crate::config::{Config, Distro, Source};
-use crate::validate::validate_targets;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -39,26 +41,31 @@ pub struct Recipe {
     pub epoch: u64,
 }
 
-/// The four image kinds of the tag scheme.
+/// The four image kinds of the tag scheme, named by what they hold; the tags and JSON keep
+/// the scheme's names (`register`, `pkg`, `full`, `single`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// `H-dV-register`: the entrypoint only.
-    Register,
+    #[serde(rename = "register")]
+    Entrypoint,
     /// `H-dV-pkg`: every emulator, no entrypoint.
-    Pkg,
+    #[serde(rename = "pkg")]
+    Emulators,
     /// `H-dV`: entrypoint and every emulator.
     Full,
     /// `H-dV-T`: entrypoint and one emulator.
     Single,
 }
 
-/// One layer of an image; each is one `COPY` of one context folder.
+/// One layer of an image, as planned: what it holds (computed, it is an `image::Layer`);
+/// each is one `COPY` of one context folder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "layer", rename_all = "lowercase")]
-pub enum Layer {
+pub enum LayerSpec {
     /// busybox, the entrypoint script and its table.
-    Register,
+    #[serde(rename = "register")]
+    Entrypoint,
     /// `/usr/bin/qemu-T-static`.
     Emulator {
         /// The QEMU target.
@@ -70,20 +77,20 @@ impl Kind {
     /// The lower-case name labels, tables and JSON use (serde's too).
     pub fn name(self) -> &'static str {
         match self {
-            Kind::Register => "register",
-            Kind::Pkg => "pkg",
+            Kind::Entrypoint => "register",
+            Kind::Emulators => "pkg",
             Kind::Full => "full",
             Kind::Single => "single",
         }
     }
 }
 
-impl Layer {
+impl LayerSpec {
     /// The folder name of this layer in a build context.
     pub fn dir_name(&self) -> String {
         match self {
-            Layer::Register => "register".into(),
-            Layer::Emulator { target } => format!("qemu-{target}"),
+            LayerSpec::Entrypoint => "register".into(),
+            LayerSpec::Emulator { target } => format!("qemu-{target}"),
         }
     }
 }
@@ -111,7 +118,7 @@ pub struct ImagePlan {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base: Option<String>,
     /// Layers added on top of `base` (or of scratch), in order.
-    pub layers: Vec<Layer>,
+    pub layers: Vec<LayerSpec>,
     /// Whether its Dockerfile sets the entrypoint (not inherited from `base`, and not pkg).
     pub sets_entrypoint: bool,
     /// Labels written into the image config.
@@ -301,7 +308,7 @@ impl Plan {
     }
 
     /// Every layer of `image`, base first: its base's, then its own.
-    pub fn stack<'a>(&'a self, image: &'a ImagePlan) -> Vec<&'a Layer> {
+    pub fn stack<'a>(&'a self, image: &'a ImagePlan) -> Vec<&'a LayerSpec> {
         let mut out = match image.base.as_deref().and_then(|b| self.image(b)) {
             Some(base) => self.stack(base),
             None => Vec::new(),
@@ -330,7 +337,7 @@ impl Plan {
 pub fn needs(image: &ImagePlan, package: &PackagePlan) -> bool {
     image.host == package.host
         && match &package.role {
-            Role::Busybox => image.kind != Kind::Pkg,
+            Role::Busybox => image.kind != Kind::Emulators,
             Role::Qemu { source } => {
                 &image.source == source && package.targets.iter().any(|t| image.targets.contains(t))
             }
@@ -508,11 +515,11 @@ fn plan_host(
               tag: String,
               targets: Vec<String>,
               base: Option<&ImagePlan>,
-              layers: Vec<Layer>| {
+              layers: Vec<LayerSpec>| {
         let mut labels = BTreeMap::new();
         let title = match kind {
-            Kind::Register => "binfmt_misc registration entrypoint".to_string(),
-            Kind::Pkg => format!("QEMU user-mode emulators for {host}"),
+            Kind::Entrypoint => "binfmt_misc registration entrypoint".to_string(),
+            Kind::Emulators => format!("QEMU user-mode emulators for {host}"),
             Kind::Full | Kind::Single => format!(
                 "QEMU user-mode emulators for {host} with a binfmt_misc registration entrypoint"
             ),
@@ -540,7 +547,7 @@ fn plan_host(
         labels.insert("qus.qemu.file".into(), joined(|p| &p.file));
         labels.insert("qus.qemu.sha256".into(), joined(|p| &p.sha256));
         labels.insert("qus.targets".into(), targets.join(","));
-        if kind != Kind::Pkg {
+        if kind != Kind::Emulators {
             labels.insert("qus.busybox.sha256".into(), busybox_sha.to_string());
         }
         let inputs = inputs_digest(&InputsDoc {
@@ -562,7 +569,8 @@ fn plan_host(
             qemu_version: file.version.clone(),
             targets,
             base: base.map(|b| b.tag.clone()),
-            sets_entrypoint: kind != Kind::Pkg && base.is_none_or(|b| b.kind == Kind::Pkg),
+            sets_entrypoint: kind != Kind::Emulators
+                && base.is_none_or(|b| b.kind == Kind::Emulators),
             layers,
             labels,
             inputs,
@@ -570,11 +578,11 @@ fn plan_host(
     };
 
     let register = mk(
-        Kind::Register,
+        Kind::Entrypoint,
         tag("register"),
         Vec::new(),
         None,
-        vec![Layer::Register],
+        vec![LayerSpec::Entrypoint],
     );
     out.images.push(register.clone());
     if targets.is_empty() {
@@ -614,25 +622,25 @@ fn plan_host(
             keyring: rpm_keyring(source),
         });
     }
-    let emulator_layers: Vec<Layer> = targets
+    let emulator_layers: Vec<LayerSpec> = targets
         .iter()
-        .map(|t| Layer::Emulator { target: t.clone() })
+        .map(|t| LayerSpec::Emulator { target: t.clone() })
         .collect();
     let pkg = mk(
-        Kind::Pkg,
+        Kind::Emulators,
         tag("pkg"),
         targets.clone(),
         None,
         emulator_layers,
     );
-    // H-dV is the pkg image plus the register layer on top: the emulator layers are stored
+    // H-dV is the pkg image plus the entrypoint layer on top: the emulator layers are stored
     // once in the daemon and once in the registry for both tags.
     let full = mk(
         Kind::Full,
         tag(""),
         targets.clone(),
         Some(&pkg),
-        vec![Layer::Register],
+        vec![LayerSpec::Entrypoint],
     );
     out.images.push(pkg);
     out.images.push(full);
@@ -644,7 +652,7 @@ fn plan_host(
             tag(t),
             vec![t.clone()],
             Some(&register),
-            vec![Layer::Emulator { target: t.clone() }],
+            vec![LayerSpec::Emulator { target: t.clone() }],
         ));
     }
 }
@@ -655,7 +663,7 @@ struct InputsDoc<'a> {
     tag: &'a str,
     platform: Platform,
     base: Option<&'a str>,
-    layers: &'a [Layer],
+    layers: &'a [LayerSpec],
     labels: &'a BTreeMap<String, String>,
 }
 
@@ -794,8 +802,8 @@ fn group_entries(images: &[&ImagePlan], kind: Kind, target: Option<&String>) -> 
 /// The (tag suffix, kind, target) groups of lists over `images`.
 fn groups(images: &[&ImagePlan]) -> Vec<(String, Kind, Option<String>)> {
     let mut groups: Vec<(String, Kind, Option<String>)> = vec![
-        ("register".into(), Kind::Register, None),
-        ("pkg".into(), Kind::Pkg, None),
+        ("register".into(), Kind::Entrypoint, None),
+        ("pkg".into(), Kind::Emulators, None),
         (String::new(), Kind::Full, None),
     ];
     let mut targets: Vec<String> = Vec::new();
@@ -940,7 +948,7 @@ mod tests {
         assert_eq!(img.reference, "qus:arm64v8-d10.0-riscv64");
         assert_eq!(
             img.layers,
-            [Layer::Emulator {
+            [LayerSpec::Emulator {
                 target: "riscv64".into()
             }]
         );
@@ -948,7 +956,7 @@ mod tests {
         assert!(!img.sets_entrypoint, "inherited from the register image");
         let full = p.image("amd64-d10.0").unwrap();
         assert_eq!(full.base.as_deref(), Some("amd64-d10.0-pkg"));
-        assert_eq!(full.layers, [Layer::Register]);
+        assert_eq!(full.layers, [LayerSpec::Entrypoint]);
         // armhf's 10.0 package has no 64-bit guests: noted, not an error.
         assert_eq!(
             p.skipped.iter().filter(|s| s.host == Host::Arm32v7).count(),
@@ -1062,7 +1070,7 @@ mod tests {
         let d11: Vec<Host> = p
             .images
             .iter()
-            .filter(|i| i.source == "d11.1" && i.kind == Kind::Register)
+            .filter(|i| i.source == "d11.1" && i.kind == Kind::Entrypoint)
             .map(|i| i.host)
             .collect();
         assert_eq!(
@@ -1118,7 +1126,7 @@ mod tests {
             &"0".repeat(64),
         );
         assert_ne!(text, crate::config::DEFAULT_LOCK, "d10.0 amd64's sum");
-        let lock = crate::lockfile::LockFile::parse(&text, "x.lock").unwrap();
+        let lock = crate::config::lockfile::LockFile::parse(&text, "x.lock").unwrap();
         let changed =
             Config::parse_with_lock(crate::config::DEFAULT_CONFIG, "x", Some((&lock, "x.lock")))
                 .unwrap();

@@ -6,8 +6,8 @@
 use crate::attest::{self, sign, BuildContext};
 use crate::outcome::SupplyReport;
 use crate::plan::{ImagePlan, Plan};
-use crate::progress::Progress;
 use crate::sink::registry::Registry;
+use crate::ui::progress::Progress;
 use anyhow::Context as _;
 use bytes::Bytes;
 use futures::StreamExt as _;

@@ -10,7 +10,11 @@
 //!
 //! Resolution is pure over the values `app` reads at the edge and a [`Files`] reader, so
 //! every rule is unit-tested on an in-memory config folder; the endpoint carries how it
-//! was chosen, so a connection error can say which setting to change.
+//! was chosen, so a connection error can say which setting to change. Talking to the
+//! engine is [`docker`]'s job; [`build_context`] writes what its classic builder reads.
+
+pub(crate) mod build_context;
+pub(crate) mod docker;
 
 use serde::Deserialize;
 use sha2::Digest as _;

@@ -4,6 +4,7 @@
 //! Rust toolchain and no engine, for `qus register`), where a dynamically linked one would
 //! need the build machine's libc.
 
+use super::{Asset, AssetStatus};
 use crate::arch::Host;
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
@@ -69,7 +70,7 @@ pub(crate) fn write(out: &Path, file: &Path) -> anyhow::Result<Shipped> {
     let same = std::fs::read(&path).is_ok_and(|have| hex::encode(Sha256::digest(have)) == sha256);
     if !same {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        crate::atomic::write(&path, &bytes, 0o755)
+        super::write_atomic_mode(&path, &bytes, 0o755)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(Shipped {

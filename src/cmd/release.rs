@@ -1,5 +1,5 @@
-//! `qus release`: every image of the plan in the registry, then the manifest lists; and
-//! `qus publish`, the lists alone.
+//! `qus release`: every image of the plan in the registry, then the manifest lists
+//! (`qus publish` writes the lists alone).
 //!
 //! The images are data qus computes (`crate::image`), so the release needs no daemon: HEAD
 //! every tag first; an image whose tag already names the manifest this run would write
@@ -9,23 +9,23 @@
 //! nothing changed sends HEADs only, and a failure part-way leaves the previous lists in
 //! place for the next run to finish.
 
-use crate::attest::sign::Key;
+use crate::attest::attach;
 use crate::config::Config;
-use crate::image::{self, Image, MediaTypes, Store};
-use crate::lists::{list_blobs, lists};
-use crate::options::{BuildOptions, Builder, RegistryOptions, SourceOptions, SupplyOptions};
+use crate::image::lists::{list_blobs, lists};
+use crate::image::{self, Image, Store};
+use crate::options::{BuildOptions, Builder, RegistryOptions, SupplyOptions};
 use crate::outcome::{
-    collect, BuiltImage, ImageStatus, ListStatus, PushStatus, PushedImage, Summary, UploadStats,
+    BuiltImage, ImageStatus, ListStatus, PushStatus, PushedImage, Summary, UploadStats,
 };
+use crate::packages::SourceOptions;
 use crate::plan::{ImagePlan, Plan};
-use crate::progress::Progress;
-use crate::sink::attach;
-use crate::sink::registry::{Registry, Uploads};
+use crate::sink::registry::{put_lists, Registry, Uploads, HEADS_IN_FLIGHT};
+use crate::ui::progress::Progress;
 use anyhow::{anyhow, Context as _};
 use futures::StreamExt;
 use qus_registry::{
-    Auth, Client, ClientConfig, CredentialSource, Descriptor, DockerConfigSource, IndexEntry,
-    ProtocolPolicy, Reference,
+    Auth, Client, ClientConfig, CredentialSource, Descriptor, DockerConfigSource, ProtocolPolicy,
+    Reference,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -145,7 +145,7 @@ pub(crate) async fn release_cmd(
 
 /// Prints what was left out, the summary and (with `--json`) the summary as JSON; the
 /// exit status of `result`.
-fn finish(
+pub(super) fn finish(
     mut summary: Summary,
     result: anyhow::Result<()>,
     json: bool,
@@ -264,7 +264,7 @@ async fn release(
     let images = if compute.is_empty() {
         Vec::new()
     } else {
-        image::write(&made, &compute, &inputs, &store, media, progress).await?
+        image::write(&made, &compute, &inputs, &store, media, src.cpus, progress).await?
     };
     // An image computed now that the registry already holds exactly is unchanged: the
     // run's cache was empty, not the image new.
@@ -392,7 +392,7 @@ async fn release(
         return Ok(());
     }
     reg.refresh_credentials(progress).await;
-    crate::sink::registry::put_lists(reg, &made, &lists, summary, progress).await
+    put_lists(reg, &made, &lists, summary, progress).await
 }
 
 /// Runs the emulators of `images` that `flags.test` covers; returns a row per emulator.
@@ -496,72 +496,6 @@ fn failed_images(rows: &[crate::emutest::Row]) -> HashMap<String, String> {
     failed
 }
 
-const HEADS_IN_FLIGHT: usize = 16;
-
-/// `qus publish`: the lists over per-host images already in the registry (the last job of
-/// a CI matrix). Each entry is checked present and of its platform by the registry client.
-pub(crate) async fn publish_cmd(
-    plan: &Plan,
-    registry: &RegistryOptions,
-    media: MediaTypes,
-    sign_key: Option<&Key>,
-    json: bool,
-    progress: &Progress,
-) -> anyhow::Result<ExitCode> {
-    let reg = connect_registry(plan, registry).await?;
-    let tags: Vec<String> = plan.images.iter().map(|i| i.tag.clone()).collect();
-    let heads = reg.heads(&tags, HEADS_IN_FLIGHT).await?;
-    let mut summary = Summary::default();
-    // Every entry verified present and of its platform, each list on its own: a list with an
-    // entry missing is an error, the others are published.
-    let prepared: Vec<anyhow::Result<(&crate::plan::ManifestPlan, qus_registry::Index)>> =
-        futures::stream::iter(&plan.manifests)
-            .map(|m| {
-                let (reg, heads) = (&reg, &heads);
-                async move {
-                    let target = reg.tag(&m.tag)?;
-                    let mut entries = Vec::new();
-                    for e in &m.entries {
-                        let d = heads.get(&e.tag).ok_or_else(|| {
-                            anyhow!(
-                                "{}: its entry {} is not in the registry; push it first",
-                                m.reference,
-                                e.tag
-                            )
-                        })?;
-                        entries.push(IndexEntry::new(d.digest.clone(), e.platform.clone()));
-                    }
-                    let index = reg
-                        .client
-                        .prepare_index(&target, &entries, media.list())
-                        .await
-                        .with_context(|| format!("publishing {}", m.reference))?
-                        .index;
-                    Ok((m, index))
-                }
-            })
-            .buffered(crate::sink::registry::LISTS_IN_FLIGHT)
-            .collect()
-            .await;
-    let mut lists = Vec::new();
-    let mut result = collect(prepared, &mut lists);
-    let put = crate::sink::registry::put_lists(&reg, plan, &lists, &mut summary, progress).await;
-    result = result.and(put);
-    if let (Ok(()), Some(key)) = (&result, sign_key) {
-        let targets: anyhow::Result<Vec<(String, qus_registry::Digest)>> = summary
-            .lists
-            .iter()
-            .map(|l| Ok((l.reference.clone(), qus_registry::Digest::parse(&l.digest)?)))
-            .collect();
-        result = match targets {
-            Ok(t) => attach::sign_all(&reg, key, &t, &mut summary.supply, progress).await,
-            Err(e) => Err(e),
-        };
-    }
-    let result = result.and_then(|()| summary.shortfall.error("images").map_or(Ok(()), Err));
-    finish(summary, result, json, progress)
-}
-
 fn report(s: &Summary, json: bool, progress: &Progress) -> anyhow::Result<()> {
     let count = |st: PushStatus| s.pushed.iter().filter(|p| p.status == st).count();
     let written = s
@@ -589,7 +523,7 @@ fn report(s: &Summary, json: bool, progress: &Progress) -> anyhow::Result<()> {
             .unwrap_or_default()
     ));
     if json {
-        crate::output::out_json(s)?;
+        crate::ui::output::out_json(s)?;
     }
     Ok(())
 }

@@ -7,17 +7,6 @@ use sha2::{Digest as _, Sha256};
 use std::io;
 use std::path::PathBuf;
 
-/// One extracted file: where it is in the cache, and what the extraction measured.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct File {
-    /// Where it is (do not modify: the cache owns it).
-    pub path: PathBuf,
-    /// Its size.
-    pub size: u64,
-    /// Its sha256, lowercase hex.
-    pub sha256: String,
-}
-
 /// Content of one file in a layer.
 #[derive(Debug, Clone)]
 pub(crate) enum Content {

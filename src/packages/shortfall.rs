@@ -3,7 +3,7 @@
 //! `assets` and `release` print a line each, carry the same values in `--json`, and end
 //! with exit status 1 when any of it is there; everything else they were asked for is done.
 
-use crate::narrow::Narrowed;
+use crate::plan::narrow::Narrowed;
 use crate::plan::{PackagePlan, Plan, Role};
 use serde::Serialize;
 

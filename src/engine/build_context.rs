@@ -6,16 +6,16 @@
 //! fixed modes and sorted names makes that layer a pure function of its files: the same
 //! emulator gives the same diffID on every cold build and in every image that copies it.
 
-use crate::files::{Content, Entry};
-use crate::plan::{ImagePlan, Kind, Layer};
+use crate::image::files::{Content, Entry};
+use crate::plan::{ImagePlan, Kind, LayerSpec};
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
 /// The template every Dockerfile is rendered from.
-pub const TEMPLATE: &str = include_str!("../Dockerfile.template");
+pub const TEMPLATE: &str = include_str!("../../Dockerfile.template");
 
-/// The files of each layer, by layer folder name (`register`, `qemu-aarch64`).
-pub type LayerFiles = BTreeMap<String, Vec<Entry>>;
+/// The files of each layer, by its folder in the build context (`register`, `qemu-aarch64`).
+pub type ContextFolders = BTreeMap<String, Vec<Entry>>;
 
 /// A build context that cannot be written.
 #[derive(Debug, thiserror::Error)]
@@ -61,13 +61,13 @@ pub fn dockerfile(
         .map(|l| format!("COPY {}/ /", l.dir_name()))
         .collect::<Vec<_>>()
         .join("\n");
-    let entrypoint = if image.kind == Kind::Pkg {
+    let entrypoint = if image.kind == Kind::Emulators {
         "# no entrypoint: this image only carries the emulators".to_string()
     } else if !image.sets_entrypoint {
         "# entrypoint inherited from the base image".to_string()
     } else {
         // The entrypoint's `--version` reports the QEMU version from the environment, so
-        // the register layer stays the same for every QEMU version.
+        // the entrypoint layer stays the same for every QEMU version.
         format!(
             "ENV QUS_QEMU_VERSION={}\nENTRYPOINT [{}]",
             json_string(&image.qemu_version),
@@ -127,7 +127,7 @@ pub fn write_context<W: Write>(
     w: W,
     image: &ImagePlan,
     dockerfile: &str,
-    files: &LayerFiles,
+    files: &ContextFolders,
     mtime: u64,
 ) -> Result<W, ContextError> {
     let io_err = |source| ContextError::Io {
@@ -137,7 +137,7 @@ pub fn write_context<W: Write>(
     let mut tar = tar::Builder::new(w);
     tar.mode(tar::HeaderMode::Deterministic);
     append_bytes(&mut tar, "Dockerfile", 0o644, dockerfile.as_bytes(), mtime).map_err(io_err)?;
-    let mut layers: Vec<&Layer> = image.layers.iter().collect();
+    let mut layers: Vec<&LayerSpec> = image.layers.iter().collect();
     layers.sort_by_key(|l| l.dir_name());
     layers.dedup();
     for layer in layers {
@@ -146,34 +146,35 @@ pub fn write_context<W: Write>(
             tag: image.tag.clone(),
             layer: dir.clone(),
         })?;
-        write_layer(&mut tar, &dir, entries, mtime).map_err(|e| match e {
-            LayerError::BadPath(path) => ContextError::BadPath {
+        write_folder(&mut tar, &dir, entries, mtime).map_err(|e| match e {
+            FolderError::BadPath(path) => ContextError::BadPath {
                 layer: dir.clone(),
                 path,
             },
-            LayerError::Io(source) => io_err(source),
+            FolderError::Io(source) => io_err(source),
         })?;
     }
     tar.into_inner().map_err(io_err)
 }
 
-enum LayerError {
+/// A layer's folder that cannot be written (`write_context` names the image and folder).
+enum FolderError {
     BadPath(String),
     Io(io::Error),
 }
 
-impl From<io::Error> for LayerError {
+impl From<io::Error> for FolderError {
     fn from(e: io::Error) -> Self {
-        LayerError::Io(e)
+        FolderError::Io(e)
     }
 }
 
-fn write_layer<W: Write>(
+fn write_folder<W: Write>(
     tar: &mut tar::Builder<W>,
     dir: &str,
     entries: &[Entry],
     mtime: u64,
-) -> Result<(), LayerError> {
+) -> Result<(), FolderError> {
     // Folders are derived from the file paths so that every parent exists with the same
     // fixed metadata; otherwise the builder would create them with the build time.
     let mut dirs = std::collections::BTreeSet::new();
@@ -182,8 +183,8 @@ fn write_layer<W: Write>(
     sorted.sort_by(|a, b| a.path().cmp(b.path()));
     for e in &sorted {
         let p = e.path();
-        if !crate::validate::is_plain_relative(p) {
-            return Err(LayerError::BadPath(p.to_string()));
+        if !crate::config::validate::is_plain_relative(p) {
+            return Err(FolderError::BadPath(p.to_string()));
         }
         let mut parent = String::new();
         let comps: Vec<&str> = p.split('/').collect();
@@ -338,11 +339,11 @@ mod tests {
     fn context_is_deterministic_sorted_and_fixed() {
         // Two layers of two kinds in one context.
         let mut img = image("arm64v8-d10.0-riscv64");
-        img.layers.insert(0, Layer::Register);
+        img.layers.insert(0, LayerSpec::Entrypoint);
         let dir = tempfile::tempdir().unwrap();
         let emu = dir.path().join("emu");
         std::fs::write(&emu, b"\x7fELF fake").unwrap();
-        let mut files = LayerFiles::new();
+        let mut files = ContextFolders::new();
         files.insert(
             "register".into(),
             vec![
@@ -397,10 +398,10 @@ mod tests {
     #[test]
     fn missing_layer_and_escaping_path() {
         let mut img = image("arm64v8-d10.0-riscv64");
-        img.layers.insert(0, Layer::Register);
-        let e = write_context(Vec::new(), &img, "", &LayerFiles::new(), 0).unwrap_err();
+        img.layers.insert(0, LayerSpec::Entrypoint);
+        let e = write_context(Vec::new(), &img, "", &ContextFolders::new(), 0).unwrap_err();
         assert!(matches!(e, ContextError::MissingLayer { .. }), "{e}");
-        let mut files = LayerFiles::new();
+        let mut files = ContextFolders::new();
         for l in ["register", "qemu-riscv64"] {
             files.insert(
                 l.into(),

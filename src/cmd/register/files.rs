@@ -6,7 +6,7 @@
 //! projects them), then applied or, in a dry run, shown: the two cannot drift.
 
 use super::{manifest, RegisterOptions};
-use crate::progress::Progress;
+use crate::ui::progress::Progress;
 use anyhow::{anyhow, Context as _};
 use qus_binfmt::{EntryInfo, Env, Request, Target};
 use std::collections::{BTreeMap, BTreeSet};

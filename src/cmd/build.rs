@@ -8,18 +8,19 @@
 //! builds them with the classic builder instead (`crate::classic`).
 //!
 //! A package that cannot be used (not served, not the pinned bytes, not a usable package)
-//! leaves out only the images that need it (`crate::narrow`): the rest are made, and the
-//! run ends with exit 1 and a line per package (`crate::shortfall`). An image left out gets
-//! no tag, and a list over one is not written to the layout (one already there stays).
+//! leaves out only the images that need it (`crate::plan::narrow`): the rest are made, and
+//! the run ends with exit 1 and a line per package (`crate::packages::shortfall`). An image
+//! left out gets no tag, and a list over one is not written to the layout (one already
+//! there stays).
 
-use crate::docker::Daemon;
+use crate::engine::docker::Daemon;
 use crate::image::{self, Image, Store};
-use crate::options::{BuildOptions, Builder, LoadScope, SourceOptions};
+use crate::options::{BuildOptions, Builder, LoadScope};
 use crate::outcome::{ordered, Built, BuiltImage, ImageStatus};
-use crate::packages::prepare_narrowed;
+use crate::packages::shortfall::Shortfall;
+use crate::packages::{prepare_narrowed, SourceOptions};
 use crate::plan::{ImagePlan, Plan};
-use crate::progress::Progress;
-use crate::shortfall::Shortfall;
+use crate::ui::progress::Progress;
 use std::process::ExitCode;
 
 /// `qus build`.
@@ -75,9 +76,12 @@ async fn build(
         .into_iter()
         .filter(|i| made.image(&i.tag).is_some())
         .collect();
-    let images = image::write(&made, &compute, &inputs, &store, opts.media, progress).await?;
+    let images = image::write(
+        &made, &compute, &inputs, &store, opts.media, src.cpus, progress,
+    )
+    .await?;
     if let Some(dir) = &opts.oci_layout {
-        let lists = crate::lists::layout_lists(&made, &images, opts.media)?;
+        let lists = crate::image::lists::layout_lists(&made, &images, opts.media)?;
         let (d, imgs, st) = (dir.clone(), images.clone(), store.clone());
         let report =
             tokio::task::spawn_blocking(move || crate::sink::layout::write(&d, &imgs, &lists, &st))
@@ -149,7 +153,7 @@ pub(crate) fn report(built: &Built, json: bool, progress: &Progress) -> anyhow::
             #[serde(flatten)]
             shortfall: &'a Shortfall,
         }
-        crate::output::out_json(&Out {
+        crate::ui::output::out_json(&Out {
             images,
             shortfall: &built.shortfall,
         })?;

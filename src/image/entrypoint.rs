@@ -1,8 +1,9 @@
-//! The register layer: busybox-static for the host, the sh entrypoint and the table it
+//! The entrypoint layer: busybox-static for the host, the sh entrypoint and the table it
 //! reads (both rendered by `qus_binfmt`, where the table lives), and `/qus/bin`, a link that
 //! keeps dbhi/qus's interpreter paths (`/qus/bin/qemu-T-static`) working.
 
-use crate::files::{Content, Entry, File};
+use crate::image::files::{Content, Entry};
+use crate::packages::File;
 use sha2::{Digest, Sha256};
 
 /// Where emulators live in every image (multiarch/qemu-user-static's path).
@@ -21,7 +22,7 @@ fn content(file: &File) -> Content {
     }
 }
 
-/// The files of the register layer, with busybox from `busybox`.
+/// The files of the entrypoint layer, with busybox from `busybox`.
 pub(crate) fn layer(busybox: &File) -> Vec<Entry> {
     let mut v = vec![Entry::File {
         path: qus_binfmt::sh::BUSYBOX_PATH.to_string(),
@@ -52,7 +53,7 @@ pub(crate) fn emulator_layer(target: &str, file: &File) -> Vec<Entry> {
     }]
 }
 
-/// sha256 over everything of the register layer that qus itself writes (busybox is pinned
+/// sha256 over everything of the entrypoint layer that qus itself writes (busybox is pinned
 /// separately, by its package's sum).
 pub(crate) fn digest() -> String {
     let mut h = Sha256::new();
