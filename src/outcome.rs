@@ -5,7 +5,6 @@ use crate::arch::Host;
 use crate::image::Image;
 use crate::packages::shortfall::Shortfall;
 use crate::plan::{ImagePlan, Plan};
-use crate::shortfall::Shortfall;
 use serde::Serialize;
 
 /// What happened to one image.

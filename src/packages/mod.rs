@@ -388,16 +388,3 @@ fn extract_one(
         }
     }
 }
-
-/// The packages `compute` needs, and the plan narrowed to the images they can make.
-pub(crate) async fn prepare_narrowed(
-    plan: &Plan,
-    compute: &[&ImagePlan],
-    src: &SourceOptions,
-    progress: &Progress,
-) -> anyhow::Result<(Extracted, Narrowed, Shortfall)> {
-    let prepared = prepare_partial(&plan.packages_for(compute), src, progress).await?;
-    let narrowed = narrow(plan, compute, &prepared.failed());
-    let shortfall = Shortfall::of(prepared.failures, &narrowed);
-    Ok((prepared.extracted, narrowed, shortfall))
-}

@@ -588,11 +588,6 @@ fn tried(attempts: u32) -> String {
     }
 }
 
-/// Pure: whether an HTTP status may pass if asked again (408, 429, 5xx but 501).
-pub(crate) fn transient_status(status: u16) -> bool {
-    matches!(status, 408 | 429 | 500 | 502..=599)
-}
-
 impl Error {
     /// Whether the failure may pass if the request is made again: a timeout, a connection
     /// that could not be made or broke off, a 5xx (but 501), 408 or 429. This crate's

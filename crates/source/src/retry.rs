@@ -9,7 +9,6 @@
 
 use std::time::{Duration, SystemTime};
 
-pub(crate) use crate::error::transient_status;
 use crate::error::Error;
 
 /// How often, and how patiently, transient failures are tried again.

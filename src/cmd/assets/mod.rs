@@ -15,7 +15,7 @@ use crate::ui::progress::Progress;
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -227,7 +227,22 @@ fn tgz(src: &Path, member: &str, mtime: u64) -> io::Result<Vec<u8>> {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    crate::atomic::write(path, bytes, 0o644)
+    write_atomic_mode(path, bytes, 0o644)
+}
+
+/// Writes `bytes` to `path` through a temporary file renamed into place, with `mode`.
+pub(crate) fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    // Release files are for everyone to read; the temporary file starts as 0600.
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(mode),
+    )?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// What `qus assets` writes besides the emulators, and where.

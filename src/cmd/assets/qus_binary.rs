@@ -46,21 +46,9 @@ pub(crate) fn host_of(bytes: &[u8], file: &Path) -> anyhow::Result<Host> {
     Ok(host)
 }
 
-/// A qus binary in the assets folder.
-pub(crate) struct Shipped {
-    /// `qus_<host>`.
-    pub name: String,
-    /// Its sha256, lowercase hex.
-    pub sha256: String,
-    /// Its size.
-    pub size: u64,
-    /// Whether it was written now (else the same bytes were there).
-    pub written: bool,
-}
-
 /// Copies `file` into `out` as `qus_<host>` (mode 0755, through a temporary file), unless
 /// the same bytes are already there.
-pub(crate) fn write(out: &Path, file: &Path) -> anyhow::Result<Shipped> {
+pub(crate) fn write(out: &Path, file: &Path) -> anyhow::Result<Asset> {
     let bytes = std::fs::read(file)
         .map_err(|e| crate::exit::usage(format!("--qus-binary {}: {e}", file.display())))?;
     let host = host_of(&bytes, file)?;
@@ -73,10 +61,15 @@ pub(crate) fn write(out: &Path, file: &Path) -> anyhow::Result<Shipped> {
         super::write_atomic_mode(&path, &bytes, 0o755)
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(Shipped {
+    Ok(Asset {
         name,
+        origin: None,
         sha256,
         size: bytes.len() as u64,
-        written: !same,
+        status: if same {
+            AssetStatus::Unchanged
+        } else {
+            AssetStatus::Written
+        },
     })
 }
