@@ -108,9 +108,28 @@ pub fn extract(deb: &Path, dest: &Path, members: &[String]) {
     );
 }
 
+/// A temporary directory removed when the test process exits: a `static` is never dropped,
+/// so a `TempDir` held by one would stay behind in /tmp after every run.
+pub fn process_tempdir() -> PathBuf {
+    static DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    extern "C" fn remove_all() {
+        let dirs = DIRS.lock().unwrap_or_else(|e| e.into_inner());
+        for d in dirs.iter() {
+            let _ = fs::remove_dir_all(d);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap().keep();
+    let mut dirs = DIRS.lock().unwrap_or_else(|e| e.into_inner());
+    if dirs.is_empty() {
+        // SAFETY: registers a plain function with no arguments; it runs once, at exit.
+        unsafe { libc::atexit(remove_all) };
+    }
+    dirs.push(dir.clone());
+    dir
+}
+
 /// Unpacked binaries shared by every test of this process.
 pub struct Binaries {
-    _dir: tempfile::TempDir,
     /// busybox-static of this machine's architecture.
     pub busybox: PathBuf,
     /// `qemu-<T>-static` by target.
@@ -123,9 +142,9 @@ pub struct Binaries {
 pub fn binaries() -> &'static Binaries {
     static B: OnceLock<Binaries> = OnceLock::new();
     B.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = process_tempdir();
         let arch = host_deb_arch();
-        let bb_dir = dir.path().join("busybox");
+        let bb_dir = dir.join("busybox");
         extract(
             &find_deb("busybox-static", arch),
             &bb_dir,
@@ -136,7 +155,7 @@ pub fn binaries() -> &'static Binaries {
             if a == arch {
                 continue;
             }
-            let d = dir.path().join(format!("busybox-{a}"));
+            let d = dir.join(format!("busybox-{a}"));
             extract(
                 &find_deb("busybox-static", a),
                 &d,
@@ -150,7 +169,7 @@ pub fn binaries() -> &'static Binaries {
         } else {
             "amd64"
         };
-        let q_dir = dir.path().join("qemu");
+        let q_dir = dir.join("qemu");
         let members: Vec<String> = FULL_TARGETS
             .iter()
             .map(|t| format!("./usr/bin/qemu-{t}-static"))
@@ -169,7 +188,6 @@ pub fn binaries() -> &'static Binaries {
             busybox: bb_dir.join("usr/bin/busybox"),
             emulators,
             foreign_busybox,
-            _dir: dir,
         }
     })
 }
