@@ -236,7 +236,11 @@ fn qus_binaries_are_shipped_only_when_static() {
     let mut statics = Vec::new();
     for host in ["amd64", "arm64v8"] {
         let bin = dir.path().join(format!("static-{host}"));
-        std::fs::write(&bin, unpack(&out.join(format!("qemu-aarch64-static_{host}.tgz")))).unwrap();
+        std::fs::write(
+            &bin,
+            unpack(&out.join(format!("qemu-aarch64-static_{host}.tgz"))),
+        )
+        .unwrap();
         statics.push(bin);
     }
     let mut flags: Vec<&std::ffi::OsStr> = Vec::new();
@@ -252,9 +256,15 @@ fn qus_binaries_are_shipped_only_when_static() {
         let shipped = std::fs::read(out.join(&name)).unwrap();
         assert_eq!(shipped, std::fs::read(bin).unwrap(), "{name}");
         let line = format!("{}  {name}", hex::encode(Sha256::digest(&shipped)));
-        assert!(sums.lines().any(|l| l == line), "{name} not in SHA256SUMS:\n{sums}");
+        assert!(
+            sums.lines().any(|l| l == line),
+            "{name} not in SHA256SUMS:\n{sums}"
+        );
         let mode = std::fs::metadata(out.join(&name)).unwrap().permissions();
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o755);
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o755
+        );
     }
 
     // The test's qus is linked against this machine's libc: refused, exit 2, nothing new.
@@ -263,17 +273,30 @@ fn qus_binaries_are_shipped_only_when_static() {
     let (code, err) = {
         let out = cfg
             .qus()
-            .args(["assets", "--hosts", "amd64", "--targets", "aarch64", "--out"])
+            .args([
+                "assets",
+                "--hosts",
+                "amd64",
+                "--targets",
+                "aarch64",
+                "--out",
+            ])
             .arg(dir.path().join("other"))
             .args(cfg.debs_flag())
             .arg("--qus-binary")
             .arg(&own)
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("dynamically linked (its interpreter is /lib"), "{err}");
+    assert!(
+        err.contains("dynamically linked (its interpreter is /lib"),
+        "{err}"
+    );
     assert!(!dir.path().join("other").exists(), "nothing was written");
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), before);
 }

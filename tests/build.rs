@@ -424,7 +424,11 @@ fn load_native_puts_every_image_in_the_layout_and_only_this_hosts_in_the_daemon(
     let (ok, _, err) = build(
         &cfg,
         &repo,
-        &[TWO_HOSTS, &["--oci-layout", layout_flag, "--load", "native"]].concat(),
+        &[
+            TWO_HOSTS,
+            &["--oci-layout", layout_flag, "--load", "native"],
+        ]
+        .concat(),
     );
     assert!(ok, "build failed: {err}");
     assert!(
@@ -452,5 +456,8 @@ fn load_native_puts_every_image_in_the_layout_and_only_this_hosts_in_the_daemon(
     assert_layout_whole(&layout);
 
     let (ok, _, err) = build(&cfg, &repo, &[TWO_HOSTS, &["--load", "none"]].concat());
-    assert!(!ok && err.contains("--load none writes nothing without --oci-layout"), "{err}");
+    assert!(
+        !ok && err.contains("--load none writes nothing without --oci-layout"),
+        "{err}"
+    );
 }
