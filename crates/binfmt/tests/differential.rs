@@ -4,13 +4,22 @@
 //! stdout, the same stderr and the same exit status. Every case also checks
 //! a few facts on its own, so the two cannot agree on something wrong.
 //!
+//! The entrypoint runs under this machine's busybox, and under the busybox every other host
+//! of the default matrix ships (images/qus.lock's pins), each through this machine's QEMU
+//! in the same private binfmt_misc, against the Rust path told the same host: every case
+//! under one shell of each busybox version, word size and byte order this machine's is not
+//! (loong64's 1.38, s390x's big-endian, i386's 32 bits on amd64), the other hosts in turn;
+//! `QUS_TEST_SHELLS=all` runs every case under every host's busybox.
+//!
 //! Needs: Linux 6.7+ (private binfmt_misc per user namespace), util-linux
-//! `unshare`, `dpkg-deb`, and Debian's busybox-static / qemu-user-static debs
-//! in `$QUS_TEST_DEBS` (default `~/.cache/qus/debs`, filled by `.ci/run`).
+//! `unshare`, `dpkg-deb`, and the Debian packages `ci/fetch-test-debs` downloads
+//! into `$QUS_TEST_DEBS` (default `~/.cache/qus/test-debs`): busybox-static of every
+//! host, bookworm's qemu-user-static and trixie's qemu-user for this machine.
 
 mod support;
 
 use std::fs;
+use std::path::Path;
 use support::*;
 
 /// One argument case.
@@ -201,51 +210,121 @@ fn read_exports(case: &Case) -> Vec<(String, String)> {
     files
 }
 
+/// The export directory of a case (empty when it exports nothing).
+fn out_dir(c: &Case) -> String {
+    c.export_dir
+        .as_ref()
+        .map(|d| d.path().join("out").to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// The [`Spec`] of a case whose image root is `root`.
+fn spec_of<'a>(c: &'a Case, root: &Path) -> Spec<'a> {
+    let r = root.to_str().unwrap().to_string();
+    let out = out_dir(c);
+    // Arguments and expectations spell the root ROOT; the snippets have
+    // it as $ROOT already. OUT is the export directory in both.
+    let subst = |x: &str| x.replace("ROOT", &r).replace("OUT", &out);
+    let snippet = |x: &str| x.replace("OUT", &quote(&out));
+    Spec {
+        env: c.env.iter().map(|(k, v)| (*k, subst(v))).collect(),
+        before: snippet(&c.before),
+        setup: c
+            .setup
+            .iter()
+            .map(|a| a.iter().map(|w| subst(w)).collect())
+            .collect(),
+        between: snippet(&c.between),
+        args: c.args.iter().map(|a| subst(a)).collect(),
+        raw_args: snippet(&c.raw_args),
+        post: snippet(&c.post),
+        no_mount_ns: c.no_mount_ns,
+        shell: None,
+    }
+}
+
+/// Runs a case with the sh entrypoint then with the Rust path, and requires identical
+/// results; returns the sh outcome, its exported files and the context for messages.
+fn run_both(
+    c: &Case,
+    root: &Path,
+    spec: &Spec<'_>,
+    shell: &str,
+) -> (Outcome, Vec<(String, String)>, String) {
+    let mut sh = run_spec(Impl::Sh, root, spec);
+    let sh_files = read_exports(c);
+    let rust = run_spec(Impl::Rust, root, spec);
+    let rust_files = read_exports(c);
+    let ctx = format!(
+        "case '{}' {:?} under {shell}\n--- sh stderr:\n{}\n--- rust stderr:\n{}",
+        c.name, c.args, sh.stderr, rust.stderr
+    );
+    let told_host = spec.env.iter().any(|(k, _)| *k == "QUS_HOST_ARCH");
+    if let (Some(shell), false) = (spec.shell, told_host) {
+        sh.stderr = without_emulation_note(&sh.stderr, shell, &ctx);
+    }
+    assert_eq!(sh.dump, rust.dump, "binfmt_misc entries differ: {ctx}");
+    assert_eq!(sh.stdout, rust.stdout, "stdout differs: {ctx}");
+    assert_eq!(sh.stderr, rust.stderr, "stderr differs: {ctx}");
+    assert_eq!(sh.code, rust.code, "exit status differs: {ctx}");
+    assert_eq!(sh.post, rust.post, "post-run state differs: {ctx}");
+    assert_eq!(sh_files, rust_files, "exported files differ: {ctx}");
+    (sh, sh_files, ctx)
+}
+
+/// An emulated shell that finds the host itself (no `QUS_HOST_ARCH`) says it runs under
+/// emulation, which the native Rust path has no reason to say: `stderr` without that note,
+/// once it is checked to name the emulated target's family and this machine.
+fn without_emulation_note(stderr: &str, shell: &Shell, ctx: &str) -> String {
+    let Some((target, _)) = &shell.emulator else {
+        return stderr.to_string();
+    };
+    let machine = host_machine();
+    let tail = format!(", the kernel is {machine}): the host is {machine}");
+    let mut out = String::new();
+    for line in stderr.split_inclusive('\n') {
+        let note = line
+            .strip_prefix("qus: note: running under emulation (uname -m says ")
+            .and_then(|l| l.trim_end().strip_suffix(tail.as_str()));
+        match note {
+            Some(claimed) => assert_eq!(
+                qus_binfmt::table::host_family(claimed),
+                target.family,
+                "the emulation note names another architecture: {ctx}"
+            ),
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// Runs the case under a foreign host's busybox, as that host's image runs it, against the
+/// Rust path told the same host: the cases' own `QUS_HOST_ARCH=x86_64` becomes that host's
+/// `uname -m` (what the case checks on its own assumes x86_64, so only the two are compared).
+fn check_under(c: &Case, shell: &Shell) {
+    let root = make_root_with_busybox(c.layout, &shell.busybox);
+    let mut spec = spec_of(c, root.path());
+    spec.shell = Some(shell);
+    for (k, v) in &mut spec.env {
+        if *k == "QUS_HOST_ARCH" && v == "x86_64" {
+            *v = shell.machine.to_string();
+        }
+    }
+    run_both(c, root.path(), &spec, &shell.label());
+}
+
 /// Runs every case with both implementations, requires identical results,
-/// checks each case's own facts, and returns the sh outcomes.
+/// checks each case's own facts, and returns the sh outcomes. Then each case
+/// runs under the other hosts' busyboxes [`shells_for_case`] picks.
 fn check(cases: Vec<Case>) -> Vec<Outcome> {
     let mut outcomes = Vec::new();
-    for c in cases {
+    for (k, c) in cases.into_iter().enumerate() {
         let root = make_root(c.layout);
         let r = root.path().to_str().unwrap().to_string();
-        let out = c
-            .export_dir
-            .as_ref()
-            .map(|d| d.path().join("out").to_str().unwrap().to_string())
-            .unwrap_or_default();
-        // Arguments and expectations spell the root ROOT; the snippets have
-        // it as $ROOT already. OUT is the export directory in both.
+        let out = out_dir(&c);
         let subst = |x: &str| x.replace("ROOT", &r).replace("OUT", &out);
-        let snippet = |x: &str| x.replace("OUT", &quote(&out));
-        let spec = Spec {
-            env: c.env.iter().map(|(k, v)| (*k, subst(v))).collect(),
-            before: snippet(&c.before),
-            setup: c
-                .setup
-                .iter()
-                .map(|a| a.iter().map(|w| subst(w)).collect())
-                .collect(),
-            between: snippet(&c.between),
-            args: c.args.iter().map(|a| subst(a)).collect(),
-            raw_args: snippet(&c.raw_args),
-            post: snippet(&c.post),
-            no_mount_ns: c.no_mount_ns,
-        };
-        let sh = run_spec(Impl::Sh, root.path(), &spec);
-        let sh_files = read_exports(&c);
-        let rust = run_spec(Impl::Rust, root.path(), &spec);
-        let rust_files = read_exports(&c);
-        let ctx = format!(
-            "case '{}' {:?}\n--- sh stderr:\n{}\n--- rust stderr:\n{}",
-            c.name, c.args, sh.stderr, rust.stderr
-        );
-        assert_eq!(sh.dump, rust.dump, "binfmt_misc entries differ: {ctx}");
-        assert_eq!(sh.stdout, rust.stdout, "stdout differs: {ctx}");
-        assert_eq!(sh.stderr, rust.stderr, "stderr differs: {ctx}");
-        assert_eq!(sh.code, rust.code, "exit status differs: {ctx}");
-        assert_eq!(sh.post, rust.post, "post-run state differs: {ctx}");
-        assert_eq!(sh_files, rust_files, "exported files differ: {ctx}");
-
+        let spec = spec_of(&c, root.path());
+        let (sh, files, ctx) = run_both(&c, root.path(), &spec, "this machine's busybox");
         assert_eq!(sh.code, c.code, "exit status: {ctx}");
         for (name, flags) in &c.present {
             assert!(
@@ -310,7 +389,10 @@ fn check(cases: Vec<Case>) -> Vec<Outcome> {
             }
         }
         if c.export_dir.is_some() && c.code == 0 && !c.args.iter().any(|a| a == "--dry-run") {
-            assert!(!sh_files.is_empty(), "nothing exported: {ctx}");
+            assert!(!files.is_empty(), "nothing exported: {ctx}");
+        }
+        for shell in shells_for_case(k) {
+            check_under(&c, shell);
         }
         outcomes.push(sh);
     }
@@ -786,6 +868,44 @@ fn foreign_image_under_emulation_knows_the_real_host() {
         let json = &out[out.find('{').expect("status JSON")..];
         let v: serde_json::Value = serde_json::from_str(json).unwrap();
         assert_eq!(v["qus"]["host"], machine.as_str(), "{json}");
+    }
+}
+
+#[test]
+fn every_host_busybox_runs_the_entrypoint_here() {
+    // The shell of every host of the default matrix runs on this machine, the differential
+    // cases run under each of them (`check`), and each is the busybox images/qus.lock pins.
+    let foreign = foreign_shells();
+    assert_eq!(foreign.len() + 1, pinned_shells().len(), "{foreign:#?}");
+    let mut seen = std::collections::BTreeSet::new();
+    for k in 0..foreign.len() {
+        seen.extend(shells_for_case(k).iter().map(|s| s.host.as_str()));
+    }
+    assert_eq!(seen.len(), foreign.len(), "hosts that no case runs under");
+    for shell in foreign {
+        let root = make_root_with_busybox(Layout::RegisterOnly, &shell.busybox);
+        let spec = Spec {
+            env: vec![("QUS_HOST_ARCH", shell.machine.to_string())],
+            args: s(&["--version"]),
+            post: "\"$ROOT/qus/busybox\" uname -m; \"$ROOT/qus/busybox\" 2>&1 | \"$BB\" head -n 1"
+                .to_string(),
+            shell: Some(shell),
+            ..Spec::default()
+        };
+        let o = run_spec(Impl::Sh, root.path(), &spec);
+        let ctx = format!("{}: {}{}", shell.label(), o.stderr, o.post);
+        assert_eq!(o.code, 0, "{ctx}");
+        assert!(o.stdout.starts_with("qus-binfmt/"), "{ctx}");
+        let (uname, banner) = o.post.split_once('\n').expect("two lines");
+        assert_eq!(
+            qus_binfmt::table::host_family(uname),
+            qus_binfmt::table::host_family(shell.machine),
+            "{ctx}"
+        );
+        assert!(
+            banner.contains(&format!("(Debian {})", shell.version)),
+            "{ctx}"
+        );
     }
 }
 

@@ -7,6 +7,9 @@
 
 #![allow(dead_code)]
 
+mod shells;
+pub use shells::*;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -108,9 +111,28 @@ pub fn extract(deb: &Path, dest: &Path, members: &[String]) {
     );
 }
 
+/// A temporary directory removed when the test process exits: a `static` is never dropped,
+/// so a `TempDir` held by one would stay behind in /tmp after every run.
+pub fn process_tempdir() -> PathBuf {
+    static DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    extern "C" fn remove_all() {
+        let dirs = DIRS.lock().unwrap_or_else(|e| e.into_inner());
+        for d in dirs.iter() {
+            let _ = fs::remove_dir_all(d);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap().keep();
+    let mut dirs = DIRS.lock().unwrap_or_else(|e| e.into_inner());
+    if dirs.is_empty() {
+        // SAFETY: registers a plain function with no arguments; it runs once, at exit.
+        unsafe { libc::atexit(remove_all) };
+    }
+    dirs.push(dir.clone());
+    dir
+}
+
 /// Unpacked binaries shared by every test of this process.
 pub struct Binaries {
-    _dir: tempfile::TempDir,
     /// busybox-static of this machine's architecture.
     pub busybox: PathBuf,
     /// `qemu-<T>-static` by target.
@@ -123,9 +145,9 @@ pub struct Binaries {
 pub fn binaries() -> &'static Binaries {
     static B: OnceLock<Binaries> = OnceLock::new();
     B.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = process_tempdir();
         let arch = host_deb_arch();
-        let bb_dir = dir.path().join("busybox");
+        let bb_dir = dir.join("busybox");
         extract(
             &find_deb("busybox-static", arch),
             &bb_dir,
@@ -136,7 +158,7 @@ pub fn binaries() -> &'static Binaries {
             if a == arch {
                 continue;
             }
-            let d = dir.path().join(format!("busybox-{a}"));
+            let d = dir.join(format!("busybox-{a}"));
             extract(
                 &find_deb("busybox-static", a),
                 &d,
@@ -150,7 +172,7 @@ pub fn binaries() -> &'static Binaries {
         } else {
             "amd64"
         };
-        let q_dir = dir.path().join("qemu");
+        let q_dir = dir.join("qemu");
         let members: Vec<String> = FULL_TARGETS
             .iter()
             .map(|t| format!("./usr/bin/qemu-{t}-static"))
@@ -169,7 +191,6 @@ pub fn binaries() -> &'static Binaries {
             busybox: bb_dir.join("usr/bin/busybox"),
             emulators,
             foreign_busybox,
-            _dir: dir,
         }
     })
 }
@@ -325,6 +346,10 @@ pub struct Spec<'a> {
     /// Without a mount namespace of its own: mounting binfmt_misc then fails
     /// with EPERM, as in a rootless engine without privileges.
     pub no_mount_ns: bool,
+    /// The root's busybox is this foreign host's ([`make_root_with_busybox`]): its
+    /// emulator is registered first, and this machine's busybox runs the driver and the
+    /// snippets (`BB`).
+    pub shell: Option<&'a Shell>,
 }
 
 /// Runs `setup` commands then `args` with `imp`, all in one fresh private
@@ -352,50 +377,13 @@ pub fn run_in_namespace(
 pub fn run_spec(imp: Impl, root: &Path, spec: &Spec<'_>) -> Outcome {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let mut script = format!(
-        "M=/proc/sys/fs/binfmt_misc\nBB={}\nROOT={}\n",
-        quote(root.join("qus/busybox").to_str().unwrap()),
-        quote(root.to_str().unwrap())
-    );
-    // A new mount namespace inherits the host's binfmt_misc when the host has one mounted
-    // (systemd hosts always do; the host tests mount it for a while): writes there would
-    // reach the host's instance. A tmpfs over the mount point hides it, so every case
-    // starts unmounted and registers in this namespace's own instance.
-    if !spec.no_mount_ns {
-        script.push_str(
-            "if [ -e $M/status ]; then \"$BB\" mount -t tmpfs qus-hidden $M || exit 97; fi\n",
-        );
-    }
-    script.push_str(&spec.before);
-    script.push('\n');
-    for s in &spec.setup {
-        script.push_str(&format!(
-            "{} >/dev/null 2>&1\n",
-            command_line(imp, root, s, "")
-        ));
-    }
-    script.push_str(&spec.between);
-    script.push('\n');
-    script.push_str(&format!(
-        "{} >{} 2>{}\necho $? >{}\n",
-        command_line(imp, root, &spec.args, &spec.raw_args),
-        quote(w.join("stdout").to_str().unwrap()),
-        quote(w.join("stderr").to_str().unwrap()),
-        quote(w.join("code").to_str().unwrap()),
-    ));
-    script.push_str(&format!(
-        "{{\n{}\n}} >{}\n",
-        if spec.post.is_empty() {
-            ":"
-        } else {
-            &spec.post
-        },
-        quote(w.join("post").to_str().unwrap())
-    ));
-    script.push_str(&format!(
-        "if [ -e $M/register ]; then for f in $M/*; do [ \"${{f##*/}}\" = register ] && continue; echo \"== ${{f##*/}}\"; cat \"$f\"; done; else echo '(not mounted)'; fi >{}\n",
-        quote(w.join("dump").to_str().unwrap())
-    ));
+    // The shell that runs the driver: the root's busybox, or this machine's when the
+    // root's is foreign (it can only run once its emulator is registered).
+    let bb = match spec.shell {
+        Some(_) => binaries().busybox.clone(),
+        None => root.join("qus/busybox"),
+    };
+    let script = driver_script(imp, root, spec, &bb, w);
     // QUS_DEBUG_DRIVER=1 shows the shell each case runs, for a case that fails.
     if std::env::var_os("QUS_DEBUG_DRIVER").is_some() {
         eprintln!("{script}");
@@ -403,10 +391,9 @@ pub fn run_spec(imp: Impl, root: &Path, spec: &Spec<'_>) -> Outcome {
     let script_path = w.join("driver.sh");
     write_executable(&script_path, script.as_bytes(), 0o644);
 
-    let bb = root.join("qus/busybox");
-    let mut cmd = Command::new("unshare");
+    let mut cmd = Command::new(unshare());
     cmd.args(["--user", "--map-root-user"]);
-    if !spec.no_mount_ns {
+    if own_mount_ns(spec) {
         cmd.arg("--mount");
     }
     cmd.arg(&bb)
@@ -438,6 +425,100 @@ pub fn run_spec(imp: Impl, root: &Path, spec: &Spec<'_>) -> Outcome {
         },
         post: read("post"),
     }
+}
+
+/// The driver: the shell that runs a [`Spec`] in the namespace (`bb` runs it and is `$BB`),
+/// leaving stdout, stderr, code, post and dump in `w`.
+fn driver_script(imp: Impl, root: &Path, spec: &Spec<'_>, bb: &Path, w: &Path) -> String {
+    let mut script = format!(
+        "M=/proc/sys/fs/binfmt_misc\nBB={}\nROOT={}\n",
+        quote(bb.to_str().unwrap()),
+        quote(root.to_str().unwrap())
+    );
+    // A new mount namespace inherits the host's binfmt_misc when the host has one mounted
+    // (systemd hosts always do; the host tests mount it for a while): writes there would
+    // reach the host's instance. A tmpfs over the mount point hides it, so every case
+    // starts unmounted and registers in this namespace's own instance.
+    if own_mount_ns(spec) {
+        script.push_str(
+            "if [ -e $M/status ]; then \"$BB\" mount -t tmpfs qus-hidden $M || exit 97; fi\n",
+        );
+    }
+    if let Some(line) = spec.shell.and_then(Shell::entry_line) {
+        script.push_str(&register_shell(&w.join("shell-binfmt"), &line));
+    }
+    // A case without a mount namespace of its own runs its commands in a user namespace
+    // nested in the driver's: the foreign shell's entry (the driver's instance) still
+    // runs it, and mounting fails with EPERM as it does there.
+    let wrap = |line: String| match (spec.shell, spec.no_mount_ns) {
+        (Some(_), true) => format!("{} --user --map-root-user {line}", quote(unshare())),
+        _ => line,
+    };
+    script.push_str(&spec.before);
+    script.push('\n');
+    for s in &spec.setup {
+        script.push_str(&format!(
+            "{} >/dev/null 2>&1\n",
+            wrap(command_line(imp, root, s, ""))
+        ));
+    }
+    script.push_str(&spec.between);
+    script.push('\n');
+    script.push_str(&format!(
+        "{} >{} 2>{}\necho $? >{}\n",
+        wrap(command_line(imp, root, &spec.args, &spec.raw_args)),
+        quote(w.join("stdout").to_str().unwrap()),
+        quote(w.join("stderr").to_str().unwrap()),
+        quote(w.join("code").to_str().unwrap()),
+    ));
+    script.push_str(&format!(
+        "{{\n{}\n}} >{}\n",
+        if spec.post.is_empty() {
+            ":"
+        } else {
+            &spec.post
+        },
+        quote(w.join("post").to_str().unwrap())
+    ));
+    // Shell builtins only: a case run for a foreign host may have registered this
+    // machine's own target (a register-only image registers every target but the host's),
+    // after which no program of this machine runs in the namespace.
+    script.push_str(&format!(
+        "if [ -e $M/register ]; then for f in $M/*; do [ \"${{f##*/}}\" = register ] && continue; echo \"== ${{f##*/}}\"; while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done <\"$f\"; done; else echo '(not mounted)'; fi >{}\n",
+        quote(w.join("dump").to_str().unwrap())
+    ));
+    script
+}
+
+/// Whether the driver gets a mount namespace: always for a foreign shell, whose
+/// emulator's binfmt_misc must be mounted before anything runs.
+fn own_mount_ns(spec: &Spec<'_>) -> bool {
+    !spec.no_mount_ns || spec.shell.is_some()
+}
+
+/// Driver lines that register a foreign shell's emulator (`line`, with F) in the
+/// namespace's own binfmt_misc, mounted at `at` rather than at `$M`: every case still
+/// starts with `$M` unmounted, and its mount there is the same instance, this entry in it.
+fn register_shell(at: &Path, line: &str) -> String {
+    let at = quote(at.to_str().unwrap());
+    format!(
+        "\"$BB\" mkdir -p {at} && \"$BB\" mount -t binfmt_misc binfmt_misc {at} && printf '%s' {} >{at}/register || exit 96\n",
+        quote(line)
+    )
+}
+
+/// util-linux's `unshare`, by absolute path: the driver runs with an empty environment.
+fn unshare() -> &'static str {
+    static U: OnceLock<String> = OnceLock::new();
+    U.get_or_init(|| {
+        std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|d| d.join("unshare"))
+            .find(|p| p.is_file())
+            .and_then(|p| p.to_str().map(str::to_string))
+            .expect("unshare (util-linux) is needed for these tests")
+    })
 }
 
 /// binfmt_misc as the host sees it: its mounts and entries.
