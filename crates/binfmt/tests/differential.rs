@@ -756,8 +756,11 @@ fn registered_emulator_runs_a_foreign_binary() {
             target,
             "{imp:?}"
         );
-        // And without a registration the foreign binary does not run.
-        let o = run_in_namespace(imp, root.path(), &[], &[], &s(&["-h"]), &extra);
+        // And without a registration the foreign binary does not run. The namespace gets an
+        // empty binfmt_misc of its own first: with none mounted, the kernel would look the
+        // binary up in the host's, which another job may have registered qemu-aarch64 in.
+        let empty = format!("\"$BB\" mount -t binfmt_misc binfmt_misc $M && {extra}");
+        let o = run_in_namespace(imp, root.path(), &[], &[], &s(&["-h"]), &empty);
         assert_eq!(o.code, 0);
         assert_ne!(
             fs::read_to_string(&probe).unwrap().trim(),
