@@ -45,6 +45,7 @@ impl HostBinfmt {
                 .success();
             assert!(ok, "cannot mount binfmt_misc on the host");
         }
+        clear_leftovers();
         HostBinfmt {
             _lock: f,
             mounted_here,
@@ -67,6 +68,25 @@ impl Drop for HostBinfmt {
         }
         if self.mounted_here {
             let _ = Command::new("umount").arg(MOUNT).status();
+        }
+    }
+}
+
+/// Removes what an interrupted earlier run left: these tests' entries (a qus image's
+/// `/usr/bin/qemu-*-static`) survive a killed test process while binfmt_misc stays mounted,
+/// and with F the kernel holds a file of a container long gone, so execs through them fail
+/// (ENOTCONN from its dead fuse-overlayfs) and every test that expects to register sees
+/// "kept" instead. Nothing restores such an entry: its file no longer exists.
+fn clear_leftovers() {
+    for (name, entry) in host_entries() {
+        let ours = ["qemu-aarch64", "qemu-riscv64", "qemu-x86_64"].contains(&name.as_str());
+        let image_path = entry.lines().any(|l| {
+            l.strip_prefix("interpreter /usr/bin/qemu-")
+                .is_some_and(|rest| rest.ends_with("-static"))
+        });
+        if ours && image_path {
+            eprintln!("removing {name}, left on the host by an interrupted earlier run: {entry}");
+            let _ = std::fs::write(Path::new(MOUNT).join(&name), "-1");
         }
     }
 }
