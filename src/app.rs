@@ -33,6 +33,10 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     );
     let config = cli.config.as_deref();
     let context = cli.context.as_deref();
+    let timeouts = cli
+        .timeout
+        .map(|s| qus_registry::Timeouts::with_idle(std::time::Duration::from_secs(s)))
+        .unwrap_or_default();
     match cli.command {
         Command::Plan(a) => {
             let plan = make_plan(&Config::load(config)?, &a.matrix)?;
@@ -40,7 +44,10 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Build(BuildCmdArgs { build: a, load }) => {
             let plan = make_plan(&Config::load(config)?, &a.matrix)?;
-            let (src, mut opts) = (source_options(&a.source)?, build_options(&a, context));
+            let (src, mut opts) = (
+                source_options(&a.source, timeouts)?,
+                build_options(&a, context),
+            );
             opts.load = load_scope(load, a.oci_layout.is_some())?;
             runtime()?.block_on(crate::cmd::build::build_cmd(
                 &plan, &src, &opts, a.json, &progress,
@@ -50,10 +57,10 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = Config::load(config)?;
             let plan = make_plan(&cfg, &a.build.matrix)?;
             let (src, opts) = (
-                source_options(&a.build.source)?,
+                source_options(&a.build.source, timeouts)?,
                 build_options(&a.build, context),
             );
-            let reg = registry_options(&a.registry)?;
+            let reg = registry_options(&a.registry, timeouts)?;
             let supply = SupplyOptions {
                 sign_key: sign_key(&a.sign)?,
                 context: build_context(&cfg, a.builder_id.as_deref(), &a.build.media),
@@ -67,6 +74,9 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ReleaseFlags {
                     skip_lists: a.skip_lists,
                     oci_layout: a.build.oci_layout.clone(),
+                    layout_only: a.build.oci_layout.is_some()
+                        && a.build.matrix.repo.is_none()
+                        && !names_a_registry(&cfg.repo),
                     json: a.build.json,
                     test: match a.test {
                         TestArg::Native => TestScope::Native,
@@ -82,7 +92,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Publish(a) => {
             let plan = make_plan(&Config::load(config)?, &a.matrix)?;
-            let reg = registry_options(&a.registry)?;
+            let reg = registry_options(&a.registry, timeouts)?;
             let key = sign_key(&a.sign)?;
             runtime()?.block_on(crate::cmd::publish::publish_cmd(
                 &plan,
@@ -96,7 +106,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Test(a) => {
             let cfg = Config::load(config)?;
             let plan = make_plan(&cfg, &a.matrix)?;
-            let src = source_options(&a.source)?;
+            let src = source_options(&a.source, timeouts)?;
             runtime()?.block_on(crate::cmd::test::test_cmd(
                 &plan,
                 &cfg,
@@ -110,8 +120,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Verify(a) => {
             let plan = make_plan(&Config::load(config)?, &a.matrix)?;
-            let src = source_options(&a.source)?;
-            let reg = registry_options(&a.registry)?;
+            let src = source_options(&a.source, timeouts)?;
+            let reg = registry_options(&a.registry, timeouts)?;
             let key = match &a.key {
                 None => None,
                 Some(p) => {
@@ -137,7 +147,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let plan = make_plan(&cfg, &a.matrix)?;
             // Each host's assets from the source of its unversioned tags, among those selected.
             let sources = plan::newest_among(&cfg, a.matrix.sources.as_deref());
-            let src = source_options(&a.source)?;
+            let src = source_options(&a.source, timeouts)?;
             let opts = crate::cmd::assets::AssetsOptions {
                 out: a.out.clone(),
                 public_key: sign_key(&a.sign)?.map(|k| k.public_pem()),
@@ -276,7 +286,10 @@ fn expiry(a: &crate::cli::ValidUntilArgs) -> qus_source::debian_index::Expiry {
     }
 }
 
-fn source_options(a: &SourceArgs) -> anyhow::Result<SourceOptions> {
+fn source_options(
+    a: &SourceArgs,
+    timeouts: qus_registry::Timeouts,
+) -> anyhow::Result<SourceOptions> {
     Ok(SourceOptions {
         packages_dir: a.debs.clone(),
         debian_mirror: debian_mirror(&a.mirror),
@@ -291,6 +304,7 @@ fn source_options(a: &SourceArgs) -> anyhow::Result<SourceOptions> {
             None => qus_source::Cache::default_root()?,
         },
         cpus: cpus(),
+        timeouts,
     })
 }
 
@@ -378,7 +392,10 @@ fn media_types(a: &MediaArgs) -> MediaTypes {
 }
 
 /// Reads the password from stdin here, at the edge, when `--password-stdin` asks for it.
-fn registry_options(a: &RegistryArgs) -> anyhow::Result<RegistryOptions> {
+fn registry_options(
+    a: &RegistryArgs,
+    timeouts: qus_registry::Timeouts,
+) -> anyhow::Result<RegistryOptions> {
     let credentials = match &a.username {
         Some(user) if a.password_stdin => Some((user.clone(), read_password()?)),
         _ => None,
@@ -388,6 +405,7 @@ fn registry_options(a: &RegistryArgs) -> anyhow::Result<RegistryOptions> {
         docker_config: qus_registry::default_config_path(),
         certs_dir: Some(certs_dir()),
         insecure: a.insecure_registry.clone(),
+        timeouts,
     })
 }
 
@@ -438,6 +456,16 @@ fn source_date_epoch() -> u64 {
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// Whether a repository names its registry (`ghcr.io/me/qus`, `127.0.0.1:5000/qus`,
+/// `localhost/qus`) rather than being a bare name (`qus`) that Docker would send to
+/// docker.io: Docker's rule, a first component with a dot or a port, or `localhost`.
+fn names_a_registry(repo: &str) -> bool {
+    match repo.split_once('/') {
+        Some((first, _)) => first.contains(['.', ':']) || first == "localhost",
+        None => false,
+    }
 }
 
 /// Plans the selection over a loaded config.

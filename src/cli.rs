@@ -30,6 +30,11 @@ pub struct Cli {
     /// (auto), plain lines only (plain), or bars even when stderr is no terminal (tty).
     #[arg(long, global = true, env = "QUS_PROGRESS", value_enum, default_value_t = ProgressArg::Auto, value_name = "MODE")]
     pub progress: ProgressArg,
+    /// Seconds a registry or mirror request may go without receiving a byte before it is
+    /// tried again, then given up (default 60); connecting gets as long (at most 30 s), and
+    /// each request a deadline scaled to its size.
+    #[arg(long, global = true, env = "QUS_TIMEOUT", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: Option<u64>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -51,6 +51,9 @@ pub(crate) struct ReleaseFlags {
     pub skip_lists: bool,
     /// Also write every image and list into this OCI image layout.
     pub oci_layout: Option<PathBuf>,
+    /// Write the layout only: no repository was named (`--oci-layout` without `--repo`,
+    /// `QUS_REPO` or a config `repo` with a registry host), so no registry is contacted.
+    pub layout_only: bool,
     /// The summary as JSON on stdout.
     pub json: bool,
     /// Which emulators run before the push.
@@ -83,6 +86,7 @@ pub(crate) async fn connect_registry(
             ..ProtocolPolicy::default()
         },
         certs_dir: opts.certs_dir.clone(),
+        timeouts: opts.timeouts,
         ..ClientConfig::default()
     };
     let client = Client::new(config)?.with_credentials(&registry, source)?;
@@ -104,29 +108,45 @@ pub(crate) async fn release_cmd(
     flags: ReleaseFlags,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
-    let reg = connect_registry(plan, registry).await?;
+    let reg = if flags.layout_only {
+        if opts.builder == Builder::Dockerfile {
+            return Err(crate::exit::usage(
+                "--builder dockerfile pushes through the daemon: give --repo (or QUS_REPO)",
+            ));
+        }
+        progress.step(format!(
+            "no --repo: writing the OCI layout {} only; no registry is contacted",
+            flags
+                .oci_layout
+                .as_ref()
+                .map_or(String::new(), |d| d.display().to_string())
+        ));
+        None
+    } else {
+        Some(connect_registry(plan, registry).await?)
+    };
     let mut summary = Summary::default();
-    let result = match opts.builder {
-        Builder::Qus => {
-            release(
+    let result = match (opts.builder, &reg) {
+        (Builder::Dockerfile, Some(reg)) => {
+            crate::classic::release(
                 plan,
-                config,
                 src,
                 opts,
-                &reg,
-                &flags,
+                reg,
+                flags.skip_lists,
                 &mut summary,
                 progress,
             )
             .await
         }
-        Builder::Dockerfile => {
-            crate::classic::release(
+        _ => {
+            release(
                 plan,
+                config,
                 src,
                 opts,
-                &reg,
-                flags.skip_lists,
+                reg.as_ref(),
+                &flags,
                 &mut summary,
                 progress,
             )
@@ -134,10 +154,16 @@ pub(crate) async fn release_cmd(
         }
     };
     // What is in the registry now gets its SBOM, provenance and signatures, whichever
-    // builder made it.
-    let result = match result {
-        Ok(()) => supply(plan, &reg, &flags.supply, &mut summary, progress).await,
-        e => e,
+    // builder made it; a layout alone gets none (they are registry artifacts).
+    let result = match (result, &reg) {
+        (Ok(()), Some(reg)) => supply(plan, reg, &flags.supply, &mut summary, progress).await,
+        (Ok(()), None) => {
+            if flags.supply.sign_key.is_some() {
+                progress.warn("no --repo: nothing is signed (signatures go to a registry)");
+            }
+            Ok(())
+        }
+        (e, _) => e,
     };
     let result = result.and_then(|()| summary.shortfall.error("images").map_or(Ok(()), Err));
     finish(summary, result, flags.json, progress)
@@ -208,7 +234,7 @@ async fn release(
     config: &Config,
     src: &SourceOptions,
     opts: &BuildOptions,
-    reg: &Registry,
+    reg: Option<&Registry>,
     flags: &ReleaseFlags,
     summary: &mut Summary,
     progress: &Progress,
@@ -221,7 +247,10 @@ async fn release(
 
     // What the registry holds, and what this run would write where the cache knows it.
     let tags: Vec<String> = plan.images.iter().map(|i| i.tag.clone()).collect();
-    let heads = reg.heads(&tags, HEADS_IN_FLIGHT).await?;
+    let heads = match reg {
+        Some(reg) => reg.heads(&tags, HEADS_IN_FLIGHT).await?,
+        None => HashMap::new(),
+    };
     let mut present: HashMap<String, Descriptor> = HashMap::new();
     let mut todo: Vec<&ImagePlan> = Vec::new();
     for img in &plan.images {
@@ -242,11 +271,13 @@ async fn release(
     } else {
         todo.clone()
     };
-    progress.step(format!(
-        "{} of {} images already in the registry as this run would write them",
-        present.len(),
-        plan.images.len()
-    ));
+    if reg.is_some() {
+        progress.step(format!(
+            "{} of {} images already in the registry as this run would write them",
+            present.len(),
+            plan.images.len()
+        ));
+    }
     // A package that cannot be used leaves out the images that need it, and the lists
     // over those; the rest is released.
     let (inputs, made) = if compute.is_empty() {
@@ -294,6 +325,18 @@ async fn release(
     summary.tests = test(plan, config, &to_push, &inputs, flags, src, progress).await?;
     let failed = failed_images(&summary.tests);
     to_push.retain(|i| !failed.contains_key(&i.tag));
+    let Some(reg) = reg else {
+        // The layout is the only destination, and it gets every image.
+        if let Some(e) = not_pushed(&failed) {
+            return Err(e);
+        }
+        let known = images
+            .iter()
+            .map(|i| (i.tag.clone(), i.descriptor.clone()))
+            .collect();
+        let lists = lists(&made, &known, media)?;
+        return write_layout(flags, &images, &lists, &store, &made, summary, progress).await;
+    };
     // Credentials asked for now: computing and testing the images may have outlived a
     // helper's token.
     if !to_push.is_empty() {
@@ -351,48 +394,66 @@ async fn release(
         return Err(e);
     }
 
-    if !failed.is_empty() {
-        let mut names: Vec<String> = failed
-            .iter()
-            .map(|(tag, why)| format!("{tag} ({why})"))
-            .collect();
-        names.sort();
-        return Err(anyhow!(
-            "{} images were not pushed, and no list was published, because an emulator in \
-             them failed its test: {}",
-            names.len(),
-            names.join("; ")
-        ));
+    if let Some(e) = not_pushed(&failed) {
+        return Err(e);
     }
     let mut known = present;
     known.extend(written);
     let lists = lists(&made, &known, media)?;
-    if let Some(dir) = &flags.oci_layout {
-        let bytes = list_blobs(&lists);
-        let (dir, images, store) = (dir.clone(), images.clone(), store.clone());
-        let mut report = tokio::task::spawn_blocking(move || {
-            crate::sink::layout::write(&dir, &images, &bytes, &store)
-        })
-        .await??;
-        progress.step(format!(
-            "OCI layout {}: {} tags, {} blobs written, {} already there",
-            flags
-                .oci_layout
-                .as_ref()
-                .map_or(String::new(), |d| d.display().to_string()),
-            report.tags,
-            report.written,
-            report.present
-        ));
-        let kept = std::mem::take(&mut report.lists_kept);
-        summary.shortfall.kept_lists(&made, "layout", kept);
-        summary.layout = Some(report);
-    }
+    write_layout(flags, &images, &lists, &store, &made, summary, progress).await?;
     if flags.skip_lists {
         return Ok(());
     }
     reg.refresh_credentials(progress).await;
     put_lists(reg, &made, &lists, summary, progress).await
+}
+
+/// Why no list is published when an emulator failed its test (`None`: none failed).
+fn not_pushed(failed: &HashMap<String, String>) -> Option<anyhow::Error> {
+    if failed.is_empty() {
+        return None;
+    }
+    let mut names: Vec<String> = failed
+        .iter()
+        .map(|(tag, why)| format!("{tag} ({why})"))
+        .collect();
+    names.sort();
+    Some(anyhow!(
+        "{} images were not pushed, and no list was published, because an emulator in \
+         them failed its test: {}",
+        names.len(),
+        names.join("; ")
+    ))
+}
+
+/// Writes `images` and `lists` into `--oci-layout`'s folder, when one is given.
+async fn write_layout(
+    flags: &ReleaseFlags,
+    images: &[Image],
+    lists: &[(&crate::plan::ManifestPlan, qus_registry::Index)],
+    store: &Store,
+    made: &Plan,
+    summary: &mut Summary,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let Some(dir) = &flags.oci_layout else {
+        return Ok(());
+    };
+    let bytes = list_blobs(lists);
+    let (dir, images, store) = (dir.clone(), images.to_vec(), store.clone());
+    let shown = dir.display().to_string();
+    let mut report = tokio::task::spawn_blocking(move || {
+        crate::sink::layout::write(&dir, &images, &bytes, &store)
+    })
+    .await??;
+    progress.step(format!(
+        "OCI layout {shown}: {} tags, {} blobs written, {} already there",
+        report.tags, report.written, report.present
+    ));
+    let kept = std::mem::take(&mut report.lists_kept);
+    summary.shortfall.kept_lists(made, "layout", kept);
+    summary.layout = Some(report);
+    Ok(())
 }
 
 /// Runs the emulators of `images` that `flags.test` covers; returns a row per emulator.

@@ -15,6 +15,7 @@ use crate::auth::{Auth, PushCredentials};
 use crate::credentials::CredentialSource;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::limits::Timeouts;
 use crate::manifest::Descriptor;
 use crate::media;
 use crate::protocol::ProtocolPolicy;
@@ -34,10 +35,8 @@ const SMALL_MAX: usize = 64 * 1024;
 pub struct ClientConfig {
     /// HTTP or HTTPS per registry.
     pub protocol: ProtocolPolicy,
-    /// Limit for establishing a connection.
-    pub connect_timeout: Duration,
-    /// Limit for one whole request, body included.
-    pub request_timeout: Duration,
+    /// How long connecting, silence and each request may last.
+    pub timeouts: Timeouts,
     /// Extra attempts after a temporary error (timeouts, lost connections, 5xx, 429).
     pub retries: u32,
     /// Nominal wait before the first retry; doubles each time up to `backoff_cap`, and each
@@ -59,8 +58,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             protocol: ProtocolPolicy::default(),
-            connect_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(120),
+            timeouts: Timeouts::default(),
             retries: 3,
             backoff: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(8),
@@ -143,7 +141,7 @@ impl Client {
     pub fn new(config: ClientConfig) -> Result<Client> {
         let clients = HttpClients::new(
             config.certs_dir.clone(),
-            config.connect_timeout,
+            config.timeouts.connect,
             config.user_agent.clone(),
         );
         // Build the plain client now: a TLS backend that cannot start fails here, not
@@ -156,12 +154,7 @@ impl Client {
             retry_after_cap: config.retry_after_cap,
         };
         Ok(Client {
-            transport: Arc::new(Transport::new(
-                clients,
-                config.connect_timeout,
-                config.request_timeout,
-                retry,
-            )),
+            transport: Arc::new(Transport::new(clients, config.timeouts, retry)),
             protocol: config.protocol,
             platforms: Default::default(),
             referrers_api: Default::default(),

@@ -21,8 +21,10 @@ fn quick() -> ClientConfig {
     ClientConfig {
         retries: 1,
         backoff: std::time::Duration::from_millis(20),
-        connect_timeout: std::time::Duration::from_secs(2),
-        request_timeout: std::time::Duration::from_secs(10),
+        timeouts: qus_registry::Timeouts {
+            connect: std::time::Duration::from_secs(2),
+            ..qus_registry::Timeouts::with_idle(std::time::Duration::from_secs(5))
+        },
         ..ClientConfig::default()
     }
 }
