@@ -55,7 +55,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Release(a) => {
             let cfg = Config::load(config)?;
-            let plan = make_plan(&cfg, &a.build.matrix)?;
+            let plans = make_plans(&cfg, &a.build.matrix)?;
             let (src, opts) = (
                 source_options(&a.build.source, timeouts)?,
                 build_options(&a.build, context),
@@ -66,7 +66,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 context: build_context(&cfg, a.builder_id.as_deref(), &a.build.media),
             };
             runtime()?.block_on(crate::cmd::release::release_cmd(
-                &plan,
+                &plans,
                 &cfg,
                 &src,
                 &opts,
@@ -75,7 +75,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     skip_lists: a.skip_lists,
                     oci_layout: a.build.oci_layout.clone(),
                     layout_only: a.build.oci_layout.is_some()
-                        && a.build.matrix.repo.is_none()
+                        && a.build.matrix.repo.is_empty()
                         && !names_a_registry(&cfg.repo),
                     json: a.build.json,
                     test: match a.test {
@@ -468,14 +468,42 @@ fn names_a_registry(repo: &str) -> bool {
     }
 }
 
-/// Plans the selection over a loaded config.
+/// Plans the selection over a loaded config, for one repository.
 fn make_plan(cfg: &Config, m: &MatrixArgs) -> anyhow::Result<Plan> {
-    if let Some(repo) = &m.repo {
+    match m.repo.as_slice() {
+        [] => plan_for(cfg, m, None),
+        [repo] => plan_for(cfg, m, Some(repo)),
+        _ => Err(crate::exit::usage(
+            "--repo: only `qus release` writes to several repositories; give one",
+        )),
+    }
+}
+
+/// One plan per `--repo` (once each, in the order given), or the config's.
+fn make_plans(cfg: &Config, m: &MatrixArgs) -> anyhow::Result<Vec<Plan>> {
+    let mut repos: Vec<&String> = Vec::new();
+    for r in &m.repo {
+        if !repos.contains(&r) {
+            repos.push(r);
+        }
+    }
+    if repos.len() < 2 {
+        return Ok(vec![plan_for(cfg, m, repos.first().map(|r| r.as_str()))?]);
+    }
+    repos
+        .into_iter()
+        .map(|r| plan_for(cfg, m, Some(r)))
+        .collect()
+}
+
+/// Plans the selection over a loaded config with `repo` instead of the config's.
+fn plan_for(cfg: &Config, m: &MatrixArgs, repo: Option<&str>) -> anyhow::Result<Plan> {
+    if let Some(repo) = repo {
         crate::config::validate::validate_repo(repo)
             .map_err(|e| crate::exit::usage(format!("--repo: {e}")))?;
     }
     let sel = Selection {
-        repo: m.repo.clone(),
+        repo: repo.map(str::to_string),
         hosts: m.hosts(),
         targets: m.targets.clone(),
         sources: m.sources.clone(),

@@ -156,9 +156,10 @@ pub struct MatrixArgs {
     /// QEMU sources by name, comma-separated (d10.0,d7.2).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub sources: Option<Vec<String>>,
-    /// Image repository, overriding the config's `repo`.
-    #[arg(long, env = "QUS_REPO", value_name = "REPO")]
-    pub repo: Option<String>,
+    /// Image repository, overriding the config's `repo`; `release` takes several
+    /// (repeated, or comma-separated) and writes the same images to each.
+    #[arg(long, env = "QUS_REPO", value_name = "REPO", value_delimiter = ',')]
+    pub repo: Vec<String>,
 }
 
 fn parse_host_arg(s: &str) -> Result<Host, String> {
@@ -674,7 +675,7 @@ mod tests {
             panic!()
         };
         assert_eq!(a.registry.username.as_deref(), Some("u"));
-        assert_eq!(a.build.matrix.repo.as_deref(), Some("127.0.0.1:5000/qus"));
+        assert_eq!(a.build.matrix.repo, ["127.0.0.1:5000/qus"]);
         assert!(a.build.json);
     }
 

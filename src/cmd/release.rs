@@ -98,9 +98,11 @@ pub(crate) async fn connect_registry(
     Ok(Registry { client, repo })
 }
 
-/// `qus release`.
+/// `qus release`: to the plan's registry, to each of several (one plan per `--repo`), or
+/// with `flags.layout_only` to the OCI layout alone.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn release_cmd(
-    plan: &Plan,
+    plans: &[Plan],
     config: &Config,
     src: &SourceOptions,
     opts: &BuildOptions,
@@ -108,12 +110,107 @@ pub(crate) async fn release_cmd(
     flags: ReleaseFlags,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
-    let reg = if flags.layout_only {
-        if opts.builder == Builder::Dockerfile {
-            return Err(crate::exit::usage(
-                "--builder dockerfile pushes through the daemon: give --repo (or QUS_REPO)",
-            ));
+    if flags.layout_only && opts.builder == Builder::Dockerfile {
+        return Err(crate::exit::usage(
+            "--builder dockerfile pushes through the daemon: give --repo (or QUS_REPO)",
+        ));
+    }
+    let [plan] = plans else {
+        return release_each(plans, config, src, opts, registry, flags, progress).await;
+    };
+    let (summary, result) =
+        release_one(plan, config, src, opts, registry, &flags, progress).await?;
+    finish(summary, result, flags.json, progress)
+}
+
+/// One release to several registries, one after the other: the first computes the blobs
+/// (the cache keeps them), each registry then gets what it lacks, its lists, SBOMs,
+/// provenances and signatures; a registry that fails does not stop the others. A summary
+/// line per registry, `--json` as `{"registries": [{"repo", "summary"}]}`; exit 1 naming
+/// each registry that failed.
+async fn release_each(
+    plans: &[Plan],
+    config: &Config,
+    src: &SourceOptions,
+    opts: &BuildOptions,
+    registry: &RegistryOptions,
+    mut flags: ReleaseFlags,
+    progress: &Progress,
+) -> anyhow::Result<ExitCode> {
+    let json = flags.json;
+    let mut outcomes: Vec<(String, Summary, Option<String>)> = Vec::new();
+    for (n, plan) in plans.iter().enumerate() {
+        progress.step(format!(
+            "registry {} of {}: {}",
+            n + 1,
+            plans.len(),
+            plan.repo
+        ));
+        let (mut summary, result) =
+            match release_one(plan, config, src, opts, registry, &flags, progress).await {
+                Ok(done) => done,
+                Err(e) => (Summary::default(), Err(e)),
+            };
+        // The layout holds the same images whatever the registry: written once.
+        flags.oci_layout = None;
+        let failed = result
+            .err()
+            .map(|e| qus_registry::redact_userinfo(&format!("{e:#}")).into_owned());
+        if let Some(why) = &failed {
+            progress.error(format!("{}: {why}", plan.repo));
+            summary.failed = Some(why.clone());
         }
+        for line in summary.shortfall.lines("images") {
+            progress.error(line);
+        }
+        report(&summary, false, progress)?;
+        outcomes.push((plan.repo.clone(), summary, failed));
+    }
+    for (repo, s, failed) in &outcomes {
+        progress.step(match failed {
+            None => format!(
+                "{repo}: done ({} images, {} lists)",
+                s.pushed.len(),
+                s.lists.len()
+            ),
+            Some(why) => format!("{repo}: FAILED: {why}"),
+        });
+    }
+    if json {
+        let registries: Vec<serde_json::Value> = outcomes
+            .iter()
+            .map(|(repo, s, _)| serde_json::json!({ "repo": repo, "summary": s }))
+            .collect();
+        crate::ui::output::out_json(&serde_json::json!({ "registries": registries }))?;
+    }
+    let failed: Vec<&str> = outcomes
+        .iter()
+        .filter(|(_, _, f)| f.is_some())
+        .map(|(repo, _, _)| repo.as_str())
+        .collect();
+    if failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    Err(anyhow!(
+        "{} of {} registries failed: {} (the others are complete)",
+        failed.len(),
+        outcomes.len(),
+        failed.join(", ")
+    ))
+}
+
+/// A release to `plan`'s registry (or the layout alone): the summary and how it ended;
+/// `Err` when the registry could not even be reached.
+async fn release_one(
+    plan: &Plan,
+    config: &Config,
+    src: &SourceOptions,
+    opts: &BuildOptions,
+    registry: &RegistryOptions,
+    flags: &ReleaseFlags,
+    progress: &Progress,
+) -> anyhow::Result<(Summary, anyhow::Result<()>)> {
+    let reg = if flags.layout_only {
         progress.step(format!(
             "no --repo: writing the OCI layout {} only; no registry is contacted",
             flags
@@ -146,7 +243,7 @@ pub(crate) async fn release_cmd(
                 src,
                 opts,
                 reg.as_ref(),
-                &flags,
+                flags,
                 &mut summary,
                 progress,
             )
@@ -166,7 +263,7 @@ pub(crate) async fn release_cmd(
         (e, _) => e,
     };
     let result = result.and_then(|()| summary.shortfall.error("images").map_or(Ok(()), Err));
-    finish(summary, result, flags.json, progress)
+    Ok((summary, result))
 }
 
 /// Prints what was left out, the summary and (with `--json`) the summary as JSON; the
