@@ -659,11 +659,16 @@ fn one_release_to_two_registries_gives_each_the_same_images_and_one_down_stops_n
         format!("{}/qus-two", ra.host()),
         format!("{}/qus-two", rb.host()),
     );
+    // `--repo` repeated, or `QUS_REPO` as a comma list.
     let release_to = |repos: &[&str]| {
         let mut cmd = cfg.qus();
         cmd.arg("release");
-        for r in repos {
-            cmd.args(["--repo", r]);
+        if repos[0].starts_with("127.0.0.1:1/") {
+            cmd.env("QUS_REPO", repos.join(","));
+        } else {
+            for r in repos {
+                cmd.args(["--repo", r]);
+            }
         }
         cmd.args(["--json", "--test", "none"])
             .args(TWO_HOSTS)
