@@ -86,6 +86,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     machine: machine(),
                     test_jobs: src.cpus,
                     supply,
+                    released: Vec::new(),
                 },
                 &progress,
             ))

@@ -731,3 +731,48 @@ fn one_release_to_two_registries_gives_each_the_same_images_and_one_down_stops_n
     assert!(regs[1]["summary"]["failed"].is_null(), "{json}");
     assert_eq!(digests_by_tag(&regs[1]["summary"]), digests);
 }
+
+#[test]
+fn two_repositories_of_one_registry_share_blobs_by_mounting_them() {
+    let cfg = real_config();
+    let registry = TestRegistry::start().unwrap();
+    let (first, second) = (
+        format!("{}/qus-first", registry.host()),
+        format!("{}/qus-second", registry.host()),
+    );
+    let (code, json, err) = run_json(
+        cfg.qus()
+            .args(["release", "--repo", &first, "--repo", &second])
+            .args(["--json", "--test", "none"])
+            .args(TWO_HOSTS)
+            .args(cfg.debs_flag())
+            .env("DOCKER_HOST", "tcp://127.0.0.1:1"),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let regs = json["registries"].as_array().unwrap();
+    let (a, b) = (&regs[0]["summary"], &regs[1]["summary"]);
+    assert_eq!(a["uploads"]["blobs"], 12, "{a}");
+    // The second repository's image blobs were all mounted: none sent again.
+    assert_eq!(b["uploads"]["mounted"], 12, "{b}");
+    assert_eq!(b["uploads"]["blobs"], 0, "{b}");
+    let mounts = registry
+        .access_log()
+        .into_iter()
+        .filter(|e| {
+            e.method == "POST" && e.path.starts_with("/v2/qus-second/") && e.path.contains("mount=")
+        })
+        .count();
+    assert_eq!(mounts, 12);
+    assert_eq!(digests_by_tag(a), digests_by_tag(b));
+    // skopeo reads an image of the second repository whole.
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{second}:amd64-d10.0-aarch64"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

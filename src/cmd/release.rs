@@ -64,6 +64,9 @@ pub(crate) struct ReleaseFlags {
     pub test_jobs: usize,
     /// SBOMs, provenances and signatures.
     pub supply: SupplyOptions,
+    /// Repositories this run released to already: a registry holding one of them mounts
+    /// the blobs from there instead of receiving them again.
+    pub released: Vec<Reference>,
 }
 
 /// A client for the plan's repository, with credentials resolved and checked. The
@@ -95,7 +98,11 @@ pub(crate) async fn connect_registry(
         .ping(&repo)
         .await
         .with_context(|| format!("registry {registry}"))?;
-    Ok(Registry { client, repo })
+    Ok(Registry {
+        client,
+        repo,
+        mount_from: None,
+    })
 }
 
 /// `qus release`: to the plan's registry, to each of several (one plan per `--repo`), or
@@ -153,6 +160,11 @@ async fn release_each(
             };
         // The layout holds the same images whatever the registry: written once.
         flags.oci_layout = None;
+        if result.is_ok() {
+            if let Ok(r) = Reference::parse(&format!("{}:latest", plan.repo)) {
+                flags.released.push(r);
+            }
+        }
         let failed = result
             .err()
             .map(|e| qus_registry::redact_userinfo(&format!("{e:#}")).into_owned());
@@ -220,7 +232,13 @@ async fn release_one(
         ));
         None
     } else {
-        Some(connect_registry(plan, registry).await?)
+        let mut reg = connect_registry(plan, registry).await?;
+        reg.mount_from = flags
+            .released
+            .iter()
+            .find(|r| r.registry() == reg.repo.registry())
+            .cloned();
+        Some(reg)
     };
     let mut summary = Summary::default();
     let result = match (opts.builder, &reg) {
@@ -472,6 +490,7 @@ async fn release(
         blobs: uploads.sent.load(Ordering::Relaxed),
         bytes: uploads.bytes.load(Ordering::Relaxed),
         present: uploads.present.load(Ordering::Relaxed),
+        mounted: uploads.mounted.load(Ordering::Relaxed),
     };
     for img in &plan.images {
         let (d, status) = match (written.get(&img.tag), present.get(&img.tag)) {
@@ -663,7 +682,7 @@ fn report(s: &Summary, json: bool, progress: &Progress) -> anyhow::Result<()> {
         .count();
     progress.step(format!(
         "summary: {} images ({} built), {} pushed, {} already present, {} blobs ({:.1} MB) \
-         uploaded, {} lists written, {} unchanged{}",
+         uploaded{}, {} lists written, {} unchanged{}",
         s.images.len(),
         s.images
             .iter()
@@ -673,6 +692,10 @@ fn report(s: &Summary, json: bool, progress: &Progress) -> anyhow::Result<()> {
         count(PushStatus::Present),
         s.uploads.blobs,
         s.uploads.bytes as f64 / 1e6,
+        match s.uploads.mounted {
+            0 => String::new(),
+            n => format!(", {n} mounted from a repository released to before"),
+        },
         written,
         s.lists.len() - written,
         s.failed

@@ -527,6 +527,60 @@ impl Client {
         })
     }
 
+    /// Mounts blob `digest` of repository `from` (on the same registry) into `repository`:
+    /// the distribution API's cross-repository mount, no bytes sent. False when the
+    /// registry did not mount it (it lacks the blob there, or the credentials may not read
+    /// `from`, and it opened an upload instead, which is closed again): upload it then.
+    pub async fn mount_blob(
+        &self,
+        repository: &Reference,
+        digest: &Digest,
+        from: &Reference,
+    ) -> Result<bool> {
+        let mut url = self.url(
+            repository,
+            &format!("/v2/{}/blobs/uploads/", repository.repository()),
+        )?;
+        url.query_pairs_mut()
+            .append_pair("mount", digest.as_str())
+            .append_pair("from", from.repository());
+        let op = format!(
+            "blob mount {}@{digest} from {}",
+            repository.name(),
+            from.name()
+        );
+        let home = self.home(repository)?;
+        let call = |method: Method, url: Url, accept: &'static [u16]| Call {
+            registry: repository.registry(),
+            home: home.clone(),
+            repository: Some(repository.repository()),
+            push: true,
+            method,
+            url,
+            headers: vec![("content-length", "0".into())],
+            body: None,
+            op: op.clone(),
+            accept,
+            max_body: SMALL_MAX,
+        };
+        // Not retried: a repeated POST could leave an upload session open.
+        let answer = self
+            .transport
+            .attempt(&call(Method::POST, url.clone(), &[201, 202]))
+            .await?;
+        if answer.status == 201 {
+            return Ok(true);
+        }
+        if let Some(session) = answer.header("location").and_then(|l| url.join(l).ok()) {
+            // Best effort: a registry forgets an abandoned session anyway.
+            let _ = self
+                .transport
+                .attempt(&call(Method::DELETE, session, &[200, 202, 204, 404]))
+                .await;
+        }
+        Ok(false)
+    }
+
     async fn upload_once(
         &self,
         repository: &Reference,
