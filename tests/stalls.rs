@@ -154,6 +154,8 @@ fn a_registry_that_stalls_mid_manifest_fails_verify_and_release_in_bounded_time(
         assert!(err.contains("no byte received for 2 s"), "{command}: {err}");
         assert!(err.contains("4 attempts"), "{command}: {err}");
         assert!(err.contains("--timeout"), "{command}: {err}");
+        // While it waited, it said so.
+        assert!(err.contains("waiting for registry"), "{command}: {err}");
         // 4 attempts of 2 s, and the backoffs between them; verify also builds first.
         assert!(took < Duration::from_secs(60), "{command} took {took:?}");
     }

@@ -75,6 +75,7 @@ pub(crate) struct ReleaseFlags {
 pub(crate) async fn connect_registry(
     plan: &Plan,
     opts: &RegistryOptions,
+    progress: &Progress,
 ) -> anyhow::Result<Registry> {
     let repo = Reference::parse(&format!("{}:latest", plan.repo))
         .with_context(|| format!("--repo {}", plan.repo))?;
@@ -90,6 +91,10 @@ pub(crate) async fn connect_registry(
         },
         certs_dir: opts.certs_dir.clone(),
         timeouts: opts.timeouts,
+        on_wait: Some({
+            let progress = progress.clone();
+            qus_registry::WaitNotice::new(move |line| progress.warn(line))
+        }),
         ..ClientConfig::default()
     };
     let client = Client::new(config)?.with_credentials(&registry, source)?;
@@ -232,7 +237,7 @@ async fn release_one(
         ));
         None
     } else {
-        let mut reg = connect_registry(plan, registry).await?;
+        let mut reg = connect_registry(plan, registry, progress).await?;
         reg.mount_from = flags
             .released
             .iter()

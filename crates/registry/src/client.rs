@@ -15,7 +15,7 @@ use crate::auth::{Auth, PushCredentials};
 use crate::credentials::CredentialSource;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::limits::Timeouts;
+use crate::limits::{Timeouts, WaitNotice};
 use crate::manifest::Descriptor;
 use crate::media;
 use crate::protocol::ProtocolPolicy;
@@ -37,6 +37,8 @@ pub struct ClientConfig {
     pub protocol: ProtocolPolicy,
     /// How long connecting, silence and each request may last.
     pub timeouts: Timeouts,
+    /// Told of a request that waits (no byte for a quarter of the idle time).
+    pub on_wait: Option<WaitNotice>,
     /// Extra attempts after a temporary error (timeouts, lost connections, 5xx, 429).
     pub retries: u32,
     /// Nominal wait before the first retry; doubles each time up to `backoff_cap`, and each
@@ -59,6 +61,7 @@ impl Default for ClientConfig {
         ClientConfig {
             protocol: ProtocolPolicy::default(),
             timeouts: Timeouts::default(),
+            on_wait: None,
             retries: 3,
             backoff: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(8),
@@ -154,7 +157,12 @@ impl Client {
             retry_after_cap: config.retry_after_cap,
         };
         Ok(Client {
-            transport: Arc::new(Transport::new(clients, config.timeouts, retry)),
+            transport: Arc::new(Transport::new(
+                clients,
+                config.timeouts,
+                config.on_wait.clone(),
+                retry,
+            )),
             protocol: config.protocol,
             platforms: Default::default(),
             referrers_api: Default::default(),

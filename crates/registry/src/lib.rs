@@ -55,7 +55,7 @@ pub use credentials::{CredentialSource, DockerConfigSource};
 pub use digest::{Digest, InvalidDigest};
 pub use docker_config::{default_config_path, DockerConfig, Lookup, HELPER_TIMEOUT};
 pub use error::{Error, ErrorEnvelope, RegistryError, Result};
-pub use limits::Timeouts;
+pub use limits::{Timeouts, WaitNotice};
 pub use manifest::{config_platform, Descriptor, ImageManifest, Index, Platform};
 pub use media::ListKind;
 pub use protocol::{is_loopback, ProtocolPolicy, Scheme};

@@ -66,6 +66,36 @@ impl Timeouts {
     }
 }
 
+/// Told when a request has gone a while (a quarter of the idle time, at least 1 s) without
+/// a byte, with a line naming the registry and the request: a user watching a job that
+/// seems stuck sees what it waits for.
+#[derive(Clone)]
+pub struct WaitNotice(Arc<dyn Fn(&str) + Send + Sync>);
+
+impl WaitNotice {
+    /// Calls `tell` with each line.
+    pub fn new(tell: impl Fn(&str) + Send + Sync + 'static) -> WaitNotice {
+        WaitNotice(Arc::new(tell))
+    }
+
+    pub(crate) fn tell(&self, line: &str) {
+        (self.0)(line)
+    }
+}
+
+impl std::fmt::Debug for WaitNotice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WaitNotice")
+    }
+}
+
+impl Timeouts {
+    /// Silence after which a waiting request is announced.
+    pub(crate) fn notice_after(&self) -> Duration {
+        (self.idle / 4).max(Duration::from_secs(1))
+    }
+}
+
 /// When a request last received something; shared by the body reader and the watchdog.
 #[derive(Clone, Debug)]
 pub(crate) struct Pulse(Arc<Mutex<Instant>>);
@@ -118,19 +148,28 @@ fn seconds(d: Duration) -> String {
     }
 }
 
+/// Who hears of a wait, after how long a silence: `notice(silence)`.
+pub(crate) type Notice<'a> = Option<(Duration, &'a (dyn Fn(Duration) + Sync))>;
+
 /// Runs `work` until it finishes, `idle` passes without a [`Pulse::beat`] (counted from
-/// the start), or `deadline` passes.
+/// the start), or `deadline` passes; calls the notice once when a silence lasts its time.
 pub(crate) async fn watched<T>(
     pulse: &Pulse,
     idle: Duration,
     deadline: Duration,
+    notice: Notice<'_>,
     work: impl Future<Output = T>,
 ) -> Result<T, Stall> {
     pulse.beat();
     let end = Instant::now() + deadline;
+    let mut noticed = notice.is_none();
     tokio::pin!(work);
     loop {
-        let due = (pulse.last() + idle).min(end);
+        let last = pulse.last();
+        let mut due = (last + idle).min(end);
+        if let (false, Some((after, _))) = (noticed, notice) {
+            due = due.min(last + after);
+        }
         tokio::select! {
             out = &mut work => return Ok(out),
             () = tokio::time::sleep_until(tokio::time::Instant::from_std(due)) => {
@@ -138,8 +177,15 @@ pub(crate) async fn watched<T>(
                 if now >= end {
                     return Err(Stall::Late(deadline));
                 }
-                if now >= pulse.last() + idle {
+                let silence = now.saturating_duration_since(pulse.last());
+                if silence >= idle {
                     return Err(Stall::Silent(idle));
+                }
+                if let (false, Some((after, tell))) = (noticed, notice) {
+                    if silence >= after {
+                        tell(silence);
+                        noticed = true;
+                    }
                 }
             }
         }
@@ -163,8 +209,24 @@ mod tests {
     async fn silence_and_lateness_are_caught_and_beats_keep_a_request_alive() {
         let pulse = Pulse::new();
         let ms = Duration::from_millis;
-        let silent = watched(&pulse, ms(50), ms(5000), std::future::pending::<()>()).await;
+        let told = std::sync::atomic::AtomicUsize::new(0);
+        let tell = |_: Duration| {
+            told.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        };
+        let silent = watched(
+            &pulse,
+            ms(50),
+            ms(5000),
+            Some((ms(20), &tell)),
+            std::future::pending::<()>(),
+        )
+        .await;
         assert_eq!(silent, Err(Stall::Silent(ms(50))));
+        assert_eq!(
+            told.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "told once"
+        );
 
         // A beat every 20 ms keeps a 50 ms idle limit happy until the deadline.
         let beating = {
@@ -177,11 +239,14 @@ mod tests {
             }
         };
         let started = Instant::now();
-        let late = watched(&pulse, ms(50), ms(300), beating).await;
+        let late = watched(&pulse, ms(50), ms(300), None, beating).await;
         assert_eq!(late, Err(Stall::Late(ms(300))));
         assert!(started.elapsed() >= ms(300));
 
-        assert_eq!(watched(&pulse, ms(50), ms(300), async { 7 }).await, Ok(7));
+        assert_eq!(
+            watched(&pulse, ms(50), ms(300), None, async { 7 }).await,
+            Ok(7)
+        );
         assert_eq!(
             Stall::Silent(ms(2000)).describe(),
             "no byte received for 2 s"

@@ -35,7 +35,7 @@ use serde::Deserialize;
 use crate::auth::{realm_allowed, token_scopes, Auth, Challenge, Secret};
 use crate::credentials::CredentialSource;
 use crate::error::{classify, Error, ErrorEnvelope, Result};
-use crate::limits::{watched, Pulse, Stall, Timeouts};
+use crate::limits::{watched, Pulse, Stall, Timeouts, WaitNotice};
 use crate::retry::{backoff, is_pull_quota, Quota};
 use crate::tls::HttpClients;
 
@@ -135,6 +135,7 @@ pub(crate) struct Retry {
 pub(crate) struct Transport {
     clients: HttpClients,
     timeouts: Timeouts,
+    on_wait: Option<WaitNotice>,
     retry: Retry,
     registries: Mutex<HashMap<String, RegistryAuth>>,
     flights: Mutex<HashMap<(String, String), Flight>>,
@@ -145,10 +146,16 @@ pub(crate) struct Transport {
 type Flight = Arc<tokio::sync::Mutex<()>>;
 
 impl Transport {
-    pub fn new(clients: HttpClients, timeouts: Timeouts, retry: Retry) -> Transport {
+    pub fn new(
+        clients: HttpClients,
+        timeouts: Timeouts,
+        on_wait: Option<WaitNotice>,
+        retry: Retry,
+    ) -> Transport {
         Transport {
             clients,
             timeouts,
+            on_wait,
             retry,
             registries: Mutex::new(HashMap::new()),
             flights: Mutex::new(HashMap::new()),
@@ -720,11 +727,27 @@ impl Transport {
             what: stall.describe(),
             attempts: 1,
         };
-        // Nothing comes back before the body is sent: that phase's silence includes it.
+        let tell = |silence: Duration| {
+            if let Some(on_wait) = &self.on_wait {
+                on_wait.tell(&format!(
+                    "waiting for registry {registry}: {op}: no byte for {} s (given up after \
+                     {} s of silence)",
+                    silence.as_secs(),
+                    limits.idle.as_secs()
+                ));
+            }
+        };
+        let notice: crate::limits::Notice<'_> = self
+            .on_wait
+            .as_ref()
+            .map(|_| (limits.notice_after(), &tell as &(dyn Fn(Duration) + Sync)));
+        // Nothing comes back before the body is sent: that phase's silence includes it
+        // (and is not announced: the registry is receiving).
         let response = watched(
             &pulse,
             limits.idle + limits.transfer(sending),
             limits.deadline(sending),
+            notice.filter(|_| sending == 0),
             request.send(),
         )
         .await
@@ -748,6 +771,7 @@ impl Transport {
             &pulse,
             limits.idle,
             limits.deadline(expected),
+            notice,
             read_body(response, max, registry, op, url, self, &pulse),
         )
         .await
