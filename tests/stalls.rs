@@ -1,7 +1,8 @@
 //! Registries that stall: one that stops sending in the middle of a manifest, one that
 //! announces a manifest far larger than qus reads and then trickles it. `qus verify` and
 //! `qus release` must fail within the time `--timeout` sets, naming the registry, instead
-//! of waiting for the CI job's own timeout.
+//! of waiting for the CI job's own timeout. A mirror that never answers gets the same
+//! idle time (`QUS_TIMEOUT`).
 
 use crate::support::*;
 use std::io::{BufRead, BufReader, Write};
@@ -177,4 +178,38 @@ fn a_registry_announcing_a_huge_manifest_is_refused_before_reading() {
         );
         assert!(took < Duration::from_secs(60), "{command} took {took:?}");
     }
+}
+
+#[test]
+fn a_mirror_that_stalls_fails_a_release_in_the_time_timeout_sets() {
+    // Accepts connections and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let cfg = real_config();
+    let layout = cfg.dir.path().join("oci");
+    let mut cmd = cfg.qus();
+    // A layout-only release: no engine, no registry, only the mirror.
+    cmd.args(["release", "--test", "none", "--oci-layout"])
+        .arg(&layout)
+        .args(NARROW)
+        .args(["--mirror", &format!("http://127.0.0.1:{port}/debian")])
+        .env("QUS_TIMEOUT", "2")
+        .env("DOCKER_HOST", "tcp://127.0.0.1:1");
+    let started = Instant::now();
+    let (ok, _, err) = run(&mut cmd);
+    let took = started.elapsed();
+    assert!(
+        !ok,
+        "a release from a mirror that never answers succeeded: {err}"
+    );
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(err.contains("no data for 2s"), "{err}");
+    // 4 attempts of 2 s and the backoffs between them.
+    assert!(took < Duration::from_secs(60), "took {took:?}");
 }
