@@ -374,6 +374,11 @@ fn a_release_with_a_layout_and_no_repo_writes_the_layout_and_contacts_no_registr
 /// registry (`openssl req -newkey rsa:4096 -nodes -sha256 -x509 …`, CA:TRUE by default),
 /// for 127.0.0.1: (certificate, key).
 fn docker_doc_self_signed(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    self_signed_for(dir, name, "IP:127.0.0.1")
+}
+
+/// [`docker_doc_self_signed`] for another subjectAltName.
+fn self_signed_for(dir: &Path, name: &str, san: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let (crt, key) = (
         dir.join(format!("{name}.crt")),
         dir.join(format!("{name}.key")),
@@ -383,12 +388,8 @@ fn docker_doc_self_signed(dir: &Path, name: &str) -> (std::path::PathBuf, std::p
         .arg(&key)
         .args(["-x509", "-days", "365", "-out"])
         .arg(&crt)
-        .args([
-            "-subj",
-            "/CN=qus-self-signed",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
+        .args(["-subj", "/CN=qus-self-signed", "-addext"])
+        .arg(format!("subjectAltName={san}"))
         .output()
         .unwrap();
     assert!(
@@ -446,4 +447,31 @@ fn a_registry_with_dockers_documented_self_signed_certificate_is_trusted_through
     assert!(err.contains("is not one of the certificates in"), "{err}");
     assert!(err.contains("ca.crt (sha256 "), "{err}");
     assert!(!err.contains("OtherError"), "{err}");
+
+    // The registry's own certificate in certs.d, but made for another address: pinning
+    // does not skip the name check.
+    let (elsewhere, key) = self_signed_for(made.path(), "elsewhere", "IP:10.0.0.1");
+    let misnamed = TestRegistry::start_with(Options {
+        tls: Some(qus_registry::testkit::ServerTls {
+            certificate: elsewhere.clone(),
+            key,
+            client_ca: None,
+        }),
+        ..Options::default()
+    })
+    .unwrap();
+    let dir = certs.path().join(misnamed.host());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&elsewhere, dir.join("ca.crt")).unwrap();
+    let mut cmd = cfg.qus();
+    cmd.args([
+        "publish",
+        "--repo",
+        &format!("{}/qus-misnamed", misnamed.host()),
+    ])
+    .args(NARROW)
+    .env("QUS_DOCKER_CERTS_D", certs.path());
+    let (ok, _, err) = run(&mut cmd);
+    assert!(!ok, "a pinned certificate for another name was accepted");
+    assert!(err.contains("is not valid for 127.0.0.1"), "{err}");
 }

@@ -233,3 +233,68 @@ mod tests {
         assert_eq!(plain("something else"), "it does not verify");
     }
 }
+
+#[cfg(test)]
+mod pin_tests {
+    use super::*;
+    use rustls::pki_types::pem::PemObject as _;
+
+    /// A self-signed CA:TRUE certificate made by `openssl req -x509` for `san`.
+    fn made(dir: &std::path::Path, san: &str) -> CertificateDer<'static> {
+        let crt = dir.join("c.crt");
+        let ok = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-keyout"])
+            .arg(dir.join("c.key"))
+            .args(["-x509", "-days", "2", "-subj", "/CN=t", "-addext"])
+            .arg(format!("subjectAltName={san}"))
+            .arg("-out")
+            .arg(&crt)
+            .output()
+            .unwrap()
+            .status
+            .success();
+        assert!(ok);
+        CertificateDer::from_pem_file(&crt).unwrap()
+    }
+
+    fn verdict(
+        pinned: &CertificateDer<'static>,
+        presented: &CertificateDer<'static>,
+    ) -> Result<(), String> {
+        crate::tls::tls_provider();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let v = CertsDVerifier::new(
+            vec![Pinned {
+                der: pinned.clone(),
+                file: "ca.crt".into(),
+            }],
+            "certs.d/127.0.0.1:5000".into(),
+            provider,
+        )
+        .unwrap();
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        v.verify_server_cert(presented, &[], &name, &[], UnixTime::now())
+            .map(|_| ())
+            .map_err(|e| format!("{e:?} / {:?}", v.refusal()))
+    }
+
+    #[test]
+    fn a_pinned_certificate_is_accepted_only_for_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let right = made(dir.path(), "IP:127.0.0.1");
+        verdict(&right, &right).unwrap();
+        let other_dir = tempfile::tempdir().unwrap();
+        let wrong_name = made(other_dir.path(), "IP:10.0.0.1");
+        let err = verdict(&wrong_name, &wrong_name).unwrap_err();
+        assert!(err.contains("not valid for 127.0.0.1"), "{err}");
+        let err = verdict(&right, &wrong_name).unwrap_err();
+        assert!(err.contains("is not one of the certificates"), "{err}");
+    }
+}
