@@ -268,7 +268,6 @@ mod pin_tests {
         pinned: &CertificateDer<'static>,
         presented: &CertificateDer<'static>,
     ) -> Result<(), String> {
-        crate::tls::tls_provider();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let v = CertsDVerifier::new(
             vec![Pinned {
