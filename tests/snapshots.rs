@@ -79,7 +79,14 @@ fn transcript(env: &[(&str, &str)], args: &[&str]) -> String {
     let prefix: String = env.iter().map(|(k, v)| format!("{k}='{v}' ")).collect();
     format!(
         "$ {prefix}qus {}\nexit status: {}\n--- stdout\n{}--- stderr\n{}",
-        args.join(" "),
+        args.iter()
+            .map(|a| if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.to_string()
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
         out.status.code().map_or("signal".into(), |c| c.to_string()),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
