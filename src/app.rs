@@ -33,13 +33,14 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     );
     let config = cli.config.as_deref();
     let context = cli.context.as_deref();
+    let names = Names(cli.from_env.clone());
     match cli.command {
         Command::Plan(a) => {
-            let plan = make_plan(&Config::load(config)?, &a.matrix)?;
-            crate::cmd::plan::plan_cmd(&plan, a.json)
+            let plan = make_plan(&Config::load(config)?, &a.matrix, &names)?;
+            crate::cmd::plan::plan_cmd(&plan, a.json, a.wide)
         }
         Command::Build(BuildCmdArgs { build: a, load }) => {
-            let plan = make_plan(&Config::load(config)?, &a.matrix)?;
+            let plan = make_plan(&Config::load(config)?, &a.matrix, &names)?;
             let (src, mut opts) = (source_options(&a.source)?, build_options(&a, context));
             opts.load = load_scope(load, a.oci_layout.is_some())?;
             runtime()?.block_on(crate::cmd::build::build_cmd(
@@ -48,14 +49,14 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Release(a) => {
             let cfg = Config::load(config)?;
-            let plan = make_plan(&cfg, &a.build.matrix)?;
+            let plan = make_plan(&cfg, &a.build.matrix, &names)?;
             let (src, opts) = (
                 source_options(&a.build.source)?,
                 build_options(&a.build, context),
             );
             let reg = registry_options(&a.registry)?;
             let supply = SupplyOptions {
-                sign_key: sign_key(&a.sign)?,
+                sign_key: sign_key(&a.sign, &names)?,
                 context: build_context(&cfg, a.builder_id.as_deref(), &a.build.media),
             };
             runtime()?.block_on(crate::cmd::release::release_cmd(
@@ -81,9 +82,9 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ))
         }
         Command::Publish(a) => {
-            let plan = make_plan(&Config::load(config)?, &a.matrix)?;
+            let plan = make_plan(&Config::load(config)?, &a.matrix, &names)?;
             let reg = registry_options(&a.registry)?;
-            let key = sign_key(&a.sign)?;
+            let key = sign_key(&a.sign, &names)?;
             runtime()?.block_on(crate::cmd::publish::publish_cmd(
                 &plan,
                 &reg,
@@ -95,7 +96,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Test(a) => {
             let cfg = Config::load(config)?;
-            let plan = make_plan(&cfg, &a.matrix)?;
+            let plan = make_plan(&cfg, &a.matrix, &names)?;
             let src = source_options(&a.source)?;
             runtime()?.block_on(crate::cmd::test::test_cmd(
                 &plan,
@@ -109,7 +110,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ))
         }
         Command::Verify(a) => {
-            let plan = make_plan(&Config::load(config)?, &a.matrix)?;
+            let plan = make_plan(&Config::load(config)?, &a.matrix, &names)?;
             let src = source_options(&a.source)?;
             let reg = registry_options(&a.registry)?;
             let key = match &a.key {
@@ -134,13 +135,13 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Assets(a) => {
             let cfg = Config::load(config)?;
-            let plan = make_plan(&cfg, &a.matrix)?;
+            let plan = make_plan(&cfg, &a.matrix, &names)?;
             // Each host's assets from the source of its unversioned tags, among those selected.
             let sources = plan::newest_among(&cfg, a.matrix.sources.as_deref());
             let src = source_options(&a.source)?;
             let opts = crate::cmd::assets::AssetsOptions {
                 out: a.out.clone(),
-                public_key: sign_key(&a.sign)?.map(|k| k.public_pem()),
+                public_key: sign_key(&a.sign, &names)?.map(|k| k.public_pem()),
                 qus_binaries: a.qus_binary.clone(),
                 json: a.json,
             };
@@ -164,7 +165,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ))
         }
         Command::Report(a) => {
-            let plan = make_plan(&Config::load(config)?, &a.matrix)?;
+            let plan = make_plan(&Config::load(config)?, &a.matrix, &names)?;
             crate::cmd::report::report_cmd(&plan, a.json)
         }
         Command::Register(a) => {
@@ -194,6 +195,10 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             write_stdout(&crate::cli::man_page().context("rendering the man page")?)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Docs(_) => {
+            write_stdout(crate::cli::docs::commands().as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -221,15 +226,28 @@ fn debian_mirror(m: &MirrorArgs) -> Option<String> {
     crate::packages::mirror::resolve(m.mirror.as_deref(), Path::new("/"))
 }
 
+/// How messages name a flag: by the variable its value came from, if it did.
+struct Names(Vec<(String, String)>);
+
+impl Names {
+    fn of(&self, flag: &str) -> String {
+        self.0
+            .iter()
+            .find(|(f, _)| f == flag)
+            .map_or_else(|| flag.to_string(), |(_, var)| var.clone())
+    }
+}
+
 /// The signing key of `--sign-key` (or QUS_SIGN_KEY), read and parsed here, at the edge.
-fn sign_key(a: &SignArgs) -> anyhow::Result<Option<Key>> {
+fn sign_key(a: &SignArgs, names: &Names) -> anyhow::Result<Option<Key>> {
     // An empty QUS_SIGN_KEY (a workflow passes "" for a missing secret) means no key.
     let Some(path) = a.sign_key.as_ref().filter(|p| !p.as_os_str().is_empty()) else {
         return Ok(None);
     };
-    let text = read_text(path, "--sign-key")?;
+    let flag = names.of("--sign-key");
+    let text = read_text(path, &flag)?;
     let key = Key::from_pem(&text, &path.display().to_string())
-        .map_err(|e| crate::exit::usage(format!("--sign-key: {e:#}")))?;
+        .map_err(|e| crate::exit::usage(format!("{flag}: {e:#}")))?;
     Ok(Some(key))
 }
 
@@ -305,7 +323,7 @@ fn build_options(a: &BuildArgs, context: Option<&str>) -> BuildOptions {
         oci_layout: a.oci_layout.clone(),
         no_cache: a.no_cache,
         force: a.force,
-        jobs: a.jobs.max(1),
+        jobs: a.jobs.unwrap_or_else(cpus).max(1),
         load: LoadScope::All,
     }
 }
@@ -441,15 +459,15 @@ fn source_date_epoch() -> u64 {
 }
 
 /// Plans the selection over a loaded config.
-fn make_plan(cfg: &Config, m: &MatrixArgs) -> anyhow::Result<Plan> {
+fn make_plan(cfg: &Config, m: &MatrixArgs, names: &Names) -> anyhow::Result<Plan> {
     if let Some(repo) = &m.repo {
         crate::config::validate::validate_repo(repo)
-            .map_err(|e| crate::exit::usage(format!("--repo: {e}")))?;
+            .map_err(|e| crate::exit::usage(format!("{}: {e}", names.of("--repo"))))?;
     }
     let sel = Selection {
         repo: m.repo.clone(),
         hosts: m.hosts(),
-        targets: m.targets.clone(),
+        targets: m.targets(),
         sources: m.sources.clone(),
     };
     Ok(plan::plan(cfg, &sel, &recipe())?)

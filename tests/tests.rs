@@ -18,4 +18,5 @@ mod maint;
 mod register;
 mod registries;
 mod release;
+mod snapshots;
 mod supply;
