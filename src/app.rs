@@ -17,6 +17,7 @@ use crate::packages::SourceOptions;
 use crate::plan::{self, Plan, Recipe, Selection};
 use crate::ui::progress::Progress;
 use anyhow::Context as _;
+use qus_registry::Timeouts;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -41,7 +42,10 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Build(BuildCmdArgs { build: a, load }) => {
             let plan = make_plan(&Config::load(config)?, &a.matrix, &names)?;
-            let (src, mut opts) = (source_options(&a.source)?, build_options(&a, context));
+            let (src, mut opts) = (
+                source_options(&a.source, Timeouts::default())?,
+                build_options(&a, context),
+            );
             opts.load = load_scope(load, a.oci_layout.is_some())?;
             runtime()?.block_on(crate::cmd::build::build_cmd(
                 &plan, &src, &opts, a.json, &progress,
@@ -49,18 +53,19 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Release(a) => {
             let cfg = Config::load(config)?;
-            let plan = make_plan(&cfg, &a.build.matrix, &names)?;
+            let plans = make_plans(&cfg, &a.build.matrix, &names)?;
+            let timeouts = timeouts(&a.registry);
             let (src, opts) = (
-                source_options(&a.build.source)?,
+                source_options(&a.build.source, timeouts)?,
                 build_options(&a.build, context),
             );
-            let reg = registry_options(&a.registry)?;
+            let reg = registry_options(&a.registry, timeouts)?;
             let supply = SupplyOptions {
                 sign_key: sign_key(&a.sign, &names)?,
                 context: build_context(&cfg, a.builder_id.as_deref(), &a.build.media),
             };
             runtime()?.block_on(crate::cmd::release::release_cmd(
-                &plan,
+                &plans,
                 &cfg,
                 &src,
                 &opts,
@@ -68,6 +73,9 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ReleaseFlags {
                     skip_lists: a.skip_lists,
                     oci_layout: a.build.oci_layout.clone(),
+                    layout_only: a.build.oci_layout.is_some()
+                        && a.build.matrix.repo.is_empty()
+                        && !names_a_registry(&cfg.repo),
                     json: a.build.json,
                     test: match a.test {
                         TestArg::Native => TestScope::Native,
@@ -77,13 +85,14 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     machine: machine(),
                     test_jobs: src.cpus,
                     supply,
+                    released: Vec::new(),
                 },
                 &progress,
             ))
         }
         Command::Publish(a) => {
             let plan = make_plan(&Config::load(config)?, &a.matrix, &names)?;
-            let reg = registry_options(&a.registry)?;
+            let reg = registry_options(&a.registry, timeouts(&a.registry))?;
             let key = sign_key(&a.sign, &names)?;
             runtime()?.block_on(crate::cmd::publish::publish_cmd(
                 &plan,
@@ -97,7 +106,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Test(a) => {
             let cfg = Config::load(config)?;
             let plan = make_plan(&cfg, &a.matrix, &names)?;
-            let src = source_options(&a.source)?;
+            let src = source_options(&a.source, Timeouts::default())?;
             runtime()?.block_on(crate::cmd::test::test_cmd(
                 &plan,
                 &cfg,
@@ -111,8 +120,9 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Verify(a) => {
             let plan = make_plan(&Config::load(config)?, &a.matrix, &names)?;
-            let src = source_options(&a.source)?;
-            let reg = registry_options(&a.registry)?;
+            let timeouts = timeouts(&a.registry);
+            let src = source_options(&a.source, timeouts)?;
+            let reg = registry_options(&a.registry, timeouts)?;
             let key = match &a.key {
                 None => None,
                 Some(p) => {
@@ -138,7 +148,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let plan = make_plan(&cfg, &a.matrix, &names)?;
             // Each host's assets from the source of its unversioned tags, among those selected.
             let sources = plan::newest_among(&cfg, a.matrix.sources.as_deref());
-            let src = source_options(&a.source)?;
+            let src = source_options(&a.source, Timeouts::default())?;
             let opts = crate::cmd::assets::AssetsOptions {
                 out: a.out.clone(),
                 public_key: sign_key(&a.sign, &names)?.map(|k| k.public_pem()),
@@ -294,7 +304,7 @@ fn expiry(a: &crate::cli::ValidUntilArgs) -> qus_source::debian_index::Expiry {
     }
 }
 
-fn source_options(a: &SourceArgs) -> anyhow::Result<SourceOptions> {
+fn source_options(a: &SourceArgs, timeouts: Timeouts) -> anyhow::Result<SourceOptions> {
     Ok(SourceOptions {
         packages_dir: a.debs.clone(),
         debian_mirror: debian_mirror(&a.mirror),
@@ -309,6 +319,7 @@ fn source_options(a: &SourceArgs) -> anyhow::Result<SourceOptions> {
             None => qus_source::Cache::default_root()?,
         },
         cpus: cpus(),
+        timeouts,
     })
 }
 
@@ -396,7 +407,7 @@ fn media_types(a: &MediaArgs) -> MediaTypes {
 }
 
 /// Reads the password from stdin here, at the edge, when `--password-stdin` asks for it.
-fn registry_options(a: &RegistryArgs) -> anyhow::Result<RegistryOptions> {
+fn registry_options(a: &RegistryArgs, timeouts: Timeouts) -> anyhow::Result<RegistryOptions> {
     let credentials = match &a.username {
         Some(user) if a.password_stdin => Some((user.clone(), read_password()?)),
         _ => None,
@@ -406,7 +417,15 @@ fn registry_options(a: &RegistryArgs) -> anyhow::Result<RegistryOptions> {
         docker_config: qus_registry::default_config_path(),
         certs_dir: Some(certs_dir()),
         insecure: a.insecure_registry.clone(),
+        timeouts,
     })
+}
+
+/// `--timeout` (`QUS_TIMEOUT`) as the limits of every registry and mirror request.
+fn timeouts(a: &RegistryArgs) -> Timeouts {
+    a.timeout
+        .map(|s| Timeouts::with_idle(std::time::Duration::from_secs(s)))
+        .unwrap_or_default()
 }
 
 /// Where the Docker daemon's per-registry certificates are: `QUS_DOCKER_CERTS_D` (tests, or
@@ -458,14 +477,63 @@ fn source_date_epoch() -> u64 {
         .unwrap_or(0)
 }
 
-/// Plans the selection over a loaded config.
+/// Whether a repository names its registry (`ghcr.io/me/qus`, `127.0.0.1:5000/qus`,
+/// `localhost/qus`) rather than being a bare name (`qus`) that Docker would send to
+/// docker.io: Docker's rule, a first component with a dot or a port, or `localhost`.
+fn names_a_registry(repo: &str) -> bool {
+    match repo.split_once('/') {
+        Some((first, _)) => first.contains(['.', ':']) || first == "localhost",
+        None => false,
+    }
+}
+
+/// Plans the selection over a loaded config, for one repository.
 fn make_plan(cfg: &Config, m: &MatrixArgs, names: &Names) -> anyhow::Result<Plan> {
-    if let Some(repo) = &m.repo {
+    match m.repo.as_slice() {
+        [] => plan_for(cfg, m, names, None),
+        [repo] => plan_for(cfg, m, names, Some(repo)),
+        _ => Err(crate::exit::usage(format!(
+            "{}: only `qus release` writes to several repositories; give one",
+            names.of("--repo")
+        ))),
+    }
+}
+
+/// One plan per `--repo` (once each, in the order given), or the config's.
+fn make_plans(cfg: &Config, m: &MatrixArgs, names: &Names) -> anyhow::Result<Vec<Plan>> {
+    let mut repos: Vec<&String> = Vec::new();
+    for r in &m.repo {
+        if !repos.contains(&r) {
+            repos.push(r);
+        }
+    }
+    if repos.len() < 2 {
+        return Ok(vec![plan_for(
+            cfg,
+            m,
+            names,
+            repos.first().map(|r| r.as_str()),
+        )?]);
+    }
+    repos
+        .into_iter()
+        .map(|r| plan_for(cfg, m, names, Some(r)))
+        .collect()
+}
+
+/// Plans the selection over a loaded config with `repo` instead of the config's.
+fn plan_for(
+    cfg: &Config,
+    m: &MatrixArgs,
+    names: &Names,
+    repo: Option<&str>,
+) -> anyhow::Result<Plan> {
+    if let Some(repo) = repo {
         crate::config::validate::validate_repo(repo)
             .map_err(|e| crate::exit::usage(format!("{}: {e}", names.of("--repo"))))?;
     }
     let sel = Selection {
-        repo: m.repo.clone(),
+        repo: repo.map(str::to_string),
         hosts: m.hosts(),
         targets: m.targets(),
         sources: m.sources.clone(),

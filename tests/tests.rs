@@ -19,4 +19,5 @@ mod register;
 mod registries;
 mod release;
 mod snapshots;
+mod stalls;
 mod supply;

@@ -235,9 +235,10 @@ pub struct MatrixArgs {
     /// QEMU sources by name, comma-separated (d10.0,d7.2).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub sources: Option<Vec<String>>,
-    /// Image repository, overriding the config's `repo`.
-    #[arg(long, env = "QUS_REPO", value_name = "REPO")]
-    pub repo: Option<String>,
+    /// Image repository, overriding the config's `repo`; `release` takes several
+    /// (repeated, or comma-separated) and writes the same images to each.
+    #[arg(long, env = "QUS_REPO", value_name = "REPO", value_delimiter = ',')]
+    pub repo: Vec<String>,
 }
 
 fn parse_host_arg(s: &str) -> Result<Host, String> {
@@ -463,6 +464,11 @@ pub struct RegistryArgs {
     /// Registries to reach over plain HTTP besides loopback ones, comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "HOSTS")]
     pub insecure_registry: Vec<String>,
+    /// Seconds a registry (or mirror) request may go without receiving a byte before it is
+    /// tried again, then given up [default: 60]; connecting gets as long (at most 30 s),
+    /// and each request a deadline scaled to its size.
+    #[arg(long, env = "QUS_TIMEOUT", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: Option<u64>,
 }
 
 /// `qus publish`.
@@ -1041,7 +1047,7 @@ mod tests {
             panic!()
         };
         assert_eq!(a.registry.username.as_deref(), Some("u"));
-        assert_eq!(a.build.matrix.repo.as_deref(), Some("127.0.0.1:5000/qus"));
+        assert_eq!(a.build.matrix.repo, ["127.0.0.1:5000/qus"]);
         assert!(a.build.json);
     }
 
