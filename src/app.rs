@@ -17,6 +17,7 @@ use crate::packages::SourceOptions;
 use crate::plan::{self, Plan, Recipe, Selection};
 use crate::ui::progress::Progress;
 use anyhow::Context as _;
+use qus_registry::Timeouts;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -33,14 +34,18 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     );
     let config = cli.config.as_deref();
     let context = cli.context.as_deref();
+    let names = Names(cli.from_env.clone());
     match cli.command {
         Command::Plan(a) => {
-            let plan = make_plan(&Config::load(config)?, &a.matrix)?;
-            crate::cmd::plan::plan_cmd(&plan, a.json)
+            let plan = make_plan(&Config::load(config)?, &a.matrix, &names)?;
+            crate::cmd::plan::plan_cmd(&plan, a.json, a.wide)
         }
         Command::Build(BuildCmdArgs { build: a, load }) => {
-            let plan = make_plan(&Config::load(config)?, &a.matrix)?;
-            let (src, mut opts) = (source_options(&a.source)?, build_options(&a, context));
+            let plan = make_plan(&Config::load(config)?, &a.matrix, &names)?;
+            let (src, mut opts) = (
+                source_options(&a.source, Timeouts::default())?,
+                build_options(&a, context),
+            );
             opts.load = load_scope(load, a.oci_layout.is_some())?;
             runtime()?.block_on(crate::cmd::build::build_cmd(
                 &plan, &src, &opts, a.json, &progress,
@@ -48,18 +53,19 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Release(a) => {
             let cfg = Config::load(config)?;
-            let plan = make_plan(&cfg, &a.build.matrix)?;
+            let plans = make_plans(&cfg, &a.build.matrix, &names)?;
+            let timeouts = timeouts(&a.registry);
             let (src, opts) = (
-                source_options(&a.build.source)?,
+                source_options(&a.build.source, timeouts)?,
                 build_options(&a.build, context),
             );
-            let reg = registry_options(&a.registry)?;
+            let reg = registry_options(&a.registry, timeouts)?;
             let supply = SupplyOptions {
-                sign_key: sign_key(&a.sign)?,
+                sign_key: sign_key(&a.sign, &names)?,
                 context: build_context(&cfg, a.builder_id.as_deref(), &a.build.media),
             };
             runtime()?.block_on(crate::cmd::release::release_cmd(
-                &plan,
+                &plans,
                 &cfg,
                 &src,
                 &opts,
@@ -67,6 +73,9 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ReleaseFlags {
                     skip_lists: a.skip_lists,
                     oci_layout: a.build.oci_layout.clone(),
+                    layout_only: a.build.oci_layout.is_some()
+                        && a.build.matrix.repo.is_empty()
+                        && !names_a_registry(&cfg.repo),
                     json: a.build.json,
                     test: match a.test {
                         TestArg::Native => TestScope::Native,
@@ -76,14 +85,15 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     machine: machine(),
                     test_jobs: src.cpus,
                     supply,
+                    released: Vec::new(),
                 },
                 &progress,
             ))
         }
         Command::Publish(a) => {
-            let plan = make_plan(&Config::load(config)?, &a.matrix)?;
-            let reg = registry_options(&a.registry)?;
-            let key = sign_key(&a.sign)?;
+            let plan = make_plan(&Config::load(config)?, &a.matrix, &names)?;
+            let reg = registry_options(&a.registry, timeouts(&a.registry))?;
+            let key = sign_key(&a.sign, &names)?;
             runtime()?.block_on(crate::cmd::publish::publish_cmd(
                 &plan,
                 &reg,
@@ -95,8 +105,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Test(a) => {
             let cfg = Config::load(config)?;
-            let plan = make_plan(&cfg, &a.matrix)?;
-            let src = source_options(&a.source)?;
+            let plan = make_plan(&cfg, &a.matrix, &names)?;
+            let src = source_options(&a.source, Timeouts::default())?;
             runtime()?.block_on(crate::cmd::test::test_cmd(
                 &plan,
                 &cfg,
@@ -109,9 +119,10 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ))
         }
         Command::Verify(a) => {
-            let plan = make_plan(&Config::load(config)?, &a.matrix)?;
-            let src = source_options(&a.source)?;
-            let reg = registry_options(&a.registry)?;
+            let plan = make_plan(&Config::load(config)?, &a.matrix, &names)?;
+            let timeouts = timeouts(&a.registry);
+            let src = source_options(&a.source, timeouts)?;
+            let reg = registry_options(&a.registry, timeouts)?;
             let key = match &a.key {
                 None => None,
                 Some(p) => {
@@ -134,13 +145,13 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Assets(a) => {
             let cfg = Config::load(config)?;
-            let plan = make_plan(&cfg, &a.matrix)?;
+            let plan = make_plan(&cfg, &a.matrix, &names)?;
             // Each host's assets from the source of its unversioned tags, among those selected.
             let sources = plan::newest_among(&cfg, a.matrix.sources.as_deref());
-            let src = source_options(&a.source)?;
+            let src = source_options(&a.source, Timeouts::default())?;
             let opts = crate::cmd::assets::AssetsOptions {
                 out: a.out.clone(),
-                public_key: sign_key(&a.sign)?.map(|k| k.public_pem()),
+                public_key: sign_key(&a.sign, &names)?.map(|k| k.public_pem()),
                 qus_binaries: a.qus_binary.clone(),
                 json: a.json,
             };
@@ -164,7 +175,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ))
         }
         Command::Report(a) => {
-            let plan = make_plan(&Config::load(config)?, &a.matrix)?;
+            let plan = make_plan(&Config::load(config)?, &a.matrix, &names)?;
             crate::cmd::report::report_cmd(&plan, a.json)
         }
         Command::Register(a) => {
@@ -194,6 +205,10 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             write_stdout(&crate::cli::man_page().context("rendering the man page")?)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Docs(_) => {
+            write_stdout(crate::cli::docs::commands().as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -221,15 +236,28 @@ fn debian_mirror(m: &MirrorArgs) -> Option<String> {
     crate::packages::mirror::resolve(m.mirror.as_deref(), Path::new("/"))
 }
 
+/// How messages name a flag: by the variable its value came from, if it did.
+struct Names(Vec<(String, String)>);
+
+impl Names {
+    fn of(&self, flag: &str) -> String {
+        self.0
+            .iter()
+            .find(|(f, _)| f == flag)
+            .map_or_else(|| flag.to_string(), |(_, var)| var.clone())
+    }
+}
+
 /// The signing key of `--sign-key` (or QUS_SIGN_KEY), read and parsed here, at the edge.
-fn sign_key(a: &SignArgs) -> anyhow::Result<Option<Key>> {
+fn sign_key(a: &SignArgs, names: &Names) -> anyhow::Result<Option<Key>> {
     // An empty QUS_SIGN_KEY (a workflow passes "" for a missing secret) means no key.
     let Some(path) = a.sign_key.as_ref().filter(|p| !p.as_os_str().is_empty()) else {
         return Ok(None);
     };
-    let text = read_text(path, "--sign-key")?;
+    let flag = names.of("--sign-key");
+    let text = read_text(path, &flag)?;
     let key = Key::from_pem(&text, &path.display().to_string())
-        .map_err(|e| crate::exit::usage(format!("--sign-key: {e:#}")))?;
+        .map_err(|e| crate::exit::usage(format!("{flag}: {e:#}")))?;
     Ok(Some(key))
 }
 
@@ -276,7 +304,7 @@ fn expiry(a: &crate::cli::ValidUntilArgs) -> qus_source::debian_index::Expiry {
     }
 }
 
-fn source_options(a: &SourceArgs) -> anyhow::Result<SourceOptions> {
+fn source_options(a: &SourceArgs, timeouts: Timeouts) -> anyhow::Result<SourceOptions> {
     Ok(SourceOptions {
         packages_dir: a.debs.clone(),
         debian_mirror: debian_mirror(&a.mirror),
@@ -291,6 +319,7 @@ fn source_options(a: &SourceArgs) -> anyhow::Result<SourceOptions> {
             None => qus_source::Cache::default_root()?,
         },
         cpus: cpus(),
+        timeouts,
     })
 }
 
@@ -305,7 +334,7 @@ fn build_options(a: &BuildArgs, context: Option<&str>) -> BuildOptions {
         oci_layout: a.oci_layout.clone(),
         no_cache: a.no_cache,
         force: a.force,
-        jobs: a.jobs.max(1),
+        jobs: a.jobs.unwrap_or_else(cpus).max(1),
         load: LoadScope::All,
     }
 }
@@ -378,7 +407,7 @@ fn media_types(a: &MediaArgs) -> MediaTypes {
 }
 
 /// Reads the password from stdin here, at the edge, when `--password-stdin` asks for it.
-fn registry_options(a: &RegistryArgs) -> anyhow::Result<RegistryOptions> {
+fn registry_options(a: &RegistryArgs, timeouts: Timeouts) -> anyhow::Result<RegistryOptions> {
     let credentials = match &a.username {
         Some(user) if a.password_stdin => Some((user.clone(), read_password()?)),
         _ => None,
@@ -388,7 +417,15 @@ fn registry_options(a: &RegistryArgs) -> anyhow::Result<RegistryOptions> {
         docker_config: qus_registry::default_config_path(),
         certs_dir: Some(certs_dir()),
         insecure: a.insecure_registry.clone(),
+        timeouts,
     })
+}
+
+/// `--timeout` (`QUS_TIMEOUT`) as the limits of every registry and mirror request.
+fn timeouts(a: &RegistryArgs) -> Timeouts {
+    a.timeout
+        .map(|s| Timeouts::with_idle(std::time::Duration::from_secs(s)))
+        .unwrap_or_default()
 }
 
 /// Where the Docker daemon's per-registry certificates are: `QUS_DOCKER_CERTS_D` (tests, or
@@ -440,16 +477,65 @@ fn source_date_epoch() -> u64 {
         .unwrap_or(0)
 }
 
-/// Plans the selection over a loaded config.
-fn make_plan(cfg: &Config, m: &MatrixArgs) -> anyhow::Result<Plan> {
-    if let Some(repo) = &m.repo {
+/// Whether a repository names its registry (`ghcr.io/me/qus`, `127.0.0.1:5000/qus`,
+/// `localhost/qus`) rather than being a bare name (`qus`) that Docker would send to
+/// docker.io: Docker's rule, a first component with a dot or a port, or `localhost`.
+fn names_a_registry(repo: &str) -> bool {
+    match repo.split_once('/') {
+        Some((first, _)) => first.contains(['.', ':']) || first == "localhost",
+        None => false,
+    }
+}
+
+/// Plans the selection over a loaded config, for one repository.
+fn make_plan(cfg: &Config, m: &MatrixArgs, names: &Names) -> anyhow::Result<Plan> {
+    match m.repo.as_slice() {
+        [] => plan_for(cfg, m, names, None),
+        [repo] => plan_for(cfg, m, names, Some(repo)),
+        _ => Err(crate::exit::usage(format!(
+            "{}: only `qus release` writes to several repositories; give one",
+            names.of("--repo")
+        ))),
+    }
+}
+
+/// One plan per `--repo` (once each, in the order given), or the config's.
+fn make_plans(cfg: &Config, m: &MatrixArgs, names: &Names) -> anyhow::Result<Vec<Plan>> {
+    let mut repos: Vec<&String> = Vec::new();
+    for r in &m.repo {
+        if !repos.contains(&r) {
+            repos.push(r);
+        }
+    }
+    if repos.len() < 2 {
+        return Ok(vec![plan_for(
+            cfg,
+            m,
+            names,
+            repos.first().map(|r| r.as_str()),
+        )?]);
+    }
+    repos
+        .into_iter()
+        .map(|r| plan_for(cfg, m, names, Some(r)))
+        .collect()
+}
+
+/// Plans the selection over a loaded config with `repo` instead of the config's.
+fn plan_for(
+    cfg: &Config,
+    m: &MatrixArgs,
+    names: &Names,
+    repo: Option<&str>,
+) -> anyhow::Result<Plan> {
+    if let Some(repo) = repo {
         crate::config::validate::validate_repo(repo)
-            .map_err(|e| crate::exit::usage(format!("--repo: {e}")))?;
+            .map_err(|e| crate::exit::usage(format!("{}: {e}", names.of("--repo"))))?;
     }
     let sel = Selection {
-        repo: m.repo.clone(),
+        repo: repo.map(str::to_string),
         hosts: m.hosts(),
-        targets: m.targets.clone(),
+        targets: m.targets(),
         sources: m.sources.clone(),
     };
     Ok(plan::plan(cfg, &sel, &recipe())?)

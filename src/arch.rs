@@ -46,6 +46,9 @@ struct Row {
     variant: Option<&'static str>,
     /// Other spellings users type: `uname -m`, GOARCH, Debian and distro names.
     aliases: &'static [&'static str],
+    /// Whether the built-in matrix builds images for it (mips64le is only a guest of
+    /// `qus test`): names offered in messages are names that work.
+    offered: bool,
 }
 
 /// The one table of host names. Order is the order hosts appear in plans and tables.
@@ -57,6 +60,7 @@ const TABLE: &[Row] = &[
         architecture: "amd64",
         variant: None,
         aliases: &["x86_64", "x86-64", "x64", "linux/amd64"],
+        offered: true,
     },
     Row {
         host: Host::Arm64v8,
@@ -72,6 +76,7 @@ const TABLE: &[Row] = &[
             "linux/arm64",
             "linux/arm64/v8",
         ],
+        offered: true,
     },
     Row {
         host: Host::Arm32v7,
@@ -88,6 +93,7 @@ const TABLE: &[Row] = &[
             "linux/arm",
             "linux/arm/v7",
         ],
+        offered: true,
     },
     Row {
         host: Host::Arm32v6,
@@ -96,6 +102,7 @@ const TABLE: &[Row] = &[
         architecture: "arm",
         variant: Some("v6"),
         aliases: &["armel", "armv6", "armv6l", "linux/arm/v6"],
+        offered: true,
     },
     Row {
         host: Host::I386,
@@ -104,6 +111,7 @@ const TABLE: &[Row] = &[
         architecture: "386",
         variant: None,
         aliases: &["386", "i686", "i586", "i486", "x86", "linux/386"],
+        offered: true,
     },
     Row {
         host: Host::Ppc64le,
@@ -112,6 +120,7 @@ const TABLE: &[Row] = &[
         architecture: "ppc64le",
         variant: None,
         aliases: &["ppc64el", "powerpc64le", "linux/ppc64le"],
+        offered: true,
     },
     Row {
         host: Host::S390x,
@@ -120,6 +129,7 @@ const TABLE: &[Row] = &[
         architecture: "s390x",
         variant: None,
         aliases: &["linux/s390x"],
+        offered: true,
     },
     Row {
         host: Host::Riscv64,
@@ -128,6 +138,7 @@ const TABLE: &[Row] = &[
         architecture: "riscv64",
         variant: None,
         aliases: &["linux/riscv64"],
+        offered: true,
     },
     Row {
         host: Host::Loong64,
@@ -136,6 +147,7 @@ const TABLE: &[Row] = &[
         architecture: "loong64",
         variant: None,
         aliases: &["loongarch64", "linux/loong64"],
+        offered: true,
     },
     Row {
         host: Host::Mips64le,
@@ -144,13 +156,15 @@ const TABLE: &[Row] = &[
         architecture: "mips64le",
         variant: None,
         aliases: &["mips64el", "linux/mips64le"],
+        offered: false,
     },
 ];
 
 /// An architecture name that is not in the table.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown host architecture '{name}': valid names are {}",
+    "unknown host architecture '{name}': {}valid names are {}",
+    crate::names::did_you_mean(&Host::suggest(name)),
     Host::valid_names()
 )]
 pub struct UnknownArch {
@@ -197,6 +211,14 @@ impl Host {
         }
     }
 
+    /// The width of its pointers: QEMU 11 builds for 64-bit hosts only.
+    pub fn bits(self) -> u8 {
+        match self {
+            Host::Arm32v7 | Host::Arm32v6 | Host::I386 => 32,
+            _ => 64,
+        }
+    }
+
     /// Whether a machine of this host runs `other`'s programs without an emulator
     /// (itself, and 32-bit x86 on x86-64).
     pub fn runs(self, other: Host) -> bool {
@@ -224,10 +246,30 @@ impl Host {
         TABLE.iter().map(|r| r.host)
     }
 
-    /// `qus` names joined for error messages.
+    /// `qus` names of the hosts the built-in matrix builds, joined for error messages.
     pub fn valid_names() -> String {
-        TABLE.iter().map(|r| r.qus).collect::<Vec<_>>().join(", ")
+        TABLE
+            .iter()
+            .filter(|r| r.offered)
+            .map(|r| r.qus)
+            .collect::<Vec<_>>()
+            .join(", ")
             + " (or their Debian, uname -m and OCI platform spellings)"
+    }
+
+    /// Every spelling of every offered host with its qus name, for "did you mean".
+    pub fn spellings() -> impl Iterator<Item = (&'static str, &'static str)> {
+        TABLE.iter().filter(|r| r.offered).flat_map(|r| {
+            [r.qus, r.debian]
+                .into_iter()
+                .chain(r.aliases.iter().copied())
+                .map(move |s| (s, r.qus))
+        })
+    }
+
+    /// The offered hosts nearest to a name that is none.
+    pub fn suggest(typed: &str) -> Vec<String> {
+        crate::names::suggest(typed, Host::spellings())
     }
 }
 
@@ -311,6 +353,15 @@ mod tests {
         assert!(err.contains("'sparc'"), "{err}");
         assert!(err.contains("arm64v8"), "{err}");
         assert!(err.contains("riscv64"), "{err}");
+    }
+
+    #[test]
+    fn unknown_name_suggests_the_nearest() {
+        let err = "arm46".parse::<Host>().unwrap_err().to_string();
+        assert!(err.contains("did you mean arm64v8 (arm64)"), "{err}");
+        let err = "aarch46".parse::<Host>().unwrap_err().to_string();
+        assert!(err.contains("did you mean arm64v8 (aarch64)?"), "{err}");
+        assert!(!Host::valid_names().contains("mips64le"));
     }
 
     #[test]

@@ -41,3 +41,21 @@ pub(crate) fn status_of(err: &anyhow::Error) -> ExitCode {
 pub(crate) fn usage(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(msg.into()))
 }
+
+/// `err` and its causes on one line, each said once: a cause whose text the message
+/// already carries (`cannot read config x: No such file…` over the io error) is not
+/// repeated.
+pub(crate) fn message(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}

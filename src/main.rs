@@ -21,6 +21,7 @@ mod engine;
 mod exit;
 mod image;
 mod maint;
+mod names;
 mod options;
 mod outcome;
 mod packages;
@@ -37,14 +38,14 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 fn main() -> ExitCode {
     let cli = match cli::parse(std::env::args_os()) {
         Ok(cli) => cli,
-        Err(e) => {
-            // clap prints help/version itself and knows their exit code (0).
+        // Help and version go to stdout (exit 0); errors to stderr with qus's prefix.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
+            return ExitCode::from(exit::OK);
+        }
+        Err(e) => {
+            eprint!("{}", cli::error_text(&e));
+            return ExitCode::from(exit::USAGE);
         }
     };
     match app::run(cli) {
@@ -60,7 +61,7 @@ fn main() -> ExitCode {
         }
         Err(err) => {
             // A reference typed with `user:pass@` must not come back in the message.
-            let text = format!("{err:#}");
+            let text = exit::message(&err);
             eprintln!("qus: error: {}", qus_registry::redact_userinfo(&text));
             exit::status_of(&err)
         }

@@ -69,6 +69,8 @@ pub(crate) struct RegistryOptions {
     pub certs_dir: Option<PathBuf>,
     /// Registries reached over plain HTTP besides loopback ones.
     pub insecure: Vec<String>,
+    /// How long connecting, silence and each request may last (`--timeout`, `QUS_TIMEOUT`).
+    pub timeouts: qus_registry::Timeouts,
 }
 
 /// What `qus release` attaches and signs besides the images.

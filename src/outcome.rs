@@ -130,6 +130,8 @@ pub(crate) struct UploadStats {
     pub bytes: u64,
     /// Blobs the registry already had.
     pub present: u64,
+    /// Blobs mounted from a repository of the same registry released to earlier in the run.
+    pub mounted: u64,
 }
 
 #[derive(Debug, Default, Serialize)]

@@ -17,6 +17,46 @@ pub fn is_known(name: &str) -> bool {
     qus_binfmt::TARGETS.iter().any(|t| t.binary == name)
 }
 
+/// The emulator a name stands for, in any spelling of docs/architectures.md: a QEMU
+/// target (`aarch64`), an entry name (`qemu-aarch64`), an OCI platform (`linux/arm64`,
+/// `arm/v7`), a qus host, Debian or `uname -m` name (`arm64v8`, `armhf`, `armv7l`, `i686`).
+/// Each of these names one emulator, so none is ambiguous.
+pub fn parse(name: &str) -> Result<&'static str, String> {
+    let wanted = name.trim().to_ascii_lowercase();
+    if let Some(t) = qus_binfmt::TARGETS.iter().find(|t| t.binary == wanted) {
+        return Ok(t.binary);
+    }
+    if let Some(t) = qus_binfmt::table::lookup(&wanted) {
+        return Ok(t.binary);
+    }
+    if let Ok(h) = wanted.parse::<crate::arch::Host>() {
+        return Ok(h.target());
+    }
+    if let Some(t) = qus_binfmt::table::find(qus_binfmt::table::host_target(&wanted)) {
+        return Ok(t.binary);
+    }
+    Err(format!(
+        "unknown QEMU target '{name}': {}valid targets are {} (or an OCI platform, Debian or \
+         uname -m name of one: docs/architectures.md)",
+        crate::names::did_you_mean(&suggest(&wanted)),
+        known().join(", ")
+    ))
+}
+
+/// The emulators nearest to a name that is none, by any of their spellings.
+pub fn suggest(typed: &str) -> Vec<String> {
+    let mut spellings: Vec<(&str, &str)> = known().into_iter().map(|t| (t, t)).collect();
+    for (alias, target) in qus_binfmt::table::PLATFORM_ALIASES {
+        spellings.push((alias, target));
+    }
+    for (spelling, host) in crate::arch::Host::spellings() {
+        if let Ok(h) = host.parse::<crate::arch::Host>() {
+            spellings.push((spelling, h.target()));
+        }
+    }
+    crate::names::suggest(typed, spellings)
+}
+
 /// The Debian architecture whose programs emulator `target` runs, where Debian builds one
 /// (`qus test` runs that architecture's busybox-static under it); `None` for targets Debian
 /// has no binaries for (big-endian Arm, Alpha, SuperH …), which are only asked their version.
@@ -46,6 +86,42 @@ mod tests {
             }
         }
         assert_eq!(super::guest_arch("aarch64_be"), None);
+    }
+
+    #[test]
+    fn every_spelling_names_one_emulator() {
+        for (typed, want) in [
+            ("aarch64", "aarch64"),
+            ("qemu-aarch64", "aarch64"),
+            ("linux/arm64", "aarch64"),
+            ("arm64", "aarch64"),
+            ("arm64v8", "aarch64"),
+            ("linux/arm/v7", "arm"),
+            ("armhf", "arm"),
+            ("armel", "arm"),
+            ("armv7l", "arm"),
+            ("arm32v6", "arm"),
+            ("i686", "i386"),
+            ("linux/386", "i386"),
+            ("ppc64el", "ppc64le"),
+            ("mips64le", "mips64el"),
+            ("loong64", "loongarch64"),
+            ("amd64", "x86_64"),
+            ("X86_64", "x86_64"),
+            ("ppc64", "ppc64"),
+        ] {
+            assert_eq!(super::parse(typed), Ok(want), "{typed}");
+        }
+    }
+
+    #[test]
+    fn unknown_target_suggests() {
+        let e = super::parse("arm46").unwrap_err();
+        assert!(e.contains("did you mean aarch64 (arm64)"), "{e}");
+        let e = super::parse("aarch46").unwrap_err();
+        assert!(e.contains("did you mean aarch64?"), "{e}");
+        let e = super::parse("riscv").unwrap_err();
+        assert!(e.contains("riscv32") && e.contains("riscv64"), "{e}");
     }
 
     #[test]

@@ -319,3 +319,159 @@ fn credentials_typed_into_the_repository_are_never_echoed() {
         }
     }
 }
+
+#[test]
+fn a_release_with_a_layout_and_no_repo_writes_the_layout_and_contacts_no_registry() {
+    let cfg = real_config();
+    let layout = cfg.dir.path().join("oci");
+    let mut cmd = cfg.qus();
+    cmd.args(["release", "--oci-layout"])
+        .arg(&layout)
+        .args(TWO_HOSTS)
+        .args(cfg.debs_flag())
+        .env_remove("QUS_REPO")
+        // No daemon, and every proxy dead: a registry request (docker.io, the bare repo's
+        // registry) could only fail.
+        .env("DOCKER_HOST", "tcp://127.0.0.1:1");
+    let (ok, _, err) = run(through_dead_proxies(&mut cmd));
+    assert!(ok, "layout-only release: {err}");
+    assert!(err.contains("no registry is contacted"), "{err}");
+
+    // Every tag of the plan is in the layout's index.
+    let plan = plan_json(&cfg, TWO_HOSTS);
+    let mut want: Vec<String> = ["images", "manifests"]
+        .iter()
+        .flat_map(|k| plan[*k].as_array().unwrap().iter())
+        .map(|i| i["tag"].as_str().unwrap().to_string())
+        .collect();
+    want.sort();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let mut got: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str())
+        .map(str::to_string)
+        .collect();
+    got.sort();
+    assert_eq!(got, want);
+    assert!(want.len() > 2, "{want:?}");
+
+    // A repository that names a registry still gets the push (the dead port refuses it).
+    let mut cmd = cfg.qus();
+    cmd.args(["release", "--oci-layout"])
+        .arg(&layout)
+        .args(["--repo", "127.0.0.1:1/qus-none"])
+        .args(TWO_HOSTS)
+        .args(cfg.debs_flag());
+    let (ok, _, err) = run(&mut cmd);
+    assert!(!ok);
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+}
+
+/// A registry certificate made as Docker's documentation makes one for a self-signed
+/// registry (`openssl req -newkey rsa:4096 -nodes -sha256 -x509 …`, CA:TRUE by default),
+/// for 127.0.0.1: (certificate, key).
+fn docker_doc_self_signed(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    self_signed_for(dir, name, "IP:127.0.0.1")
+}
+
+/// [`docker_doc_self_signed`] for another subjectAltName.
+fn self_signed_for(dir: &Path, name: &str, san: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (crt, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    let out = Command::new("openssl")
+        .args(["req", "-newkey", "rsa:4096", "-nodes", "-sha256", "-keyout"])
+        .arg(&key)
+        .args(["-x509", "-days", "365", "-out"])
+        .arg(&crt)
+        .args(["-subj", "/CN=qus-self-signed", "-addext"])
+        .arg(format!("subjectAltName={san}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (crt, key)
+}
+
+#[test]
+fn a_registry_with_dockers_documented_self_signed_certificate_is_trusted_through_certs_d() {
+    let cfg = real_config();
+    let made = tempfile::tempdir().unwrap();
+    let (crt, key) = docker_doc_self_signed(made.path(), "domain");
+    let registry = TestRegistry::start_with(Options {
+        tls: Some(qus_registry::testkit::ServerTls {
+            certificate: crt.clone(),
+            key,
+            client_ca: None,
+        }),
+        ..Options::default()
+    })
+    .unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let host_certs = certs.path().join(registry.host());
+    std::fs::create_dir_all(&host_certs).unwrap();
+    std::fs::copy(&crt, host_certs.join("ca.crt")).unwrap();
+    let repo = format!("{}/qus-self-signed", registry.host());
+    let release = |certs_d: &Path| {
+        let mut cmd = cfg.qus();
+        cmd.args(["release", "--repo", &repo])
+            .args(NARROW)
+            .args(cfg.debs_flag())
+            .env("QUS_DOCKER_CERTS_D", certs_d)
+            .env("DOCKER_HOST", "tcp://127.0.0.1:1");
+        run(&mut cmd)
+    };
+    let (ok, _, err) = release(certs.path());
+    assert!(
+        ok,
+        "release to a self-signed registry trusted in certs.d: {err}"
+    );
+    assert!(registry.puts() > 0);
+
+    // Another self-signed certificate in certs.d: refused, saying what was found there.
+    let (other, _) = docker_doc_self_signed(made.path(), "other");
+    std::fs::copy(&other, host_certs.join("ca.crt")).unwrap();
+    let (ok, _, err) = release(certs.path());
+    assert!(
+        !ok,
+        "a certificate matching nothing in certs.d was accepted"
+    );
+    assert!(err.contains(&registry.host()), "{err}");
+    assert!(err.contains("is not one of the certificates in"), "{err}");
+    assert!(err.contains("ca.crt (sha256 "), "{err}");
+    assert!(!err.contains("OtherError"), "{err}");
+
+    // The registry's own certificate in certs.d, but made for another address: pinning
+    // does not skip the name check.
+    let (elsewhere, key) = self_signed_for(made.path(), "elsewhere", "IP:10.0.0.1");
+    let misnamed = TestRegistry::start_with(Options {
+        tls: Some(qus_registry::testkit::ServerTls {
+            certificate: elsewhere.clone(),
+            key,
+            client_ca: None,
+        }),
+        ..Options::default()
+    })
+    .unwrap();
+    let dir = certs.path().join(misnamed.host());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&elsewhere, dir.join("ca.crt")).unwrap();
+    let mut cmd = cfg.qus();
+    cmd.args([
+        "publish",
+        "--repo",
+        &format!("{}/qus-misnamed", misnamed.host()),
+    ])
+    .args(NARROW)
+    .env("QUS_DOCKER_CERTS_D", certs.path());
+    let (ok, _, err) = run(&mut cmd);
+    assert!(!ok, "a pinned certificate for another name was accepted");
+    assert!(err.contains("is not valid for 127.0.0.1"), "{err}");
+}

@@ -631,3 +631,148 @@ fn a_list_is_written_only_whole_and_never_loses_a_platform() {
     assert_eq!(registry.puts(), puts, "a list was rewritten");
     assert_eq!(platforms(&skopeo_raw(&format!("{repo}:latest"))).len(), 2);
 }
+
+/// The digest of each blob upload a registry's log shows (`PUT …/blobs/uploads/…?digest=`).
+fn uploaded_blobs(registry: &TestRegistry) -> Vec<String> {
+    registry
+        .access_log()
+        .into_iter()
+        .filter(|e| e.method == "PUT" && e.path.contains("/blobs/uploads/"))
+        .filter_map(|e| {
+            let (_, query) = e.path.split_once('?')?;
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("digest="))
+                .map(|d| d.replace("%3A", ":"))
+        })
+        .collect()
+}
+
+#[test]
+fn one_release_to_two_registries_gives_each_the_same_images_and_one_down_stops_no_other() {
+    let cfg = real_config();
+    let (ra, rb) = (
+        TestRegistry::start().unwrap(),
+        TestRegistry::start().unwrap(),
+    );
+    let (repo_a, repo_b) = (
+        format!("{}/qus-two", ra.host()),
+        format!("{}/qus-two", rb.host()),
+    );
+    // `--repo` repeated, or `QUS_REPO` as a comma list.
+    let release_to = |repos: &[&str]| {
+        let mut cmd = cfg.qus();
+        cmd.arg("release");
+        if repos[0].starts_with("127.0.0.1:1/") {
+            cmd.env("QUS_REPO", repos.join(","));
+        } else {
+            for r in repos {
+                cmd.args(["--repo", r]);
+            }
+        }
+        cmd.args(["--json", "--test", "none"])
+            .args(TWO_HOSTS)
+            .args(cfg.debs_flag())
+            .env("DOCKER_HOST", "tcp://127.0.0.1:1");
+        run_json(&mut cmd)
+    };
+    let (code, json, err) = release_to(&[&repo_a, &repo_b]);
+    assert_eq!(code, Some(0), "{err}");
+    let regs = json["registries"].as_array().unwrap();
+    assert_eq!(regs.len(), 2, "{json}");
+    assert_eq!(regs[0]["repo"], repo_a.as_str());
+    assert_eq!(regs[1]["repo"], repo_b.as_str());
+    let (a, b) = (&regs[0]["summary"], &regs[1]["summary"]);
+    let digests = digests_by_tag(a);
+    assert_eq!(digests.len(), 8 + 8, "{a}");
+    assert_eq!(digests, digests_by_tag(b), "two registries, two results");
+    // Each registry got every blob, each once.
+    let (blobs_a, blobs_b) = (uploaded_blobs(&ra), uploaded_blobs(&rb));
+    let unique = |v: &[String]| v.iter().collect::<BTreeSet<_>>().len();
+    assert!(!blobs_a.is_empty());
+    assert_eq!(
+        unique(&blobs_a),
+        blobs_a.len(),
+        "a blob sent twice: {blobs_a:?}"
+    );
+    assert_eq!(
+        unique(&blobs_b),
+        blobs_b.len(),
+        "a blob sent twice: {blobs_b:?}"
+    );
+    // Every image config went to both (the attestations name their registry, so differ;
+    // `layers` are diff IDs, the uncompressed digests).
+    let image_blobs: BTreeSet<String> = a["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    for sent in [&blobs_a, &blobs_b] {
+        let sent: BTreeSet<String> = sent.iter().cloned().collect();
+        let missing: Vec<&String> = image_blobs.difference(&sent).collect();
+        assert!(missing.is_empty(), "not uploaded: {missing:?}");
+    }
+    assert_eq!(a["uploads"]["blobs"], b["uploads"]["blobs"]);
+    assert_eq!(a["uploads"]["blobs"], 12, "8 configs and 4 layers");
+
+    // One registry down (listed first): the other still gets everything; exit 1 names it.
+    let rc = TestRegistry::start().unwrap();
+    let repo_c = format!("{}/qus-two", rc.host());
+    let dead = "127.0.0.1:1/qus-two";
+    let (code, json, err) = release_to(&[dead, &repo_c]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("1 of 2 registries failed: 127.0.0.1:1/qus-two"),
+        "{err}"
+    );
+    let regs = json["registries"].as_array().unwrap();
+    assert!(regs[0]["summary"]["failed"].as_str().is_some(), "{json}");
+    assert!(regs[1]["summary"]["failed"].is_null(), "{json}");
+    assert_eq!(digests_by_tag(&regs[1]["summary"]), digests);
+}
+
+#[test]
+fn two_repositories_of_one_registry_share_blobs_by_mounting_them() {
+    let cfg = real_config();
+    let registry = TestRegistry::start().unwrap();
+    let (first, second) = (
+        format!("{}/qus-first", registry.host()),
+        format!("{}/qus-second", registry.host()),
+    );
+    let (code, json, err) = run_json(
+        cfg.qus()
+            .args(["release", "--repo", &first, "--repo", &second])
+            .args(["--json", "--test", "none"])
+            .args(TWO_HOSTS)
+            .args(cfg.debs_flag())
+            .env("DOCKER_HOST", "tcp://127.0.0.1:1"),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let regs = json["registries"].as_array().unwrap();
+    let (a, b) = (&regs[0]["summary"], &regs[1]["summary"]);
+    assert_eq!(a["uploads"]["blobs"], 12, "{a}");
+    // The second repository's image blobs were all mounted: none sent again.
+    assert_eq!(b["uploads"]["mounted"], 12, "{b}");
+    assert_eq!(b["uploads"]["blobs"], 0, "{b}");
+    let mounts = registry
+        .access_log()
+        .into_iter()
+        .filter(|e| {
+            e.method == "POST" && e.path.starts_with("/v2/qus-second/") && e.path.contains("mount=")
+        })
+        .count();
+    assert_eq!(mounts, 12);
+    assert_eq!(digests_by_tag(a), digests_by_tag(b));
+    // skopeo reads an image of the second repository whole.
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{second}:amd64-d10.0-aarch64"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

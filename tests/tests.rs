@@ -18,4 +18,6 @@ mod maint;
 mod register;
 mod registries;
 mod release;
+mod snapshots;
+mod stalls;
 mod supply;

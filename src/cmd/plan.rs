@@ -5,17 +5,24 @@ use crate::ui::table;
 use std::process::ExitCode;
 
 /// `qus plan`.
-pub(crate) fn plan_cmd(plan: &Plan, json: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn plan_cmd(plan: &Plan, json: bool, wide: bool) -> anyhow::Result<ExitCode> {
     if json {
         crate::ui::output::out_json(plan)?;
         return Ok(ExitCode::SUCCESS);
     }
-    crate::ui::output::out(&plan_table(plan))?;
+    crate::ui::output::out(&plan_table(plan, (!wide).then_some(WIDTH)))?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The human-readable plan.
-fn plan_table(plan: &Plan) -> String {
+/// The width the table fits in unless `--wide`: long lists wrap under their column.
+const WIDTH: usize = 100;
+
+/// The human-readable plan, fitted into `width` columns if given.
+fn plan_table(plan: &Plan, width: Option<usize>) -> String {
+    let render = |header: &[&str], rows: &[Vec<String>]| match width {
+        Some(w) => table::render_fitted(header, rows, w),
+        None => table::render(header, rows),
+    };
     let rows: Vec<Vec<String>> = plan
         .images
         .iter()
@@ -27,12 +34,12 @@ fn plan_table(plan: &Plan) -> String {
                 if i.targets.is_empty() {
                     "-".into()
                 } else {
-                    i.targets.join(",")
+                    i.targets.join(", ")
                 },
             ]
         })
         .collect();
-    let mut out = table::render(&["IMAGE", "PLATFORM", "KIND", "TARGETS"], &rows);
+    let mut out = render(&["IMAGE", "PLATFORM", "KIND", "TARGETS"], &rows);
     out.push('\n');
     let rows: Vec<Vec<String>> = plan
         .manifests
@@ -48,7 +55,7 @@ fn plan_table(plan: &Plan) -> String {
             ]
         })
         .collect();
-    out.push_str(&table::render(&["MANIFEST LIST", "PLATFORMS"], &rows));
+    out.push_str(&render(&["MANIFEST LIST", "PLATFORMS"], &rows));
     for s in &plan.skipped {
         out.push_str(&format!("skipped: {s}\n"));
     }

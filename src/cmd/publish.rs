@@ -24,7 +24,7 @@ pub(crate) async fn publish_cmd(
     json: bool,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
-    let reg = connect_registry(plan, registry).await?;
+    let reg = connect_registry(plan, registry, progress).await?;
     let tags: Vec<String> = plan.images.iter().map(|i| i.tag.clone()).collect();
     let heads = reg.heads(&tags, HEADS_IN_FLIGHT).await?;
     let mut summary = Summary::default();

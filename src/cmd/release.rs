@@ -51,6 +51,9 @@ pub(crate) struct ReleaseFlags {
     pub skip_lists: bool,
     /// Also write every image and list into this OCI image layout.
     pub oci_layout: Option<PathBuf>,
+    /// Write the layout only: no repository was named (`--oci-layout` without `--repo`,
+    /// `QUS_REPO` or a config `repo` with a registry host), so no registry is contacted.
+    pub layout_only: bool,
     /// The summary as JSON on stdout.
     pub json: bool,
     /// Which emulators run before the push.
@@ -61,6 +64,9 @@ pub(crate) struct ReleaseFlags {
     pub test_jobs: usize,
     /// SBOMs, provenances and signatures.
     pub supply: SupplyOptions,
+    /// Repositories this run released to already: a registry holding one of them mounts
+    /// the blobs from there instead of receiving them again.
+    pub released: Vec<Reference>,
 }
 
 /// A client for the plan's repository, with credentials resolved and checked. The
@@ -69,6 +75,7 @@ pub(crate) struct ReleaseFlags {
 pub(crate) async fn connect_registry(
     plan: &Plan,
     opts: &RegistryOptions,
+    progress: &Progress,
 ) -> anyhow::Result<Registry> {
     let repo = Reference::parse(&format!("{}:latest", plan.repo))
         .with_context(|| format!("--repo {}", plan.repo))?;
@@ -83,6 +90,11 @@ pub(crate) async fn connect_registry(
             ..ProtocolPolicy::default()
         },
         certs_dir: opts.certs_dir.clone(),
+        timeouts: opts.timeouts,
+        on_wait: Some({
+            let progress = progress.clone();
+            qus_registry::WaitNotice::new(move |line| progress.warn(line))
+        }),
         ..ClientConfig::default()
     };
     let client = Client::new(config)?.with_credentials(&registry, source)?;
@@ -91,12 +103,18 @@ pub(crate) async fn connect_registry(
         .ping(&repo)
         .await
         .with_context(|| format!("registry {registry}"))?;
-    Ok(Registry { client, repo })
+    Ok(Registry {
+        client,
+        repo,
+        mount_from: None,
+    })
 }
 
-/// `qus release`.
+/// `qus release`: to the plan's registry, to each of several (one plan per `--repo`), or
+/// with `flags.layout_only` to the OCI layout alone.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn release_cmd(
-    plan: &Plan,
+    plans: &[Plan],
     config: &Config,
     src: &SourceOptions,
     opts: &BuildOptions,
@@ -104,29 +122,151 @@ pub(crate) async fn release_cmd(
     flags: ReleaseFlags,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
-    let reg = connect_registry(plan, registry).await?;
+    if flags.layout_only && opts.builder == Builder::Dockerfile {
+        return Err(crate::exit::usage(
+            "--builder dockerfile pushes through the daemon: give --repo (or QUS_REPO)",
+        ));
+    }
+    let [plan] = plans else {
+        return release_each(plans, config, src, opts, registry, flags, progress).await;
+    };
+    let (summary, result) =
+        release_one(plan, config, src, opts, registry, &flags, progress).await?;
+    finish(summary, result, flags.json, progress)
+}
+
+/// One release to several registries, one after the other: the first computes the blobs
+/// (the cache keeps them), each registry then gets what it lacks, its lists, SBOMs,
+/// provenances and signatures; a registry that fails does not stop the others. A summary
+/// line per registry, `--json` as `{"registries": [{"repo", "summary"}]}`; exit 1 naming
+/// each registry that failed.
+async fn release_each(
+    plans: &[Plan],
+    config: &Config,
+    src: &SourceOptions,
+    opts: &BuildOptions,
+    registry: &RegistryOptions,
+    mut flags: ReleaseFlags,
+    progress: &Progress,
+) -> anyhow::Result<ExitCode> {
+    let json = flags.json;
+    let mut outcomes: Vec<(String, Summary, Option<String>)> = Vec::new();
+    for (n, plan) in plans.iter().enumerate() {
+        progress.step(format!(
+            "registry {} of {}: {}",
+            n + 1,
+            plans.len(),
+            plan.repo
+        ));
+        let (mut summary, result) =
+            match release_one(plan, config, src, opts, registry, &flags, progress).await {
+                Ok(done) => done,
+                Err(e) => (Summary::default(), Err(e)),
+            };
+        // The layout holds the same images whatever the registry: written once.
+        flags.oci_layout = None;
+        if result.is_ok() {
+            if let Ok(r) = Reference::parse(&format!("{}:latest", plan.repo)) {
+                flags.released.push(r);
+            }
+        }
+        let failed = result
+            .err()
+            .map(|e| qus_registry::redact_userinfo(&format!("{e:#}")).into_owned());
+        if let Some(why) = &failed {
+            progress.error(format!("{}: {why}", plan.repo));
+            summary.failed = Some(why.clone());
+        }
+        for line in summary.shortfall.lines("images") {
+            progress.error(line);
+        }
+        report(&summary, false, progress)?;
+        outcomes.push((plan.repo.clone(), summary, failed));
+    }
+    for (repo, s, failed) in &outcomes {
+        progress.step(match failed {
+            None => format!(
+                "{repo}: done ({} images, {} lists)",
+                s.pushed.len(),
+                s.lists.len()
+            ),
+            Some(why) => format!("{repo}: FAILED: {why}"),
+        });
+    }
+    if json {
+        let registries: Vec<serde_json::Value> = outcomes
+            .iter()
+            .map(|(repo, s, _)| serde_json::json!({ "repo": repo, "summary": s }))
+            .collect();
+        crate::ui::output::out_json(&serde_json::json!({ "registries": registries }))?;
+    }
+    let failed: Vec<&str> = outcomes
+        .iter()
+        .filter(|(_, _, f)| f.is_some())
+        .map(|(repo, _, _)| repo.as_str())
+        .collect();
+    if failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    Err(anyhow!(
+        "{} of {} registries failed: {} (the others are complete)",
+        failed.len(),
+        outcomes.len(),
+        failed.join(", ")
+    ))
+}
+
+/// A release to `plan`'s registry (or the layout alone): the summary and how it ended;
+/// `Err` when the registry could not even be reached.
+async fn release_one(
+    plan: &Plan,
+    config: &Config,
+    src: &SourceOptions,
+    opts: &BuildOptions,
+    registry: &RegistryOptions,
+    flags: &ReleaseFlags,
+    progress: &Progress,
+) -> anyhow::Result<(Summary, anyhow::Result<()>)> {
+    let reg = if flags.layout_only {
+        progress.step(format!(
+            "no --repo: writing the OCI layout {} only; no registry is contacted",
+            flags
+                .oci_layout
+                .as_ref()
+                .map_or(String::new(), |d| d.display().to_string())
+        ));
+        None
+    } else {
+        let mut reg = connect_registry(plan, registry, progress).await?;
+        reg.mount_from = flags
+            .released
+            .iter()
+            .find(|r| r.registry() == reg.repo.registry())
+            .cloned();
+        Some(reg)
+    };
     let mut summary = Summary::default();
-    let result = match opts.builder {
-        Builder::Qus => {
-            release(
+    let result = match (opts.builder, &reg) {
+        (Builder::Dockerfile, Some(reg)) => {
+            crate::classic::release(
                 plan,
-                config,
                 src,
                 opts,
-                &reg,
-                &flags,
+                reg,
+                flags.skip_lists,
                 &mut summary,
                 progress,
             )
             .await
         }
-        Builder::Dockerfile => {
-            crate::classic::release(
+        _ => {
+            release(
                 plan,
+                config,
                 src,
                 opts,
-                &reg,
-                flags.skip_lists,
+                reg.as_ref(),
+                flags,
                 &mut summary,
                 progress,
             )
@@ -134,13 +274,19 @@ pub(crate) async fn release_cmd(
         }
     };
     // What is in the registry now gets its SBOM, provenance and signatures, whichever
-    // builder made it.
-    let result = match result {
-        Ok(()) => supply(plan, &reg, &flags.supply, &mut summary, progress).await,
-        e => e,
+    // builder made it; a layout alone gets none (they are registry artifacts).
+    let result = match (result, &reg) {
+        (Ok(()), Some(reg)) => supply(plan, reg, &flags.supply, &mut summary, progress).await,
+        (Ok(()), None) => {
+            if flags.supply.sign_key.is_some() {
+                progress.warn("no --repo: nothing is signed (signatures go to a registry)");
+            }
+            Ok(())
+        }
+        (e, _) => e,
     };
     let result = result.and_then(|()| summary.shortfall.error("images").map_or(Ok(()), Err));
-    finish(summary, result, flags.json, progress)
+    Ok((summary, result))
 }
 
 /// Prints what was left out, the summary and (with `--json`) the summary as JSON; the
@@ -208,7 +354,7 @@ async fn release(
     config: &Config,
     src: &SourceOptions,
     opts: &BuildOptions,
-    reg: &Registry,
+    reg: Option<&Registry>,
     flags: &ReleaseFlags,
     summary: &mut Summary,
     progress: &Progress,
@@ -221,7 +367,10 @@ async fn release(
 
     // What the registry holds, and what this run would write where the cache knows it.
     let tags: Vec<String> = plan.images.iter().map(|i| i.tag.clone()).collect();
-    let heads = reg.heads(&tags, HEADS_IN_FLIGHT).await?;
+    let heads = match reg {
+        Some(reg) => reg.heads(&tags, HEADS_IN_FLIGHT).await?,
+        None => HashMap::new(),
+    };
     let mut present: HashMap<String, Descriptor> = HashMap::new();
     let mut todo: Vec<&ImagePlan> = Vec::new();
     for img in &plan.images {
@@ -242,11 +391,13 @@ async fn release(
     } else {
         todo.clone()
     };
-    progress.step(format!(
-        "{} of {} images already in the registry as this run would write them",
-        present.len(),
-        plan.images.len()
-    ));
+    if reg.is_some() {
+        progress.step(format!(
+            "{} of {} images already in the registry as this run would write them",
+            present.len(),
+            plan.images.len()
+        ));
+    }
     // A package that cannot be used leaves out the images that need it, and the lists
     // over those; the rest is released.
     let (inputs, made) = if compute.is_empty() {
@@ -294,6 +445,18 @@ async fn release(
     summary.tests = test(plan, config, &to_push, &inputs, flags, src, progress).await?;
     let failed = failed_images(&summary.tests);
     to_push.retain(|i| !failed.contains_key(&i.tag));
+    let Some(reg) = reg else {
+        // The layout is the only destination, and it gets every image.
+        if let Some(e) = not_pushed(&failed) {
+            return Err(e);
+        }
+        let known = images
+            .iter()
+            .map(|i| (i.tag.clone(), i.descriptor.clone()))
+            .collect();
+        let lists = lists(&made, &known, media)?;
+        return write_layout(flags, &images, &lists, &store, &made, summary, progress).await;
+    };
     // Credentials asked for now: computing and testing the images may have outlived a
     // helper's token.
     if !to_push.is_empty() {
@@ -332,6 +495,7 @@ async fn release(
         blobs: uploads.sent.load(Ordering::Relaxed),
         bytes: uploads.bytes.load(Ordering::Relaxed),
         present: uploads.present.load(Ordering::Relaxed),
+        mounted: uploads.mounted.load(Ordering::Relaxed),
     };
     for img in &plan.images {
         let (d, status) = match (written.get(&img.tag), present.get(&img.tag)) {
@@ -351,48 +515,66 @@ async fn release(
         return Err(e);
     }
 
-    if !failed.is_empty() {
-        let mut names: Vec<String> = failed
-            .iter()
-            .map(|(tag, why)| format!("{tag} ({why})"))
-            .collect();
-        names.sort();
-        return Err(anyhow!(
-            "{} images were not pushed, and no list was published, because an emulator in \
-             them failed its test: {}",
-            names.len(),
-            names.join("; ")
-        ));
+    if let Some(e) = not_pushed(&failed) {
+        return Err(e);
     }
     let mut known = present;
     known.extend(written);
     let lists = lists(&made, &known, media)?;
-    if let Some(dir) = &flags.oci_layout {
-        let bytes = list_blobs(&lists);
-        let (dir, images, store) = (dir.clone(), images.clone(), store.clone());
-        let mut report = tokio::task::spawn_blocking(move || {
-            crate::sink::layout::write(&dir, &images, &bytes, &store)
-        })
-        .await??;
-        progress.step(format!(
-            "OCI layout {}: {} tags, {} blobs written, {} already there",
-            flags
-                .oci_layout
-                .as_ref()
-                .map_or(String::new(), |d| d.display().to_string()),
-            report.tags,
-            report.written,
-            report.present
-        ));
-        let kept = std::mem::take(&mut report.lists_kept);
-        summary.shortfall.kept_lists(&made, "layout", kept);
-        summary.layout = Some(report);
-    }
+    write_layout(flags, &images, &lists, &store, &made, summary, progress).await?;
     if flags.skip_lists {
         return Ok(());
     }
     reg.refresh_credentials(progress).await;
     put_lists(reg, &made, &lists, summary, progress).await
+}
+
+/// Why no list is published when an emulator failed its test (`None`: none failed).
+fn not_pushed(failed: &HashMap<String, String>) -> Option<anyhow::Error> {
+    if failed.is_empty() {
+        return None;
+    }
+    let mut names: Vec<String> = failed
+        .iter()
+        .map(|(tag, why)| format!("{tag} ({why})"))
+        .collect();
+    names.sort();
+    Some(anyhow!(
+        "{} images were not pushed, and no list was published, because an emulator in \
+         them failed its test: {}",
+        names.len(),
+        names.join("; ")
+    ))
+}
+
+/// Writes `images` and `lists` into `--oci-layout`'s folder, when one is given.
+async fn write_layout(
+    flags: &ReleaseFlags,
+    images: &[Image],
+    lists: &[(&crate::plan::ManifestPlan, qus_registry::Index)],
+    store: &Store,
+    made: &Plan,
+    summary: &mut Summary,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let Some(dir) = &flags.oci_layout else {
+        return Ok(());
+    };
+    let bytes = list_blobs(lists);
+    let (dir, images, store) = (dir.clone(), images.to_vec(), store.clone());
+    let shown = dir.display().to_string();
+    let mut report = tokio::task::spawn_blocking(move || {
+        crate::sink::layout::write(&dir, &images, &bytes, &store)
+    })
+    .await??;
+    progress.step(format!(
+        "OCI layout {shown}: {} tags, {} blobs written, {} already there",
+        report.tags, report.written, report.present
+    ));
+    let kept = std::mem::take(&mut report.lists_kept);
+    summary.shortfall.kept_lists(made, "layout", kept);
+    summary.layout = Some(report);
+    Ok(())
 }
 
 /// Runs the emulators of `images` that `flags.test` covers; returns a row per emulator.
@@ -505,7 +687,7 @@ fn report(s: &Summary, json: bool, progress: &Progress) -> anyhow::Result<()> {
         .count();
     progress.step(format!(
         "summary: {} images ({} built), {} pushed, {} already present, {} blobs ({:.1} MB) \
-         uploaded, {} lists written, {} unchanged{}",
+         uploaded{}, {} lists written, {} unchanged{}",
         s.images.len(),
         s.images
             .iter()
@@ -515,6 +697,10 @@ fn report(s: &Summary, json: bool, progress: &Progress) -> anyhow::Result<()> {
         count(PushStatus::Present),
         s.uploads.blobs,
         s.uploads.bytes as f64 / 1e6,
+        match s.uploads.mounted {
+            0 => String::new(),
+            n => format!(", {n} mounted from a repository released to before"),
+        },
         written,
         s.lists.len() - written,
         s.failed

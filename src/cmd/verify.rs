@@ -61,7 +61,7 @@ pub(crate) async fn verify_cmd(
     json: bool,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
-    let reg = crate::cmd::release::connect_registry(plan, registry).await?;
+    let reg = crate::cmd::release::connect_registry(plan, registry, progress).await?;
     let store = Store::open(&src.cache)?;
     let all: Vec<_> = plan.images.iter().collect();
     let inputs = crate::packages::prepare(&plan.packages_for(&all), src, progress).await?;

@@ -34,6 +34,9 @@ pub(crate) struct SourceOptions {
     /// How many CPUs work at once: packages extracted, layers computed, assets written,
     /// emulators tested (this machine's, resolved once by `app`).
     pub cpus: usize,
+    /// How long connecting and silence may last on a mirror (`--timeout`, `QUS_TIMEOUT`;
+    /// a download has no overall deadline: a large package on a slow, live link is fine).
+    pub timeouts: qus_registry::Timeouts,
 }
 
 impl SourceOptions {
@@ -158,7 +161,14 @@ pub(crate) async fn prepare_partial(
         }
     }
     let cache = open_cache(src, progress)?;
-    let fetcher = Fetcher::new(cache.clone(), FetchOptions::default())?;
+    let fetcher = Fetcher::new(
+        cache.clone(),
+        FetchOptions {
+            connect_timeout: src.timeouts.connect,
+            read_timeout: src.timeouts.idle,
+            ..FetchOptions::default()
+        },
+    )?;
     let mut keyrings: BTreeMap<&std::path::Path, Keyring> = BTreeMap::new();
     let mut verified = Vec::new();
     let mut failures = Vec::new();

@@ -301,14 +301,14 @@ pub enum PlanError {
         known: String,
     },
     /// A host is pinned in none of the selected sources.
-    #[error(
-        "host {host} has no package in source(s) {sources}: the suite may not have one for it (bookworm has no riscv64); otherwise pin it (qus lock, or the config's files)"
-    )]
+    #[error("host {host} has no package in source(s) {sources}: {hint}")]
     HostNotPinned {
         /// The host.
         host: Host,
         /// The selected sources.
         sources: String,
+        /// Why, as far as the config tells, and what to do.
+        hint: String,
     },
     /// A target is not a QEMU target, or is listed twice.
     #[error("--targets: {0}")]
@@ -420,6 +420,7 @@ pub fn plan(config: &Config, sel: &Selection, recipe: &Recipe) -> Result<Plan, P
             return Err(PlanError::HostNotPinned {
                 host: *h,
                 sources: source_names(),
+                hint: unpinned_hint(config, &sources, *h),
             });
         }
     }
@@ -514,6 +515,35 @@ pub fn guest_packages(config: &Config, machine: Host, arches: &[&str]) -> Vec<Pa
             Some(package)
         })
         .collect()
+}
+
+/// What to do about host `h`, which none of `selected` pins: the case the config shows.
+fn unpinned_hint(config: &Config, selected: &[&Source], h: Host) -> String {
+    let pinning: Vec<&str> = config
+        .sources
+        .iter()
+        .filter(|s| s.files.contains_key(&h))
+        .map(|s| s.name.as_str())
+        .collect();
+    let elsewhere = match pinning.as_slice() {
+        [] => String::new(),
+        names => format!("; sources that pin it: {} (--sources)", names.join(", ")),
+    };
+    if !config.hosts.contains(&h) {
+        let hosts: Vec<&str> = config.hosts.iter().map(|h| h.name()).collect();
+        return format!("it is not one of the config's hosts ({})", hosts.join(", "));
+    }
+    let newer = |s: &&Source| newest::qemu_major(&s.version).is_some_and(|m| m >= 11);
+    if h.bits() == 32 && selected.iter().all(newer) {
+        return format!(
+            "QEMU 11 dropped 32-bit hosts, so no QEMU 11 package exists for {h}{elsewhere}"
+        );
+    }
+    format!(
+        "the suite may have no package for {h} (Debian {} is not in every suite), or it is \
+         not pinned yet (qus lock, or the config's files){elsewhere}",
+        h.debian()
+    )
 }
 
 #[cfg(test)]
@@ -783,6 +813,10 @@ mod tests {
         s.sources = Some(vec!["d7.2".into()]);
         let e = plan(&c, &s, &r).unwrap_err();
         assert!(matches!(e, PlanError::HostNotPinned { .. }), "{e}");
+        assert!(
+            e.to_string().contains("sources that pin it: d11.1, d10.0"),
+            "{e}"
+        );
         let mut s = sel("amd64", "aarch64");
         s.sources = Some(vec!["d1.0".into()]);
         assert!(plan(&c, &s, &r)

@@ -56,6 +56,11 @@ fn qemu_order(a: &Source, b: &Source, host: Host) -> Ordering {
     }
 }
 
+/// The QEMU major release a package version gives (`1:11.1.3+ds-2~bpo13+1` → 11).
+pub(super) fn qemu_major(version: &str) -> Option<u64> {
+    upstream(version).split('.').next()?.parse().ok()
+}
+
 /// `1:11.1.3+ds-2~bpo13+1` → `11.1.3+ds`; `10.1.0-3.fc43` → `10.1.0`.
 fn upstream(version: &str) -> &str {
     let no_epoch = version.split_once(':').map_or(version, |(_, rest)| rest);
@@ -72,5 +77,7 @@ mod tests {
         assert_eq!(upstream("1:7.2+dfsg-7+deb12u16"), "7.2+dfsg");
         assert_eq!(upstream("10.1.0-3.fc43"), "10.1.0");
         assert_eq!(upstream("1.37.0"), "1.37.0");
+        assert_eq!(super::qemu_major("1:11.1.3+ds-2~bpo13+1"), Some(11));
+        assert_eq!(super::qemu_major("1:7.2+dfsg-7+deb12u18+b3"), Some(7));
     }
 }

@@ -27,6 +27,8 @@ pub(crate) struct Uploads {
     pub bytes: AtomicU64,
     /// Blobs the registry already had.
     pub present: AtomicU64,
+    /// Blobs mounted from another repository of the same registry (no bytes sent).
+    pub mounted: AtomicU64,
 }
 
 /// A registry repository images are pushed to.
@@ -35,6 +37,9 @@ pub(crate) struct Registry {
     pub client: Client,
     /// The repository (any tag).
     pub repo: Reference,
+    /// A repository of the same registry that this run already released to: its blobs are
+    /// mounted from there rather than sent again.
+    pub mount_from: Option<Reference>,
 }
 
 impl Registry {
@@ -135,6 +140,12 @@ impl Registry {
             cells.entry(digest.clone()).or_default().clone()
         };
         cell.get_or_try_init(|| async {
+            if let Some(from) = &self.mount_from {
+                if self.client.mount_blob(&self.repo, &digest, from).await? {
+                    uploads.mounted.fetch_add(1, Ordering::Relaxed);
+                    return anyhow::Ok(false);
+                }
+            }
             let bytes = match source {
                 Source::Bytes(b) => b,
                 Source::Layer(layer) => {

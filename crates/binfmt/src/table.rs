@@ -344,6 +344,17 @@ pub const PLATFORM_ALIASES: &[(&str, &str)] = &[
     ("mips64le", "mips64el"),
     ("mips64", "mips64"),
     ("loong64", "loongarch64"),
+    // The other columns of docs/architectures.md's host table: qus/dbhi host names, Debian
+    // and `uname -m` spellings, each naming one target.
+    ("arm64v8", "aarch64"),
+    ("arm32v7", "arm"),
+    ("arm32v6", "arm"),
+    ("armv7l", "arm"),
+    ("armv6l", "arm"),
+    ("ppc64el", "ppc64le"),
+    ("powerpc64le", "ppc64le"),
+    ("i686", "i386"),
+    ("x86-64", "x86_64"),
 ];
 
 /// How `uname -m` (or a Debian/Go arch name) maps to a QEMU target, whose
@@ -517,6 +528,11 @@ mod tests {
             ("loong64", "loongarch64"),
             ("qemu-aarch64", "aarch64"),
             ("riscv32", "riscv32"),
+            ("arm64v8", "aarch64"),
+            ("arm32v7", "arm"),
+            ("armv7l", "arm"),
+            ("ppc64el", "ppc64le"),
+            ("i686", "i386"),
         ];
         for (alias, target) in cases {
             assert_eq!(lookup(alias).map(|t| t.name), Some(target), "{alias}");

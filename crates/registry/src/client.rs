@@ -15,6 +15,7 @@ use crate::auth::{Auth, PushCredentials};
 use crate::credentials::CredentialSource;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::limits::{Timeouts, WaitNotice};
 use crate::manifest::Descriptor;
 use crate::media;
 use crate::protocol::ProtocolPolicy;
@@ -34,10 +35,10 @@ const SMALL_MAX: usize = 64 * 1024;
 pub struct ClientConfig {
     /// HTTP or HTTPS per registry.
     pub protocol: ProtocolPolicy,
-    /// Limit for establishing a connection.
-    pub connect_timeout: Duration,
-    /// Limit for one whole request, body included.
-    pub request_timeout: Duration,
+    /// How long connecting, silence and each request may last.
+    pub timeouts: Timeouts,
+    /// Told of a request that waits (no byte for a quarter of the idle time).
+    pub on_wait: Option<WaitNotice>,
     /// Extra attempts after a temporary error (timeouts, lost connections, 5xx, 429).
     pub retries: u32,
     /// Nominal wait before the first retry; doubles each time up to `backoff_cap`, and each
@@ -59,8 +60,8 @@ impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             protocol: ProtocolPolicy::default(),
-            connect_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(120),
+            timeouts: Timeouts::default(),
+            on_wait: None,
             retries: 3,
             backoff: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(8),
@@ -143,7 +144,7 @@ impl Client {
     pub fn new(config: ClientConfig) -> Result<Client> {
         let clients = HttpClients::new(
             config.certs_dir.clone(),
-            config.connect_timeout,
+            config.timeouts.connect,
             config.user_agent.clone(),
         );
         // Build the plain client now: a TLS backend that cannot start fails here, not
@@ -158,8 +159,8 @@ impl Client {
         Ok(Client {
             transport: Arc::new(Transport::new(
                 clients,
-                config.connect_timeout,
-                config.request_timeout,
+                config.timeouts,
+                config.on_wait.clone(),
                 retry,
             )),
             protocol: config.protocol,
@@ -532,6 +533,60 @@ impl Client {
             descriptor,
             skipped: false,
         })
+    }
+
+    /// Mounts blob `digest` of repository `from` (on the same registry) into `repository`:
+    /// the distribution API's cross-repository mount, no bytes sent. False when the
+    /// registry did not mount it (it lacks the blob there, or the credentials may not read
+    /// `from`, and it opened an upload instead, which is closed again): upload it then.
+    pub async fn mount_blob(
+        &self,
+        repository: &Reference,
+        digest: &Digest,
+        from: &Reference,
+    ) -> Result<bool> {
+        let mut url = self.url(
+            repository,
+            &format!("/v2/{}/blobs/uploads/", repository.repository()),
+        )?;
+        url.query_pairs_mut()
+            .append_pair("mount", digest.as_str())
+            .append_pair("from", from.repository());
+        let op = format!(
+            "blob mount {}@{digest} from {}",
+            repository.name(),
+            from.name()
+        );
+        let home = self.home(repository)?;
+        let call = |method: Method, url: Url, accept: &'static [u16]| Call {
+            registry: repository.registry(),
+            home: home.clone(),
+            repository: Some(repository.repository()),
+            push: true,
+            method,
+            url,
+            headers: vec![("content-length", "0".into())],
+            body: None,
+            op: op.clone(),
+            accept,
+            max_body: SMALL_MAX,
+        };
+        // Not retried: a repeated POST could leave an upload session open.
+        let answer = self
+            .transport
+            .attempt(&call(Method::POST, url.clone(), &[201, 202]))
+            .await?;
+        if answer.status == 201 {
+            return Ok(true);
+        }
+        if let Some(session) = answer.header("location").and_then(|l| url.join(l).ok()) {
+            // Best effort: a registry forgets an abandoned session anyway.
+            let _ = self
+                .transport
+                .attempt(&call(Method::DELETE, session, &[200, 202, 204, 404]))
+                .await;
+        }
+        Ok(false)
     }
 
     async fn upload_once(

@@ -184,15 +184,23 @@ pub enum Error {
         /// The registry's answer: status, code and message.
         refusal: String,
     },
-    /// No complete answer within the configured time.
-    #[error("timeout: registry {registry} did not answer {op} within {after:?}")]
+    /// A request stalled: no connection, no byte for the idle time, or not done by its
+    /// deadline (on every attempt).
+    #[error(
+        "timeout: registry {registry}, {op}: {what}{}; the registry, or a proxy or link on \
+         the way, stalled. Try again later; on a slow link allow more time with \
+         --timeout SECS (QUS_TIMEOUT)",
+        tried(*attempts)
+    )]
     Timeout {
         /// The registry as named in the reference.
         registry: String,
         /// What we were doing.
         op: String,
-        /// The limit that expired.
-        after: Duration,
+        /// Which limit passed: `no byte received for 60 s`.
+        what: String,
+        /// How many times it was tried.
+        attempts: u32,
     },
     /// No connection, or the connection dropped mid-request.
     #[error("registry {registry} unreachable during {op}: {detail}")]
@@ -295,6 +303,14 @@ impl Error {
         }
     }
 
+    /// This error after `n` attempts (a timeout says how many were made).
+    pub(crate) fn attempted(mut self, n: u32) -> Error {
+        if let Error::Timeout { attempts, .. } = &mut self {
+            *attempts = n;
+        }
+        self
+    }
+
     /// How long the registry asked to wait before trying again, when it said.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -362,6 +378,15 @@ pub(crate) fn classify(registry: &str, op: &str, auth: &str, status: u16, body: 
             message,
             retry_after: None,
         },
+    }
+}
+
+/// ` (3 attempts)` after more than one attempt.
+fn tried(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" ({attempts} attempts)")
+    } else {
+        String::new()
     }
 }
 

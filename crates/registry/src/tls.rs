@@ -24,6 +24,7 @@ use reqwest::Url;
 
 use crate::error::{Error, Result};
 use crate::protocol::is_loopback_url;
+use crate::trust::{CertsDVerifier, Pinned};
 
 /// Makes rustls's ring provider the process default, once, before any client is built:
 /// reqwest (and bollard's TLS) are built without one (no aws-lc C build) and panic without
@@ -117,6 +118,8 @@ pub(crate) struct HttpClients {
     user_agent: String,
     certs: Mutex<HashMap<String, Option<Arc<CertsDir>>>>,
     built: Mutex<HashMap<(String, bool), reqwest::Client>>,
+    /// The verifier of each registry with a certs.d folder, for its refusals.
+    verifiers: Mutex<HashMap<String, Arc<CertsDVerifier>>>,
 }
 
 impl HttpClients {
@@ -131,6 +134,7 @@ impl HttpClients {
             user_agent,
             certs: Mutex::new(HashMap::new()),
             built: Mutex::new(HashMap::new()),
+            verifiers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -153,6 +157,16 @@ impl HttpClients {
     /// The folder certs.d material for `registry` would be read from (for hints).
     pub fn certs_path(&self, registry: &str) -> Option<PathBuf> {
         self.certs_root.as_ref().map(|r| r.join(registry))
+    }
+
+    /// Why `registry`'s certificate was last refused, in the user's words, when its certs.d
+    /// folder was consulted.
+    pub fn refusal(&self, registry: &str) -> Option<String> {
+        self.verifiers
+            .lock()
+            .expect("verifier map poisoned")
+            .get(registry)
+            .and_then(|v| v.refusal())
     }
 
     /// The client for a request to `url` made on behalf of `registry`.
@@ -179,43 +193,84 @@ impl HttpClients {
             builder = builder.no_proxy();
         }
         if let Some(certs) = self.certs_for(registry)? {
-            let fail = |path: &Path, reason: String| Error::Tls {
-                registry: registry.to_string(),
-                path: path.display().to_string(),
-                reason,
-            };
-            let read = |path: &Path| {
-                std::fs::read(path).map_err(|e| fail(path, format!("cannot read: {e}")))
-            };
-            let mut roots = Vec::new();
-            for path in &certs.roots {
-                let pem = read(path)?;
-                let found = reqwest::Certificate::from_pem_bundle(&pem)
-                    .map_err(|e| fail(path, format!("not a PEM certificate: {e}")))?;
-                if found.is_empty() {
-                    return Err(fail(path, "holds no PEM certificate".into()));
-                }
-                roots.extend(found);
-            }
-            if !roots.is_empty() {
-                builder = builder.tls_certs_merge(roots);
-            }
-            if let Some((cert, key)) = &certs.identity {
-                // reqwest takes the key and the certificate chain as one PEM.
-                let mut pem = read(key)?;
-                pem.push(b'\n');
-                pem.extend(read(cert)?);
-                let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
-                    fail(
-                        cert,
-                        format!("not a usable client certificate and key (PEM): {e}"),
-                    )
-                })?;
-                builder = builder.identity(identity);
-            }
+            let (tls, verifier) = certs_d_tls(registry, &certs)?;
+            self.verifiers
+                .lock()
+                .expect("verifier map poisoned")
+                .insert(registry.to_string(), verifier);
+            builder = builder.tls_backend_preconfigured(tls);
         }
         builder.build().map_err(|e| Error::Client(e.to_string()))
     }
+}
+
+/// The TLS settings of a registry with a certs.d folder: its certificates trusted as the
+/// daemon trusts them ([`CertsDVerifier`]), its client certificate presented.
+fn certs_d_tls(
+    registry: &str,
+    certs: &CertsDir,
+) -> Result<(rustls::ClientConfig, Arc<CertsDVerifier>)> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let fail = |path: &Path, reason: String| Error::Tls {
+        registry: registry.to_string(),
+        path: path.display().to_string(),
+        reason,
+    };
+    let read =
+        |path: &Path| std::fs::read(path).map_err(|e| fail(path, format!("cannot read: {e}")));
+    let certificates = |path: &Path| -> Result<Vec<CertificateDer<'static>>> {
+        let found = CertificateDer::pem_slice_iter(&read(path)?)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| fail(path, format!("not a PEM certificate: {e}")))?;
+        if found.is_empty() {
+            return Err(fail(path, "holds no PEM certificate".into()));
+        }
+        Ok(found)
+    };
+    let mut pinned = Vec::new();
+    for path in &certs.roots {
+        let file = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        for der in certificates(path)? {
+            pinned.push(Pinned {
+                der,
+                file: file.clone(),
+            });
+        }
+    }
+    tls_provider();
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+    let verifier = Arc::new(
+        CertsDVerifier::new(pinned, certs.dir.clone(), provider.clone())
+            .map_err(|e| fail(&certs.dir, format!("cannot set up certificate checks: {e}")))?,
+    );
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Client(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone());
+    let mut tls = match &certs.identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = certificates(cert)?;
+            let key_der = PrivateKeyDer::from_pem_slice(&read(key)?)
+                .map_err(|e| fail(key, format!("not a PEM private key: {e}")))?;
+            builder.with_client_auth_cert(chain, key_der).map_err(|e| {
+                fail(
+                    cert,
+                    format!("not a usable client certificate and key (PEM): {e}"),
+                )
+            })?
+        }
+    };
+    // What reqwest offers when it builds the TLS settings itself.
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok((tls, verifier))
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ use serde::Deserialize;
 use crate::auth::{realm_allowed, token_scopes, Auth, Challenge, Secret};
 use crate::credentials::CredentialSource;
 use crate::error::{classify, Error, ErrorEnvelope, Result};
+use crate::limits::{watched, Pulse, Stall, Timeouts, WaitNotice};
 use crate::retry::{backoff, is_pull_quota, Quota};
 use crate::tls::HttpClients;
 
@@ -133,8 +134,8 @@ pub(crate) struct Retry {
 
 pub(crate) struct Transport {
     clients: HttpClients,
-    connect_timeout: Duration,
-    request_timeout: Duration,
+    timeouts: Timeouts,
+    on_wait: Option<WaitNotice>,
     retry: Retry,
     registries: Mutex<HashMap<String, RegistryAuth>>,
     flights: Mutex<HashMap<(String, String), Flight>>,
@@ -147,14 +148,14 @@ type Flight = Arc<tokio::sync::Mutex<()>>;
 impl Transport {
     pub fn new(
         clients: HttpClients,
-        connect_timeout: Duration,
-        request_timeout: Duration,
+        timeouts: Timeouts,
+        on_wait: Option<WaitNotice>,
         retry: Retry,
     ) -> Transport {
         Transport {
             clients,
-            connect_timeout,
-            request_timeout,
+            timeouts,
+            on_wait,
             retry,
             registries: Mutex::new(HashMap::new()),
             flights: Mutex::new(HashMap::new()),
@@ -273,7 +274,7 @@ impl Transport {
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
-                result => return result,
+                result => return result.map_err(|e| e.attempted(attempt + 1)),
             }
         }
     }
@@ -664,50 +665,118 @@ impl Transport {
         url: &Url,
         request: reqwest::RequestBuilder,
     ) -> Result<(u16, Bytes)> {
-        let response = request
-            .timeout(self.request_timeout)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(call.registry, op, url, e))?;
-        let status = response.status().as_u16();
-        let body = read_body(response, TOKEN_ANSWER_MAX, call.registry, op, url, self).await?;
+        let (status, _, body) = self
+            .exchange(call.registry, op, url, request, 0, TOKEN_ANSWER_MAX, false)
+            .await?;
         Ok((status, body))
     }
 
     async fn send(&self, call: &Call<'_>, authorization: Option<&String>) -> Result<Answer> {
         let http = self.clients.client(call.registry, &call.url)?;
-        let mut request = http
-            .request(call.method.clone(), call.url.clone())
-            .timeout(self.request_timeout);
+        let mut request = http.request(call.method.clone(), call.url.clone());
         for (name, value) in &call.headers {
             request = request.header(*name, value);
         }
         if let Some(value) = authorization {
             request = request.header(AUTHORIZATION, value);
         }
+        let sending = call.body.as_ref().map_or(0, |b| b.len() as u64);
         if let Some(body) = &call.body {
             request = request.body(body.clone());
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| self.transport_error(call.registry, &call.op, &call.url, e))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = read_body(
-            response,
-            call.max_body,
-            call.registry,
-            &call.op,
-            &call.url,
-            self,
-        )
-        .await?;
+        // A HEAD answer's Content-Length is the size of what a GET would send.
+        let declared_counts = call.method != Method::HEAD;
+        let (status, headers, body) = self
+            .exchange(
+                call.registry,
+                &call.op,
+                &call.url,
+                request,
+                sending,
+                call.max_body,
+                declared_counts,
+            )
+            .await?;
         Ok(Answer {
             status,
             headers,
             body,
         })
+    }
+
+    /// Sends `request` (whose body has `sending` bytes) and reads the answer, at most `max`
+    /// bytes, under the [`Timeouts`]: the request and the answer's headers, then the body,
+    /// each watched for silence and against a deadline scaled to its size. A declared
+    /// `Content-Length` above `max` is refused before any of the body is read.
+    #[allow(clippy::too_many_arguments)]
+    async fn exchange(
+        &self,
+        registry: &str,
+        op: &str,
+        url: &Url,
+        request: reqwest::RequestBuilder,
+        sending: u64,
+        max: usize,
+        declared_counts: bool,
+    ) -> Result<(u16, HeaderMap, Bytes)> {
+        let limits = self.timeouts;
+        let pulse = Pulse::new();
+        let stalled = |stall: Stall| Error::Timeout {
+            registry: registry.to_string(),
+            op: op.to_string(),
+            what: stall.describe(),
+            attempts: 1,
+        };
+        let tell = |silence: Duration| {
+            if let Some(on_wait) = &self.on_wait {
+                on_wait.tell(&format!(
+                    "waiting for registry {registry}: {op}: no byte for {} s (given up after \
+                     {} s of silence)",
+                    silence.as_secs(),
+                    limits.idle.as_secs()
+                ));
+            }
+        };
+        let notice: crate::limits::Notice<'_> = self
+            .on_wait
+            .as_ref()
+            .map(|_| (limits.notice_after(), &tell as &(dyn Fn(Duration) + Sync)));
+        // Nothing comes back before the body is sent: that phase's silence includes it
+        // (and is not announced: the registry is receiving).
+        let response = watched(
+            &pulse,
+            limits.idle + limits.transfer(sending),
+            limits.deadline(sending),
+            notice.filter(|_| sending == 0),
+            request.send(),
+        )
+        .await
+        .map_err(stalled)?
+        .map_err(|e| self.transport_error(registry, op, url, e))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let declared = response.content_length().filter(|_| declared_counts);
+        if let Some(n) = declared.filter(|n| *n > max as u64) {
+            return Err(Error::InvalidResponse {
+                registry: registry.to_string(),
+                op: op.to_string(),
+                reason: format!(
+                    "the registry announced {n} bytes, and qus reads at most {max} for this; \
+                     nothing was read"
+                ),
+            });
+        }
+        let expected = declared.unwrap_or(max as u64);
+        let body = watched(
+            &pulse,
+            limits.idle,
+            limits.deadline(expected),
+            notice,
+            read_body(response, max, registry, op, url, self, &pulse),
+        )
+        .await
+        .map_err(stalled)??;
+        Ok((status, headers, body))
     }
 
     /// Maps a failure below HTTP to Timeout, TlsHandshake or Unreachable, with the root
@@ -721,15 +790,16 @@ impl Transport {
         error: reqwest::Error,
     ) -> Error {
         if error.is_timeout() {
-            let after = if error.is_connect() {
-                self.connect_timeout
+            let what = if error.is_connect() {
+                format!("no connection within {:?}", self.timeouts.connect)
             } else {
-                self.request_timeout
+                "timed out".to_string()
             };
             return Error::Timeout {
                 registry: registry.to_string(),
                 op: op.to_string(),
-                after,
+                what,
+                attempts: 1,
             };
         }
         let cause = root_cause(&error);
@@ -756,8 +826,14 @@ impl Transport {
             ));
         }
         if lower.contains("certificate") {
+            if let Some(why) = self.clients.refusal(registry) {
+                return tls(why);
+            }
             return tls(format!(
-                "{cause}: if {} has a private CA, put that CA in {certs}/ca.crt",
+                "the registry's certificate is not trusted: {}; if {} has a private CA or a \
+                 self-signed certificate, put that CA (or the certificate) in {certs}/ca.crt, \
+                 as for docker",
+                crate::trust::plain(&cause),
                 origin_text(url)
             ));
         }
@@ -839,6 +915,7 @@ async fn read_body(
     op: &str,
     url: &Url,
     transport: &Transport,
+    pulse: &Pulse,
 ) -> Result<Bytes> {
     let mut body = BytesMut::new();
     while let Some(chunk) = response
@@ -846,6 +923,7 @@ async fn read_body(
         .await
         .map_err(|e| transport.transport_error(registry, op, url, e))?
     {
+        pulse.beat();
         if body.len() + chunk.len() > max {
             return Err(Error::InvalidResponse {
                 registry: registry.to_string(),

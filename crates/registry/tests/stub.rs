@@ -95,7 +95,7 @@ async fn a_503_then_success_is_absorbed_by_a_retry() {
 async fn a_slow_answer_times_out_in_bounded_time() {
     let stub = Stub::start(|_, _| Reply::new(200, "{}").delayed(Duration::from_secs(30))).await;
     let client = client_with(ClientConfig {
-        request_timeout: Duration::from_millis(300),
+        timeouts: qus_registry::Timeouts::with_idle(Duration::from_millis(300)),
         retries: 1,
         backoff: Duration::from_millis(10),
         ..ClientConfig::default()

@@ -21,8 +21,10 @@ fn quick() -> ClientConfig {
     ClientConfig {
         retries: 1,
         backoff: std::time::Duration::from_millis(20),
-        connect_timeout: std::time::Duration::from_secs(2),
-        request_timeout: std::time::Duration::from_secs(10),
+        timeouts: qus_registry::Timeouts {
+            connect: std::time::Duration::from_secs(2),
+            ..qus_registry::Timeouts::with_idle(std::time::Duration::from_secs(5))
+        },
         ..ClientConfig::default()
     }
 }
@@ -190,4 +192,61 @@ async fn a_certs_d_folder_for_a_plain_http_registry_is_reported_as_such() {
     let text = err.to_string();
     assert!(text.contains("does not seem to speak TLS"), "{text}");
     assert!(text.contains(&registry.host()), "{text}");
+}
+
+/// A self-signed (CA:TRUE) certificate for `san`, as Docker's documentation makes one
+/// (EC rather than its RSA 4096, which takes seconds to make).
+fn self_signed(dir: &std::path::Path, san: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (crt, key) = (dir.join("s.crt"), dir.join("s.key"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-sha256", "-keyout"])
+        .arg(&key)
+        .args(["-x509", "-days", "2", "-subj", "/CN=t", "-addext"])
+        .arg(format!("subjectAltName={san}"))
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    (crt, key)
+}
+
+#[tokio::test]
+async fn a_pinned_self_signed_certificate_must_still_name_the_registry() {
+    for (san, trusted) in [("IP:127.0.0.1", true), ("IP:10.0.0.1", false)] {
+        let made = tempfile::tempdir().unwrap();
+        let (crt, key) = self_signed(made.path(), san);
+        let registry = TestRegistry::start_with(Options {
+            tls: Some(qus_registry::testkit::ServerTls {
+                certificate: crt.clone(),
+                key,
+                client_ca: None,
+            }),
+            ..Options::default()
+        })
+        .unwrap();
+        let certs = tempfile::tempdir().unwrap();
+        let dir = certs.path().join(registry.host());
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(&crt, dir.join("ca.crt")).unwrap();
+        let result = client_trusting(certs.path())
+            .ping(&registry.reference("qus:t"))
+            .await;
+        match (trusted, result) {
+            (true, Ok(())) => {}
+            (false, Err(e)) => {
+                let text = e.to_string();
+                assert!(matches!(e, Error::TlsHandshake { .. }), "{e:?}");
+                assert!(text.contains("not valid for 127.0.0.1"), "{text}");
+            }
+            (_, r) => panic!("{san}: {r:?}"),
+        }
+    }
 }

@@ -166,6 +166,7 @@ impl InstallPlan {
             },
             // One package: nothing to extract side by side.
             cpus: 1,
+            timeouts: qus_registry::Timeouts::default(),
         };
         progress.step(format!(
             "{} missing on this host: installing them from {} {} ({host}) into {}",

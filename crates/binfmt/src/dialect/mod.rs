@@ -175,6 +175,18 @@ fn is_multiarch(arg: &str) -> bool {
     MULTIARCH_ONLY.contains(&name)
 }
 
+/// The dialect an option belongs to alone, if any: tonistiigi/binfmt's flags and the
+/// multiarch-only options (a front end can tell a command line that mixes them).
+pub fn flag_dialect(arg: &str) -> Option<Dialect> {
+    if binfmt_flag(arg).is_some() {
+        Some(Dialect::Binfmt)
+    } else if is_multiarch(arg) {
+        Some(Dialect::Multiarch)
+    } else {
+        None
+    }
+}
+
 /// Which dialect `args` (without the qus-wide options) are written in.
 pub fn detect(args: &[String]) -> Dialect {
     if args.is_empty() {

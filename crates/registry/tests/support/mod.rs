@@ -6,15 +6,17 @@ use std::process::Command;
 use std::time::Duration;
 
 use qus_registry::testkit::{TestRegistry, TinyImage};
-use qus_registry::{Client, ClientConfig, Descriptor, IndexEntry, Platform, Reference};
+use qus_registry::{Client, ClientConfig, Descriptor, IndexEntry, Platform, Reference, Timeouts};
 
 /// A client with short, bounded retries so fault tests finish quickly.
 pub fn client() -> Client {
     client_with(ClientConfig {
         retries: 2,
         backoff: Duration::from_millis(20),
-        connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(10),
+        timeouts: Timeouts {
+            connect: Duration::from_secs(2),
+            ..Timeouts::with_idle(Duration::from_secs(5))
+        },
         ..ClientConfig::default()
     })
 }

@@ -1,6 +1,9 @@
 //! Command-line flags, as data. Parsing only: nothing here touches the disk or the network,
 //! so every flag has a parse test beside it.
 
+pub mod docs;
+mod register;
+
 use crate::arch::Host;
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;
@@ -11,28 +14,82 @@ use std::path::PathBuf;
 /// qus builds, pushes and publishes container images of QEMU's user-mode emulators with a
 /// binfmt_misc registration entrypoint.
 #[derive(Debug, Parser)]
-#[command(name = "qus", version = crate::VERSION, about, long_about = None, after_long_help = crate::exit::HELP)]
-pub struct Cli {
-    /// Matrix file (default: the built-in images/qus.yml).
-    #[arg(long, global = true, env = "QUS_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Only warnings and errors on stderr.
-    #[arg(long, short, global = true)]
-    pub quiet: bool,
-    /// Also show the builder's and the push's own output.
-    #[arg(long, short, global = true, conflicts_with = "quiet")]
-    pub verbose: bool,
-    /// Docker context of the engine to use (overrides DOCKER_HOST, DOCKER_CONTEXT and the
-    /// docker config's currentContext, as with the docker CLI).
-    #[arg(long, global = true, value_name = "NAME")]
-    pub context: Option<String>,
-    /// How progress is shown on stderr: bars on a terminal and plain lines elsewhere
-    /// (auto), plain lines only (plain), or bars even when stderr is no terminal (tty).
-    #[arg(long, global = true, env = "QUS_PROGRESS", value_enum, default_value_t = ProgressArg::Auto, value_name = "MODE")]
-    pub progress: ProgressArg,
+#[command(name = "qus", version = crate::VERSION, about, long_about = None, after_long_help = crate::exit::HELP, max_term_width = 100)]
+struct RawCli {
+    /// The common flags written before the subcommand (`qus --config x plan`): accepted
+    /// where the subcommand takes them, hidden from help, which lists each on the
+    /// subcommands it affects.
+    #[command(flatten)]
+    before: Before,
     /// What to do.
     #[command(subcommand)]
+    command: Command,
+}
+
+/// See [`RawCli::before`].
+#[derive(Debug, Args, Default)]
+struct Before {
+    #[arg(long, hide = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[arg(long, short, hide = true)]
+    quiet: bool,
+    #[arg(long, short, hide = true, conflicts_with = "quiet")]
+    verbose: bool,
+    #[arg(long, hide = true, value_name = "NAME")]
+    context: Option<String>,
+    #[arg(long, hide = true, value_enum, value_name = "MODE")]
+    progress: Option<ProgressArg>,
+}
+
+/// A parsed command line: the subcommand, and the common flags resolved from wherever they
+/// were written (before or after the subcommand, or the environment).
+#[derive(Debug)]
+pub struct Cli {
+    /// Matrix file (default: the built-in images/qus.yml).
+    pub config: Option<PathBuf>,
+    /// Only warnings and errors on stderr.
+    pub quiet: bool,
+    /// Also the builder's and the push's own output.
+    pub verbose: bool,
+    /// Docker context of the engine to use.
+    pub context: Option<String>,
+    /// How progress is shown on stderr.
+    pub progress: ProgressArg,
+    /// What to do.
     pub command: Command,
+    /// Flags whose value came from the environment, with the variable: (`--repo`,
+    /// `QUS_REPO`). A message about such a value names the variable.
+    pub from_env: Vec<(String, String)>,
+}
+
+/// `--config`, on every command that reads the matrix.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConfigArg {
+    /// Matrix file (default: the built-in images/qus.yml).
+    #[arg(long, env = "QUS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// How a long command reports on stderr.
+#[derive(Debug, Args, Clone, Default)]
+pub struct OutputArgs {
+    /// Only warnings and errors on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// How progress is shown on stderr: bars on a terminal and plain lines elsewhere
+    /// (auto), plain lines only (plain), or bars even when stderr is no terminal (tty)
+    /// [default: auto].
+    #[arg(long, env = "QUS_PROGRESS", value_enum, value_name = "MODE")]
+    pub progress: Option<ProgressArg>,
+}
+
+/// The container engine, on the commands that use one.
+#[derive(Debug, Args, Clone, Default)]
+pub struct EngineArgs {
+    /// Docker context of the engine to use (overrides DOCKER_HOST, DOCKER_CONTEXT and the
+    /// docker config's currentContext, as with the docker CLI).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
 }
 
 /// The subcommands.
@@ -70,8 +127,20 @@ pub enum Command {
     Register(RegisterArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     Completion(CompletionArgs),
-    /// Print the man page (roff) on stdout: `qus man | man -l -`.
+    /// Print the man page (roff) on stdout: `qus man | man -l -`; one page for qus and
+    /// every subcommand.
     Man,
+    /// Print docs/commands.md, the command reference, from these definitions.
+    #[command(hide = true)]
+    Docs(DocsArgs),
+}
+
+/// `qus docs` (hidden): what a test compares with the checked-in docs.
+#[derive(Debug, Args)]
+pub struct DocsArgs {
+    /// Which document: commands (docs/commands.md).
+    #[arg(value_parser = ["commands"])]
+    pub doc: String,
 }
 
 /// `--progress`.
@@ -96,20 +165,33 @@ pub struct CompletionArgs {
 /// The completion script of `shell` for every subcommand and flag.
 pub fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
     let mut out = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "qus", &mut out);
+    clap_complete::generate(shell, &mut command(), "qus", &mut out);
     out
 }
 
-/// The man page, from the same definitions as `--help`, with an EXIT STATUS section.
+/// The man page, from the same definitions as `--help`: qus, then a section per
+/// subcommand with its synopsis and flags, then EXIT STATUS.
 pub fn man_page() -> std::io::Result<Vec<u8>> {
-    let man = clap_mangen::Man::new(Cli::command());
+    let cmd = command();
+    let man = clap_mangen::Man::new(cmd.clone());
     let mut out = Vec::new();
     man.render_title(&mut out)?;
     man.render_name_section(&mut out)?;
     man.render_synopsis_section(&mut out)?;
     man.render_description_section(&mut out)?;
     man.render_options_section(&mut out)?;
-    man.render_subcommands_section(&mut out)?;
+    for sub in docs::visible_subcommands(&cmd) {
+        let name = format!("qus {}", sub.get_name());
+        out.extend_from_slice(format!(".SH \"{}\"\n", name.to_uppercase()).as_bytes());
+        let page = clap_mangen::Man::new(sub.clone().bin_name(name));
+        let mut part = Vec::new();
+        page.render_synopsis_section(&mut part)?;
+        page.render_description_section(&mut part)?;
+        page.render_options_section(&mut part)?;
+        // The subcommand's sections are subsections of its own.
+        let part = String::from_utf8_lossy(&part).replace(".SH ", ".SS ");
+        out.extend_from_slice(part.as_bytes());
+    }
     out.extend_from_slice(b".SH \"EXIT STATUS\"\n");
     for line in crate::exit::HELP.lines().skip(1) {
         let line = line.trim_start();
@@ -142,23 +224,30 @@ pub fn man_page() -> std::io::Result<Vec<u8>> {
 /// Narrowing the matrix (shared by every command that plans).
 #[derive(Debug, Args, Clone, Default)]
 pub struct MatrixArgs {
-    /// Hosts, comma-separated (amd64,arm64v8,armhf,… any spelling).
-    #[arg(long, value_delimiter = ',', value_parser = parse_host_arg, value_name = "LIST")]
+    /// Hosts the images run on, comma-separated, in any spelling of docs/architectures.md
+    /// (amd64,arm64v8,armhf,linux/arm/v7,…); --platform as with docker buildx.
+    #[arg(long, alias = "platform", value_delimiter = ',', value_parser = parse_host_arg, value_name = "LIST")]
     pub hosts: Option<Vec<Host>>,
-    /// QEMU targets, comma-separated (aarch64,riscv64,…).
-    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    /// Emulators, comma-separated: QEMU targets (aarch64,riscv64,…) or any other spelling
+    /// of one (arm64, linux/arm/v7, armhf).
+    #[arg(long, value_delimiter = ',', value_parser = parse_target_arg, value_name = "LIST")]
     pub targets: Option<Vec<String>>,
     /// QEMU sources by name, comma-separated (d10.0,d7.2).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub sources: Option<Vec<String>>,
-    /// Image repository, overriding the config's `repo`.
-    #[arg(long, env = "QUS_REPO", value_name = "REPO")]
-    pub repo: Option<String>,
+    /// Image repository, overriding the config's `repo`; `release` takes several
+    /// (repeated, or comma-separated) and writes the same images to each.
+    #[arg(long, env = "QUS_REPO", value_name = "REPO", value_delimiter = ',')]
+    pub repo: Vec<String>,
 }
 
 fn parse_host_arg(s: &str) -> Result<Host, String> {
     s.parse()
         .map_err(|e: crate::arch::UnknownArch| e.to_string())
+}
+
+fn parse_target_arg(s: &str) -> Result<String, String> {
+    crate::targets::parse(s).map(str::to_string)
 }
 
 impl MatrixArgs {
@@ -174,16 +263,35 @@ impl MatrixArgs {
             out
         })
     }
+
+    /// The targets asked for, without repeats (`arm64,aarch64` is one target).
+    pub fn targets(&self) -> Option<Vec<String>> {
+        self.targets.as_ref().map(|ts| {
+            let mut out: Vec<String> = Vec::new();
+            for t in ts {
+                if !out.contains(t) {
+                    out.push(t.clone());
+                }
+            }
+            out
+        })
+    }
 }
 
 /// `qus plan`.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
     pub matrix: MatrixArgs,
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Print the table's lists on one line each, however long (by default they wrap to fit
+    /// 100 columns).
+    #[arg(long)]
+    pub wide: bool,
 }
 
 /// Where packages come from.
@@ -254,6 +362,15 @@ pub struct MediaArgs {
 #[derive(Debug, Args)]
 pub struct BuildArgs {
     #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Also show the builder's and the push's own output.
+    #[arg(long, short, conflicts_with = "quiet")]
+    pub verbose: bool,
+    #[command(flatten)]
     pub matrix: MatrixArgs,
     #[command(flatten)]
     pub source: SourceArgs,
@@ -272,9 +389,10 @@ pub struct BuildArgs {
     /// Rebuild images even when the daemon has them with the same inputs.
     #[arg(long)]
     pub force: bool,
-    /// Builds in flight at once (and hosts pushed side by side).
-    #[arg(long, short, default_value_t = 16, value_name = "N")]
-    pub jobs: usize,
+    /// Builds in flight at once, and hosts pushed side by side (default: one per available
+    /// CPU).
+    #[arg(long, short, value_name = "N")]
+    pub jobs: Option<usize>,
     /// Print what was built as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -346,11 +464,20 @@ pub struct RegistryArgs {
     /// Registries to reach over plain HTTP besides loopback ones, comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "HOSTS")]
     pub insecure_registry: Vec<String>,
+    /// Seconds a registry (or mirror) request may go without receiving a byte before it is
+    /// tried again, then given up [default: 60]; connecting gets as long (at most 30 s),
+    /// and each request a deadline scaled to its size.
+    #[arg(long, env = "QUS_TIMEOUT", value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: Option<u64>,
 }
 
 /// `qus publish`.
 #[derive(Debug, Args)]
 pub struct PublishArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
     #[command(flatten)]
     pub matrix: MatrixArgs,
     #[command(flatten)]
@@ -368,6 +495,12 @@ pub struct PublishArgs {
 #[derive(Debug, Args)]
 pub struct TestArgs {
     #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    #[command(flatten)]
     pub matrix: MatrixArgs,
     #[command(flatten)]
     pub source: SourceArgs,
@@ -382,6 +515,10 @@ pub struct TestArgs {
 /// `qus verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
     #[command(flatten)]
     pub matrix: MatrixArgs,
     #[command(flatten)]
@@ -402,6 +539,10 @@ pub struct VerifyArgs {
 /// `qus assets`.
 #[derive(Debug, Args)]
 pub struct AssetsArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
     #[command(flatten)]
     pub matrix: MatrixArgs,
     #[command(flatten)]
@@ -424,6 +565,10 @@ pub struct AssetsArgs {
 #[derive(Debug, Args)]
 pub struct LockArgs {
     #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
     pub mirror: MirrorArgs,
     #[command(flatten)]
     pub valid_until: ValidUntilArgs,
@@ -445,6 +590,10 @@ pub struct ValidUntilArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
     pub mirror: MirrorArgs,
     #[command(flatten)]
     pub valid_until: ValidUntilArgs,
@@ -456,6 +605,8 @@ pub struct CheckArgs {
 /// `qus report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
     #[command(flatten)]
     pub matrix: MatrixArgs,
     /// Print the table as JSON instead of markdown.
@@ -502,6 +653,15 @@ impl RegisterArgs {
             };
             if s == "--persist" {
                 self.persist = true;
+                continue;
+            }
+            // For register, a platform names what to register: binfmt's `--install`.
+            if s == "--platform" {
+                rest.push("--install".into());
+                continue;
+            }
+            if let Some(v) = s.strip_prefix("--platform=") {
+                rest.push(format!("--install={v}").into());
                 continue;
             }
             let (name, inline) = match s.split_once('=') {
@@ -554,44 +714,262 @@ fn keep_separator(argv: &[OsString], trailing: &mut Vec<OsString>) {
     }
 }
 
+impl Command {
+    /// The common flags this subcommand takes (those written before it must be among them).
+    fn common(&self) -> Common<'_> {
+        let none = Common::default();
+        let full = |config, output, engine, verbose| Common {
+            config: Some(config),
+            output: Some(output),
+            engine,
+            verbose,
+            register: false,
+        };
+        match self {
+            Command::Plan(a) => Common {
+                config: Some(&a.config),
+                ..none
+            },
+            Command::Report(a) => Common {
+                config: Some(&a.config),
+                ..none
+            },
+            Command::Build(BuildCmdArgs { build: b, .. })
+            | Command::Release(ReleaseArgs { build: b, .. }) => {
+                full(&b.config, &b.output, Some(&b.engine), Some(b.verbose))
+            }
+            Command::Test(a) => full(&a.config, &a.output, Some(&a.engine), None),
+            Command::Publish(a) => full(&a.config, &a.output, None, None),
+            Command::Verify(a) => full(&a.config, &a.output, None, None),
+            Command::Assets(a) => full(&a.config, &a.output, None, None),
+            Command::Lock(a) => full(&a.config, &a.output, None, None),
+            Command::Check(a) => full(&a.config, &a.output, None, None),
+            // Its flags share the command line with the dialects': `--config` is taken out
+            // of them; the output flags are written before `register`.
+            Command::Register(_) => Common {
+                register: true,
+                ..none
+            },
+            Command::Completion(_) | Command::Man | Command::Docs(_) => none,
+        }
+    }
+}
+
+/// See [`Command::common`].
+#[derive(Default)]
+struct Common<'a> {
+    config: Option<&'a ConfigArg>,
+    output: Option<&'a OutputArgs>,
+    engine: Option<&'a EngineArgs>,
+    verbose: Option<bool>,
+    register: bool,
+}
+
+/// A usage error in clap's form (exit 2, printed with qus's prefix by [`error_text`]).
+fn usage(cmd: &mut clap::Command, kind: ErrorKind, msg: impl std::fmt::Display) -> clap::Error {
+    cmd.error(kind, msg)
+}
+
+/// The common flags, from before the subcommand or after it (after wins), else from the
+/// environment or the default.
+fn resolve(raw: RawCli, sub: &clap::ArgMatches, name: &str) -> Result<Cli, String> {
+    let b = raw.before;
+    let c = raw.command.common();
+    let after = |id: &str| {
+        sub.ids().any(|i| i.as_str() == id)
+            && sub.value_source(id) == Some(ValueSource::CommandLine)
+    };
+    let takes = |flag: &str, ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "{flag} does not apply to `qus {name}` (its flags: `qus {name} -h`)"
+            ))
+        }
+    };
+    if b.config.is_some() {
+        takes("--config", c.config.is_some() || c.register)?;
+    }
+    if b.quiet {
+        takes("--quiet", c.output.is_some() || c.register)?;
+    }
+    if b.progress.is_some() {
+        takes("--progress", c.output.is_some() || c.register)?;
+    }
+    if b.context.is_some() {
+        takes("--context", c.engine.is_some())?;
+    }
+    if b.verbose {
+        takes("--verbose", c.verbose.is_some())?;
+    }
+    fn pick<T: Clone>(after: bool, sub: Option<&T>, before: Option<T>) -> Option<T> {
+        if after {
+            sub.cloned()
+        } else {
+            before.or_else(|| sub.cloned())
+        }
+    }
+    let config = pick(
+        after("config"),
+        c.config.and_then(|a| a.config.as_ref()),
+        b.config,
+    );
+    let progress = pick(
+        after("progress"),
+        c.output.and_then(|a| a.progress.as_ref()),
+        b.progress,
+    );
+    let context = pick(
+        after("context"),
+        c.engine.and_then(|a| a.context.as_ref()),
+        b.context,
+    );
+    let quiet = b.quiet || c.output.is_some_and(|o| o.quiet);
+    let verbose = b.verbose || c.verbose == Some(true);
+    if quiet && verbose {
+        return Err("--quiet and --verbose cannot be used together".into());
+    }
+    Ok(Cli {
+        config,
+        quiet,
+        verbose,
+        context,
+        progress: progress.unwrap_or(ProgressArg::Auto),
+        command: raw.command,
+        from_env: Vec::new(),
+    })
+}
+
+/// The flags of subcommand `name` whose value came from the environment.
+fn env_origins(cmd: &clap::Command, name: &str, sub: &clap::ArgMatches) -> Vec<(String, String)> {
+    let Some(sc) = cmd.find_subcommand(name) else {
+        return Vec::new();
+    };
+    sc.get_arguments()
+        .filter_map(|a| {
+            let var = a.get_env()?.to_string_lossy().into_owned();
+            let long = a.get_long()?;
+            (sub.value_source(a.get_id().as_str()) == Some(ValueSource::EnvVariable))
+                .then(|| (format!("--{long}"), var))
+        })
+        .collect()
+}
+
+/// `qus help X …` is `qus X … -h`, so that both print the same text (for `register`, its
+/// dialects' usage).
+fn help_as_flag(mut args: Vec<OsString>) -> Vec<OsString> {
+    if args.get(1).is_some_and(|a| a == "help") {
+        args.remove(1);
+        args.push("-h".into());
+    }
+    args
+}
+
 /// Parses `args` (including the program name).
 pub fn parse<I, T>(args: I) -> Result<Cli, clap::Error>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let mut cmd = Cli::command();
+    let args = help_as_flag(args.into_iter().map(Into::into).collect());
+    let mut cmd = RawCli::command();
     let matches = cmd.try_get_matches_from_mut(args.clone())?;
+    let Some((name, sub)) = matches.subcommand() else {
+        return Err(usage(
+            &mut cmd,
+            ErrorKind::MissingSubcommand,
+            "no subcommand",
+        ));
+    };
     // `--debs` and a mirror flag contradict each other; a mirror from the environment
     // (QUS_MIRROR) does not, or exporting it would break every `--debs` build.
-    if let Some((_, sub)) = matches.subcommand() {
-        let from_flag = |id: &str| {
-            sub.try_get_raw(id).ok().flatten().is_some()
-                && sub.value_source(id) == Some(ValueSource::CommandLine)
-        };
-        if from_flag("debs") {
-            if let Some(other) = ["mirror", "fedora_mirror"]
-                .into_iter()
-                .find(|id| from_flag(id))
-            {
-                return Err(cmd.error(
-                    ErrorKind::ArgumentConflict,
-                    format!(
-                        "--debs cannot be used with --{}: packages come from one place",
-                        other.replace('_', "-")
-                    ),
-                ));
-            }
+    let from_flag = |id: &str| {
+        sub.try_get_raw(id).ok().flatten().is_some()
+            && sub.value_source(id) == Some(ValueSource::CommandLine)
+    };
+    if from_flag("debs") {
+        if let Some(other) = ["mirror", "fedora_mirror"]
+            .into_iter()
+            .find(|id| from_flag(id))
+        {
+            return Err(usage(
+                &mut cmd,
+                ErrorKind::ArgumentConflict,
+                format!(
+                    "--debs cannot be used with --{}: packages come from one place",
+                    other.replace('_', "-")
+                ),
+            ));
         }
     }
-    let mut cli = Cli::from_arg_matches(&matches)?;
+    let raw = RawCli::from_arg_matches(&matches)?;
+    let from_env = env_origins(&cmd, name, sub);
+    // The subcommand's usage under its errors, not qus's.
+    let mut subcmd = cmd.find_subcommand(name).cloned().unwrap_or(cmd);
+    let mut cli =
+        resolve(raw, sub, name).map_err(|m| usage(&mut subcmd, ErrorKind::ArgumentConflict, m))?;
+    cli.from_env = from_env;
     if let Command::Register(r) = &mut cli.command {
         keep_separator(&args, &mut r.args);
         r.take_own_options()
-            .map_err(|m| cmd.error(ErrorKind::InvalidValue, m))?;
+            .and_then(|()| register::check(&r.args))
+            .map_err(|m| usage(&mut subcmd, ErrorKind::InvalidValue, m))?;
     }
     Ok(cli)
+}
+
+/// The text of a clap error as qus prints it: one prefix (`qus: error:`) for every error,
+/// and a bad value that came from the environment named by its variable.
+pub fn error_text(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let Some(rest) = text.strip_prefix("error: ") else {
+        return text;
+    };
+    let mut rest = rest.to_string();
+    if e.kind() == ErrorKind::InvalidValue {
+        if let (Some(arg), Some(value)) = (
+            e.get(clap::error::ContextKind::InvalidArg),
+            e.get(clap::error::ContextKind::InvalidValue),
+        ) {
+            let (arg, value) = (arg.to_string(), value.to_string());
+            if let Some(var) = env_var_holding(&arg, &value) {
+                rest = rest.replacen(
+                    &format!("'{arg}'"),
+                    &format!("{var} (the environment's {arg})"),
+                    1,
+                );
+            }
+        }
+    }
+    format!("qus: error: {rest}")
+}
+
+/// The variable of flag `arg` (`--progress <MODE>`) when it holds `value` and the flag was
+/// not on the command line.
+fn env_var_holding(arg: &str, value: &str) -> Option<String> {
+    let long = arg.strip_prefix("--")?.split([' ', '=']).next()?;
+    let argv: Vec<String> = std::env::args().collect();
+    if argv
+        .iter()
+        .any(|a| a == &format!("--{long}") || a.starts_with(&format!("--{long}=")))
+    {
+        return None;
+    }
+    let cmd = RawCli::command();
+    let var = std::iter::once(&cmd)
+        .chain(cmd.get_subcommands())
+        .flat_map(|c| c.get_arguments())
+        .filter(|a| a.get_long() == Some(long))
+        .find_map(|a| a.get_env())?
+        .to_string_lossy()
+        .into_owned();
+    (std::env::var(&var).ok()? == value).then_some(var)
+}
+
+/// The clap definition of the whole command line (completion, man pages, docs).
+pub fn command() -> clap::Command {
+    RawCli::command()
 }
 
 #[cfg(test)]
@@ -669,7 +1047,7 @@ mod tests {
             panic!()
         };
         assert_eq!(a.registry.username.as_deref(), Some("u"));
-        assert_eq!(a.build.matrix.repo.as_deref(), Some("127.0.0.1:5000/qus"));
+        assert_eq!(a.build.matrix.repo, ["127.0.0.1:5000/qus"]);
         assert!(a.build.json);
     }
 
@@ -733,11 +1111,75 @@ mod tests {
             man.contains("EXIT STATUS") && man.contains("register"),
             "{man}"
         );
+        // A section per subcommand, with its flags; no page it does not write.
+        assert!(
+            man.contains(".SH \"QUS PLAN\"") && man.contains("\\-\\-wide"),
+            "{man}"
+        );
+        assert!(
+            !man.contains("qus\\-plan(1)") && !man.contains("qus-plan(1)"),
+            "{man}"
+        );
     }
 
     #[test]
     fn quiet_and_verbose_conflict() {
-        assert!(p("-q -v plan").is_err());
+        assert!(p("-q -v build").is_err());
+        assert!(p("-q build -v").is_err());
+    }
+
+    #[test]
+    fn common_flags_only_where_they_apply() {
+        let e = p("--context x plan").unwrap_err().to_string();
+        assert!(e.contains("--context does not apply to `qus plan`"), "{e}");
+        assert!(p("plan --verbose").is_err());
+        assert!(p("--verbose test").is_err(), "test builds nothing");
+        assert!(p("completion bash --config x").is_err());
+        // Before or after the subcommand; after wins.
+        let c = p("--config a.yml build --config b.yml -q").unwrap();
+        assert_eq!(c.config, Some(PathBuf::from("b.yml")));
+        assert!(c.quiet);
+        let c = p("--config a.yml plan").unwrap();
+        assert_eq!(c.config, Some(PathBuf::from("a.yml")));
+        assert!(p("--config a.yml -q register --install arm64").is_ok());
+    }
+
+    #[test]
+    fn every_spelling_of_hosts_and_targets() {
+        let c =
+            p("plan --platform linux/arm64,linux/arm/v7 --targets arm64,aarch64,armhf").unwrap();
+        let Command::Plan(a) = c.command else {
+            panic!()
+        };
+        assert_eq!(a.matrix.hosts(), Some(vec![Host::Arm64v8, Host::Arm32v7]));
+        assert_eq!(
+            a.matrix.targets(),
+            Some(vec!["aarch64".into(), "arm".into()])
+        );
+        let e = p("plan --targets arm46").unwrap_err().to_string();
+        assert!(e.contains("did you mean aarch64 (arm64)"), "{e}");
+    }
+
+    #[test]
+    fn help_subcommand_is_the_dash_h_flag() {
+        let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            help_as_flag(args(&["qus", "help", "register"])),
+            args(&["qus", "register", "-h"])
+        );
+        assert_eq!(help_as_flag(args(&["qus", "help"])), args(&["qus", "-h"]));
+        assert_eq!(help_as_flag(args(&["qus", "plan"])), args(&["qus", "plan"]));
+    }
+
+    #[test]
+    fn register_refuses_what_it_would_read_otherwise() {
+        assert!(p("register --install arm46").is_err());
+        assert!(p("register -t aarch64").is_err());
+        assert!(p("register --install aarch64 --reset -p yes").is_err());
+        let Command::Register(r) = p("register --platform linux/arm64").unwrap().command else {
+            panic!()
+        };
+        assert_eq!(r.args, ["--install", "linux/arm64"]);
     }
 
     #[test]
