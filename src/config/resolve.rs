@@ -2,7 +2,7 @@
 //! replaces the inline entry of the same (source or busybox, host), keeping only its
 //! `targets` override; every host must end up pinned (except for `qus lock` itself).
 
-use super::raw::{RawConfig, RawGuests, RawPackageFile};
+use super::raw::{RawBusybox, RawConfig, RawGuests, RawPackageFile, RawSource};
 use super::{Busybox, Config, ConfigError, Distro, Guest, PackageFile, Source};
 use crate::arch::{Host, UnknownArch};
 use crate::config::lockfile::{LockFile, LockedPackage, BUSYBOX};
@@ -98,125 +98,13 @@ pub(super) fn resolve(
     lock_name: &str,
     mode: Pins,
 ) -> Result<Config, ConfigError> {
-    let arch_err = |what: &str, e: UnknownArch| invalid(origin, format!("{what}: {e}"));
-
     validate_repo(&raw.repo).map_err(|e| invalid(origin, format!("repo: {e}")))?;
-
-    let mut hosts = Vec::new();
-    for name in &raw.hosts {
-        let h: Host = name.parse().map_err(|e| arch_err("hosts", e))?;
-        if hosts.contains(&h) {
-            return Err(invalid(
-                origin,
-                format!("hosts: '{name}' names {h}, which is listed twice"),
-            ));
-        }
-        hosts.push(h);
-    }
-    if hosts.is_empty() {
-        return Err(invalid(
-            origin,
-            "hosts: the list is empty; name at least one host",
-        ));
-    }
-
-    let bb = &raw.busybox;
-    let mut roles = vec![Role {
-        name: BUSYBOX,
-        distro: Distro::Debian,
-        ctx: "busybox".into(),
-        suite: &bb.suite,
-        fallbacks: &bb.fallback_suites,
-        package: &bb.package,
-        slots: inline_slots(&bb.files, bb.version.as_deref(), origin, "busybox")?,
-    }];
-    suites_valid(
-        "busybox",
-        &bb.suite,
-        &bb.fallback_suites,
-        &roles[0].slots,
-        origin,
-    )?;
-    if roles[0]
-        .slots
-        .values()
-        .any(|s| s.targets.is_some() || !s.more.is_empty())
-    {
-        return Err(invalid(
-            origin,
-            "busybox.files: 'targets' belongs to QEMU sources only",
-        ));
-    }
+    let hosts = host_list(&raw.hosts, origin)?;
+    let mut roles = vec![busybox_role(&raw.busybox, origin)?];
     for (i, s) in raw.sources.iter().enumerate() {
-        let ctx = format!("sources[{}]", s.name);
-        validate_source_name(&s.name).map_err(|m| invalid(origin, format!("{ctx}: {m}")))?;
-        if raw.sources[..i].iter().any(|o| o.name == s.name) {
-            return Err(invalid(origin, format!("{ctx}: the name is used twice")));
-        }
-        validate_targets(&s.targets).map_err(|m| invalid(origin, format!("{ctx}.targets: {m}")))?;
-        let slots = inline_slots(&s.files, s.version.as_deref(), origin, &ctx)?;
-        for (h, slot) in &slots {
-            for t in slot.targets.iter().chain(slot.more.iter().map(|(_, t)| t)) {
-                validate_targets(t)
-                    .map_err(|m| invalid(origin, format!("{ctx}.files.{h}.targets: {m}")))?;
-            }
-        }
-        let prefix = match s.distro {
-            Distro::Debian => 'd',
-            Distro::Fedora => 'f',
-        };
-        if !s.name.starts_with(prefix) {
-            return Err(invalid(
-                origin,
-                format!(
-                    "{ctx}: a {:?} source's name starts with '{prefix}' (its tags are {prefix}V)",
-                    s.distro
-                ),
-            ));
-        }
-        if s.files.values().any(|f| f.packages.is_some()) && s.distro == Distro::Debian {
-            return Err(invalid(
-                origin,
-                format!("{ctx}: `packages:` lists are for Fedora's per-target rpms; a Debian host has one package"),
-            ));
-        }
-        if s.distro == Distro::Fedora && !s.fallback_suites.is_empty() {
-            return Err(invalid(
-                origin,
-                format!("{ctx}.fallback_suites: a Fedora source is pinned by hand; `qus lock` reads Debian suites only, so remove it"),
-            ));
-        }
-        if s.distro == Distro::Debian {
-            suites_valid(&ctx, &s.suite, &s.fallback_suites, &slots, origin)?;
-        }
-        roles.push(Role {
-            name: &s.name,
-            distro: s.distro,
-            ctx,
-            suite: &s.suite,
-            fallbacks: &s.fallback_suites,
-            package: &s.package,
-            slots,
-        });
+        roles.push(source_role(s, &raw.sources[..i], origin)?);
     }
-    if raw.sources.is_empty() {
-        return Err(invalid(origin, "sources: the list is empty"));
-    }
-    if !raw.sources.iter().any(|s| s.name == raw.default) {
-        return Err(invalid(
-            origin,
-            format!(
-                "default: '{}' is not one of the sources ({})",
-                raw.default,
-                raw.sources
-                    .iter()
-                    .map(|s| s.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
-    }
-
+    default_valid(&raw, origin)?;
     if let Some(lock) = lock {
         merge_lock(&mut roles, lock, lock_name, origin)?;
     }
@@ -225,60 +113,29 @@ pub(super) fn resolve(
             require_pins(role, &hosts, lock, lock_name, origin)?;
         }
     }
-
-    let mut suites: Vec<BTreeMap<Host, String>> = roles.iter().map(Role::suites).collect();
-    let mut files: Vec<BTreeMap<Host, PackageFile>> = roles.into_iter().map(finish).collect();
-    let bb_files = files.remove(0);
-    // A keyring named relative to the config is found beside it, wherever qus runs.
-    let keyring = |k: Option<String>| {
-        k.map(|k| {
-            let p = std::path::PathBuf::from(k);
-            match std::path::Path::new(origin).parent() {
-                Some(dir) if p.is_relative() => dir.join(p),
-                _ => p,
-            }
-        })
-    };
+    for s in &raw.sources {
+        known_failures_valid(s, origin)?;
+    }
+    let suites: Vec<BTreeMap<Host, String>> = roles.iter().map(Role::suites).collect();
+    let files: Vec<BTreeMap<Host, PackageFile>> = roles.into_iter().map(finish).collect();
+    let mut pins = files.into_iter().zip(suites);
+    let keyring = |k: Option<String>| relative_to(origin, k);
+    let (bb_files, bb_suites) = pins.next().unwrap_or_default();
     let busybox = Busybox {
         package: raw.busybox.package,
         suite: raw.busybox.suite,
-        suites: suites.remove(0),
+        suites: bb_suites,
         fallback_suites: raw.busybox.fallback_suites,
         keyring: keyring(raw.busybox.keyring),
         version: newest_version(&bb_files, raw.busybox.version),
         files: bb_files,
     };
-    for s in &raw.sources {
-        known_failures_valid(s, origin)?;
-    }
     let sources = raw
         .sources
         .into_iter()
-        .zip(files)
-        .zip(suites)
-        .map(|((s, files), suites)| Source {
-            name: s.name,
-            distro: s.distro,
-            suite: s.suite,
-            suites,
-            fallback_suites: s.fallback_suites,
-            keyring: keyring(s.keyring),
-            package: s.package,
-            version: newest_version(&files, s.version),
-            targets: s.targets,
-            files,
-            known_failures: s
-                .known_failures
-                .into_iter()
-                .map(|k| super::KnownFailure {
-                    hosts: k.hosts,
-                    targets: k.targets,
-                    reason: k.reason,
-                })
-                .collect(),
-        })
+        .zip(pins)
+        .map(|(s, (files, suites))| finish_source(s, files, suites, &keyring))
         .collect();
-
     let guests = match &raw.guests {
         None => BTreeMap::new(),
         Some(g) => guests(g, origin)?,
@@ -294,6 +151,165 @@ pub(super) fn resolve(
         guests,
         digests: None,
     })
+}
+
+/// `hosts:` as hosts, each once, at least one.
+fn host_list(names: &[String], origin: &str) -> Result<Vec<Host>, ConfigError> {
+    let mut hosts = Vec::new();
+    for name in names {
+        let h: Host = name
+            .parse()
+            .map_err(|e: UnknownArch| invalid(origin, format!("hosts: {e}")))?;
+        if hosts.contains(&h) {
+            return Err(invalid(
+                origin,
+                format!("hosts: '{name}' names {h}, which is listed twice"),
+            ));
+        }
+        hosts.push(h);
+    }
+    if hosts.is_empty() {
+        return Err(invalid(
+            origin,
+            "hosts: the list is empty; name at least one host",
+        ));
+    }
+    Ok(hosts)
+}
+
+/// The `busybox:` section as a role, its suites checked; it has no targets.
+fn busybox_role<'a>(bb: &'a RawBusybox, origin: &str) -> Result<Role<'a>, ConfigError> {
+    let slots = inline_slots(&bb.files, bb.version.as_deref(), origin, "busybox")?;
+    suites_valid("busybox", &bb.suite, &bb.fallback_suites, &slots, origin)?;
+    if slots
+        .values()
+        .any(|s| s.targets.is_some() || !s.more.is_empty())
+    {
+        return Err(invalid(
+            origin,
+            "busybox.files: 'targets' belongs to QEMU sources only",
+        ));
+    }
+    Ok(Role {
+        name: BUSYBOX,
+        distro: Distro::Debian,
+        ctx: "busybox".into(),
+        suite: &bb.suite,
+        fallbacks: &bb.fallback_suites,
+        package: &bb.package,
+        slots,
+    })
+}
+
+/// One `sources:` entry as a role: its name (unique among `earlier`, prefixed by its
+/// distro), targets, files and suites checked.
+fn source_role<'a>(
+    s: &'a RawSource,
+    earlier: &[RawSource],
+    origin: &str,
+) -> Result<Role<'a>, ConfigError> {
+    let ctx = format!("sources[{}]", s.name);
+    let err = |m: String| invalid(origin, m);
+    validate_source_name(&s.name).map_err(|m| err(format!("{ctx}: {m}")))?;
+    if earlier.iter().any(|o| o.name == s.name) {
+        return Err(err(format!("{ctx}: the name is used twice")));
+    }
+    validate_targets(&s.targets).map_err(|m| err(format!("{ctx}.targets: {m}")))?;
+    let slots = inline_slots(&s.files, s.version.as_deref(), origin, &ctx)?;
+    for (h, slot) in &slots {
+        for t in slot.targets.iter().chain(slot.more.iter().map(|(_, t)| t)) {
+            validate_targets(t).map_err(|m| err(format!("{ctx}.files.{h}.targets: {m}")))?;
+        }
+    }
+    let prefix = match s.distro {
+        Distro::Debian => 'd',
+        Distro::Fedora => 'f',
+    };
+    if !s.name.starts_with(prefix) {
+        return Err(err(format!(
+            "{ctx}: a {:?} source's name starts with '{prefix}' (its tags are {prefix}V)",
+            s.distro
+        )));
+    }
+    if s.files.values().any(|f| f.packages.is_some()) && s.distro == Distro::Debian {
+        return Err(err(format!("{ctx}: `packages:` lists are for Fedora's per-target rpms; a Debian host has one package")));
+    }
+    if s.distro == Distro::Fedora && !s.fallback_suites.is_empty() {
+        return Err(err(format!("{ctx}.fallback_suites: a Fedora source is pinned by hand; `qus lock` reads Debian suites only, so remove it")));
+    }
+    if s.distro == Distro::Debian {
+        suites_valid(&ctx, &s.suite, &s.fallback_suites, &slots, origin)?;
+    }
+    Ok(Role {
+        name: &s.name,
+        distro: s.distro,
+        ctx,
+        suite: &s.suite,
+        fallbacks: &s.fallback_suites,
+        package: &s.package,
+        slots,
+    })
+}
+
+/// At least one source, and `default:` names one of them.
+fn default_valid(raw: &RawConfig, origin: &str) -> Result<(), ConfigError> {
+    if raw.sources.is_empty() {
+        return Err(invalid(origin, "sources: the list is empty"));
+    }
+    if !raw.sources.iter().any(|s| s.name == raw.default) {
+        let names: Vec<&str> = raw.sources.iter().map(|s| s.name.as_str()).collect();
+        return Err(invalid(
+            origin,
+            format!(
+                "default: '{}' is not one of the sources ({})",
+                raw.default,
+                names.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A keyring named relative to the config is found beside it, wherever qus runs.
+fn relative_to(origin: &str, path: Option<String>) -> Option<std::path::PathBuf> {
+    path.map(|k| {
+        let p = std::path::PathBuf::from(k);
+        match std::path::Path::new(origin).parent() {
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p,
+        }
+    })
+}
+
+/// A source as the rest of qus sees it: its pins resolved, its keyring found.
+fn finish_source(
+    s: RawSource,
+    files: BTreeMap<Host, PackageFile>,
+    suites: BTreeMap<Host, String>,
+    keyring: &dyn Fn(Option<String>) -> Option<std::path::PathBuf>,
+) -> Source {
+    let known_failures = s
+        .known_failures
+        .into_iter()
+        .map(|k| super::KnownFailure {
+            hosts: k.hosts,
+            targets: k.targets,
+            reason: k.reason,
+        })
+        .collect();
+    Source {
+        name: s.name,
+        distro: s.distro,
+        suite: s.suite,
+        suites,
+        fallback_suites: s.fallback_suites,
+        keyring: keyring(s.keyring),
+        package: s.package,
+        version: newest_version(&files, s.version),
+        targets: s.targets,
+        files,
+        known_failures,
+    }
 }
 
 /// A section's `suite`, its hosts' own `suite`s and its `fallback_suites` are suite names;
@@ -610,7 +626,7 @@ fn newest_version(files: &BTreeMap<Host, PackageFile>, fallback: Option<String>)
 }
 
 /// Every `known_failures:` entry names emulators of its source and says why.
-fn known_failures_valid(s: &super::raw::RawSource, origin: &str) -> Result<(), ConfigError> {
+fn known_failures_valid(s: &RawSource, origin: &str) -> Result<(), ConfigError> {
     for (i, k) in s.known_failures.iter().enumerate() {
         let ctx = format!("source '{}': known_failures[{i}]", s.name);
         if k.reason.trim().is_empty() {

@@ -89,7 +89,7 @@ pub fn report(plan: &Plan) -> Report {
                 plan.images
                     .iter()
                     .find(|i| i.source == name)
-                    .and_then(|i| i.labels.get("qus.qemu.package").cloned())
+                    .and_then(|i| i.labels.get(crate::plan::labels::QEMU_PACKAGE).cloned())
                     .unwrap_or_default()
             });
             let targets: BTreeSet<&str> = pkgs

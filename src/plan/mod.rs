@@ -6,13 +6,18 @@
 //! consume it and never re-decide it. Keeping it pure means the whole tag scheme is tested
 //! with plain values.
 
+mod images;
+pub mod labels;
+mod lists;
 pub(crate) mod narrow;
+mod newest;
+
+pub use newest::{newest_among, newest_sources, NEWEST};
 
 use crate::arch::{Host, Platform};
 use crate::config::validate::validate_targets;
-use crate::config::{Config, Distro, Source};
+use crate::config::{Config, Distro, PackageFile, Source};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// What the user asked for on the command line; `None` means "everything the config has".
@@ -204,6 +209,37 @@ pub struct PackagePlan {
     /// `qus lock` pinned them from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keyring: Option<std::path::PathBuf>,
+}
+
+impl PackagePlan {
+    /// The package pinned by `file`, for `host`, extracting `targets` (none for busybox
+    /// and guest programs).
+    pub fn pinned(
+        role: Role,
+        distro: Distro,
+        host: Host,
+        package: &str,
+        file: &PackageFile,
+        targets: Vec<String>,
+    ) -> PackagePlan {
+        PackagePlan {
+            role,
+            distro,
+            host,
+            package: package.to_string(),
+            version: file.version.clone(),
+            file: file.file.clone(),
+            sha256: file.sha256.clone(),
+            size: file.size,
+            targets,
+            keyring: None,
+        }
+    }
+
+    /// The same package, whose signature must be by a key of `keyring` (Fedora's rpms).
+    pub fn signed_by(self, keyring: Option<std::path::PathBuf>) -> PackagePlan {
+        PackagePlan { keyring, ..self }
+    }
 }
 
 /// A combination the selection asked for that the pinned packages cannot give.
@@ -420,24 +456,16 @@ pub fn plan(config: &Config, sel: &Selection, recipe: &Recipe) -> Result<Plan, P
     };
     for source in &sources {
         for &host in &hosts {
-            plan_host(config, source, host, sel, recipe, &mut out);
+            images::plan_host(config, source, host, sel, recipe, &mut out);
         }
     }
-    out.manifests = manifests(&mut out, &sources, &newest_sources(config));
+    out.manifests = lists::manifests(&mut out, &sources, &newest_sources(config));
     for host in out.hosts() {
         if let Some(f) = config.busybox.files.get(&host) {
-            out.packages.push(PackagePlan {
-                role: Role::Busybox,
-                distro: Distro::Debian,
-                host,
-                package: config.busybox.package.clone(),
-                version: f.version.clone(),
-                file: f.file.clone(),
-                sha256: f.sha256.clone(),
-                size: f.size,
-                targets: Vec::new(),
-                keyring: None,
-            });
+            let package = &config.busybox.package;
+            let busybox =
+                PackagePlan::pinned(Role::Busybox, Distro::Debian, host, package, f, vec![]);
+            out.packages.push(busybox);
         }
     }
     Ok(out)
@@ -449,229 +477,6 @@ fn join_hosts(hosts: &[Host]) -> String {
         .map(|h| h.name())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn plan_host(
-    config: &Config,
-    source: &Source,
-    host: Host,
-    sel: &Selection,
-    recipe: &Recipe,
-    out: &mut Plan,
-) {
-    let repo = sel.repo.as_deref().unwrap_or(&config.repo);
-    let Some(file) = source.files.get(&host) else {
-        out.skipped.push(Skip {
-            source: source.name.clone(),
-            host,
-            target: None,
-            reason: format!(
-                "{} has no {} package for {host}",
-                source.name, source.package
-            ),
-        });
-        return;
-    };
-    let shipped = source.targets_for(host);
-    let targets: Vec<String> = match &sel.targets {
-        None => shipped.to_vec(),
-        Some(wanted) => {
-            for t in wanted.iter().filter(|t| !shipped.contains(t)) {
-                out.skipped.push(Skip {
-                    source: source.name.clone(),
-                    host,
-                    target: Some(t.clone()),
-                    reason: format!(
-                        "{} {} for {} ({}) does not ship qemu-{t}",
-                        source.package,
-                        file.version,
-                        host,
-                        host.debian()
-                    ),
-                });
-            }
-            wanted
-                .iter()
-                .filter(|t| shipped.contains(t))
-                .cloned()
-                .collect()
-        }
-    };
-    // Always present when the host is: config validation guarantees a busybox pin per host.
-    let busybox_sha = config
-        .busybox
-        .files
-        .get(&host)
-        .map(|f| f.sha256.as_str())
-        .unwrap_or("");
-
-    let tag = |suffix: &str| {
-        if suffix.is_empty() {
-            format!("{host}-{}", source.name)
-        } else {
-            format!("{host}-{}-{suffix}", source.name)
-        }
-    };
-    let mk = |kind: Kind,
-              tag: String,
-              targets: Vec<String>,
-              base: Option<&ImagePlan>,
-              layers: Vec<LayerSpec>| {
-        let mut labels = BTreeMap::new();
-        let title = match kind {
-            Kind::Entrypoint => "binfmt_misc registration entrypoint".to_string(),
-            Kind::Emulators => format!("QEMU user-mode emulators for {host}"),
-            Kind::Full | Kind::Single => format!(
-                "QEMU user-mode emulators for {host} with a binfmt_misc registration entrypoint"
-            ),
-        };
-        labels.insert("org.opencontainers.image.title".into(), "qus".into());
-        labels.insert("org.opencontainers.image.description".into(), title);
-        labels.insert(
-            "org.opencontainers.image.version".into(),
-            file.version.clone(),
-        );
-        labels.insert(
-            "org.opencontainers.image.licenses".into(),
-            "GPL-2.0-only".into(),
-        );
-        labels.insert("org.opencontainers.image.ref.name".into(), tag.clone());
-        labels.insert("qus.kind".into(), kind.name().into());
-        labels.insert("qus.host".into(), host.name().into());
-        labels.insert("qus.platform".into(), host.platform().to_string());
-        labels.insert("qus.source".into(), source.name.clone());
-        labels.insert("qus.qemu.package".into(), source.package.clone());
-        labels.insert("qus.qemu.version".into(), file.version.clone());
-        let joined = |f: fn(&crate::config::PackageFile) -> &str| {
-            file.all().map(f).collect::<Vec<_>>().join(",")
-        };
-        labels.insert("qus.qemu.file".into(), joined(|p| &p.file));
-        labels.insert("qus.qemu.sha256".into(), joined(|p| &p.sha256));
-        labels.insert("qus.targets".into(), targets.join(","));
-        if kind != Kind::Emulators {
-            labels.insert("qus.busybox.sha256".into(), busybox_sha.to_string());
-        }
-        let inputs = inputs_digest(&InputsDoc {
-            recipe,
-            tag: &tag,
-            platform: host.platform(),
-            base: base.map(|b| b.inputs.as_str()),
-            layers: &layers,
-            labels: &labels,
-        });
-        labels.insert("qus.inputs".into(), inputs.clone());
-        ImagePlan {
-            reference: format!("{repo}:{tag}"),
-            tag,
-            host,
-            platform: host.platform(),
-            kind,
-            source: source.name.clone(),
-            qemu_version: file.version.clone(),
-            targets,
-            base: base.map(|b| b.tag.clone()),
-            sets_entrypoint: kind != Kind::Emulators
-                && base.is_none_or(|b| b.kind == Kind::Emulators),
-            layers,
-            labels,
-            inputs,
-        }
-    };
-
-    let register = mk(
-        Kind::Entrypoint,
-        tag("register"),
-        Vec::new(),
-        None,
-        vec![LayerSpec::Entrypoint],
-    );
-    out.images.push(register.clone());
-    if targets.is_empty() {
-        out.skipped.push(Skip {
-            source: source.name.clone(),
-            host,
-            target: None,
-            reason: "none of the selected targets is shipped for this host: only the register \
-                     image is built"
-                .into(),
-        });
-        return;
-    }
-    // One package per file that ships a selected target (Fedora: one rpm per group).
-    for part in file.all() {
-        let wanted: Vec<String> = source
-            .targets_of(part)
-            .iter()
-            .filter(|t| targets.contains(t))
-            .cloned()
-            .collect();
-        if wanted.is_empty() {
-            continue;
-        }
-        out.packages.push(PackagePlan {
-            role: Role::Qemu {
-                source: source.name.clone(),
-            },
-            distro: source.distro,
-            host,
-            package: source.package.clone(),
-            version: part.version.clone(),
-            file: part.file.clone(),
-            sha256: part.sha256.clone(),
-            size: part.size,
-            targets: wanted,
-            keyring: rpm_keyring(source),
-        });
-    }
-    let emulator_layers: Vec<LayerSpec> = targets
-        .iter()
-        .map(|t| LayerSpec::Emulator { target: t.clone() })
-        .collect();
-    let pkg = mk(
-        Kind::Emulators,
-        tag("pkg"),
-        targets.clone(),
-        None,
-        emulator_layers,
-    );
-    // H-dV is the pkg image plus the entrypoint layer on top: the emulator layers are stored
-    // once in the daemon and once in the registry for both tags.
-    let full = mk(
-        Kind::Full,
-        tag(""),
-        targets.clone(),
-        Some(&pkg),
-        vec![LayerSpec::Entrypoint],
-    );
-    out.images.push(pkg);
-    out.images.push(full);
-    // H-dV-T is the register image plus one emulator layer: it inherits the entrypoint,
-    // so its build is one COPY and one LABEL (every builder step costs a container).
-    for t in &targets {
-        out.images.push(mk(
-            Kind::Single,
-            tag(t),
-            vec![t.clone()],
-            Some(&register),
-            vec![LayerSpec::Emulator { target: t.clone() }],
-        ));
-    }
-}
-
-#[derive(Serialize)]
-struct InputsDoc<'a> {
-    recipe: &'a Recipe,
-    tag: &'a str,
-    platform: Platform,
-    base: Option<&'a str>,
-    layers: &'a [LayerSpec],
-    labels: &'a BTreeMap<String, String>,
-}
-
-fn inputs_digest(doc: &InputsDoc<'_>) -> String {
-    // serde_json of structs and BTreeMaps is deterministic: same inputs, same digest.
-    let bytes = serde_json::to_vec(doc).unwrap_or_default();
-    format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
 }
 
 /// The package that gives `machine` the emulators of `targets`: its newest pinned source
@@ -688,29 +493,11 @@ pub fn machine_package(config: &Config, machine: Host, targets: &[String]) -> Op
     sources.sort_by_key(|s| newest.get(&machine) != Some(&s.name));
     let s = sources.first()?;
     let f = &s.files[&machine];
-    Some(PackagePlan {
-        role: Role::Qemu {
-            source: s.name.clone(),
-        },
-        distro: s.distro,
-        host: machine,
-        package: s.package.clone(),
-        version: f.version.clone(),
-        file: f.file.clone(),
-        sha256: f.sha256.clone(),
-        size: f.size,
-        targets: targets.to_vec(),
-        keyring: rpm_keyring(s),
-    })
-}
-
-/// The keyring a source's packages themselves must be signed by: Fedora's rpms carry
-/// signatures, Debian's .debs do not (a Debian source's keyring is for its Release).
-fn rpm_keyring(source: &Source) -> Option<std::path::PathBuf> {
-    match source.distro {
-        Distro::Fedora => source.keyring.clone(),
-        Distro::Debian => None,
-    }
+    let role = Role::Qemu {
+        source: s.name.clone(),
+    };
+    let package = PackagePlan::pinned(role, s.distro, machine, &s.package, f, targets.to_vec());
+    Some(package.signed_by(images::rpm_keyring(s)))
 }
 
 /// The guest programs for the Debian architectures `arches` the config pins, fetched for
@@ -720,20 +507,12 @@ pub fn guest_packages(config: &Config, machine: Host, arches: &[&str]) -> Vec<Pa
         .iter()
         .filter_map(|arch| {
             let g = config.guest(arch)?;
-            Some(PackagePlan {
-                role: Role::Guest {
-                    arch: arch.to_string(),
-                },
-                distro: Distro::Debian,
-                host: machine,
-                package: g.package,
-                version: g.file.version,
-                file: g.file.file,
-                sha256: g.file.sha256,
-                size: g.file.size,
-                targets: Vec::new(),
-                keyring: None,
-            })
+            let role = Role::Guest {
+                arch: arch.to_string(),
+            };
+            let package =
+                PackagePlan::pinned(role, Distro::Debian, machine, &g.package, &g.file, vec![]);
+            Some(package)
         })
         .collect()
 }
@@ -754,7 +533,7 @@ fn unpinned_hint(config: &Config, selected: &[&Source], h: Host) -> String {
         let hosts: Vec<&str> = config.hosts.iter().map(|h| h.name()).collect();
         return format!("it is not one of the config's hosts ({})", hosts.join(", "));
     }
-    let newer = |s: &&Source| series(&s.name).first().is_some_and(|m| *m >= 11);
+    let newer = |s: &&Source| newest::qemu_major(&s.version).is_some_and(|m| m >= 11);
     if h.bits() == 32 && selected.iter().all(newer) {
         return format!(
             "QEMU 11 dropped 32-bit hosts, so no QEMU 11 package exists for {h}{elsewhere}"
@@ -765,160 +544,6 @@ fn unpinned_hint(config: &Config, selected: &[&Source], h: Host) -> String {
          not pinned yet (qus lock, or the config's files){elsewhere}",
         h.debian()
     )
-}
-
-/// The `source` of an unversioned list: each host's newest source.
-pub const NEWEST: &str = "newest";
-
-/// The QEMU series a source name gives (`d11.1` → [11, 1]): what "newest" compares.
-fn series(name: &str) -> Vec<u64> {
-    name.trim_start_matches(|c: char| c.is_ascii_alphabetic())
-        .split('.')
-        .map(|n| n.parse().unwrap_or(0))
-        .collect()
-}
-
-/// For each host, the source of its unversioned tags: the newest QEMU series the config
-/// pins for it; on a tie the default source, then the first in the config.
-pub fn newest_sources(config: &Config) -> BTreeMap<Host, String> {
-    newest_among(config, None)
-}
-
-/// [`newest_sources`] among the sources named in `among` (`--sources`; `None`: all): for
-/// each host one of them pins, the newest that does. What `qus assets` packs per host.
-pub fn newest_among(config: &Config, among: Option<&[String]>) -> BTreeMap<Host, String> {
-    let candidates: Vec<(usize, &Source)> = config
-        .sources
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| among.is_none_or(|names| names.contains(&s.name)))
-        .collect();
-    let hosts: std::collections::BTreeSet<Host> = candidates
-        .iter()
-        .flat_map(|(_, s)| s.files.keys().copied())
-        .collect();
-    let mut out = BTreeMap::new();
-    for host in hosts {
-        let best = candidates
-            .iter()
-            .filter(|(_, s)| s.files.contains_key(&host))
-            .max_by(|(ia, a), (ib, b)| {
-                series(&a.name)
-                    .cmp(&series(&b.name))
-                    .then((a.name == config.default).cmp(&(b.name == config.default)))
-                    .then(ib.cmp(ia))
-            });
-        if let Some((_, s)) = best {
-            out.insert(host, s.name.clone());
-        }
-    }
-    out
-}
-
-/// The lists of one (kind, target) group over `images`, all of one source or the newest
-/// per host.
-fn group_entries(images: &[&ImagePlan], kind: Kind, target: Option<&String>) -> Vec<ManifestEntry> {
-    images
-        .iter()
-        .filter(|i| i.kind == kind && (target.is_none() || i.targets.first() == target))
-        .map(|i| ManifestEntry {
-            tag: i.tag.clone(),
-            host: i.host,
-            platform: i.platform.clone(),
-        })
-        .collect()
-}
-
-/// The (tag suffix, kind, target) groups of lists over `images`.
-fn groups(images: &[&ImagePlan]) -> Vec<(String, Kind, Option<String>)> {
-    let mut groups: Vec<(String, Kind, Option<String>)> = vec![
-        ("register".into(), Kind::Entrypoint, None),
-        ("pkg".into(), Kind::Emulators, None),
-        (String::new(), Kind::Full, None),
-    ];
-    let mut targets: Vec<String> = Vec::new();
-    for i in images.iter().filter(|i| i.kind == Kind::Single) {
-        if !targets.contains(&i.targets[0]) {
-            targets.push(i.targets[0].clone());
-        }
-    }
-    for t in targets {
-        groups.push((t.clone(), Kind::Single, Some(t)));
-    }
-    groups
-}
-
-/// Every list: `dV`, `dV-pkg`, `dV-register`, `dV-T` per source; and the unversioned
-/// `latest`, `pkg`, `register`, `T`, whose entry for each host is the image of that host's
-/// newest source (`newest`). The unversioned lists are planned only when every host's
-/// newest source is selected: `--sources d7.2` must not move `latest` back to QEMU 7.2.
-fn manifests(
-    plan: &mut Plan,
-    sources: &[&Source],
-    newest: &BTreeMap<Host, String>,
-) -> Vec<ManifestPlan> {
-    let mut out = Vec::new();
-    let mut push = |tag: String, source: &str, kind, target: &Option<String>, entries: Vec<_>| {
-        out.push(ManifestPlan {
-            reference: format!("{}:{tag}", plan.repo),
-            tag,
-            source: source.to_string(),
-            kind,
-            target: target.clone(),
-            entries,
-        });
-    };
-    let mut lists_over = |images: &[&ImagePlan], source: &str, tag: &dyn Fn(&str) -> String| {
-        for (suffix, kind, target) in groups(images) {
-            let entries = group_entries(images, kind, target.as_ref());
-            if !entries.is_empty() {
-                push(tag(&suffix), source, kind, &target, entries);
-            }
-        }
-    };
-    for source in sources {
-        let images: Vec<&ImagePlan> = plan
-            .images
-            .iter()
-            .filter(|i| i.source == source.name)
-            .collect();
-        lists_over(&images, &source.name, &|suffix| {
-            if suffix.is_empty() {
-                source.name.clone()
-            } else {
-                format!("{}-{suffix}", source.name)
-            }
-        });
-    }
-    let left_out: Vec<String> = plan
-        .hosts()
-        .iter()
-        .filter_map(|h| {
-            let n = newest.get(h)?;
-            (!sources.iter().any(|s| &s.name == n)).then(|| format!("{h} ({n})"))
-        })
-        .collect();
-    if !left_out.is_empty() {
-        plan.notes.push(format!(
-            "the unversioned tags (latest, pkg, register, <target>) are not planned: the \
-             selection leaves out the newest source of {}",
-            left_out.join(", ")
-        ));
-        return out;
-    }
-    let images: Vec<&ImagePlan> = plan
-        .images
-        .iter()
-        .filter(|i| newest.get(&i.host) == Some(&i.source))
-        .collect();
-    lists_over(&images, NEWEST, &|suffix| {
-        if suffix.is_empty() {
-            "latest".to_string()
-        } else {
-            suffix.to_string()
-        }
-    });
-    out
 }
 
 #[cfg(test)]

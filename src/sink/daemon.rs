@@ -184,7 +184,7 @@ pub(crate) async fn in_daemon<'a>(
         };
         match current {
             Some(info)
-                if info.labels.get("qus.inputs") == Some(&img.inputs)
+                if info.labels.get(crate::plan::labels::INPUTS) == Some(&img.inputs)
                     && info.is_platform(&img.platform) =>
             {
                 done.push(BuiltImage {

@@ -37,6 +37,7 @@
 
 mod cpio;
 mod header;
+mod open;
 mod signature;
 
 use std::cell::{Cell, RefCell};
@@ -52,7 +53,7 @@ use crate::limits::{Capped, CountIn, LimitHit, Limits};
 use crate::package::{PackageFormat, PackageInfo, Visitor};
 
 use cpio::{IndexedFile, WalkError};
-use header::{hex_bytes, read_full, tag, Header, ReadError, DIGEST_SHA256, LEAD_LEN};
+use header::{tag, Header, DIGEST_SHA256, LEAD_LEN};
 
 pub(crate) use header::LEAD_MAGIC;
 pub use signature::verify_signature;
@@ -207,203 +208,18 @@ impl Rpm {
             .map_err(|e| Error::io("cannot read", path, e))?
             .len();
         let mut r = BufReader::with_capacity(256 << 10, file);
-        let bad = |part: &'static str, detail: String| Error::BadRpm {
-            path: path.to_path_buf(),
-            part,
-            detail,
-        };
-        let truncated = |member: &str, detail: String| Error::Truncated {
-            path: path.to_path_buf(),
-            member: member.to_string(),
-            detail,
-        };
-        let unsupported = |what: String| Error::UnsupportedFormat {
-            path: path.to_path_buf(),
-            what,
-        };
-
-        // Lead.
-        let mut lead = [0u8; LEAD_LEN];
-        let n = read_full(&mut r, &mut lead).map_err(|e| Error::io("cannot read", path, e))?;
-        let short = || {
-            truncated(
-                "rpm lead",
-                format!("the file has {n} of the lead's {LEAD_LEN} bytes"),
-            )
-        };
-        if n < LEAD_MAGIC.len() {
-            return Err(short());
-        }
-        if lead[..4] != LEAD_MAGIC {
-            return Err(bad(
-                "lead",
-                format!(
-                    "bad magic {} (an rpm starts with {})",
-                    hex_bytes(&lead[..4]),
-                    hex_bytes(&LEAD_MAGIC)
-                ),
-            ));
-        }
-        if n < LEAD_LEN {
-            return Err(short());
-        }
-        let lead = header::parse_lead(&lead);
-        if !matches!(lead.major, 3 | 4) {
-            return Err(bad(
-                "lead",
-                format!(
-                    "package format {}.{} (qus reads 3.x, written by rpm 4, and 4.x, by rpm 6)",
-                    lead.major, lead.minor
-                ),
-            ));
-        }
-        if lead.kind == 1 {
-            return Err(unsupported("a source rpm".into()));
-        }
-        if lead.signature_type != 5 {
-            return Err(bad(
-                "lead",
-                format!(
-                    "signature type {} (every rpm since 3.0 has 5, a header)",
-                    lead.signature_type
-                ),
-            ));
-        }
-
-        // Signature header, padded to 8 bytes.
-        let mut pos = LEAD_LEN as u64;
-        let header_err = |part: &'static str, member: &'static str| {
-            move |e: ReadError| match e {
-                ReadError::Truncated(d) => truncated(member, d),
-                ReadError::Bad(d) => bad(part, d),
-                ReadError::Io(e) => Error::io("cannot read", path, e),
-            }
-        };
-        let (sig, sig_len) = Header::read(&mut r, len - pos, None)
-            .map_err(header_err("signature header", "rpm signature header"))?;
-        pos += sig_len;
-        let pad = (8 - sig_len % 8) % 8;
-        let mut zeros = [0u8; 8];
-        let got = read_full(&mut r, &mut zeros[..pad as usize])
-            .map_err(|e| Error::io("cannot read", path, e))?;
-        if (got as u64) < pad {
-            return Err(truncated(
-                "rpm signature header",
-                "the file ends in the padding after it".into(),
-            ));
-        }
-        pos += pad;
-
-        // Main header, kept as read: its digest and signatures are over these bytes.
-        let header_start = pos;
-        let mut header_blob = Vec::new();
-        let (hdr, hdr_len) = Header::read(&mut r, len - pos, Some(&mut header_blob))
-            .map_err(header_err("header", "rpm header"))?;
-        pos += hdr_len;
-        let sig_field = |e: String| bad("signature header", e);
-        if let Some(expected) = sig.string(tag::SIG_SHA256).map_err(sig_field)? {
-            let mut hasher = Hasher::default();
-            hasher.update(&header_blob);
-            let actual = hasher.finish().to_hex();
-            if !expected.eq_ignore_ascii_case(&actual) {
-                return Err(Error::RpmDigestMismatch {
-                    path: path.to_path_buf(),
-                    what: "header",
-                    expected,
-                    actual,
-                });
-            }
-        }
-
-        // Where the payload ends: the signature says header+payload (v4), a v6 header says
-        // the payload alone.
-        let field = |e: String| bad("header", e);
-        let declared_end = match (
-            sig.number(tag::SIG_LONGSIZE).map_err(sig_field)?,
-            sig.number(tag::SIG_SIZE).map_err(sig_field)?,
-            hdr.number(tag::PAYLOADSIZE).map_err(field)?,
-        ) {
-            (Some(s), _, _) | (None, Some(s), _) => Some(header_start.saturating_add(s)),
-            (None, None, Some(p)) => Some(pos.saturating_add(p)),
-            (None, None, None) => None,
-        };
-        let end = match declared_end {
-            Some(end) if end > len => {
-                return Err(truncated(
-                    "rpm payload",
-                    format!(
-                    "the headers say the package is {end} bytes, the file has {len} ({} missing)",
-                    end - len
-                ),
-                ))
-            }
-            Some(end) if end < pos => {
-                return Err(bad(
-                    "signature header",
-                    format!("its size {end} ends inside the header"),
-                ))
-            }
-            Some(end) if end < len => {
-                return Err(bad(
-                    "payload",
-                    format!(
-                        "{} bytes of unknown data follow the {end} bytes the headers describe",
-                        len - end
-                    ),
-                ))
-            }
-            _ => len,
-        };
-
+        let fail = open::Fail { path };
+        let lead = open::lead(&mut r, fail)?;
+        let header_start = LEAD_LEN as u64;
+        let (sig, sig_len) = open::signature(&mut r, len - header_start, fail)?;
+        let header_start = header_start + sig_len;
+        let (hdr, header_blob) = open::main_header(&mut r, len - header_start, &sig, fail)?;
+        let pos = header_start + header_blob.len() as u64;
+        let end = open::payload_end(&sig, &hdr, (header_start, pos, len), fail)?;
+        let field = |e: String| fail.bad("header", e);
         let header = read_header_fields(&hdr, &lead).map_err(field)?;
-        if hdr.has(tag::SOURCEPACKAGE) {
-            return Err(unsupported("a source rpm".into()));
-        }
-        if !header.os.eq_ignore_ascii_case("linux") {
-            return Err(unsupported(format!("an rpm for OS {:?}", header.os)));
-        }
-        match header.payload_format.as_str() {
-            "cpio" => {}
-            "drpm" => return Err(unsupported("a delta rpm (payload format drpm)".into())),
-            f => return Err(unsupported(format!("rpm payload format {f:?}"))),
-        }
-        let requires = hdr.strings(tag::REQUIRENAME).map_err(field)?;
-        if requires
-            .iter()
-            .flatten()
-            .any(|r| r == "rpmlib(PayloadAlignment)")
-        {
-            return Err(unsupported(
-                "a block-aligned rpm payload (rpmlib(PayloadAlignment), rpm ≥ 6.2)".into(),
-            ));
-        }
-        let payload = match header.payload_compressor.as_deref() {
-            Some("zstd") => Payload::Plain(Compression::Zstd),
-            Some("xz") => Payload::Plain(Compression::Xz),
-            Some("gzip") => Payload::Plain(Compression::Gzip),
-            Some("lzma") => Payload::Lzma,
-            Some("identity") => Payload::Plain(Compression::None),
-            // Old rpms leave it out and mean gzip; rpm's gzip reader also passes an
-            // uncompressed (`ufdio`) payload through, which writes no compressor either.
-            None => {
-                let mut first = [0u8; 2];
-                let n =
-                    read_full(&mut r, &mut first).map_err(|e| Error::io("cannot read", path, e))?;
-                r.seek_relative(-(n as i64))
-                    .map_err(|e| Error::io("cannot read", path, e))?;
-                if first == [0x1f, 0x8b] {
-                    Payload::Plain(Compression::Gzip)
-                } else {
-                    Payload::Plain(Compression::None)
-                }
-            }
-            Some(other) => {
-                return Err(Error::UnknownPayloadCompressor {
-                    path: path.to_path_buf(),
-                    compressor: other.to_string(),
-                })
-            }
-        };
+        open::supported(&hdr, &header, fail)?;
+        let payload = open::payload(&mut r, &header, fail)?;
         let indexed = index_files(&hdr, &header.files).map_err(field)?;
         let info = package_info(&hdr, &header).map_err(field)?;
         Ok(Rpm {
