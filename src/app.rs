@@ -4,8 +4,9 @@
 use crate::attest::sign::{Key, PublicKey};
 use crate::attest::{BuildContext, NamedDigest, DEFAULT_BUILDER_ID};
 use crate::cli::{
-    BuildArgs, BuildCmdArgs, BuilderArg, Cli, Command, LoadArg, MatrixArgs, MediaArgs,
-    MediaTypesArg, MirrorArgs, ProgressArg, RegistryArgs, SignArgs, SourceArgs, TestArg,
+    AssetsArgs, BuildArgs, BuildCmdArgs, BuilderArg, Cli, Command, LoadArg, MatrixArgs, MediaArgs,
+    MediaTypesArg, MirrorArgs, ProgressArg, RegisterArgs, RegistryArgs, ReleaseArgs, SignArgs,
+    SourceArgs, TestArg, VerifyArgs,
 };
 use crate::cmd::release::{ReleaseFlags, TestScope};
 use crate::config::Config;
@@ -51,45 +52,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &plan, &src, &opts, a.json, &progress,
             ))
         }
-        Command::Release(a) => {
-            let cfg = Config::load(config)?;
-            let plans = make_plans(&cfg, &a.build.matrix, &names)?;
-            let timeouts = timeouts(&a.registry);
-            let (src, opts) = (
-                source_options(&a.build.source, timeouts)?,
-                build_options(&a.build, context),
-            );
-            let reg = registry_options(&a.registry, timeouts)?;
-            let supply = SupplyOptions {
-                sign_key: sign_key(&a.sign, &names)?,
-                context: build_context(&cfg, a.builder_id.as_deref(), &a.build.media),
-            };
-            runtime()?.block_on(crate::cmd::release::release_cmd(
-                &plans,
-                &cfg,
-                &src,
-                &opts,
-                &reg,
-                ReleaseFlags {
-                    skip_lists: a.skip_lists,
-                    oci_layout: a.build.oci_layout.clone(),
-                    layout_only: a.build.oci_layout.is_some()
-                        && a.build.matrix.repo.is_empty()
-                        && !names_a_registry(&cfg.repo),
-                    json: a.build.json,
-                    test: match a.test {
-                        TestArg::Native => TestScope::Native,
-                        TestArg::All => TestScope::All,
-                        TestArg::None => TestScope::None,
-                    },
-                    machine: machine(),
-                    test_jobs: src.cpus,
-                    supply,
-                    released: Vec::new(),
-                },
-                &progress,
-            ))
-        }
+        Command::Release(a) => release(&a, config, context, &names, &progress),
         Command::Publish(a) => {
             let plan = make_plan(&Config::load(config)?, &a.matrix, &names)?;
             let reg = registry_options(&a.registry, timeouts(&a.registry))?;
@@ -118,47 +81,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &progress,
             ))
         }
-        Command::Verify(a) => {
-            let plan = make_plan(&Config::load(config)?, &a.matrix, &names)?;
-            let timeouts = timeouts(&a.registry);
-            let src = source_options(&a.source, timeouts)?;
-            let reg = registry_options(&a.registry, timeouts)?;
-            let key = match &a.key {
-                None => None,
-                Some(p) => {
-                    let text = read_text(p, "--key")?;
-                    Some(
-                        PublicKey::from_pem(&text, &p.display().to_string())
-                            .map_err(|e| crate::exit::usage(format!("--key: {e:#}")))?,
-                    )
-                }
-            };
-            runtime()?.block_on(crate::cmd::verify::verify_cmd(
-                &plan,
-                &src,
-                &reg,
-                media_types(&a.media),
-                key.as_ref(),
-                a.json,
-                &progress,
-            ))
-        }
-        Command::Assets(a) => {
-            let cfg = Config::load(config)?;
-            let plan = make_plan(&cfg, &a.matrix, &names)?;
-            // Each host's assets from the source of its unversioned tags, among those selected.
-            let sources = plan::newest_among(&cfg, a.matrix.sources.as_deref());
-            let src = source_options(&a.source, Timeouts::default())?;
-            let opts = crate::cmd::assets::AssetsOptions {
-                out: a.out.clone(),
-                public_key: sign_key(&a.sign, &names)?.map(|k| k.public_pem()),
-                qus_binaries: a.qus_binary.clone(),
-                json: a.json,
-            };
-            runtime()?.block_on(crate::cmd::assets::assets_cmd(
-                &plan, &sources, &src, &opts, &progress,
-            ))
-        }
+        Command::Verify(a) => verify(&a, config, &names, &progress),
+        Command::Assets(a) => assets(&a, config, &names, &progress),
         Command::Lock(a) => {
             let mirror = debian_mirror(&a.mirror);
             let expiry = expiry(&a.valid_until);
@@ -178,25 +102,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let plan = make_plan(&Config::load(config)?, &a.matrix, &names)?;
             crate::cmd::report::report_cmd(&plan, a.json)
         }
-        Command::Register(a) => {
-            let opts = crate::cmd::register::RegisterOptions {
-                install_dir: a
-                    .install_dir
-                    .clone()
-                    .unwrap_or_else(|| crate::cmd::register::DEFAULT_INSTALL_DIR.into()),
-                persist: a.persist,
-                persist_dir: a
-                    .persist_dir
-                    .clone()
-                    .unwrap_or_else(|| crate::cmd::register::DEFAULT_PERSIST_DIR.into()),
-                config: a.config.clone().or_else(|| config.map(Path::to_path_buf)),
-                packages_dir: a.source.debs.clone(),
-                debian_mirror: debian_mirror(&a.source.mirror),
-                fedora_mirror: a.source.fedora_mirror.clone(),
-                cache: a.source.cache.clone(),
-            };
-            crate::cmd::register::register_cmd(&a.args, &opts, &progress)
-        }
+        Command::Register(a) => register(&a, config, &progress),
         Command::Completion(a) => {
             write_stdout(&crate::cli::completion_script(a.shell))?;
             Ok(ExitCode::SUCCESS)
@@ -210,6 +116,133 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `qus release`: the plans of every selected source, built, tested, pushed and listed.
+fn release(
+    a: &ReleaseArgs,
+    config: Option<&Path>,
+    context: Option<&str>,
+    names: &Names,
+    progress: &Progress,
+) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(config)?;
+    let plans = make_plans(&cfg, &a.build.matrix, names)?;
+    let timeouts = timeouts(&a.registry);
+    let (src, opts) = (
+        source_options(&a.build.source, timeouts)?,
+        build_options(&a.build, context),
+    );
+    let reg = registry_options(&a.registry, timeouts)?;
+    let supply = SupplyOptions {
+        sign_key: sign_key(&a.sign, names)?,
+        context: build_context(&cfg, a.builder_id.as_deref(), &a.build.media),
+    };
+    runtime()?.block_on(crate::cmd::release::release_cmd(
+        &plans,
+        &cfg,
+        &src,
+        &opts,
+        &reg,
+        ReleaseFlags {
+            skip_lists: a.skip_lists,
+            oci_layout: a.build.oci_layout.clone(),
+            layout_only: a.build.oci_layout.is_some()
+                && a.build.matrix.repo.is_empty()
+                && !names_a_registry(&cfg.repo),
+            json: a.build.json,
+            test: match a.test {
+                TestArg::Native => TestScope::Native,
+                TestArg::All => TestScope::All,
+                TestArg::None => TestScope::None,
+            },
+            machine: machine(),
+            test_jobs: src.cpus,
+            supply,
+            released: Vec::new(),
+        },
+        progress,
+    ))
+}
+
+/// `qus verify`: every image rebuilt here and compared with what the registry holds.
+fn verify(
+    a: &VerifyArgs,
+    config: Option<&Path>,
+    names: &Names,
+    progress: &Progress,
+) -> anyhow::Result<ExitCode> {
+    let plan = make_plan(&Config::load(config)?, &a.matrix, names)?;
+    let timeouts = timeouts(&a.registry);
+    let src = source_options(&a.source, timeouts)?;
+    let reg = registry_options(&a.registry, timeouts)?;
+    let key = match &a.key {
+        None => None,
+        Some(p) => {
+            let text = read_text(p, "--key")?;
+            Some(
+                PublicKey::from_pem(&text, &p.display().to_string())
+                    .map_err(|e| crate::exit::usage(format!("--key: {e:#}")))?,
+            )
+        }
+    };
+    runtime()?.block_on(crate::cmd::verify::verify_cmd(
+        &plan,
+        &src,
+        &reg,
+        media_types(&a.media),
+        key.as_ref(),
+        a.json,
+        progress,
+    ))
+}
+
+/// `qus assets`: each host's emulators from the source of its unversioned tags.
+fn assets(
+    a: &AssetsArgs,
+    config: Option<&Path>,
+    names: &Names,
+    progress: &Progress,
+) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(config)?;
+    let plan = make_plan(&cfg, &a.matrix, names)?;
+    // Each host's assets from the source of its unversioned tags, among those selected.
+    let sources = plan::newest_among(&cfg, a.matrix.sources.as_deref());
+    let src = source_options(&a.source, Timeouts::default())?;
+    let opts = crate::cmd::assets::AssetsOptions {
+        out: a.out.clone(),
+        public_key: sign_key(&a.sign, names)?.map(|k| k.public_pem()),
+        qus_binaries: a.qus_binary.clone(),
+        json: a.json,
+    };
+    runtime()?.block_on(crate::cmd::assets::assets_cmd(
+        &plan, &sources, &src, &opts, progress,
+    ))
+}
+
+/// `qus register`, on a host without an engine.
+fn register(
+    a: &RegisterArgs,
+    config: Option<&Path>,
+    progress: &Progress,
+) -> anyhow::Result<ExitCode> {
+    let opts = crate::cmd::register::RegisterOptions {
+        install_dir: a
+            .install_dir
+            .clone()
+            .unwrap_or_else(|| crate::cmd::register::DEFAULT_INSTALL_DIR.into()),
+        persist: a.persist,
+        persist_dir: a
+            .persist_dir
+            .clone()
+            .unwrap_or_else(|| crate::cmd::register::DEFAULT_PERSIST_DIR.into()),
+        config: a.config.clone().or_else(|| config.map(Path::to_path_buf)),
+        packages_dir: a.source.debs.clone(),
+        debian_mirror: debian_mirror(&a.source.mirror),
+        fedora_mirror: a.source.fedora_mirror.clone(),
+        cache: a.source.cache.clone(),
+    };
+    crate::cmd::register::register_cmd(&a.args, &opts, progress)
 }
 
 fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
