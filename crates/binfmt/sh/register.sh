@@ -1165,17 +1165,23 @@ stand_in() {
 	return 1
 }
 
-# put_entry TARGET FLAGS NAME LINE: registers LINE as entry NAME (mirrors
-# Binfmt::register_line): an entry there is replaced through a stand-in, so
-# foreign binaries always find one; a name taken meanwhile (EEXIST) is read
-# again and judged, never "restored". put_result = new | replaced (o_* =
+# put_entry TARGET FLAGS NAME LINE INTERP SUPERSET: registers LINE as entry
+# NAME (mirrors Binfmt::register_line): an entry there is replaced through a
+# stand-in, so foreign binaries always find one, unless it is the same entry
+# by now; a name taken meanwhile (EEXIST) is read again and judged, never
+# "restored". put_result = new | replaced (o_* =
 # the entry replaced) | raced (e_* = the entry another run wrote); on
 # failure REPLY = why.
 put_entry() {
 	_pstand='' _phad=0 _pres=contended _perr='' _ptry=0
 	while [ "$_ptry" -lt "$qus_tries" ]; do
 		if read_entry "$3" 2>/dev/null && [ -n "$e_state" ]; then
-			if [ "$_ptry" -gt 0 ] && satisfies "$1" "$2"; then
+			if [ "$_ptry" = 0 ]; then
+				if equivalent "$1" "$5" "$2" "$6"; then
+					_pres=raced
+					break
+				fi
+			elif satisfies "$1" "$2"; then
 				_pres=raced
 				break
 			fi
@@ -1288,7 +1294,7 @@ register_one() { # TARGET
 		if [ "$_old" = 1 ]; then
 			put_result=replaced o_state=$e_state o_interp=$e_interp o_flags=$e_flags
 		fi
-	elif ! put_entry "$1" "$_fl" "$_nm" "$_line"; then
+	elif ! put_entry "$1" "$_fl" "$_nm" "$_line" "$_ip" "$_super"; then
 		fail "$_nm: $REPLY"
 		record "$1" failed "$_ip" "$_fl" '' "$REPLY"
 		return

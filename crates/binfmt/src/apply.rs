@@ -103,7 +103,7 @@ pub const STAND_IN_NAMES: u32 = 8;
 
 /// How many times a registration writes its entry again when others keep
 /// writing one that does not satisfy it.
-pub const TRIES: u32 = 3;
+pub const TRIES: u32 = 5;
 
 /// tonistiigi/binfmt's status JSON, plus a `qus` object of our own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -397,25 +397,29 @@ impl Binfmt {
             interpreter,
             flags,
         };
-        self.register_line(&target.entry_name(), &line, &|e| {
-            crate::judge::satisfies(e, &want)
-        })
+        let judge = crate::judge::Judge {
+            same: &|e| crate::judge::equivalent(e, &want, false, &crate::judge::same_file_here),
+            satisfies: &|e| crate::judge::satisfies(e, &want),
+        };
+        self.register_line(&target.entry_name(), &line, &judge)
     }
 
     /// Writes a rendered line for entry `name` to `register`, in one
     /// write(2). An existing entry is replaced through a stand-in (see the
-    /// module's doc), so foreign binaries never find no entry. When the name
-    /// is taken meanwhile (EEXIST: another registration won), the entry is
-    /// read again: if `satisfies` accepts it, it is left alone
-    /// ([`Registered::Raced`]), else it is replaced in turn, up to [`TRIES`]
-    /// times. Nothing is ever "restored": an entry read from the kernel may
-    /// name an interpreter that exists only where it was written.
+    /// module's doc), so foreign binaries never find no entry; one that is
+    /// `judge.same` by now (another registration just wrote it) is left
+    /// alone. When the name is taken meanwhile (EEXIST: another registration
+    /// won), the entry is read again: if `judge.satisfies` accepts it, it is
+    /// left alone ([`Registered::Raced`]), else it is replaced in turn, up to
+    /// [`TRIES`] times. Nothing is ever "restored": an entry read from the
+    /// kernel may name an interpreter that exists only where it was written.
     pub fn register_line(
         &self,
         name: &str,
         line: &str,
-        satisfies: &dyn Fn(&EntryInfo) -> bool,
+        judge: &crate::judge::Judge<'_>,
     ) -> Result<Registered, Error> {
+        let satisfies = judge.satisfies;
         line::validate_name(name)?;
         let register = self.path(OsStr::new("register"));
         let mut stand_in: Option<String> = None;
@@ -423,7 +427,12 @@ impl Binfmt {
         let mut result = Err(Error::Contended(TRIES));
         for attempt in 0..TRIES {
             if let Some(old) = self.entry(OsStr::new(name)) {
-                if attempt > 0 && satisfies(&old) {
+                let accepted = if attempt == 0 {
+                    (judge.same)(&old)
+                } else {
+                    satisfies(&old)
+                };
+                if accepted {
                     result = Ok(Registered::Raced(old));
                     break;
                 }

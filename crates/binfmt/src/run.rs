@@ -765,8 +765,11 @@ impl Changes<'_> {
                 None => Registered::New,
             })
         } else {
-            self.bf
-                .register_line(&name, &line, &|e| judge::satisfies(e, &want))
+            let judge = judge::Judge {
+                same: &|e| judge::equivalent(e, &want, superset, &judge::same_file_here),
+                satisfies: &|e| judge::satisfies(e, &want),
+            };
+            self.bf.register_line(&name, &line, &judge)
         };
         match done {
             Ok(Registered::New) => {
