@@ -596,16 +596,20 @@ fn registrations_race_while_foreign_programs_run() {
             let o = child.wait_with_output().unwrap();
             registrations += 1;
             let err = String::from_utf8_lossy(&o.stderr).into_owned();
-            for (word, needle) in [
-                ("registered", "qus: registered qemu-"),
-                ("replaced", "replacing the previous entry"),
-                ("kept", "is already registered"),
+            let replaced = err.matches("replacing the previous entry").count();
+            let lost = err
+                .matches("at the same time by another registration")
+                .count();
+            for (word, n) in [
                 (
-                    "kept after a lost race",
-                    "at the same time by another registration",
+                    "registered",
+                    err.matches("qus: registered qemu-").count() - replaced,
                 ),
+                ("replaced", replaced),
+                ("kept", err.matches("is already registered").count()),
+                ("kept after a lost race", lost),
             ] {
-                *verdicts.entry(word).or_default() += err.matches(needle).count();
+                *verdicts.entry(word).or_default() += n;
             }
             if !o.status.success() {
                 failed.push(format!("round {round}: {label}: {:?}\n{err}", o.status));
