@@ -619,7 +619,8 @@ fn registrations_race_while_foreign_programs_run() {
         let stand_ins: Vec<&String> = names.iter().filter(|n| n.contains(".qus-")).collect();
         assert!(
             stand_ins.is_empty(),
-            "round {round}: stand-ins left: {names:?}"
+            "round {round}: stand-ins left: {names:?}; failed so far:\n{}",
+            failed.join("\n")
         );
         assert!(
             names.iter().any(|n| n == "qemu-aarch64"),

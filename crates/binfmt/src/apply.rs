@@ -21,9 +21,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::error::{Errno, Error, Op, Userns};
-use crate::line::{self, Flags};
+use crate::line;
 use crate::rules::Rule;
-use crate::table::{self, Target};
+use crate::table;
 
 /// Files of a binfmt_misc mount that are not entries.
 const CONTROL_FILES: &[&str] = &["register", "status"];
@@ -95,6 +95,15 @@ pub enum Registered {
     /// Another registration wrote the entry at the same time, and it does
     /// what this one asks: left as it is.
     Raced(EntryInfo),
+}
+
+/// How a registration judges an entry it finds while writing its own (see
+/// [`Binfmt::register_line`]; `crate::judge` has the rules).
+pub struct Judge<'a> {
+    /// The entry is the one the registration would write.
+    pub same: &'a dyn Fn(&EntryInfo) -> bool,
+    /// The entry does what the registration asks.
+    pub satisfies: &'a dyn Fn(&EntryInfo) -> bool,
 }
 
 /// How many stand-in names a replacement tries (`<name>.qus-1` …): several
@@ -377,33 +386,6 @@ impl Binfmt {
         self.path(OsStr::new(name)).exists()
     }
 
-    /// Registers `target`, replacing an entry of the same name (see
-    /// [`Binfmt::register_line`]). With F the interpreter must exist and be
-    /// executable here, and is checked first so the error names the path
-    /// instead of a bare ENOENT.
-    pub fn register(
-        &self,
-        target: &Target,
-        interpreter: &str,
-        flags: Flags,
-    ) -> Result<Registered, Error> {
-        line::validate_interpreter(interpreter)?;
-        if flags.fix_binary {
-            check_interpreter(interpreter)?;
-        }
-        let line = line::render(target, interpreter, flags)?;
-        let want = crate::judge::Want {
-            target,
-            interpreter,
-            flags,
-        };
-        let judge = crate::judge::Judge {
-            same: &|e| crate::judge::equivalent(e, &want, false, &crate::judge::same_file_here),
-            satisfies: &|e| crate::judge::satisfies(e, &want),
-        };
-        self.register_line(&target.entry_name(), &line, &judge)
-    }
-
     /// Writes a rendered line for entry `name` to `register`, in one
     /// write(2). An existing entry is replaced through a stand-in (see the
     /// module's doc), so foreign binaries never find no entry; one that is
@@ -417,7 +399,7 @@ impl Binfmt {
         &self,
         name: &str,
         line: &str,
-        judge: &crate::judge::Judge<'_>,
+        judge: &Judge<'_>,
     ) -> Result<Registered, Error> {
         let satisfies = judge.satisfies;
         line::validate_name(name)?;

@@ -18,15 +18,6 @@ use crate::apply::EntryInfo;
 use crate::line::Flags;
 use crate::table::Target;
 
-/// How a registration judges an entry it finds while writing its own (see
-/// [`crate::Binfmt::register_line`]).
-pub struct Judge<'a> {
-    /// The entry is the one the registration would write.
-    pub same: &'a dyn Fn(&EntryInfo) -> bool,
-    /// The entry does what the registration asks.
-    pub satisfies: &'a dyn Fn(&EntryInfo) -> bool,
-}
-
 /// What a registration asks for.
 #[derive(Debug, Clone, Copy)]
 pub struct Want<'a> {

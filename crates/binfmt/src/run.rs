@@ -765,7 +765,7 @@ impl Changes<'_> {
                 None => Registered::New,
             })
         } else {
-            let judge = judge::Judge {
+            let judge = apply::Judge {
                 same: &|e| judge::equivalent(e, &want, superset, &judge::same_file_here),
                 satisfies: &|e| judge::satisfies(e, &want),
             };
