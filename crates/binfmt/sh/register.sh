@@ -1193,8 +1193,12 @@ put_entry() {
 				_pstand=$REPLY
 			fi
 			if ! remove_quiet "$3"; then
-				_pres=error _perr=$REPLY
-				break
+				# Removed or replaced by another registration meanwhile (the
+				# kernel then says ENOENT, or EACCES, as seen in containers):
+				# read it again and judge.
+				_perr=$REPLY
+				_ptry=$((_ptry + 1))
+				continue
 			fi
 			if [ "$_phad" = 0 ]; then
 				_phad=1 o_state=$e_state o_interp=$e_interp o_flags=$e_flags
@@ -1215,7 +1219,7 @@ put_entry() {
 			_pres=raced
 		else
 			_pres=error
-			_perr="other registrations kept replacing it at the same time ($qus_tries tries); run again once they are done"
+			[ -n "$_perr" ] || _perr="other registrations kept replacing it at the same time ($qus_tries tries); run again once they are done"
 		fi
 	fi
 	if [ -n "$_pstand" ]; then

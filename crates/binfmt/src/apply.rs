@@ -407,6 +407,7 @@ impl Binfmt {
         let mut stand_in: Option<String> = None;
         let mut replaced: Option<EntryInfo> = None;
         let mut result = Err(Error::Contended(TRIES));
+        let mut settled = false;
         for attempt in 0..TRIES {
             if let Some(old) = self.entry(OsStr::new(name)) {
                 let accepted = if attempt == 0 {
@@ -416,6 +417,7 @@ impl Binfmt {
                 };
                 if accepted {
                     result = Ok(Registered::Raced(old));
+                    settled = true;
                     break;
                 }
                 if stand_in.is_none() {
@@ -425,8 +427,11 @@ impl Binfmt {
                     stand_in = Some(s);
                 }
                 if let Err(e) = self.remove_entry(OsStr::new(name)) {
+                    // Removed or replaced by another registration meanwhile (the
+                    // kernel then says ENOENT, or EACCES, as seen in containers):
+                    // read it again and judge.
                     result = Err(e);
-                    break;
+                    continue;
                 }
                 replaced.get_or_insert(old);
             }
@@ -436,16 +441,18 @@ impl Binfmt {
                         Some(old) => Registered::Replaced(old),
                         None => Registered::New,
                     });
+                    settled = true;
                     break;
                 }
                 Err(e) if e.errno() == Some(Errno::EEXIST) => {}
                 Err(e) => {
                     result = Err(e);
+                    settled = true;
                     break;
                 }
             }
         }
-        if matches!(result, Err(Error::Contended(_))) {
+        if !settled {
             if let Some(e) = self.entry(OsStr::new(name)).filter(|e| satisfies(e)) {
                 result = Ok(Registered::Raced(e));
             }
