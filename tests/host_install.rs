@@ -58,6 +58,8 @@ q() {{ "$QUS" --config "$CFG" register --install-dir "$W/inst" --persist-dir "$W
         .env("QEMU_BINARY_PATH", &empty)
         .env("QEMU_BIN_DIR", &empty)
         .env("QUS_CACHE", work.join("cache"))
+        // A private binfmt_misc on purpose.
+        .env("QUS_ALLOW_PRIVATE", "1")
         .env_remove("QUS_CONFIG")
         .env_remove("QUS_MIRROR")
         .output()
@@ -88,6 +90,8 @@ fn register_on_a_bare_host_installs_registers_persists_and_uninstalls() {
         &server.url(),
         true,
         r#"
+QUS_ALLOW_PRIVATE=0 q --persist --install arm64 >"$W/0.out" 2>"$W/0.err"; echo $? >"$W/0.code"
+ls "$MNT" >"$W/0.ls"; ls "$W" >"$W/0.work"
 q --persist --install arm64 >"$W/1.out" 2>"$W/1.err"; echo $? >"$W/1.code"
 cat "$MNT/qemu-aarch64" >"$W/1.entry" 2>&1
 stat -c %a "$W/inst/10.0/qemu-aarch64" >"$W/1.mode" 2>&1
@@ -100,6 +104,17 @@ q --uninstall qemu-aarch64 >"$W/3.out" 2>"$W/3.err"; echo $? >"$W/3.code"
 ls "$MNT" >"$W/3.ls"
 "#,
     );
+    // This namespace's own binfmt_misc, which the host does not see: refused unless
+    // allowed, before anything is installed or registered.
+    let err0 = read(&w.join("0.err"));
+    assert_eq!(read(&w.join("0.code")).trim(), "1", "{err0}");
+    assert!(
+        err0.contains("the host would not see these registrations, so nothing was registered"),
+        "{err0}"
+    );
+    assert!(!read(&w.join("0.ls")).contains("qemu-aarch64"));
+    assert!(!read(&w.join("0.work")).contains("inst"), "{err0}");
+
     let err1 = read(&w.join("1.err"));
     assert_eq!(read(&w.join("1.code")).trim(), "0", "{err1}");
     let bin = w.join("inst").join(VERSION_DIR).join("qemu-aarch64");
@@ -123,10 +138,41 @@ ls "$MNT" >"$W/3.ls"
         "{conf}"
     );
 
+    // The status says what happened to the emulator, and which QEMU it is.
+    let record = |n: &str| -> serde_json::Value {
+        let out = read(&w.join(format!("{n}.out")));
+        let v: serde_json::Value = serde_json::from_str(out.trim())
+            .unwrap_or_else(|e| panic!("{n}.out is not JSON ({e}): {out}"));
+        let r = v["qus"]["registrations"].as_array().expect("registrations");
+        assert_eq!(r.len(), 1, "{v}");
+        r[0].clone()
+    };
+    let r1 = record("1");
+    assert_eq!(r1["result"], "registered", "{r1}");
+    assert_eq!(r1["target"], "aarch64");
+    assert_eq!(r1["flags"], "OCF");
+    assert_eq!(r1["interpreter"], bin.display().to_string());
+    assert_eq!(r1["qemu_version"], "1:10.0", "{r1}");
+    assert!(
+        err1.contains(&format!(
+            "qus: registered qemu-aarch64 -> {} (flags OCF)",
+            bin.display()
+        )),
+        "{err1}"
+    );
+
     // Idempotent: the same entry, nothing rewritten, nothing fetched again.
     let err2 = read(&w.join("2.err"));
     assert_eq!(read(&w.join("2.code")).trim(), "0", "{err2}");
     assert_eq!(read(&w.join("2.entry")), entry);
+    let r2 = record("2");
+    assert_eq!(r2["result"], "kept", "{r2}");
+    assert_eq!(r2["reason"], "already registered the same way");
+    assert!(r2["qemu_version"].is_null(), "{r2}");
+    assert!(
+        err2.contains("qus: qemu-aarch64 is already registered -> "),
+        "{err2}"
+    );
     assert!(err2.contains("already installed"), "{err2}");
     assert_eq!(
         server.hits(&pool_path(&deb("qemu-user", "amd64"))),

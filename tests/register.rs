@@ -112,8 +112,8 @@ fn docker(args: &[&str]) -> (bool, String, String) {
     run(Command::new("docker").args(args))
 }
 
-/// Builds a FROM-scratch linux/arm64 image holding Debian's arm64 busybox-static.
-fn arm64_busybox_image(reference: &str, work: &Path) {
+/// Debian's arm64 busybox-static, extracted under `work`.
+fn arm64_busybox(work: &Path) -> std::path::PathBuf {
     let cache = qus_source::Cache::open(work.join("cache")).unwrap();
     let (sha, size) = sum(&deb("busybox-static", "arm64"));
     let pkg = qus_source::VerifiedPackage {
@@ -122,13 +122,40 @@ fn arm64_busybox_image(reference: &str, work: &Path) {
         size,
         from_cache: false,
     };
-    let bb = cache
+    cache
         .extract_file(
             &pkg,
             &qus_source::FileRequest::busybox("arm64"),
             &qus_source::Limits::default(),
         )
-        .unwrap();
+        .unwrap()
+        .path
+}
+
+/// This machine's qemu-aarch64 from the real qemu-user package, extracted under `work`:
+/// its directory (`qemu-aarch64-static` in it).
+fn host_emulator_dir(work: &Path) -> std::path::PathBuf {
+    let cache = qus_source::Cache::open(work.join("cache")).unwrap();
+    let (sha, size) = sum(&deb("qemu-user", "amd64"));
+    let pkg = qus_source::VerifiedPackage {
+        path: deb("qemu-user", "amd64"),
+        sha256: sha.parse().unwrap(),
+        size,
+        from_cache: false,
+    };
+    cache
+        .extract_emulators(
+            &pkg,
+            &qus_source::EmulatorRequest::new("amd64").targets(["aarch64"]),
+            &qus_source::Limits::default(),
+        )
+        .unwrap()
+        .dir
+}
+
+/// Builds a FROM-scratch linux/arm64 image holding Debian's arm64 busybox-static.
+fn arm64_busybox_image(reference: &str, work: &Path) {
+    let bb = arm64_busybox(work);
     let mut ctx = tar::Builder::new(Vec::new());
     let df = b"FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\"]\n";
     let mut h = tar::Header::new_gnu();
@@ -136,7 +163,7 @@ fn arm64_busybox_image(reference: &str, work: &Path) {
     h.set_mode(0o644);
     h.set_cksum();
     ctx.append_data(&mut h, "Dockerfile", &df[..]).unwrap();
-    ctx.append_path_with_name(&bb.path, "busybox").unwrap();
+    ctx.append_path_with_name(&bb, "busybox").unwrap();
     let body = ctx.into_inner().unwrap();
     block_on(async {
         use futures::StreamExt;
@@ -412,34 +439,20 @@ fn qus_register_on_the_host_without_an_engine() {
     let host = HostBinfmt::take();
     // The interpreter from the real arm64-capable package, extracted by qus's own code.
     let work = tempfile::tempdir().unwrap();
-    let cache = qus_source::Cache::open(work.path().join("cache")).unwrap();
-    let (sha, size) = sum(&deb("qemu-user", "amd64"));
-    let pkg = qus_source::VerifiedPackage {
-        path: deb("qemu-user", "amd64"),
-        sha256: sha.parse().unwrap(),
-        size,
-        from_cache: false,
-    };
-    let x = cache
-        .extract_emulators(
-            &pkg,
-            &qus_source::EmulatorRequest::new("amd64").targets(["aarch64"]),
-            &qus_source::Limits::default(),
-        )
-        .unwrap();
+    let dir = host_emulator_dir(work.path());
     // `unshare --mount`: qus mounts binfmt_misc in a private mount namespace, so the host's
     // mount table is left as it was while the registration itself is the host's.
     let (ok, out, err) = run(Command::new("unshare")
         .arg("--mount")
         .arg(env!("CARGO_BIN_EXE_qus"))
         .args(["register", "-s", "--", "-p", "aarch64"])
-        .env("QEMU_BIN_DIR", &x.dir));
+        .env("QEMU_BIN_DIR", &dir));
     assert!(ok, "{out}{err}");
     let entry = host_entry("qemu-aarch64").expect("registered");
     assert!(
         entry.contains(&format!(
             "interpreter {}/qemu-aarch64-static",
-            x.dir.display()
+            dir.display()
         )),
         "{entry}"
     );
@@ -451,5 +464,187 @@ fn qus_register_on_the_host_without_an_engine() {
     let (ok, out, err) = docker(&["run", "--rm", &foreign, "uname", "-m"]);
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "aarch64");
+    drop(host);
+}
+
+/// One registration of the race scene: how to start it, and what it said.
+struct Racer {
+    label: &'static str,
+    cmd: Command,
+}
+
+/// The scene (a self-hosted runner with several jobs): while a loop runs an arm64
+/// program through binfmt_misc, a dozen registrations in every dialect run side by side,
+/// several rounds: the image's entrypoint (binfmt, dbhi, multiarch and no arguments) and
+/// `qus register` on the host, with different interpreters and flags, so they replace
+/// each other's entries, keep them, or lose races for them. Every registration must exit
+/// 0, no execution of the arm64 program may fail, and the host must end with one entry
+/// per target and no stand-in left. `QUS_TEST_RACE_ROUNDS` sets the rounds (default 3).
+#[test]
+fn registrations_race_while_foreign_programs_run() {
+    if qus_binfmt::table::host_target(&qus_binfmt::host::uname_machine()) != "x86_64" {
+        eprintln!("skipped: written for an amd64 host emulating arm64");
+        return;
+    }
+    let rounds: usize = std::env::var("QUS_TEST_RACE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let host = HostBinfmt::take();
+    let cfg = real_config();
+    let repo = Repo::new("qus-test-races");
+    let (ok, _, err) = run(cfg
+        .qus()
+        .args(["build", "--hosts", "amd64", "--targets", "aarch64,riscv64"])
+        .args(["--sources", "d10.0", "--repo", &repo.name])
+        .args(cfg.debs_flag()));
+    assert!(ok, "{err}");
+    let image = format!("{}:amd64-d10.0", repo.name);
+    let work = tempfile::tempdir().unwrap();
+    let busybox = arm64_busybox(work.path());
+    let emulators = host_emulator_dir(work.path());
+
+    // An entry to start from, so that the loop can run before the first round.
+    let (ok, out, err) = docker(&["run", "--rm", "--cap-add", "SYS_ADMIN", &image]);
+    assert!(ok, "{out}{err}");
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let looper = {
+        let stop = stop.clone();
+        let busybox = busybox.clone();
+        std::thread::spawn(move || {
+            let (mut ran, mut failures) = (0usize, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                ran += 1;
+                match Command::new(&busybox).args(["uname", "-m"]).output() {
+                    Ok(o) if o.status.success() && o.stdout == b"aarch64\n" => {}
+                    Ok(o) => failures.push(format!(
+                        "{:?}: {}{}",
+                        o.status,
+                        String::from_utf8_lossy(&o.stdout),
+                        String::from_utf8_lossy(&o.stderr)
+                    )),
+                    Err(e) => failures.push(e.to_string()),
+                }
+            }
+            (ran, failures)
+        })
+    };
+
+    let racers = || -> Vec<Racer> {
+        let img = |label, args: &[&str]| {
+            let mut cmd = Command::new("docker");
+            cmd.args(["run", "--rm", "--cap-add", "SYS_ADMIN", &image])
+                .args(args);
+            Racer { label, cmd }
+        };
+        let on_host = |label, args: &[&str]| {
+            let mut cmd = Command::new("unshare");
+            cmd.arg("--mount")
+                .arg(env!("CARGO_BIN_EXE_qus"))
+                .arg("register")
+                .args(args)
+                .env("QEMU_BIN_DIR", &emulators)
+                .env("QEMU_BINARY_PATH", &emulators);
+            Racer { label, cmd }
+        };
+        vec![
+            img("image --install arm64", &["--install", "arm64"]),
+            img(
+                "image --install arm64,riscv64",
+                &["--install", "arm64,riscv64"],
+            ),
+            img("image (no arguments)", &[]),
+            img("image (no arguments), again", &[]),
+            img("image -s -- -p aarch64", &["-s", "--", "-p", "aarch64"]),
+            img(
+                "image -s -- -p -c aarch64",
+                &["-s", "--", "-p", "-c", "aarch64"],
+            ),
+            img("image --reset -p yes", &["--reset", "-p", "yes"]),
+            img(
+                "image -p yes --credential yes aarch64",
+                &["-p", "yes", "--credential", "yes", "aarch64"],
+            ),
+            on_host("qus register --install arm64", &["--install", "arm64"]),
+            on_host(
+                "qus register -s -- -p aarch64",
+                &["-s", "--", "-p", "aarch64"],
+            ),
+            on_host("qus register --reset -p yes", &["--reset", "-p", "yes"]),
+            on_host("qus register (no arguments)", &[]),
+        ]
+    };
+
+    let mut verdicts: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut failed = Vec::new();
+    let mut registrations = 0;
+    for round in 1..=rounds {
+        let children: Vec<(&'static str, std::process::Child)> = racers()
+            .into_iter()
+            .map(|mut r| {
+                let child = r
+                    .cmd
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                (r.label, child)
+            })
+            .collect();
+        for (label, child) in children {
+            let o = child.wait_with_output().unwrap();
+            registrations += 1;
+            let err = String::from_utf8_lossy(&o.stderr).into_owned();
+            let replaced = err.matches("replacing the previous entry").count();
+            let lost = err
+                .matches("at the same time by another registration")
+                .count();
+            for (word, n) in [
+                (
+                    "registered",
+                    err.matches("qus: registered qemu-").count() - replaced,
+                ),
+                ("replaced", replaced),
+                ("kept", err.matches("is already registered").count()),
+                ("kept after a lost race", lost),
+            ] {
+                *verdicts.entry(word).or_default() += n;
+            }
+            if !o.status.success() {
+                failed.push(format!("round {round}: {label}: {:?}\n{err}", o.status));
+            }
+        }
+        let names: Vec<String> = host_entries().into_keys().collect();
+        let stand_ins: Vec<&String> = names.iter().filter(|n| n.contains(".qus-")).collect();
+        assert!(
+            stand_ins.is_empty(),
+            "round {round}: stand-ins left: {names:?}; failed so far:\n{}",
+            failed.join("\n")
+        );
+        assert!(
+            names.iter().any(|n| n == "qemu-aarch64"),
+            "round {round}: no qemu-aarch64 left: {names:?}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ran, exec_failures) = looper.join().unwrap();
+    eprintln!(
+        "races: {rounds} rounds, {registrations} registrations ({} failed), {ran} arm64 executions ({} failed), verdicts {verdicts:?}",
+        failed.len(),
+        exec_failures.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "registrations failed:\n{}",
+        failed.join("\n")
+    );
+    assert!(
+        exec_failures.is_empty(),
+        "{} of {ran} arm64 executions failed: {:?}",
+        exec_failures.len(),
+        &exec_failures[..exec_failures.len().min(5)]
+    );
+    assert!(ran > 0, "the arm64 loop never ran");
     drop(host);
 }

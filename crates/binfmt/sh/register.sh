@@ -171,6 +171,7 @@ is_protected() {
 # --- parsing -----------------------------------------------------------------
 
 help=0 version=0 list=0 dry_run=0 ignore_family=0 status_json=0 allow_without_f=0
+allow_private=0
 dialect=''
 removals=''            # lines: "allqemu" | "targets T…" | "pattern P"
 register=''            # "" | all | named
@@ -181,6 +182,7 @@ prefix='' suffix=''
 exports=''             # lines: "binfmt_d<TAB>DIR" | "update_binfmts<TAB>DIR"
 global_exports=''
 case ${QUS_IGNORE_FAMILY:-} in 1 | yes | true) ignore_family=1 ;; esac
+case ${QUS_ALLOW_PRIVATE:-} in 1 | yes | true) allow_private=1 ;; esac
 
 add_named() {
 	case "$nl$named" in *"$nl$1$nl"*) ;; *) named="$named$1$nl" ;; esac
@@ -621,6 +623,7 @@ for _a do
 	--ignore-family) ignore_family=1 ;;
 	--dry-run) dry_run=1 ;;
 	--allow-without-f) allow_without_f=1 ;;
+	--allow-private) allow_private=1 ;;
 	--export-binfmt-d | --export-update-binfmts) _pending=$_a ;;
 	--export-binfmt-d=*)
 		[ -n "${_a#*=}" ] || usage_error "option --export-binfmt-d needs a directory"
@@ -884,39 +887,40 @@ $plan_steps
 EOF
 }
 
-# valid_interp NAME PATH: the interpreter is absolute, without ':', '.' or
-# '..' components (other bytes passed the path rule already).
+# valid_interp PATH: the interpreter is absolute, without ':', '.' or '..'
+# components (other bytes passed the path rule already); else REPLY = why.
 valid_interp() {
-	case $2 in /*) ;; *)
-		fail "$1: bad interpreter path '$2': it must be an absolute path"
+	case $1 in /*) ;; *)
+		REPLY="bad interpreter path '$1': it must be an absolute path"
 		return 1
 		;;
 	esac
-	case $2 in *:*)
-		fail "$1: bad interpreter path '$2': it must not contain ':'"
+	case $1 in *:*)
+		REPLY="bad interpreter path '$1': it must not contain ':'"
 		return 1
 		;;
 	esac
-	case $2 in *[[:cntrl:]]*)
-		fail "$1: bad interpreter path '$2': it must not contain control characters"
+	case $1 in *[[:cntrl:]]*)
+		REPLY="bad interpreter path '$1': it must not contain control characters"
 		return 1
 		;;
 	esac
-	case /$2/ in */./* | */../*)
-		fail "$1: bad interpreter path '$2': it must not contain '.' or '..' components"
+	case /$1/ in */./* | */../*)
+		REPLY="bad interpreter path '$1': it must not contain '.' or '..' components"
 		return 1
 		;;
 	esac
 	return 0
 }
 
-# check_line TARGET INTERP FLAGS: REPLY = the register line, or fails.
+# check_line TARGET INTERP FLAGS: REPLY = the register line, or fails with
+# REPLY = why.
 check_line() {
-	valid_interp "qemu-$1" "$2" || return 1
+	valid_interp "$2" || return 1
 	row "$1"
 	REPLY=":qemu-$1:M::$t_magic:$t_mask:$2:$3"
 	if [ "${#REPLY}" -gt 1920 ]; then
-		fail "qemu-$1: register line is ${#REPLY} bytes, the kernel accepts at most 1920"
+		REPLY="register line is ${#REPLY} bytes, the kernel accepts at most 1920"
 		return 1
 	fi
 	return 0
@@ -960,15 +964,18 @@ hint() {
 	esac
 }
 
-# write_once PATH DATA OP: one write(2) of DATA; on failure REPLY = message.
+# write_once PATH DATA OP: one write(2) of DATA; on failure REPLY = message
+# and werrno = the errno's name.
 # busybox's printf builtin does not report why a write failed, echo does.
 write_once() {
+	werrno=''
 	# shellcheck disable=SC3037 # busybox ash: echo -n reports write errors
 	_err=$({ echo -n "$2" >"$1"; } 2>&1) && return 0
 	_op=$3
 	case $_err in *"can't create"* | *"can't open"*) _op=open ;; esac
 	errno_of "$_err"
 	_en=$REPLY
+	werrno=$_en
 	hint "$_en" "$_op"
 	REPLY="cannot write $1: $_en: $REPLY"
 	return 1
@@ -1010,10 +1017,10 @@ each_entry() { # FUNCTION
 	done
 }
 
-# read_entry NAME: e_state, e_interp, e_flags, e_offset, e_magic, e_mask,
-# e_ext from the entry file; fails when it cannot be read.
+# read_entry NAME: e_state, e_interp, e_flags, e_offset, e_magic, e_mask
+# from the entry file; fails when it cannot be read.
 read_entry() {
-	e_state='' e_interp='' e_flags='' e_offset='' e_magic='' e_mask='' e_ext=''
+	e_state='' e_interp='' e_flags='' e_offset='' e_magic='' e_mask=''
 	_first=1
 	while IFS= read -r _l; do
 		if [ "$_first" = 1 ]; then
@@ -1027,75 +1034,57 @@ read_entry() {
 		"offset "*) e_offset=${_l#offset } ;;
 		"magic "*) e_magic=${_l#magic } ;;
 		"mask "*) e_mask=${_l#mask } ;;
-		"extension ."*) e_ext=${_l#extension .} ;;
 		esac
 	done <"$mount/$1"
 }
 
-# restore_line NAME: REPLY = the register line that creates the entry read
-# by read_entry again (mirrors EntryInfo::restore_line); fails if it cannot.
-restore_line() {
-	[ -n "$e_interp" ] || return 1
-	_d=''
-	for _c in : '|' '#' ',' ';' '!' % @; do
-		case $1$e_interp$e_ext in *"$_c"*) continue ;; esac
-		_d=$_c
-		break
+# json_string VALUE: REPLY = VALUE as a JSON string (mirrors json_string in
+# apply.rs): printable ASCII as is, '"' and '\' escaped, every other byte as
+# \u00XX, so the status is valid JSON for any entry name.
+json_string() {
+	# shellcheck disable=SC2254 # the rule is a pattern on purpose
+	case $1 in
+	$qus_rule_json) ;;
+	*)
+		REPLY="\"$1\""
+		return
+		;;
+	esac
+	_hex=$(printf '%s' "$1" | "$bb" od -An -tx1 -v)
+	REPLY='"'
+	# shellcheck disable=SC2086 # od's hex words
+	set -- $_hex
+	for _b do
+		case $_b in
+		22) REPLY="$REPLY\\\"" ;;
+		5c) REPLY="$REPLY\\\\" ;;
+		*)
+			if [ $((0x$_b)) -ge 32 ] && [ $((0x$_b)) -le 126 ]; then
+				REPLY="$REPLY$(printf '%b' "\\0$(printf '%03o' "0x$_b")")"
+			else
+				REPLY="$REPLY\\u00$_b"
+			fi
+			;;
+		esac
 	done
-	[ -n "$_d" ] || return 1
-	if [ -n "$e_ext" ]; then
-		REPLY="$_d$1${_d}E$_d$_d$e_ext$_d$_d$e_interp$_d$e_flags"
-		return 0
-	fi
-	[ -n "$e_magic" ] || return 1
-	hex_escape "$e_magic" || return 1
-	_mg=$REPLY
-	_mk=''
-	if [ -n "$e_mask" ]; then
-		hex_escape "$e_mask" || return 1
-		_mk=$REPLY
-	fi
-	REPLY="$_d$1${_d}M$_d${e_offset:-0}$_d$_mg$_d$_mk$_d$e_interp$_d$e_flags"
+	REPLY="$REPLY\""
 }
 
-# hex_escape HEX: REPLY = \xHH for every pair of hex digits.
-hex_escape() {
-	case $1 in *[!0123456789abcdefABCDEF]*) return 1 ;; esac
-	[ $((${#1} % 2)) -eq 0 ] || return 1
-	_x=$1 REPLY=''
-	while [ -n "$_x" ]; do
-		REPLY="$REPLY\\x${_x%"${_x#??}"}"
-		_x=${_x#??}
-	done
+# json_list LINES INDENT: REPLY = a JSON array of LINES (already JSON).
+json_list() {
+	_body=''
+	while IFS= read -r _w; do
+		[ -n "$_w" ] || continue
+		_body="$_body${_body:+,$nl}$2  $_w"
+	done <<EOF
+$1
+EOF
+	if [ -n "$_body" ]; then REPLY="[$nl$_body$nl$2]"; else REPLY="[]"; fi
 }
 
-# register_line NAME LINE: writes LINE, replacing entry NAME; if the kernel
-# refuses the new line, the old entry is registered again from what was
-# read. REPLY = the error; `replaced` says whether there was one.
-register_line() {
-	replaced=0
-	if [ -e "$mount/$1" ]; then
-		replaced=1
-		read_entry "$1" 2>/dev/null
-		write_once "$mount/$1" -1 remove || return 1
-	fi
-	write_once "$mount/register" "$2" register && return 0
-	[ "$replaced" = 1 ] || return 1
-	_werr=$REPLY
-	if ! restore_line "$1"; then
-		REPLY="$_werr; restoring the previous entry failed too: $mount/$1: the entry file did not describe a restorable entry"
-		return 1
-	fi
-	if ! write_once "$mount/register" "$REPLY" register; then
-		REPLY="$_werr; restoring the previous entry failed too: $REPLY"
-		return 1
-	fi
-	if [ "$e_state" != enabled ] && ! write_once "$mount/$1" 0 remove; then
-		REPLY="$_werr; restoring the previous entry failed too: $REPLY"
-		return 1
-	fi
-	REPLY="$_werr; the previous entry was restored"
-	return 1
+# shown FLAGS: REPLY = the flags as messages show them.
+shown() {
+	if [ -z "$1" ]; then REPLY="no flags"; else REPLY="flags $1"; fi
 }
 
 # has_flags HAVE WANT: whether HAVE holds every letter of WANT.
@@ -1109,51 +1098,238 @@ has_flags() {
 	return 0
 }
 
+# unescape HEX: REPLY = \xHH… without the \x (the kernel's spelling).
+unescape() {
+	_s=$1 REPLY=''
+	while [ -n "$_s" ]; do
+		_s=${_s#\\x}
+		REPLY=$REPLY${_s%"${_s#??}"}
+		_s=${_s#??}
+	done
+}
+
+# What an entry read by read_entry is to a registration (mirrors judge.rs).
+# matches_target TARGET: enabled, offset 0, the table's magic and mask.
+matches_target() {
+	[ "$e_state" = enabled ] && [ "$e_offset" = 0 ] || return 1
+	row "$1"
+	unescape "$t_magic"
+	[ "$e_magic" = "$REPLY" ] || return 1
+	unescape "$t_mask"
+	[ "$e_mask" = "$REPLY" ]
+}
+
+# satisfies TARGET FLAGS: does what was asked, whoever wrote it.
+satisfies() {
+	matches_target "$1" && has_flags "$e_flags" "$2"
+}
+
+# same_file A B: the same path, or two existing paths that resolve to one.
+same_file() {
+	[ "$1" = "$2" ] && return 0
+	[ -e "$1" ] && [ -e "$2" ] || return 1
+	_a=$("$bb" readlink -f "$1" 2>/dev/null) || return 1
+	_b=$("$bb" readlink -f "$2" 2>/dev/null) || return 1
+	[ -n "$_a" ] && [ "$_a" = "$_b" ]
+}
+
+# equivalent TARGET INTERP FLAGS SUPERSET: the entry registering would
+# leave: same match, the same flags (at least them with SUPERSET=1), an
+# interpreter that is the same file here.
+equivalent() {
+	matches_target "$1" && has_flags "$e_flags" "$3" || return 1
+	[ "$4" = 1 ] || has_flags "$3" "$e_flags" || return 1
+	[ -n "$e_interp" ] && same_file "$e_interp" "$2"
+}
+
+# remove_quiet NAME: writes -1 to it; an entry gone meanwhile counts as removed.
+remove_quiet() {
+	write_once "$mount/$1" -1 remove && return 0
+	[ "$werrno" = ENOENT ]
+}
+
+# stand_in NAME LINE: registers LINE as NAME.qus-N, the first N free;
+# REPLY = that name, or the error (the kernel refusing the line itself).
+stand_in() {
+	_sd=${2%"${2#?}"}
+	_sr=${2#"$_sd$1$_sd"}
+	_sn=1
+	while [ "$_sn" -le "$qus_stand_in_names" ]; do
+		if write_once "$mount/register" "$_sd$1.qus-$_sn$_sd$_sr" register; then
+			REPLY=$1.qus-$_sn
+			return 0
+		fi
+		[ "$werrno" = EEXIST ] || return 1
+		_sn=$((_sn + 1))
+	done
+	return 1
+}
+
+# put_entry TARGET FLAGS NAME LINE INTERP SUPERSET: registers LINE as entry
+# NAME (mirrors Binfmt::register_line): an entry there is replaced through a
+# stand-in, so foreign binaries always find one, unless it is the same entry
+# by now; a name taken meanwhile (EEXIST) is read again and judged, never
+# "restored". put_result = new | replaced (o_* =
+# the entry replaced) | raced (e_* = the entry another run wrote); on
+# failure REPLY = why.
+put_entry() {
+	_pstand='' _phad=0 _pres=contended _perr='' _ptry=0
+	while [ "$_ptry" -lt "$qus_tries" ]; do
+		if read_entry "$3" 2>/dev/null && [ -n "$e_state" ]; then
+			if [ "$_ptry" = 0 ]; then
+				if equivalent "$1" "$5" "$2" "$6"; then
+					_pres=raced
+					break
+				fi
+			elif satisfies "$1" "$2"; then
+				_pres=raced
+				break
+			fi
+			if [ -z "$_pstand" ]; then
+				if ! stand_in "$3" "$4"; then
+					REPLY="$REPLY; the previous entry was left in place"
+					return 1
+				fi
+				_pstand=$REPLY
+			fi
+			if ! remove_quiet "$3"; then
+				# Removed or replaced by another registration meanwhile (the
+				# kernel then says ENOENT, or EACCES, as seen in containers):
+				# read it again and judge.
+				_perr=$REPLY
+				_ptry=$((_ptry + 1))
+				continue
+			fi
+			if [ "$_phad" = 0 ]; then
+				_phad=1 o_state=$e_state o_interp=$e_interp o_flags=$e_flags
+			fi
+		fi
+		if write_once "$mount/register" "$4" register; then
+			if [ "$_phad" = 1 ]; then _pres=replaced; else _pres=new; fi
+			break
+		fi
+		if [ "$werrno" != EEXIST ]; then
+			_pres=error _perr=$REPLY
+			break
+		fi
+		_ptry=$((_ptry + 1))
+	done
+	if [ "$_pres" = contended ]; then
+		if read_entry "$3" 2>/dev/null && [ -n "$e_state" ] && satisfies "$1" "$2"; then
+			_pres=raced
+		else
+			_pres=error
+			[ -n "$_perr" ] || _perr="other registrations kept replacing it at the same time ($qus_tries tries); run again once they are done"
+		fi
+	fi
+	if [ -n "$_pstand" ]; then
+		if [ "$_pres" = error ] && [ ! -e "$mount/$3" ]; then
+			REPLY="$_perr; the stand-in entry $_pstand stays registered so that foreign binaries keep running"
+			return 1
+		fi
+		remove_quiet "$_pstand"
+	fi
+	if [ "$_pres" = error ]; then
+		REPLY=$_perr
+		return 1
+	fi
+	put_result=$_pres
+}
+
+records=''
+# record TARGET RESULT INTERP FLAGS VERSION REASON: a line of the status's
+# registrations (mirrors Record::to_json).
+record() {
+	json_string "$1"
+	_rt=$REPLY
+	json_string "$3"
+	_ri=$REPLY
+	json_string "$4"
+	_rf=$REPLY
+	_rv=null
+	if [ -n "$5" ]; then
+		json_string "$5"
+		_rv=$REPLY
+	fi
+	json_string "$6"
+	records="$records{\"target\": $_rt, \"interpreter\": $_ri, \"flags\": $_rf, \"qemu_version\": $_rv, \"result\": \"$2\", \"reason\": $REPLY}$nl"
+}
+
+qemu_version=${QUS_QEMU_VERSION:-}
+
 register_one() { # TARGET
 	interp_path "$1"
 	_ip=$REPLY
 	letters "$fP" "$fO" "$fC" "$plan_F"
 	_fl=$REPLY
 	_nm=qemu-$1
-	if ! valid_interp "$_nm" "$_ip"; then
+	_why=''
+	if ! valid_interp "$_ip"; then
+		_why=$REPLY
+	elif [ "$plan_F" = 1 ] && [ ! -e "$_ip" ]; then
+		_why="interpreter $_ip does not exist (F opens it now, so it must exist here)"
+	elif [ "$plan_F" = 1 ] && [ ! -x "$_ip" ]; then
+		_why="interpreter $_ip is not executable"
+	elif ! check_line "$1" "$_ip" "$_fl"; then
+		_why=$REPLY
+	fi
+	if [ -n "$_why" ]; then
+		fail "$_nm: $_why"
+		record "$1" failed "$_ip" "$_fl" '' "$_why"
 		return
 	fi
-	if [ "$plan_F" = 1 ]; then
-		if [ ! -e "$_ip" ]; then
-			fail "$_nm: interpreter $_ip does not exist (F opens it now, so it must exist here)"
-			return
-		fi
-		if [ ! -x "$_ip" ]; then
-			fail "$_nm: interpreter $_ip is not executable"
-			return
-		fi
-	fi
-	check_line "$1" "$_ip" "$_fl" || return
 	_line=$REPLY
-	if [ "$dialect" = default ] && in_view "$_nm" && read_entry "$_nm" 2>/dev/null &&
-		[ "$e_state" = enabled ] && [ "$e_interp" = "$_ip" ] && has_flags "$e_flags" "$_fl"; then
-		if [ -z "$e_flags" ]; then _shown="no flags"; else _shown="flags $e_flags"; fi
-		say "$_nm is already registered -> $_ip ($_shown): kept"
-		return
+	_super=0
+	[ "$dialect" = default ] && _super=1
+	_old=0
+	if in_view "$_nm" && read_entry "$_nm" 2>/dev/null && [ -n "$e_state" ]; then
+		_old=1
+		if equivalent "$1" "$_ip" "$_fl" "$_super"; then
+			shown "$e_flags"
+			say "$_nm is already registered -> $e_interp ($REPLY): kept"
+			record "$1" kept "$e_interp" "$e_flags" '' "already registered the same way"
+			return
+		fi
 	fi
 	if [ "$dry_run" = 1 ]; then
 		printf '%s\n' "$_line"
 		added="$added$_nm$nl"
-		return
-	fi
-	if [ -z "$_fl" ]; then _shown="no flags"; else _shown="flags $_fl"; fi
-	if ! register_line "$_nm" "$_line"; then
+		put_result=new
+		if [ "$_old" = 1 ]; then
+			put_result=replaced o_state=$e_state o_interp=$e_interp o_flags=$e_flags
+		fi
+	elif ! put_entry "$1" "$_fl" "$_nm" "$_line" "$_ip" "$_super"; then
 		fail "$_nm: $REPLY"
+		record "$1" failed "$_ip" "$_fl" '' "$REPLY"
 		return
 	fi
-	if [ "$replaced" = 1 ]; then
-		say "registered $_nm -> $_ip ($_shown), replacing the previous entry"
-	else
+	shown "$_fl"
+	_shown=$REPLY
+	case $put_result in
+	new)
 		say "registered $_nm -> $_ip ($_shown)"
-	fi
+		record "$1" registered "$_ip" "$_fl" "$qemu_version" "no entry before"
+		;;
+	replaced)
+		_dis=''
+		[ "$o_state" = enabled ] || _dis='disabled '
+		shown "$o_flags"
+		_why="it was $_dis-> $o_interp ($REPLY)"
+		say "registered $_nm -> $_ip ($_shown), replacing the previous entry: $_why"
+		record "$1" replaced "$_ip" "$_fl" "$qemu_version" "$_why"
+		;;
+	raced)
+		shown "$e_flags"
+		say "$_nm was registered at the same time by another registration -> $e_interp ($REPLY): kept"
+		record "$1" kept "$e_interp" "$e_flags" '' "another registration wrote it at the same time"
+		;;
+	esac
 }
 
 remove_entry() { # NAME
+	# Entries the run registers afterwards are left to that step (see
+	# `registers` in run.rs).
+	is_listed "$registers" "$1" && return
 	if [ "$dry_run" = 1 ]; then
 		say "would remove $1"
 		gone="$gone$1$nl"
@@ -1162,7 +1338,7 @@ remove_entry() { # NAME
 	[ -e "$mount/$1" ] || return
 	if write_once "$mount/$1" -1 remove; then
 		say "removed $1"
-	else
+	elif [ "$werrno" != ENOENT ]; then
 		fail "$1: $REPLY"
 	fi
 }
@@ -1262,7 +1438,10 @@ export_one() { # FORMAT DIR TARGET
 	interp_path "$3"
 	_ip=$REPLY
 	letters "$fP" "$fO" "$fC" "$plan_F"
-	check_line "$3" "$_ip" "$REPLY" || return
+	if ! check_line "$3" "$_ip" "$REPLY"; then
+		fail "qemu-$3: $REPLY"
+		return
+	fi
 	_line=$REPLY
 	_d=$2
 	while [ "${_d%/}" != "$_d" ]; do _d=${_d%/}; done
@@ -1336,6 +1515,53 @@ EOF
 	finish
 fi
 
+# host_page_size: REPLY = the host's page size in bytes, or empty when
+# unknown: QUS_PAGE_SIZE (tests), else the kernel's, from the smaps of this
+# shell read by a child (QEMU's user mode fakes only its own process's).
+host_page_size() {
+	REPLY=''
+	if [ -n "${QUS_PAGE_SIZE:-}" ]; then
+		_v=$QUS_PAGE_SIZE
+	else
+		_v=$("$bb" grep -m1 '^KernelPageSize:' "/proc/$$/smaps" 2>/dev/null) || return 0
+		# "KernelPageSize:        4 kB"
+		_v=${_v#KernelPageSize:}
+		while [ "${_v# }" != "$_v" ]; do _v=${_v# }; done
+		_v=${_v% kB}
+		case $_v in '' | *[!0123456789]*) return 0 ;; esac
+		_v=$((_v * 1024))
+	fi
+	case $_v in '' | *[!0123456789]*) return 0 ;; esac
+	while [ "${_v#0}" != "$_v" ] && [ -n "${_v#0}" ]; do _v=${_v#0}; done
+	REPLY=$_v
+}
+
+# shown_size BYTES: REPLY = 16K, 64K, or bytes.
+shown_size() {
+	if [ $(($1 % 1024)) -eq 0 ]; then REPLY="$(($1 / 1024))K"; else REPLY=$1; fi
+}
+
+# page_warnings: one per target to register whose programs may fail on this
+# host's page size (mirrors pages.rs, where the sources are cited).
+page_warnings() {
+	host_page_size
+	_hp=$REPLY
+	[ -n "$_hp" ] || return 0
+	while read -r _k _t; do
+		[ "$_k" = R ] || continue
+		qus_guest_page "$_t"
+		_gp=$REPLY
+		if [ "$_gp" -eq 0 ] || [ "$_hp" -le "$_gp" ]; then continue; fi
+		shown_size "$_hp"
+		_hs=$REPLY
+		shown_size "$_gp"
+		warn "qemu-$_t: this host's pages are $_hs, larger than the $REPLY pages QEMU's user mode gives $_t programs, so mappings that need $REPLY alignment are copied and shared writable file mappings fail: some $_t programs will not run here; use a kernel with 4K pages (Asahi Linux and Raspberry Pi OS ship one) or a VM"
+	done <<EOF
+$plan_steps
+EOF
+}
+
+registers=''
 # Everything that can be refused is decided before the first write.
 if [ -n "$register" ]; then
 	plan 0
@@ -1351,6 +1577,19 @@ if [ -n "$register" ]; then
 		say "note: Linux $release_major.$release_minor does not support the F flag (Linux 4.8+): registering without it, so the interpreters must exist wherever foreign binaries run"
 		plan_F=0
 	fi
+	if [ "$_wants_registering" = 1 ]; then
+		if [ "$userns" = private ] && [ "$allow_private" = 0 ]; then
+			# binfmt#288: a registration the host cannot see is no success.
+			fail "this process runs in a user namespace, so $mount is that namespace's own binfmt_misc (Linux 6.7+): the host would not see these registrations, so nothing was registered; to register for the host, run qus register as root on it, or a rootful engine with --privileged; --allow-private registers in this namespace anyway"
+			finish
+		fi
+		page_warnings
+	fi
+	while read -r _k _t; do
+		[ "$_k" = R ] && registers="${registers}qemu-$_t$nl"
+	done <<EOF
+$plan_steps
+EOF
 fi
 
 if [ "$list" = 0 ] && [ "$status_json" = 0 ] && [ -z "$removals" ] && [ -z "$register" ]; then
@@ -1394,50 +1633,6 @@ if [ -n "$register" ]; then
 $plan_steps
 EOF
 fi
-
-# json_string VALUE: REPLY = VALUE as a JSON string (mirrors json_string in
-# apply.rs): printable ASCII as is, '"' and '\' escaped, every other byte as
-# \u00XX, so the status is valid JSON for any entry name.
-json_string() {
-	# shellcheck disable=SC2254 # the rule is a pattern on purpose
-	case $1 in
-	$qus_rule_json) ;;
-	*)
-		REPLY="\"$1\""
-		return
-		;;
-	esac
-	_hex=$(printf '%s' "$1" | "$bb" od -An -tx1 -v)
-	REPLY='"'
-	# shellcheck disable=SC2086 # od's hex words
-	set -- $_hex
-	for _b do
-		case $_b in
-		22) REPLY="$REPLY\\\"" ;;
-		5c) REPLY="$REPLY\\\\" ;;
-		*)
-			if [ $((0x$_b)) -ge 32 ] && [ $((0x$_b)) -le 126 ]; then
-				REPLY="$REPLY$(printf '%b' "\\0$(printf '%03o' "0x$_b")")"
-			else
-				REPLY="$REPLY\\u00$_b"
-			fi
-			;;
-		esac
-	done
-	REPLY="$REPLY\""
-}
-
-# json_list LINES INDENT: REPLY = a JSON array of LINES (already JSON).
-json_list() {
-	_body=''
-	while IFS= read -r _w; do
-		[ -n "$_w" ] || continue
-		_body="$_body${_body:+,$nl}$2  $_w"
-	done <<EOF
-$1
-EOF
-	if [ -n "$_body" ]; then REPLY="[$nl$_body$nl$2]"; else REPLY="[]"; fi
-}
 
 status_emulator() {
 	json_string "$1"
@@ -1524,8 +1719,10 @@ EOF
 	_jv=$REPLY
 	json_string "$machine"
 	# installs: what qus register installs on a host; an image installs nothing.
-	printf '{\n  "supported": %s,\n  "emulators": %s,\n  "qus": {\n    "version": %s,\n    "host": %s,\n    "user_namespace": %s,\n    "host_sees_entries": %s,\n    "dry_run": %s,\n    "installs": [],\n    "warnings": %s\n  }\n}\n' \
-		"$_js" "$_je" "$_jv" "$REPLY" "$_ns" "$_sees" "$_dry" "$_jw"
+	_jh=$REPLY
+	json_list "$records" "    "
+	printf '{\n  "supported": %s,\n  "emulators": %s,\n  "qus": {\n    "version": %s,\n    "host": %s,\n    "user_namespace": %s,\n    "host_sees_entries": %s,\n    "dry_run": %s,\n    "installs": [],\n    "registrations": %s,\n    "warnings": %s\n  }\n}\n' \
+		"$_js" "$_je" "$_jv" "$_jh" "$_ns" "$_sees" "$_dry" "$REPLY" "$_jw"
 fi
 
 finish

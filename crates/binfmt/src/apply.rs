@@ -1,13 +1,18 @@
 //! Talking to a binfmt_misc mount: mount it, register, remove, read status.
 //!
 //! The only module that writes to the kernel. Each write is a single
-//! write(2), as the kernel parses one line per write. Registering replaces an
-//! entry of the same name (the kernel has no "replace": the old entry is
-//! written `-1` first), and if the new line is then refused, the old entry is
-//! registered again from what was read, so a failed run leaves the host as
-//! it found it. Removals touch only entries qus owns (`qemu-<T>` for a target
-//! of the table) unless an entry is named exactly, and never `register`,
-//! `status` or WSL's interop handlers.
+//! write(2), as the kernel parses one line per write. The kernel has no
+//! "replace", so replacing an entry goes through a stand-in: the new line is
+//! first registered under another name (`<name>.qus-<n>`), which the kernel
+//! tries first (it looks at the newest entry first), then the old entry is
+//! removed, the new one written under its own name and the stand-in removed.
+//! A foreign binary started at any moment finds an entry, and a line the
+//! kernel refuses is refused as the stand-in, before anything is removed.
+//! Registrations race (several CI jobs on one host): a write that finds the
+//! name taken (EEXIST) reads the entry again and judges it, and an entry
+//! that vanished meanwhile is simply gone. Removals touch only entries qus
+//! owns (`qemu-<T>` for a target of the table) unless an entry is named
+//! exactly, and never `register`, `status` or WSL's interop handlers.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fs;
@@ -16,9 +21,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::error::{Errno, Error, Op, Userns};
-use crate::line::{self, Flags};
+use crate::line;
 use crate::rules::Rule;
-use crate::table::{self, Target};
+use crate::table;
 
 /// Files of a binfmt_misc mount that are not entries.
 const CONTROL_FILES: &[&str] = &["register", "status"];
@@ -53,56 +58,17 @@ impl EntryInfo {
         is_owned(self.name_bytes())
     }
 
-    /// The register line that creates this entry again, from the fields
-    /// the kernel shows (`offset`, `magic`, `mask` or `extension`). The
-    /// delimiter is the first of `:|#,;!%@` that no field contains, so an
-    /// interpreter path with `:` is restorable too. None when the file does
-    /// not describe an entry (no interpreter, no magic or extension).
-    pub fn restore_line(&self) -> Option<String> {
-        let name = std::str::from_utf8(self.name_bytes()).ok()?;
-        let interpreter = self.interpreter.as_deref()?;
-        let (mut offset, mut magic, mut mask, mut extension) = (None, None, None, None);
-        for l in self.raw.lines() {
-            if let Some(v) = l.strip_prefix("offset ") {
-                offset = Some(v);
-            } else if let Some(v) = l.strip_prefix("magic ") {
-                magic = Some(v);
-            } else if let Some(v) = l.strip_prefix("mask ") {
-                mask = Some(v);
-            } else if let Some(v) = l.strip_prefix("extension .") {
-                extension = Some(v);
-            }
-        }
-        let fields = [name, interpreter, extension.unwrap_or("")];
-        let d = [':', '|', '#', ',', ';', '!', '%', '@']
-            .into_iter()
-            .find(|d| fields.iter().all(|f| !f.contains(*d)))?;
-        let flags = &self.flags;
-        if let Some(ext) = extension {
-            return Some(format!(
-                "{d}{name}{d}E{d}{d}{ext}{d}{d}{interpreter}{d}{flags}"
-            ));
-        }
-        let hex = |h: &str| -> Option<String> {
-            if !h.len().is_multiple_of(2) || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return None;
-            }
-            Some(
-                h.as_bytes()
-                    .chunks(2)
-                    .map(|c| format!("\\x{}", String::from_utf8_lossy(c)))
-                    .collect(),
-            )
-        };
-        let magic = hex(magic?)?;
-        let mask = match mask {
-            Some(m) => hex(m)?,
-            None => String::new(),
-        };
-        let offset = offset.unwrap_or("0");
-        Some(format!(
-            "{d}{name}{d}M{d}{offset}{d}{magic}{d}{mask}{d}{interpreter}{d}{flags}"
-        ))
+    /// The value of a `key value` line of the file (`offset`, `magic`,
+    /// `mask`).
+    pub fn field(&self, key: &str) -> Option<&str> {
+        self.raw
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+    }
+
+    /// The flags, as the file shows them (`flags F` or `no flags`).
+    pub fn shown_flags(&self) -> String {
+        crate::line::shown_flags(&self.flags)
     }
 }
 
@@ -119,14 +85,34 @@ pub fn is_protected(name: &[u8]) -> bool {
         || name.starts_with(PROTECTED_PREFIX.as_bytes())
 }
 
-/// Whether a registration created an entry or replaced one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a registration ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Registered {
     /// There was no entry of that name.
     New,
-    /// An entry of that name was removed first.
-    Replaced,
+    /// It replaced this entry.
+    Replaced(EntryInfo),
+    /// Another registration wrote the entry at the same time, and it does
+    /// what this one asks: left as it is.
+    Raced(EntryInfo),
 }
+
+/// How a registration judges an entry it finds while writing its own (see
+/// [`Binfmt::register_line`]; `crate::judge` has the rules).
+pub struct Judge<'a> {
+    /// The entry is the one the registration would write.
+    pub same: &'a dyn Fn(&EntryInfo) -> bool,
+    /// The entry does what the registration asks.
+    pub satisfies: &'a dyn Fn(&EntryInfo) -> bool,
+}
+
+/// How many stand-in names a replacement tries (`<name>.qus-1` …): several
+/// registrations may replace the same entry at once.
+pub const STAND_IN_NAMES: u32 = 8;
+
+/// How many times a registration writes its entry again when others keep
+/// writing one that does not satisfy it.
+pub const TRIES: u32 = 5;
 
 /// tonistiigi/binfmt's status JSON, plus a `qus` object of our own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,9 +147,76 @@ pub struct QusStatus {
     /// The interpreters `qus register` installed for this run (a dry run:
     /// would install); none in images.
     pub installs: Vec<String>,
+    /// One record per emulator this run registered (or tried to), in the
+    /// order of the run.
+    pub registrations: Vec<Record>,
     /// The warnings of this run, as printed on stderr (without `qus:
     /// warning: `).
     pub warnings: Vec<String>,
+}
+
+/// What a run did to one emulator's entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// There was no entry; this run wrote it.
+    Registered,
+    /// The entry there was left alone: it was the same, or another
+    /// registration wrote one at the same time that does what was asked.
+    Kept,
+    /// This run replaced a different entry.
+    Replaced,
+    /// Nothing this run asked for is there.
+    Failed,
+}
+
+impl Verdict {
+    /// The word in the status JSON.
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Registered => "registered",
+            Verdict::Kept => "kept",
+            Verdict::Replaced => "replaced",
+            Verdict::Failed => "failed",
+        }
+    }
+}
+
+/// One emulator's record in the status JSON (`qus.registrations`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The QEMU target.
+    pub target: String,
+    /// The entry's interpreter afterwards (when failed: the one asked for).
+    pub interpreter: String,
+    /// The entry's flags afterwards (when failed: the ones asked for).
+    pub flags: String,
+    /// The QEMU version of the interpreter, when this run wrote the entry
+    /// and knows it (the image's `QUS_QEMU_VERSION`, the version `qus
+    /// register` installed); None otherwise: a kept entry with F holds the
+    /// file whoever wrote it opened.
+    pub qemu_version: Option<String>,
+    /// What happened.
+    pub verdict: Verdict,
+    /// Why, in words.
+    pub reason: String,
+}
+
+impl Record {
+    /// One JSON object on one line, as the sh entrypoint writes it.
+    pub fn to_json(&self) -> String {
+        format!(
+            "{{\"target\": {}, \"interpreter\": {}, \"flags\": {}, \"qemu_version\": {}, \"result\": \"{}\", \"reason\": {}}}",
+            json_string(self.target.as_bytes()),
+            json_string(self.interpreter.as_bytes()),
+            json_string(self.flags.as_bytes()),
+            self.qemu_version
+                .as_deref()
+                .map(|v| json_string(v.as_bytes()))
+                .unwrap_or_else(|| "null".into()),
+            self.verdict.word(),
+            json_string(self.reason.as_bytes()),
+        )
+    }
 }
 
 impl Status {
@@ -198,9 +251,13 @@ impl Status {
         };
         let q = &self.qus;
         let installs = strings(&q.installs, "    ");
+        let registrations = list(
+            q.registrations.iter().map(Record::to_json).collect(),
+            "    ",
+        );
         let warnings = strings(&q.warnings, "    ");
         format!(
-            "{{\n  \"supported\": {supported},\n  \"emulators\": {emulators},\n  \"qus\": {{\n    \"version\": {},\n    \"host\": {},\n    \"user_namespace\": {},\n    \"host_sees_entries\": {},\n    \"dry_run\": {},\n    \"installs\": {installs},\n    \"warnings\": {warnings}\n  }}\n}}\n",
+            "{{\n  \"supported\": {supported},\n  \"emulators\": {emulators},\n  \"qus\": {{\n    \"version\": {},\n    \"host\": {},\n    \"user_namespace\": {},\n    \"host_sees_entries\": {},\n    \"dry_run\": {},\n    \"installs\": {installs},\n    \"registrations\": {registrations},\n    \"warnings\": {warnings}\n  }}\n}}\n",
             json_string(q.version.as_bytes()),
             json_string(q.host.as_bytes()),
             q.user_namespace,
@@ -329,69 +386,133 @@ impl Binfmt {
         self.path(OsStr::new(name)).exists()
     }
 
-    /// Registers `target`, replacing an entry of the same name. With F the
-    /// interpreter must exist and be executable here, and is checked first
-    /// so the error names the path instead of a bare ENOENT.
-    pub fn register(
+    /// Writes a rendered line for entry `name` to `register`, in one
+    /// write(2). An existing entry is replaced through a stand-in (see the
+    /// module's doc), so foreign binaries never find no entry; one that is
+    /// `judge.same` by now (another registration just wrote it) is left
+    /// alone. When the name is taken meanwhile (EEXIST: another registration
+    /// won), the entry is read again: if `judge.satisfies` accepts it, it is
+    /// left alone ([`Registered::Raced`]), else it is replaced in turn, up to
+    /// [`TRIES`] times. Nothing is ever "restored": an entry read from the
+    /// kernel may name an interpreter that exists only where it was written.
+    pub fn register_line(
         &self,
-        target: &Target,
-        interpreter: &str,
-        flags: Flags,
+        name: &str,
+        line: &str,
+        judge: &Judge<'_>,
     ) -> Result<Registered, Error> {
-        line::validate_interpreter(interpreter)?;
-        if flags.fix_binary {
-            check_interpreter(interpreter)?;
-        }
-        let line = line::render(target, interpreter, flags)?;
-        self.register_line(&target.entry_name(), &line)
-    }
-
-    /// Writes a rendered line to `register` in one write(2). An existing
-    /// entry `name` is read, removed, and if the kernel then refuses the new
-    /// line, registered again (and disabled again if it was) from what was
-    /// read: the error says both what failed and whether the old entry is
-    /// back.
-    pub fn register_line(&self, name: &str, line: &str) -> Result<Registered, Error> {
+        let satisfies = judge.satisfies;
         line::validate_name(name)?;
-        let old = self.entry(OsStr::new(name));
-        if old.is_some() {
-            self.write_entry(name, b"-1", Op::Remove)?;
+        let register = self.path(OsStr::new("register"));
+        let mut stand_in: Option<String> = None;
+        let mut replaced: Option<EntryInfo> = None;
+        let mut result = Err(Error::Contended(TRIES));
+        let mut settled = false;
+        for attempt in 0..TRIES {
+            if let Some(old) = self.entry(OsStr::new(name)) {
+                let accepted = if attempt == 0 {
+                    (judge.same)(&old)
+                } else {
+                    satisfies(&old)
+                };
+                if accepted {
+                    result = Ok(Registered::Raced(old));
+                    settled = true;
+                    break;
+                }
+                if stand_in.is_none() {
+                    let s = self
+                        .stand_in(name, line)
+                        .map_err(|e| Error::NotReplaced(Box::new(e)))?;
+                    stand_in = Some(s);
+                }
+                if let Err(e) = self.remove_entry(OsStr::new(name)) {
+                    // Removed or replaced by another registration meanwhile (the
+                    // kernel then says ENOENT, or EACCES, as seen in containers):
+                    // read it again and judge.
+                    result = Err(e);
+                    continue;
+                }
+                replaced.get_or_insert(old);
+            }
+            match self.write_once(&register, line.as_bytes(), Op::Register) {
+                Ok(()) => {
+                    result = Ok(match replaced.take() {
+                        Some(old) => Registered::Replaced(old),
+                        None => Registered::New,
+                    });
+                    settled = true;
+                    break;
+                }
+                Err(e) if e.errno() == Some(Errno::EEXIST) => {}
+                Err(e) => {
+                    result = Err(e);
+                    settled = true;
+                    break;
+                }
+            }
         }
-        match self.write_once(
-            &self.path(OsStr::new("register")),
-            line.as_bytes(),
-            Op::Register,
-        ) {
-            Ok(()) if old.is_some() => Ok(Registered::Replaced),
-            Ok(()) => Ok(Registered::New),
-            Err(e) => match old {
-                None => Err(e),
-                Some(old) => Err(Error::ReplaceFailed {
-                    write: Box::new(e),
-                    restored: self.restore(&old).err().map(Box::new),
-                }),
-            },
+        if !settled {
+            if let Some(e) = self.entry(OsStr::new(name)).filter(|e| satisfies(e)) {
+                result = Ok(Registered::Raced(e));
+            }
+        }
+        match stand_in {
+            Some(s) => self.drop_stand_in(name, s, result),
+            None => result,
         }
     }
 
-    /// Registers `old` again from what its file said.
-    fn restore(&self, old: &EntryInfo) -> Result<(), Error> {
-        let line = old.restore_line().ok_or_else(|| Error::Io {
-            path: self.path(&old.name).to_string_lossy().into_owned(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "the entry file did not describe a restorable entry",
-            ),
-        })?;
-        self.write_once(
-            &self.path(OsStr::new("register")),
-            line.as_bytes(),
-            Op::Register,
-        )?;
-        if !old.enabled {
-            self.write_once(&self.path(&old.name), b"0", Op::Remove)?;
+    /// Registers `line` under the first free name `<name>.qus-<n>`; returns
+    /// that name. The kernel's refusal of the line itself comes from here,
+    /// before anything was removed.
+    fn stand_in(&self, name: &str, line: &str) -> Result<String, Error> {
+        let d = line.chars().next().unwrap_or(':');
+        let rest = line
+            .strip_prefix(&format!("{d}{name}{d}"))
+            .ok_or_else(|| Error::BadName(name.to_string()))?;
+        let register = self.path(OsStr::new("register"));
+        let mut last = Err(Error::Contended(STAND_IN_NAMES));
+        for n in 1..=STAND_IN_NAMES {
+            let s = format!("{name}.qus-{n}");
+            match self.write_once(
+                &register,
+                format!("{d}{s}{d}{rest}").as_bytes(),
+                Op::Register,
+            ) {
+                Ok(()) => return Ok(s),
+                Err(e) if e.errno() == Some(Errno::EEXIST) => last = Err(e),
+                Err(e) => return Err(e),
+            }
         }
-        Ok(())
+        last
+    }
+
+    /// Removes the stand-in once entry `name` exists again; when it does
+    /// not (the run failed after removing it), the stand-in stays and the
+    /// error says so.
+    fn drop_stand_in(
+        &self,
+        name: &str,
+        stand_in: String,
+        result: Result<Registered, Error>,
+    ) -> Result<Registered, Error> {
+        if result.is_err() && !self.exists(name) {
+            return result.map_err(|e| Error::StandInKept {
+                write: Box::new(e),
+                stand_in,
+            });
+        }
+        let _ = self.remove_entry(OsStr::new(&stand_in));
+        result
+    }
+
+    /// Writes `-1` to entry `name`; one removed meanwhile counts as removed.
+    fn remove_entry(&self, name: &OsStr) -> Result<(), Error> {
+        match self.write_once(&self.path(name), b"-1", Op::Remove) {
+            Err(e) if e.errno() == Some(Errno::ENOENT) => Ok(()),
+            other => other,
+        }
     }
 
     /// Removes entry `name`. Returns false when there was none. Never
@@ -406,12 +527,12 @@ impl Binfmt {
         if !self.path(name).exists() {
             return Ok(false);
         }
-        self.write_once(&self.path(name), b"-1", Op::Remove)?;
-        Ok(true)
-    }
-
-    fn write_entry(&self, name: &str, data: &[u8], op: Op) -> Result<(), Error> {
-        self.write_once(&self.path(OsStr::new(name)), data, op)
+        match self.write_once(&self.path(name), b"-1", Op::Remove) {
+            Ok(()) => Ok(true),
+            // Listed a moment ago, gone now: another run removed it.
+            Err(e) if e.errno() == Some(Errno::ENOENT) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Entry names a removal item selects (see [`select_names`]).
@@ -608,31 +729,22 @@ mod tests {
     }
 
     #[test]
-    fn restore_lines_rebuild_what_the_kernel_showed() {
+    fn fields_of_an_entry_file() {
         let e = parse_entry(
             OsStr::new("qemu-aarch64"),
             "enabled\ninterpreter /usr/bin/qemu-aarch64-static\nflags: OCF\noffset 0\nmagic 7f454c46\nmask ffffff00\n".into(),
         );
-        assert_eq!(
-            e.restore_line().unwrap(),
-            ":qemu-aarch64:M:0:\\x7f\\x45\\x4c\\x46:\\xff\\xff\\xff\\x00:/usr/bin/qemu-aarch64-static:OCF"
-        );
-        // A path with ':' takes the next delimiter; no mask, an offset.
-        let e = parse_entry(
-            OsStr::new("qemu-arm"),
-            "disabled\ninterpreter /a:b/q\nflags: \noffset 2\nmagic 6162\n".into(),
-        );
-        assert_eq!(
-            e.restore_line().unwrap(),
-            "|qemu-arm|M|2|\\x61\\x62||/a:b/q|"
-        );
+        assert_eq!(e.field("offset"), Some("0"));
+        assert_eq!(e.field("magic"), Some("7f454c46"));
+        assert_eq!(e.field("mask"), Some("ffffff00"));
+        assert_eq!(e.field("extension"), None);
+        assert_eq!(e.shown_flags(), "flags OCF");
         let e = parse_entry(
             OsStr::new("jar"),
-            "enabled\ninterpreter /usr/bin/jexec\nflags: \nextension .jar\n".into(),
+            "enabled\nflags: \nextension .jar\n".into(),
         );
-        assert_eq!(e.restore_line().unwrap(), ":jar:E::jar::/usr/bin/jexec:");
-        let bad = parse_entry(OsStr::new("x"), "enabled\n".into());
-        assert!(bad.restore_line().is_none());
+        assert_eq!(e.field("extension"), Some(".jar"));
+        assert_eq!(e.shown_flags(), "no flags");
     }
 
     #[test]
@@ -676,12 +788,20 @@ mod tests {
                 host_sees_entries: false,
                 dry_run: true,
                 installs: vec!["/opt/q/qemu-arm".into()],
+                registrations: vec![Record {
+                    target: "arm".into(),
+                    interpreter: "/opt/q/qemu-arm".into(),
+                    flags: "F".into(),
+                    qemu_version: None,
+                    verdict: Verdict::Registered,
+                    reason: "no entry before".into(),
+                }],
                 warnings: vec!["a \"b\"".into()],
             },
         };
         assert_eq!(
             s.to_json(),
-            "{\n  \"supported\": [\n    \"linux/amd64\"\n  ],\n  \"emulators\": null,\n  \"qus\": {\n    \"version\": \"1\",\n    \"host\": \"x86_64\",\n    \"user_namespace\": true,\n    \"host_sees_entries\": false,\n    \"dry_run\": true,\n    \"installs\": [\n      \"/opt/q/qemu-arm\"\n    ],\n    \"warnings\": [\n      \"a \\\"b\\\"\"\n    ]\n  }\n}\n"
+            "{\n  \"supported\": [\n    \"linux/amd64\"\n  ],\n  \"emulators\": null,\n  \"qus\": {\n    \"version\": \"1\",\n    \"host\": \"x86_64\",\n    \"user_namespace\": true,\n    \"host_sees_entries\": false,\n    \"dry_run\": true,\n    \"installs\": [\n      \"/opt/q/qemu-arm\"\n    ],\n    \"registrations\": [\n      {\"target\": \"arm\", \"interpreter\": \"/opt/q/qemu-arm\", \"flags\": \"F\", \"qemu_version\": null, \"result\": \"registered\", \"reason\": \"no entry before\"}\n    ],\n    \"warnings\": [\n      \"a \\\"b\\\"\"\n    ]\n  }\n}\n"
         );
         let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
         assert_eq!(v["supported"][0], "linux/amd64");

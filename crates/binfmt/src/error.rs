@@ -75,17 +75,30 @@ pub enum Error {
         /// The kernel release the decision was made on.
         release: String,
     },
+    /// Registering in a user namespace's own binfmt_misc, which the host
+    /// never sees, without `--allow-private`: nothing is registered.
+    #[error("this process runs in a user namespace, so {0} is that namespace's own binfmt_misc (Linux 6.7+): the host would not see these registrations, so nothing was registered; to register for the host, run qus register as root on it, or a rootful engine with --privileged; --allow-private registers in this namespace anyway")]
+    PrivateBinfmt(String),
     /// No trustworthy source says what the host is, so the host's own
     /// architecture could be registered by accident: refused.
     #[error("cannot tell the host's architecture: /proc/sys/kernel/arch is missing (Linux 6.1+ has it) and the running executable cannot be read through /proc; set QUS_HOST_ARCH to the host's uname -m")]
     HostUnknown,
-    /// Writing the new line failed after the old entry was removed.
-    #[error("{write}; {}", match restored { None => "the previous entry was restored".to_string(), Some(e) => format!("restoring the previous entry failed too: {e}") })]
-    ReplaceFailed {
-        /// Why the new line was not accepted.
+    /// The kernel refused the new line as a stand-in, before anything was
+    /// removed: the previous entry is still there, untouched.
+    #[error("{0}; the previous entry was left in place")]
+    NotReplaced(Box<Error>),
+    /// Other registrations kept writing an entry of that name that does not
+    /// satisfy this one, however often it was replaced.
+    #[error("other registrations kept replacing it at the same time ({0} tries); run again once they are done")]
+    Contended(u32),
+    /// The entry could not be written after it was removed: the stand-in
+    /// stays, so that foreign binaries keep running.
+    #[error("{write}; the stand-in entry {stand_in} stays registered so that foreign binaries keep running")]
+    StandInKept {
+        /// Why the entry could not be written.
         write: Box<Error>,
-        /// Why the old entry could not be registered again, if it could not.
-        restored: Option<Box<Error>>,
+        /// The stand-in's name.
+        stand_in: String,
     },
     /// An export directory anyone may write to without the sticky bit:
     /// another user could swap the files written there.
@@ -148,6 +161,14 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// The errno of a failed write to binfmt_misc, if that is what failed.
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            Error::Write { errno, .. } => Some(*errno),
+            _ => None,
         }
     }
 }

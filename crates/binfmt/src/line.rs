@@ -68,6 +68,15 @@ pub fn escape(bytes: &[u8]) -> String {
     s
 }
 
+/// Flags as messages show them: `flags OCF`, or `no flags`.
+pub fn shown_flags(letters: &str) -> String {
+    if letters.is_empty() {
+        "no flags".to_string()
+    } else {
+        format!("flags {letters}")
+    }
+}
+
 /// Checks an entry name the way the kernel does, plus the names binfmt_misc
 /// itself uses and whitespace (which would make the entry unusable from sh).
 pub fn validate_name(name: &str) -> Result<(), Error> {

@@ -35,6 +35,8 @@ pub const ENV_VARS: &[&str] = &[
     "QEMU_BINARY_PREFIX",
     "QEMU_PRESERVE_ARGV0",
     "QUS_KERNEL_RELEASE",
+    "QUS_PAGE_SIZE",
+    "QUS_ALLOW_PRIVATE",
 ];
 
 /// The rule each variable's value must pass when set, in the order both
@@ -47,6 +49,7 @@ pub const ENV_RULES: &[(&str, Rule)] = &[
     ("QUS_BINFMT_MOUNT", Rule::Path),
     ("QUS_HOST_ARCH", Rule::Item),
     ("QUS_KERNEL_RELEASE", Rule::Item),
+    ("QUS_PAGE_SIZE", Rule::Item),
     ("QEMU_BIN_DIR", Rule::Path),
     ("QEMU_BINARY_PATH", Rule::Path),
     ("QEMU_BINARY_PREFIX", Rule::Affix),
@@ -121,6 +124,12 @@ impl Env {
     /// Whether `QUS_IGNORE_FAMILY` asks to register the host's family too.
     pub fn ignore_family(&self) -> bool {
         matches!(self.get("QUS_IGNORE_FAMILY"), Some("1" | "yes" | "true"))
+    }
+
+    /// Whether `QUS_ALLOW_PRIVATE` allows registering where the host does not
+    /// see it.
+    pub fn allow_private(&self) -> bool {
+        matches!(self.get("QUS_ALLOW_PRIVATE"), Some("1" | "yes" | "true"))
     }
 }
 
@@ -232,6 +241,9 @@ pub struct Request {
     /// On a kernel without the F flag (before 4.8), register without it
     /// instead of refusing.
     pub allow_without_f: bool,
+    /// Register in a user namespace's own binfmt_misc, which the host does
+    /// not see, instead of refusing.
+    pub allow_private: bool,
     /// Print tonistiigi/binfmt's JSON status at the end.
     pub status_json: bool,
     /// Write persistence files instead of registering.
@@ -255,6 +267,8 @@ pub struct Installed {
     /// this run: the plan counts them as present, so a dry run, which
     /// writes nothing, plans what the real run does.
     pub files: Vec<String>,
+    /// The QEMU version of those interpreters (the status reports it).
+    pub qemu_version: String,
 }
 
 impl Installed {
@@ -280,6 +294,7 @@ impl Request {
             dry_run: false,
             ignore_family: env.ignore_family(),
             allow_without_f: false,
+            allow_private: env.allow_private(),
             status_json: false,
             exports: Vec::new(),
             mount: env.mount(),

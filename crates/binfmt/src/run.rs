@@ -9,12 +9,14 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::Path;
 
-use crate::apply::{self, Binfmt, EntryInfo, QusStatus, Registered};
+use crate::apply::{self, Binfmt, EntryInfo, QusStatus, Record, Registered, Verdict};
 use crate::dialect::{self, Dialect, Env, Interpreter, Named, Removal, Request, Selection};
 use crate::error::{Error, Userns};
 use crate::export;
 use crate::host;
-use crate::line::Flags;
+use crate::judge::{self, Want};
+use crate::line::{shown_flags, Flags};
+use crate::pages;
 use crate::request::Installed;
 use crate::table::{self, Target};
 use crate::view::View;
@@ -361,6 +363,22 @@ fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) -> Option<Vec<EntryIn
                 }
             }
         }
+        let registering: Vec<&Target> = p
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Register { target, .. } => Some(*target),
+                _ => None,
+            })
+            .collect();
+        if userns == Userns::Private && !req.allow_private && !registering.is_empty() {
+            // binfmt#288: a registration the host cannot see is no success.
+            r.fail(&Error::PrivateBinfmt(req.mount.clone()).to_string());
+            return None;
+        }
+        if !registering.is_empty() {
+            warn_page_size(&registering, pages::host_page_size(env), r);
+        }
         planned = Some(p);
     }
 
@@ -370,11 +388,26 @@ fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) -> Option<Vec<EntryIn
     }
     let bf = Binfmt::new(req.mount.clone()).in_namespace(userns);
     let view = open_view(req, &bf, userns, release, r)?;
+    // Entries the run registers afterwards are left to that step, which
+    // keeps them when they are the same and replaces them through a
+    // stand-in otherwise: removing them first would leave foreign binaries
+    // with no entry for a moment.
+    let registers: Vec<String> = planned
+        .iter()
+        .flat_map(|p| &p.steps)
+        .filter_map(|s| match s {
+            Step::Register { target, .. } => Some(target.entry_name()),
+            _ => None,
+        })
+        .collect();
     let mut changes = Changes {
         bf: &bf,
         view,
         dry_run: req.dry_run,
         installed: req.installed.as_ref(),
+        qemu_version: env.get("QUS_QEMU_VERSION").filter(|v| !v.is_empty()),
+        registers,
+        records: Vec::new(),
     };
 
     if req.list {
@@ -385,8 +418,8 @@ fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) -> Option<Vec<EntryIn
     }
     if let Some(p) = &planned {
         // The call without arguments (also setup-qemu-action's status call)
-        // keeps what is already registered the same way.
-        let keep_same = req.dialect == Dialect::Default;
+        // keeps what is registered with more flags than it asks for too.
+        let superset = req.dialect == Dialect::Default;
         for step in &p.steps {
             if let Step::Register {
                 target,
@@ -394,11 +427,12 @@ fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) -> Option<Vec<EntryIn
                 flags,
             } = step
             {
-                changes.register(target, interpreter, *flags, keep_same, r);
+                changes.register(target, interpreter, *flags, superset, r);
             }
         }
     }
 
+    let registrations = std::mem::take(&mut changes.records);
     let after = if req.dry_run {
         Ok(changes.view.into_entries())
     } else {
@@ -423,6 +457,7 @@ fn execute(req: &Request, env: &Env, r: &mut Reporter<'_>) -> Option<Vec<EntryIn
                 .as_ref()
                 .map(|i| i.files.clone())
                 .unwrap_or_default(),
+            registrations,
             warnings: r.warnings.clone(),
         };
         r.out(&apply::status_of(&entries, &machine, qus).to_json());
@@ -586,9 +621,25 @@ fn report_plan_notes(
     }
 }
 
-/// Whether an entry with flags `have` does at least what `want` asks.
-fn has_flags(have: &str, want: &str) -> bool {
-    want.chars().all(|c| have.contains(c))
+/// What a replaced entry was, for the messages and the status.
+fn replaced_reason(old: &EntryInfo) -> String {
+    format!(
+        "it was {}-> {} ({})",
+        if old.enabled { "" } else { "disabled " },
+        old.interpreter.as_deref().unwrap_or_default(),
+        old.shown_flags()
+    )
+}
+
+/// One warning per target whose programs may fail on this host's page size
+/// (see [`pages`]); nothing when the page size is unknown.
+fn warn_page_size(targets: &[&Target], host_page: Option<u64>, r: &mut Reporter<'_>) {
+    let Some(page) = host_page else { return };
+    for t in targets {
+        if let Some(w) = pages::warning(t, page) {
+            r.warn(&w);
+        }
+    }
 }
 
 /// Where a run's changes go: binfmt_misc (nowhere in a dry run) and the
@@ -598,15 +649,78 @@ struct Changes<'a> {
     view: View,
     dry_run: bool,
     installed: Option<&'a Installed>,
+    /// `QUS_QEMU_VERSION`: the QEMU of the image's interpreters.
+    qemu_version: Option<&'a str>,
+    /// Entries the run registers after its removals: removals leave them.
+    registers: Vec<String>,
+    /// One per registration, for the status.
+    records: Vec<Record>,
 }
 
 impl Changes<'_> {
+    /// The QEMU version of an interpreter this run writes, when known.
+    fn version_of(&self, interpreter: &str) -> Option<String> {
+        match self.installed.filter(|i| i.provides(interpreter)) {
+            Some(i) => Some(i.qemu_version.clone()),
+            None => self.qemu_version.map(str::to_string),
+        }
+    }
+
+    fn record(&mut self, target: &Target, e: Option<&EntryInfo>, verdict: Verdict, reason: String) {
+        self.records.push(Record {
+            target: target.name.to_string(),
+            interpreter: e.and_then(|e| e.interpreter.clone()).unwrap_or_default(),
+            flags: e.map(|e| e.flags.clone()).unwrap_or_default(),
+            qemu_version: None,
+            verdict,
+            reason,
+        });
+    }
+
+    fn written(
+        &mut self,
+        target: &Target,
+        interpreter: &str,
+        flags: Flags,
+        verdict: Verdict,
+        reason: String,
+    ) {
+        let qemu_version = self.version_of(interpreter);
+        self.records.push(Record {
+            target: target.name.to_string(),
+            interpreter: interpreter.to_string(),
+            flags: flags.letters(),
+            qemu_version,
+            verdict,
+            reason,
+        });
+    }
+
+    fn fail(
+        &mut self,
+        target: &Target,
+        interpreter: &str,
+        flags: Flags,
+        msg: String,
+        r: &mut Reporter<'_>,
+    ) {
+        r.fail(&format!("{}: {msg}", target.entry_name()));
+        self.records.push(Record {
+            target: target.name.to_string(),
+            interpreter: interpreter.to_string(),
+            flags: flags.letters(),
+            qemu_version: None,
+            verdict: Verdict::Failed,
+            reason: msg,
+        });
+    }
+
     fn register(
         &mut self,
         target: &Target,
         interpreter: &str,
         flags: Flags,
-        keep_same: bool,
+        superset: bool,
         r: &mut Reporter<'_>,
     ) {
         let name = target.entry_name();
@@ -624,39 +738,64 @@ impl Changes<'_> {
             .and_then(|_| crate::line::render(target, interpreter, flags));
         let line = match checked {
             Ok(l) => l,
-            Err(e) => return r.fail(&format!("{name}: {e}")),
+            Err(e) => return self.fail(target, interpreter, flags, e.to_string(), r),
         };
-        let shown = |letters: &str| {
-            if letters.is_empty() {
-                "no flags".to_string()
-            } else {
-                format!("flags {letters}")
-            }
+        let want = Want {
+            target,
+            interpreter,
+            flags,
         };
-        if keep_same {
-            if let Some(old) = self.view.get(&name) {
-                if old.enabled
-                    && old.interpreter.as_deref() == Some(interpreter)
-                    && has_flags(&old.flags, &flags.letters())
-                {
-                    return r.say(&format!(
-                        "{name} is already registered -> {interpreter} ({}): kept",
-                        shown(&old.flags)
-                    ));
-                }
+        let old = self.view.get(&name).cloned();
+        if let Some(old) = old.as_ref() {
+            if judge::equivalent(old, &want, superset, &judge::same_file_here) {
+                r.say(&format!(
+                    "{name} is already registered -> {} ({}): kept",
+                    old.interpreter.as_deref().unwrap_or_default(),
+                    old.shown_flags()
+                ));
+                let why = "already registered the same way".to_string();
+                return self.record(target, Some(old), Verdict::Kept, why);
             }
         }
-        if self.dry_run {
+        let shown = shown_flags(&flags.letters());
+        let done = if self.dry_run {
             r.out(&format!("{line}\n"));
-            return self.view.register(target, interpreter, flags);
-        }
-        let shown = shown(&flags.letters());
-        match self.bf.register_line(&name, &line) {
-            Ok(Registered::New) => r.say(&format!("registered {name} -> {interpreter} ({shown})")),
-            Ok(Registered::Replaced) => r.say(&format!(
-                "registered {name} -> {interpreter} ({shown}), replacing the previous entry"
-            )),
-            Err(e) => return r.fail(&format!("{name}: {e}")),
+            Ok(match old {
+                Some(o) => Registered::Replaced(o),
+                None => Registered::New,
+            })
+        } else {
+            let judge = apply::Judge {
+                same: &|e| judge::equivalent(e, &want, superset, &judge::same_file_here),
+                satisfies: &|e| judge::satisfies(e, &want),
+            };
+            self.bf.register_line(&name, &line, &judge)
+        };
+        match done {
+            Ok(Registered::New) => {
+                r.say(&format!("registered {name} -> {interpreter} ({shown})"));
+                let why = "no entry before".to_string();
+                self.written(target, interpreter, flags, Verdict::Registered, why);
+            }
+            Ok(Registered::Replaced(old)) => {
+                let why = replaced_reason(&old);
+                r.say(&format!(
+                    "registered {name} -> {interpreter} ({shown}), replacing the previous entry: {why}"
+                ));
+                self.written(target, interpreter, flags, Verdict::Replaced, why);
+            }
+            Ok(Registered::Raced(e)) => {
+                r.say(&format!(
+                    "{name} was registered at the same time by another registration -> {} ({}): kept",
+                    e.interpreter.as_deref().unwrap_or_default(),
+                    e.shown_flags()
+                ));
+                let why = "another registration wrote it at the same time".to_string();
+                self.record(target, Some(&e), Verdict::Kept, why);
+                self.view.put(e);
+                return;
+            }
+            Err(e) => return self.fail(target, interpreter, flags, e.to_string(), r),
         }
         self.view.register(target, interpreter, flags);
     }
@@ -703,6 +842,9 @@ impl Changes<'_> {
 
     fn remove_names(&mut self, names: &[OsString], r: &mut Reporter<'_>) {
         for n in names {
+            if self.registers.iter().any(|x| n == x.as_str()) {
+                continue;
+            }
             // Printable: owned names, or an exact match of a checked argument.
             let shown = n.to_string_lossy();
             if self.dry_run {

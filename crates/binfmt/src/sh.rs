@@ -16,9 +16,11 @@
 //! - `/usr/bin/qemu-<T>-static`: the emulators (none in a register-only
 //!   image).
 
+use crate::apply::{STAND_IN_NAMES, TRIES};
 use crate::dialect::USAGE;
 use crate::host::{FIX_BINARY_SINCE, INITIAL_USER_NS, PRIVATE_BINFMT_MISC_SINCE};
 use crate::line::escape;
+use crate::pages::guest_page_size;
 use crate::request::{ENV_RULES, ENV_VARS};
 use crate::rules::RULES;
 use crate::table::{HOST_ALIASES, NATIVE_EXTRA, PLATFORM_ALIASES, TARGETS};
@@ -118,6 +120,19 @@ pub fn sh_data_with_version(qemu_version: &str) -> String {
         "qus_fix_binary_since='{fa} {fb}'\nqus_private_binfmt_misc_since='{pa} {pb}'\nqus_initial_user_ns={}\n",
         quote(INITIAL_USER_NS)
     ));
+    s.push_str(&format!(
+        "qus_tries={TRIES}\nqus_stand_in_names={STAND_IN_NAMES}\n"
+    ));
+    // Guest page sizes (0: follows the host's), for the page-size warnings.
+    s.push_str("qus_guest_page() {\n\tcase $1 in\n");
+    for t in TARGETS {
+        s.push_str(&format!(
+            "\t{}) REPLY={} ;;\n",
+            t.name,
+            guest_page_size(t).unwrap_or(0)
+        ));
+    }
+    s.push_str("\t*) REPLY=0 ;;\n\tesac\n}\n");
     s.push_str(&format!("qus_usage={}\n", quote(USAGE)));
     s
 }

@@ -54,7 +54,11 @@ impl View {
     /// Adds `target`'s entry as registering it leaves it, replacing one of
     /// the same name.
     pub fn register(&mut self, target: &Target, interpreter: &str, flags: Flags) {
-        let e = registered_entry(target, interpreter, flags);
+        self.put(registered_entry(target, interpreter, flags));
+    }
+
+    /// Adds an entry as read, replacing one of the same name.
+    pub fn put(&mut self, e: EntryInfo) {
         self.remove(&e.name.clone());
         let at = self
             .entries

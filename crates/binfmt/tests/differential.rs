@@ -539,7 +539,10 @@ fn multiarch_dialect() {
         case("--reset -p yes", &["--reset", "-p", "yes"])
             .setup(&["--install", "arm64"])
             .present(&[("qemu-aarch64", "F"), ("qemu-arm", "F")])
-            .stderr("removed qemu-aarch64"),
+            // Left to the registration, which replaces it (other flags) through a
+            // stand-in instead of removing it first.
+            .stderr_lacks("removed qemu-aarch64")
+            .stderr("registered qemu-aarch64 -> ROOT/usr/bin/qemu-aarch64-static (flags F), replacing the previous entry: it was -> ROOT/usr/bin/qemu-aarch64-static (flags OCF)"),
         case(
             "credential + persistent",
             &["--reset", "-p", "yes", "--credential", "yes"],
@@ -647,7 +650,10 @@ fn tonistiigi_binfmt_dialect() {
             &["--dry-run", "--reset", "-p", "yes"],
         )
         .setup(&["--install", "arm64"])
-        .stderr("would remove qemu-aarch64")
+        .stderr_lacks("would remove qemu-aarch64")
+        .stderr(
+            "replacing the previous entry: it was -> ROOT/usr/bin/qemu-aarch64-static (flags OCF)",
+        )
         .stdout("/usr/bin/qemu-aarch64-static:F\n")
         .present(&[("qemu-aarch64", "OCF")]),
         case("Go flag: bad flag", &["-install", "arm64", "-nope"])
@@ -971,9 +977,12 @@ fn foreign_entries_survive_every_reset_and_uninstall_spelling() {
             &["--uninstall", "linux/arm64,riscv64"],
         )
         .absent(&["qemu-aarch64", "qemu-riscv64"]),
+        // What the reset registers again is left to the registration, which
+        // keeps the same entry (dbhi's /qus/bin path is the same file).
         spelling("--reset -p yes", &["--reset", "-p", "yes"])
             .present(&[("qemu-aarch64", "F"), ("qemu-s390x", "F")])
-            .stderr("removed qemu-riscv64"),
+            .stderr("qemu-riscv64 is already registered -> ROOT/qus/bin/qemu-riscv64-static (flags F): kept")
+            .stderr_lacks("removed qemu-"),
         spelling("--reset alone", &["--reset"]).present(&[("qemu-aarch64", "")]),
         spelling("dbhi -- -r", &["--", "-r"]).absent(all),
         spelling("dbhi -r -e", &["-r", "-e"]).absent(all),
@@ -1110,32 +1119,34 @@ fn arguments_and_environment_pass_one_byte_rule_in_both() {
 #[test]
 fn replacing_an_entry_is_safe() {
     check(vec![
-        // The new line is refused by the kernel after the old entry was
-        // removed (a directory passes `test -x` but is no interpreter): the
-        // old entry is registered again, F and all.
-        case("failing write restores the old entry", &["--", "-p", "-Q", "ROOT/bad", "aarch64"])
+        // The new line is refused by the kernel (a directory passes `test -x`
+        // but is no interpreter): refused as the stand-in, before the old
+        // entry was touched, which stays as it was, F and all.
+        case("a refused line leaves the old entry in place", &["--", "-p", "-Q", "ROOT/bad", "aarch64"])
             .before("\"$BB\" mkdir -p \"$ROOT/bad/qemu-aarch64\"")
             .setup(&["-s", "--", "-p", "-c", "aarch64"])
             .code(1)
-            .stderr("qus: error: qemu-aarch64: cannot write /proc/sys/fs/binfmt_misc/register: EACCES: the kernel could not open the interpreter (not executable, or on a noexec mount); the previous entry was restored\n")
+            .stderr("qus: error: qemu-aarch64: cannot write /proc/sys/fs/binfmt_misc/register: EACCES: the kernel could not open the interpreter (not executable, or on a noexec mount); the previous entry was left in place\n")
             .present(&[("qemu-aarch64", "OCF")])
+            .absent(&["qemu-aarch64.qus-1"])
             .dump("interpreter ROOT/qus/bin/qemu-aarch64-static\n"),
-        case("a disabled entry comes back disabled", &["--", "-p", "-Q", "ROOT/bad", "aarch64"])
+        case("a disabled entry stays disabled", &["--", "-p", "-Q", "ROOT/bad", "aarch64"])
             .before("\"$BB\" mkdir -p \"$ROOT/bad/qemu-aarch64\"")
             .setup(&["-s", "--", "-p", "aarch64"])
             .between("echo 0 >$M/qemu-aarch64")
             .code(1)
-            .stderr("the previous entry was restored")
+            .stderr("the previous entry was left in place")
             .dump("== qemu-aarch64\ndisabled\ninterpreter ROOT/qus/bin/qemu-aarch64-static\nflags: F\n"),
         // The old entry's interpreter (F kept it open) is gone from this
-        // filesystem: it cannot be registered again, and the error says so.
-        case("the error says when the old entry cannot come back", &["--", "-p", "-Q", "ROOT/bad", "aarch64"])
+        // filesystem: nothing ever tries to register it again from here, and
+        // the entry keeps working.
+        case("an old entry whose interpreter is gone here stays", &["--", "-p", "-Q", "ROOT/bad", "aarch64"])
             .before("\"$BB\" mkdir -p \"$ROOT/bad/qemu-aarch64\" \"$ROOT/old\"; \"$BB\" cp \"$ROOT/usr/bin/qemu-aarch64-static\" \"$ROOT/old/qemu-aarch64\"")
             .setup(&["--", "-p", "-Q", "ROOT/old", "aarch64"])
             .between("\"$BB\" rm \"$ROOT/old/qemu-aarch64\"")
             .code(1)
-            .stderr("; restoring the previous entry failed too: cannot write /proc/sys/fs/binfmt_misc/register: ENOENT: the kernel could not find the interpreter\n")
-            .absent(&["qemu-aarch64"]),
+            .stderr("EACCES: the kernel could not open the interpreter (not executable, or on a noexec mount); the previous entry was left in place\n")
+            .dump("interpreter ROOT/old/qemu-aarch64\n"),
         // No F before Linux 4.8: refused before anything is removed.
         case("kernel without F refuses, removes nothing", &["--reset", "-p", "yes"])
             .env("QUS_KERNEL_RELEASE", "3.10.0-1160.el7.x86_64")
@@ -1304,4 +1315,114 @@ fn host_comes_from_what_emulation_does_not_rewrite() {
         )),
         "{err}"
     );
+}
+
+/// The registrations of every dialect keep an entry that is already what they would write,
+/// replace a different one through a stand-in (never a moment without an entry), leave
+/// to the registration what a reset or uninstall would remove and register again, and say
+/// which of registered, kept, replaced or failed happened, on stderr and in the status.
+#[test]
+fn the_same_entry_is_kept_and_a_different_one_replaced_through_a_stand_in() {
+    let outs = check(vec![
+        case("binfmt --install twice: kept", &["--install", "arm64"])
+            .setup(&["--install", "arm64"])
+            .json()
+            .present(&[("qemu-aarch64", "OCF")])
+            .stderr("qus: qemu-aarch64 is already registered -> ROOT/usr/bin/qemu-aarch64-static (flags OCF): kept\n")
+            .stdout("\"result\": \"kept\", \"reason\": \"already registered the same way\""),
+        case("dbhi twice: kept", &["-s", "--", "-p", "aarch64"])
+            .setup(&["-s", "--", "-p", "aarch64"])
+            .stderr("qemu-aarch64 is already registered -> ROOT/qus/bin/qemu-aarch64-static (flags F): kept"),
+        // /qus/bin is a link to /usr/bin: the same file, so the same entry.
+        case("multiarch after dbhi, one file by two paths: kept", &["-p", "yes", "aarch64"])
+            .setup(&["-s", "--", "-p", "aarch64"])
+            .stderr("qemu-aarch64 is already registered -> ROOT/qus/bin/qemu-aarch64-static (flags F): kept")
+            .dump("interpreter ROOT/qus/bin/qemu-aarch64-static\n"),
+        case("other flags: replaced through a stand-in", &["--install", "arm64"])
+            .setup(&["-s", "--", "-p", "aarch64"])
+            .json()
+            .present(&[("qemu-aarch64", "OCF")])
+            .absent(&["qemu-aarch64.qus-1"])
+            .stderr("registered qemu-aarch64 -> ROOT/usr/bin/qemu-aarch64-static (flags OCF), replacing the previous entry: it was -> ROOT/qus/bin/qemu-aarch64-static (flags F)\n")
+            .stdout("\"result\": \"replaced\", \"reason\": \"it was -> ROOT/qus/bin/qemu-aarch64-static (flags F)\""),
+        case("a disabled entry is replaced", &["-s", "--", "-p", "aarch64"])
+            .setup(&["-s", "--", "-p", "aarch64"])
+            .between("echo 0 >$M/qemu-aarch64")
+            .present(&[("qemu-aarch64", "F")])
+            .stderr("replacing the previous entry: it was disabled -> ROOT/qus/bin/qemu-aarch64-static (flags F)"),
+        // Another replacement holds the first stand-in name: the next one is taken, and
+        // the other's is left alone.
+        case("a stand-in name in use: the next one", &["--install", "arm64"])
+            .setup(&["-s", "--", "-p", "aarch64"])
+            .between("printf ':qemu-aarch64.qus-1:M::\\177ELFxx::/bin/other:' >$M/register")
+            .present(&[("qemu-aarch64", "OCF")])
+            .present_any(&["qemu-aarch64.qus-1"])
+            .absent(&["qemu-aarch64.qus-2"])
+            .dump("== qemu-aarch64.qus-1\nenabled\ninterpreter /bin/other\n"),
+        case("a reset keeps what it registers again", &["--reset", "-p", "yes"])
+            .setup(&["--reset", "-p", "yes"])
+            .stderr("qemu-aarch64 is already registered -> ROOT/usr/bin/qemu-aarch64-static (flags F): kept")
+            .stderr_lacks("removed qemu-")
+            .stderr_lacks("registered qemu-"),
+        case("--uninstall and --install of one entry: kept", &["--uninstall", "qemu-*", "--install", "arm64"])
+            .setup(&["--install", "arm64,arm"])
+            .json()
+            .present(&[("qemu-aarch64", "OCF")])
+            .absent(&["qemu-arm"])
+            .stderr_lacks("removed qemu-aarch64")
+            .stderr("removed qemu-arm\n"),
+        case("no entry: registered, with the image's QEMU version", &["--install", "arm64"])
+            .env("QUS_QEMU_VERSION", "1:10.0.3+ds-1")
+            .json()
+            .stdout("{\"target\": \"aarch64\", \"interpreter\": \"ROOT/usr/bin/qemu-aarch64-static\", \"flags\": \"OCF\", \"qemu_version\": \"1:10.0.3+ds-1\", \"result\": \"registered\", \"reason\": \"no entry before\"}"),
+        case("a failure is a record too", &["--install", "arm64"])
+            .env("QEMU_BINARY_PATH", "ROOT/nowhere")
+            .json()
+            .code(1)
+            .stdout("\"result\": \"failed\", \"reason\": \"interpreter ROOT/nowhere/qemu-aarch64-static does not exist (F opens it now, so it must exist here)\""),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&outs[0].stdout).unwrap();
+    // binfmt's own fields are still there for setup-qemu-action.
+    assert!(v["supported"].is_array() && v["emulators"].is_array());
+    let r = &v["qus"]["registrations"];
+    assert_eq!(r.as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(r[0]["target"], "aarch64");
+    assert_eq!(r[0]["flags"], "OCF");
+    assert_eq!(r[0]["result"], "kept");
+    assert!(r[0]["qemu_version"].is_null());
+}
+
+/// A registration the host cannot see (this process's own binfmt_misc, in a user
+/// namespace) fails unless asked for; page sizes larger than a guest's are warned about.
+#[test]
+fn private_registrations_fail_and_large_pages_warn() {
+    check(vec![
+        case("a private registration fails", &["--install", "arm64"])
+            .env("QUS_ALLOW_PRIVATE", "0")
+            .code(1)
+            .stderr("qus: error: this process runs in a user namespace, so /proc/sys/fs/binfmt_misc is that namespace's own binfmt_misc (Linux 6.7+): the host would not see these registrations, so nothing was registered;")
+            .absent(&["qemu-aarch64"]),
+        case("--allow-private registers it", &["--install", "arm64", "--allow-private"])
+            .env("QUS_ALLOW_PRIVATE", "0")
+            .present(&[("qemu-aarch64", "OCF")])
+            .stderr("the host will not see these registrations"),
+        case("an uninstall in private needs no permission", &["--uninstall", "qemu-*"])
+            .env("QUS_ALLOW_PRIVATE", "0")
+            .json(),
+        case("16K pages warn for fixed 4K guests", &["--install", "arm64,riscv64,ppc64le"])
+            .env("QUS_PAGE_SIZE", "16384")
+            .json()
+            .stderr("qus: warning: qemu-riscv64: this host's pages are 16K, larger than the 4K pages QEMU's user mode gives riscv64 programs")
+            .stderr_lacks("qemu-aarch64: this host's pages")
+            .stderr_lacks("qemu-ppc64le: this host's pages")
+            .stdout("qemu-riscv64: this host's pages are 16K"),
+        case("64K pages warn for 8K guests too", &["-s", "--", "-p", "aarch64", "riscv64"])
+            .env("QUS_PAGE_SIZE", "065536")
+            .stderr("qemu-riscv64: this host's pages are 64K, larger than the 4K pages")
+            .stderr_lacks("qemu-aarch64: this host's pages"),
+        case("4K pages warn for nothing", &["--install", "arm64,riscv64"])
+            .env("QUS_PAGE_SIZE", "4096")
+            .stderr_lacks("this host's pages"),
+        case("the real page size", &["--install", "riscv64"]).no_env("QUS_PAGE_SIZE"),
+    ]);
 }

@@ -124,6 +124,7 @@ impl InstallPlan {
                 .iter()
                 .map(|b| self.dest(b).display().to_string())
                 .collect(),
+            qemu_version: self.pkg.version.clone(),
         }
     }
 

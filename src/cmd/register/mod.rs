@@ -74,7 +74,15 @@ pub(crate) fn register_cmd(
         out.write_all(HOST_USAGE.as_bytes())?;
         return Ok(exit(code));
     }
-    let install = install::plan(&req, &env, opts)?;
+    // A registration the host would not see is refused by the front end: install nothing
+    // for it first.
+    let private = qus_binfmt::host::userns(qus_binfmt::host::kernel_release(&env))
+        == qus_binfmt::error::Userns::Private;
+    let install = if private && !req.allow_private {
+        None
+    } else {
+        install::plan(&req, &env, opts)?
+    };
     if let Some(plan) = &install {
         req.installed = Some(plan.installed());
         if req.dry_run {

@@ -76,6 +76,9 @@ qus options (any dialect):
   --dry-run                     print the lines that would be written
   --allow-without-f             on Linux before 4.8 (no F flag), register
                                 without F instead of refusing
+  --allow-private               register in a user namespace's own
+                                binfmt_misc, which the host does not see,
+                                instead of refusing (also QUS_ALLOW_PRIVATE=1)
   --export-binfmt-d DIR         write systemd binfmt.d files instead of registering
   --export-update-binfmts DIR   write Debian update-binfmts files instead
 
@@ -89,6 +92,7 @@ struct Globals {
     ignore_family: bool,
     dry_run: bool,
     allow_without_f: bool,
+    allow_private: bool,
     exports: Vec<Export>,
     rest: Vec<String>,
 }
@@ -98,6 +102,7 @@ fn globals(args: &[String]) -> Result<Globals, Error> {
         ignore_family: false,
         dry_run: false,
         allow_without_f: false,
+        allow_private: false,
         exports: Vec::new(),
         rest: Vec::new(),
     };
@@ -117,6 +122,7 @@ fn globals(args: &[String]) -> Result<Globals, Error> {
             "--ignore-family" => g.ignore_family = true,
             "--dry-run" => g.dry_run = true,
             "--allow-without-f" => g.allow_without_f = true,
+            "--allow-private" => g.allow_private = true,
             "--export-binfmt-d" => g.exports.push(export(ExportFormat::BinfmtD, it.next(), a)?),
             "--export-update-binfmts" => {
                 g.exports
@@ -234,6 +240,7 @@ pub fn parse(args: &[String], env: &Env) -> Result<Request, Error> {
     req.ignore_family |= g.ignore_family;
     req.dry_run |= g.dry_run;
     req.allow_without_f |= g.allow_without_f;
+    req.allow_private |= g.allow_private;
     req.exports.extend(g.exports);
     if !req.exports.is_empty() && req.register.is_none() && !req.help && !req.version {
         req.register = Some(Selection::All);

@@ -400,7 +400,10 @@ pub fn run_spec(imp: Impl, root: &Path, spec: &Spec<'_>) -> Outcome {
         .arg("sh")
         .arg(&script_path)
         .env_clear()
-        .env("QUS_ROOT", root);
+        .env("QUS_ROOT", root)
+        // Every run is in a private binfmt_misc on purpose: allowed, unless a case says
+        // otherwise (QUS_ALLOW_PRIVATE=0).
+        .env("QUS_ALLOW_PRIVATE", "1");
     for (k, v) in &spec.env {
         cmd.env(k, v);
     }
