@@ -13,7 +13,7 @@ pub fn visible_subcommands(cmd: &clap::Command) -> impl Iterator<Item = &clap::C
 
 /// Every command's `--help`, as markdown.
 pub fn commands() -> String {
-    let mut cmd = super::command();
+    let mut cmd = without_env_values(super::command());
     cmd.build();
     let mut out = format!("{MARKER}\n\n## Reference\n\n");
     let block =
@@ -37,4 +37,11 @@ pub fn commands() -> String {
         out.push_str(&block(&format!("qus {name}"), help));
     }
     out.trim_end().to_string() + "\n"
+}
+
+/// The command with its environment variables named but not their values: the reference is
+/// the same whatever the environment of the machine that renders it (`--help` shows them).
+fn without_env_values(cmd: clap::Command) -> clap::Command {
+    cmd.mut_args(|a| a.hide_env_values(true))
+        .mut_subcommands(without_env_values)
 }
