@@ -154,8 +154,7 @@ pub(crate) async fn load(
         .await?;
     let images = Arc::try_unwrap(shared).unwrap_or_else(|a| (*a).clone());
     for img in &images {
-        let got = daemon.inspect(&img.reference).await?;
-        let id = got.map(|i| i.id).unwrap_or_default();
+        let id = loaded_id(daemon, &img.reference).await?;
         if id != img.config_digest.as_str() {
             return Err(LoadError::Mismatch {
                 reference: img.reference.clone(),
@@ -165,6 +164,20 @@ pub(crate) async fn load(
         }
     }
     Ok(images)
+}
+
+/// The image ID a tag names right after a load. A tag the daemon does not show yet is asked
+/// for again, a few times over about a second: seen once in the tests, while other loads and
+/// removals of the same image ran beside it, the daemon answered "no such image" for a tag
+/// it listed moments later. A tag naming another image is answered at once.
+async fn loaded_id(daemon: &Daemon, reference: &str) -> Result<String, LoadError> {
+    for wait_ms in [0u64, 100, 200, 300, 400] {
+        tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+        if let Some(found) = daemon.inspect(reference).await? {
+            return Ok(found.id);
+        }
+    }
+    Ok(String::new())
 }
 
 /// The images of `plan` the daemon already has with the same inputs and platform
